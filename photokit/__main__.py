@@ -1,0 +1,3 @@
+from photokit.cli.app import main
+
+main()

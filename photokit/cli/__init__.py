@@ -1,0 +1,1 @@
+"""Command-line interface. Commands only parse arguments, call the library layers, and print."""

@@ -1,0 +1,46 @@
+"""Helpers every command module uses: settings from the context, the database, output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from photokit.db import Database, open_database
+from photokit.settings import Settings
+
+console = Console()  # stdout: tables and human output
+err_console = Console(stderr=True)  # stderr: notes, warnings, progress
+
+DeviceOption = typer.Option("auto", "--device", help="Where models run: auto, cpu, cuda or mps.")
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    root = ctx.find_root()
+    if not isinstance(root.obj, Settings):
+        root.obj = Settings.load()
+    return root.obj
+
+
+def database_from(ctx: typer.Context) -> Database:
+    """Open the library database (migrating it to head), once per command invocation."""
+    root = ctx.find_root()
+    meta = root.meta
+    if "photokit.db" not in meta:
+        meta["photokit.db"] = open_database(settings_from(ctx))
+        root.call_on_close(meta["photokit.db"].dispose)
+    return meta["photokit.db"]
+
+
+def print_json(data: Any) -> None:
+    """Write one JSON document to stdout (never through rich, so it stays parseable)."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def note(message: str) -> None:
+    err_console.print(message, highlight=False)

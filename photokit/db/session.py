@@ -1,0 +1,97 @@
+"""Opening the library database: engine, SQLite pragmas, automatic migration, error mapping."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DatabaseError as SADatabaseError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from photokit.db import migrate
+from photokit.errors import DatabaseError
+from photokit.settings import Settings
+
+BUSY_TIMEOUT_S = 10.0
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+    cur.close()
+
+
+def explain_db_error(exc: Exception, url: str) -> DatabaseError:
+    """Turn a driver error into a one-line message the user can act on."""
+    text = str(getattr(exc, "orig", exc)) or type(exc).__name__
+    where = url.split("///", 1)[-1] if url.startswith("sqlite") else url
+    if "locked" in text or "busy" in text:
+        return DatabaseError(f"database {where} is locked by another photokit process (waited {BUSY_TIMEOUT_S:.0f} s)")
+    if "not a database" in text or "malformed" in text or "file is encrypted" in text:
+        return DatabaseError(f"{where} is not a readable photokit database ({text})")
+    if "unable to open" in text or "readonly" in text or "read-only" in text:
+        return DatabaseError(f"cannot open database {where}: {text}")
+    return DatabaseError(f"database error on {where}: {text}")
+
+
+@dataclass
+class Database:
+    engine: Engine
+    url: str
+
+    def __post_init__(self) -> None:
+        self._sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error (including Ctrl-C)."""
+        session = self._sessionmaker()
+        try:
+            yield session
+            session.commit()
+        except (OperationalError, SADatabaseError) as exc:
+            session.rollback()
+            raise explain_db_error(exc, self.url) from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def current_revision(self) -> str | None:
+        return migrate.current_revision(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def create_db_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def open_database(settings: Settings, upgrade: bool = True) -> Database:
+    """Open (and by default migrate to head) the library database named by ``settings``."""
+    try:
+        engine = create_db_engine(settings.db_url)
+        if upgrade:
+            migrate.upgrade(engine)
+        else:
+            inspect(engine).get_table_names()  # fail early on unreadable files
+    except (OperationalError, SADatabaseError) as exc:
+        raise explain_db_error(exc, settings.db_url) from exc
+    return Database(engine=engine, url=settings.db_url)

@@ -1,0 +1,1 @@
+"""Faces: detection, landmarks, FFHQ alignment, embeddings, quality, identity clustering, people."""

@@ -1,0 +1,36 @@
+"""Up-front cost estimates: every long command times one real step on the chosen device and says
+how long the whole job will take before it starts."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import torch
+
+
+def time_step(step: Callable[[], object], device: torch.device, repeats: int = 1) -> float:
+    """Seconds per call of ``step`` after one warm-up call."""
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def describe_cost(what: str, steps: int, seconds_per_step: float, device: torch.device) -> str:
+    """e.g. 'anchors: 8 x 450 steps at 0.21 s/step on cpu = about 13 min'."""
+    return (f"{what}: {steps} steps at {seconds_per_step:.3g} s/step on {device.type} "
+            f"= about {format_duration(steps * seconds_per_step)}")

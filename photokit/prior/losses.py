@@ -1,0 +1,97 @@
+"""Reconstruction losses: LPIPS (the ``lpips`` package) + lambda_L2 x MSE, as in MyStyle eq. (1).
+
+LPIPS needs torchvision's ImageNet backbone weights, which photokit never downloads behind the
+user's back: ``photokit models install lpips-alex|lpips-vgg`` puts them where torchvision looks
+(``$TORCH_HOME/hub/checkpoints``). Without them, commands stop and say so, unless the user asks for
+``--loss mse`` explicitly. Tests may build LPIPS on a random backbone (``allow_random_backbone``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from photokit.errors import MissingModelError
+
+# torchvision's file names for the ImageNet weights LPIPS builds on.
+LPIPS_BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
+LOSS_CHOICES = ("lpips", "mse")
+
+
+def torchvision_checkpoint_dir() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def lpips_backbone_path(net: str) -> Path:
+    return torchvision_checkpoint_dir() / LPIPS_BACKBONE_FILES[net]
+
+
+def lpips_available(net: str) -> bool:
+    return lpips_backbone_path(net).is_file()
+
+
+def build_lpips(net: str, device: torch.device | str = "cpu", allow_random_backbone: bool = False) -> nn.Module:
+    """An LPIPS module (frozen, eval mode) with ``net`` in {'alex', 'vgg'}."""
+    import lpips  # imported lazily: it pulls in torchvision
+
+    if net not in LPIPS_BACKBONE_FILES:
+        raise ValueError(f"unknown LPIPS backbone {net!r}")
+    random_backbone = not lpips_available(net)
+    if random_backbone and not allow_random_backbone:
+        raise MissingModelError(
+            f"LPIPS-{net} needs torchvision's ImageNet weights ({LPIPS_BACKBONE_FILES[net]}), which are not installed: "
+            f"run `photokit models install lpips-{net} --from FILE`, or pass --loss mse (lower quality)"
+        )
+    model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=random_backbone, verbose=False)
+    model.random_backbone = random_backbone
+    return model.to(device).eval().requires_grad_(False)
+
+
+class ReconstructionLoss(nn.Module):
+    """Per-sample LPIPS(pred, target) + ``mse_weight`` x MSE(pred, target); images in [-1, 1].
+
+    ``lpips_model=None`` gives the MSE-only loss (explicitly degraded quality).
+    """
+
+    def __init__(self, lpips_model: nn.Module | None, mse_weight: float = 1.0) -> None:
+        super().__init__()
+        self.lpips = lpips_model
+        self.mse_weight = mse_weight
+
+    @property
+    def name(self) -> str:
+        if self.lpips is None:
+            return "mse"
+        return "lpips(random backbone)+mse" if getattr(self.lpips, "random_backbone", False) else "lpips+mse"
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        mse = (pred - target).pow(2)
+        if weight is not None:  # e.g. an inpainting mask: only known pixels count
+            mse = mse * weight
+        loss = self.mse_weight * mse.flatten(1).mean(dim=1)
+        if self.lpips is not None:
+            loss = loss + self.lpips(pred, target, normalize=False).flatten(1).mean(dim=1)
+        return loss
+
+
+def make_reconstruction_loss(
+    kind: str = "lpips",
+    net: str = "alex",
+    device: torch.device | str = "cpu",
+    mse_weight: float = 1.0,
+    allow_random_backbone: bool = False,
+) -> ReconstructionLoss:
+    if kind not in LOSS_CHOICES:
+        raise ValueError(f"unknown loss {kind!r}: use one of {LOSS_CHOICES}")
+    model = build_lpips(net, device, allow_random_backbone) if kind == "lpips" else None
+    return ReconstructionLoss(model, mse_weight).to(device)
+
+
+def area_downsample(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Area (box-filter) downsampling to ``size`` px, the degradation MyStyle and the projector use."""
+    if images.shape[-1] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="area")
