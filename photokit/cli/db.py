@@ -2,38 +2,66 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import typer
+from alembic.util.exc import CommandError
+from sqlalchemy.exc import DatabaseError as SADatabaseError
+from sqlalchemy.exc import OperationalError
 
 from photokit.cli.common import console, print_json, settings_from
-from photokit.db import migrate, open_database
+from photokit.db import Database, migrate, open_database
+from photokit.db.session import explain_db_error
+from photokit.errors import PhotokitError
 
 db_app = typer.Typer(help="Library database maintenance.", no_args_is_help=True)
 
 
-@db_app.command("upgrade")
-def upgrade_cmd(ctx: typer.Context, revision: str = typer.Argument("head", help="Target revision.")) -> None:
-    """Apply migrations up to REVISION (default: the newest)."""
+@contextlib.contextmanager
+def _unmigrated(ctx: typer.Context) -> Iterator[Database]:
+    """The database as it is (no automatic upgrade); driver errors become one-line errors."""
     db = open_database(settings_from(ctx), upgrade=False)
     try:
-        migrate.upgrade(db.engine, revision)
-        console.print(f"database at revision [bold]{db.current_revision()}[/bold]")
+        yield db
+    except (OperationalError, SADatabaseError) as exc:
+        raise explain_db_error(exc, db.url) from exc
+    except CommandError as exc:  # e.g. an unknown revision
+        raise PhotokitError(f"migration failed: {exc}") from exc
     finally:
         db.dispose()
+
+
+@db_app.command("upgrade")
+def upgrade_cmd(
+    ctx: typer.Context,
+    revision: str = typer.Argument("head", help="Target revision."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    with _unmigrated(ctx) as db:
+        before = db.current_revision()
+        migrate.upgrade(db.engine, revision)
+        after = db.current_revision()
+    if json_out:
+        print_json({"before": before, "current": after, "url": db.url})
+    else:
+        console.print(f"database at revision [bold]{after}[/bold]" + ("" if after != before else " (no change)"))
 
 
 @db_app.command("current")
-def current_cmd(ctx: typer.Context, json_out: bool = typer.Option(False, "--json")) -> None:
+def current_cmd(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
     """Show the database's schema revision and the newest one this photokit knows."""
-    db = open_database(settings_from(ctx), upgrade=False)
-    try:
+    with _unmigrated(ctx) as db:
         current, head = db.current_revision(), migrate.head_revision(db.engine)
-    finally:
-        db.dispose()
     if json_out:
         print_json({"current": current, "head": head, "url": db.url})
     else:
         state = "up to date" if current == head else f"behind (head is {head}; run `photokit db upgrade`)"
-        console.print(f"{current or '(empty)'}  {state}")
+        console.print(f"{current or '(empty)'}  {state}", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:

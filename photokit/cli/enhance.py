@@ -1,9 +1,104 @@
-"""`photokit enhance` commands (stub: filled in by its issue)."""
+"""`photokit enhance`: restore the faces of photos (or whole albums) with each person's own prior."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import List, Optional
+
 import typer
+
+from photokit.cli.common import DeviceOption, JsonOption, database_from, note, print_json, settings_from
+from photokit.errors import PhotokitError
+
+
+def _parse_beta(value: Optional[str]):
+    if value is None or value.lower() == "auto":
+        return "auto"
+    if value.lower() in ("none", "unconstrained"):
+        return None
+    try:
+        beta = float(value)
+    except ValueError:
+        raise PhotokitError(f"--beta {value!r}: give a number (e.g. 0.05), 'auto' or 'none'") from None
+    if beta < 0:
+        raise PhotokitError("--beta must be 0 or more")
+    return beta
+
+
+def enhance(
+    ctx: typer.Context,
+    paths: List[Path] = typer.Argument(..., help="Photos and/or folders (albums) to restore."),
+    scale: Optional[float] = typer.Option(None, "--scale", help="Output size factor (default 2; 1 with --mask)."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="Inpainting mask, same size as the photo: white = keep."),
+    person: Optional[str] = typer.Option(None, "--person", help="Whose face it is (single-face photos): id or name."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: next to each photo)."),
+    beta: Optional[str] = typer.Option(None, "--beta", help="Prior dilation: number, 'auto' (0.05 SR / 0.02 inpainting) or 'none'."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Projection steps (default 1000 on GPU, 100 on CPU)."),
+    device: str = DeviceOption,
+    loss: str = typer.Option("lpips", "--loss", help="lpips (LPIPS + MSE, needs `photokit models install lpips-alex`) or mse."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Restore every face in the photos with that person's prior and paste it back; albums resume after Ctrl-C."""
+    from photokit.progress import make_progress
+    from photokit.restore.batch import run_batch
+    from photokit.restore.pipeline import Enhancer, EnhanceOptions
+    from photokit.restore.priors import DatabasePeople, StorePriors
+    from photokit.devices import describe_device, resolve_device
+
+    if loss not in ("lpips", "mse"):
+        raise PhotokitError(f"--loss {loss!r}: use lpips or mse")
+    if mask is not None and not mask.is_file():
+        raise PhotokitError(f"--mask {mask}: no such file")
+    settings = settings_from(ctx)
+    torch_device = resolve_device(device)
+    options = EnhanceOptions(scale=scale, mask=mask, person=person, beta=_parse_beta(beta), steps=steps, loss=loss,
+                             out_dir=out)
+    db = database_from(ctx)
+    with make_progress() as progress:
+        enhancer = Enhancer(options, StorePriors(settings, torch_device), DatabasePeople(db), device=torch_device,
+                            note=progress.console.print, progress=progress)
+        note(f"restoring on {describe_device(torch_device)}, {enhancer.steps} projection steps per face, "
+             f"scale {options.effective_scale:g}, loss {enhancer.loss_fn.name}")
+        for warning in enhancer.warnings():
+            note(f"warning: {warning}")
+        summary = run_batch(db, paths, enhancer, progress=progress)
+    if as_json:
+        print_json(summary.to_json())
+    else:
+        _print_summary(summary)
+    if summary.total == 0:
+        raise PhotokitError("no photos found in " + ", ".join(str(p) for p in paths))
+    if summary.failed or not (summary.done or summary.already_done):
+        raise typer.Exit(1)
+
+
+def _print_summary(summary) -> None:
+    from photokit.cli.common import console
+
+    for report in summary.done:
+        console.print(f"[bold]{Path(report['source']).name}[/] -> {report['output']} ({report['seconds']:.0f} s)",
+                      highlight=False)
+        for face in report["faces"]:
+            who = face["person"] or (f"person {face['person_id']}" if face["person_id"] else "unknown")
+            if face["status"] == "restored":
+                console.print(f"  face {face['index'] + 1}: {who}, {face['prior_name']}, beta {face['beta']}, "
+                              f"{face['steps']} steps, loss {face['loss']:.4f}", highlight=False)
+            else:
+                console.print(f"  face {face['index'] + 1}: {who}, left as is: {face['reason']}", highlight=False)
+        for warning in report["warnings"]:
+            console.print(f"  warning: {warning}", highlight=False)
+    for item in summary.already_done:
+        console.print(f"{Path(item['source']).name}: already done -> {item['output']}", highlight=False)
+    for item in summary.skipped:
+        console.print(f"{Path(item['source']).name}: skipped: {item['reason']}", highlight=False)
+    console.print(f"{len(summary.done)} restored, {len(summary.already_done)} already done, "
+                  f"{len(summary.skipped)} skipped, {len(summary.failed)} failed", highlight=False)
+    if summary.failed:
+        console.print("[red]failed:[/]")
+        for item in summary.failed:
+            console.print(f"  {item['error']}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
+    app.command("enhance")(enhance)

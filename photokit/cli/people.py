@@ -1,9 +1,164 @@
-"""`photokit people` commands (stub: filled in by its issue)."""
+"""`photokit people ...`: look at and curate the people found in the library."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import List
+
 import typer
+from rich.table import Table
+
+from photokit.cli.common import JsonOption, console, database_from, note, print_json
+
+people_app = typer.Typer(help="People found in your photos: list, name, merge, fix and look at them.",
+                         no_args_is_help=True)
+
+PersonArg = typer.Argument(..., help="Person id or name.")
+
+
+@people_app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    show_all: bool = typer.Option(False, "--all", help="Also show ignored people and small unnamed groups."),
+    as_json: bool = JsonOption,
+) -> None:
+    """People, most faces first (unnamed groups of fewer than 3 faces are hidden unless --all)."""
+    from photokit.faces.people import list_people
+
+    with database_from(ctx).session() as session:
+        rows = list_people(session, include_all=show_all)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        note("no people yet: run `photokit scan PATH` (or `photokit people list --all`)")
+        return
+    table = Table("id", "name", "faces", "photos", "cover face")
+    for r in rows:
+        name = r["name"] or "[dim](unnamed)[/dim]"
+        table.add_row(str(r["id"]), name + (" [dim](ignored)[/dim]" if r["ignored"] else ""), str(r["faces"]),
+                      str(r["photos"]), str(r["cover_face"] or ""))
+    console.print(table)
+
+
+@people_app.command("show")
+def show_cmd(ctx: typer.Context, person: str = PersonArg, as_json: bool = JsonOption) -> None:
+    """A person's faces, with photo paths and boxes."""
+    from photokit.faces.people import person_detail, resolve_person
+
+    with database_from(ctx).session() as session:
+        detail = person_detail(session, resolve_person(session, person))
+    if as_json:
+        print_json(detail)
+        return
+    console.print(f"person {detail['id']}: {detail['name'] or '(unnamed)'} - {detail['faces']} face(s) in "
+                  f"{detail['photos']} photo(s){' (ignored)' if detail['ignored'] else ''}", highlight=False)
+    table = Table("face", "photo", "box", "px", "blur", "yaw", "gray", "by")
+    for f in detail["face_list"]:
+        table.add_row(str(f["id"]), f["path"] or "?", ",".join(f"{v:.0f}" for v in f["box"]), f"{f['size_px']:.0f}",
+                      "" if f["blur"] is None else f"{f['blur']:.0f}", "" if f["yaw"] is None else f"{f['yaw']:.0f}",
+                      "yes" if f["is_gray"] else "", f["assigned_by"] or "")
+    console.print(table)
+
+
+@people_app.command("name")
+def name_cmd(ctx: typer.Context, person: str = PersonArg, name: str = typer.Argument(..., help="The new name.")) -> None:
+    """Name (or rename) a person."""
+    from photokit.faces.people import name_person, resolve_person
+
+    with database_from(ctx).session() as session:
+        target = name_person(session, resolve_person(session, person), name)
+        note(f"person {target.id} is now '{target.name}'")
+
+
+@people_app.command("merge")
+def merge_cmd(ctx: typer.Context, a: str = typer.Argument(..., help="Person that stays (id or name)."),
+              b: str = typer.Argument(..., help="Person merged into A and removed (id or name).")) -> None:
+    """Merge person B into person A (their faces become A's; A keeps its id)."""
+    from photokit.faces.people import merge_people, resolve_person
+
+    with database_from(ctx).session() as session:
+        target, source = resolve_person(session, a), resolve_person(session, b)
+        source_id = source.id
+        merged = merge_people(session, target, source)
+        note(f"merged person {source_id} into {merged.id} ({len(merged.faces)} faces)")
+
+
+@people_app.command("move")
+def move_cmd(ctx: typer.Context, faces: List[str] = typer.Argument(..., help="Face ids."),
+             to: str = typer.Option(..., "--to", help="Person (id or name) the faces belong to.")) -> None:
+    """Move faces to a person (a decision clustering never undoes)."""
+    from photokit.faces.people import move_faces, resolve_person
+
+    with database_from(ctx).session() as session:
+        person = resolve_person(session, to)
+        moved = move_faces(session, faces, person)
+        note(f"moved {len(moved)} face(s) to person {person.id}")
+
+
+@people_app.command("remove-face")
+def remove_face_cmd(ctx: typer.Context, face: str = typer.Argument(..., help="Face id.")) -> None:
+    """Take a face out of its person; it will not be assigned automatically again."""
+    from photokit.faces.people import remove_face
+
+    with database_from(ctx).session() as session:
+        removed = remove_face(session, face)
+        note(f"face {removed.id} is no longer assigned to anyone")
+
+
+@people_app.command("ignore")
+def ignore_cmd(ctx: typer.Context, person: str = PersonArg) -> None:
+    """Hide a person (strangers, posters): listed only with --all, never used for restoration."""
+    from photokit.faces.people import ignore_person, resolve_person
+
+    with database_from(ctx).session() as session:
+        target = ignore_person(session, resolve_person(session, person))
+        note(f"person {target.id} is ignored")
+
+
+@people_app.command("sheet")
+def sheet_cmd(
+    ctx: typer.Context,
+    person: str = PersonArg,
+    out: Path = typer.Option(..., "--out", help="PNG file to write."),
+    tile: int = typer.Option(128, "--tile", min=16, max=1024, help="Tile size in px."),
+    limit: int = typer.Option(0, "--limit", min=0, help="At most this many faces, largest first (0 = all)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Write a contact sheet of a person's aligned faces."""
+    from photokit.faces.people import resolve_person
+    from photokit.faces.sheet import write_contact_sheet
+
+    with database_from(ctx).session() as session:
+        info = write_contact_sheet(session, resolve_person(session, person), out, tile=tile, limit=limit or None)
+    if as_json:
+        print_json(info)
+    else:
+        note(f"wrote {info['out']}: {info['tiles']} face(s), {info['columns']}x{info['rows']}")
+
+
+@people_app.command("recluster")
+def recluster_cmd(
+    ctx: typer.Context,
+    max_distance: float = typer.Option(0.5, "--max-distance", help="Face-to-face descriptor distance that links two faces."),
+    centroid_distance: float = typer.Option(0.55, "--centroid-distance", help="Largest distance to a person's mean face."),
+    min_faces: int = typer.Option(2, "--min-faces", min=1, help="Faces needed close together to start a new person."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Cluster all faces again from scratch, keeping every decision you made."""
+    from photokit.faces.cluster import ClusterConfig
+    from photokit.faces.people import recluster
+
+    config = ClusterConfig(max_distance=max_distance, max_centroid_distance=centroid_distance, min_faces=min_faces)
+    with database_from(ctx).session() as session:
+        stats = recluster(session, config)
+    if as_json:
+        print_json(stats)
+    else:
+        note(f"reclustered {stats['clustered_faces']} face(s): {stats['assigned']} assigned, "
+             f"{stats['new_people']} new people, {stats['unassigned']} unassigned")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
+    app.add_typer(people_app, name="people")

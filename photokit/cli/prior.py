@@ -1,9 +1,187 @@
-"""`photokit prior` commands (stub: filled in by its issue)."""
+"""`photokit prior refs|build|list|show|remove`: personal generative priors (MyStyle)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
+from rich.table import Table
+
+from photokit.cli.common import DeviceOption, JsonOption, console, database_from, note, print_json, settings_from
+from photokit.errors import PhotokitError
+
+prior_app = typer.Typer(help="Personal generative priors: reference sets, anchors, tuned generators.",
+                        no_args_is_help=True)
+
+GeneratorOption = typer.Option(None, "--generator", help="Base StyleGAN2 file (default: the installed FFHQ model).")
+
+
+def _person_id(ctx: typer.Context, ref: str) -> tuple[int, str | None]:
+    """A person by id or name; a bare id also works for a prior whose person left the library."""
+    from photokit.faces.people import resolve_person
+    from photokit.prior.personal import prior_dir
+
+    try:
+        with database_from(ctx).session() as session:
+            person = resolve_person(session, ref)
+            return person.id, person.name
+    except PhotokitError:
+        if ref.isdigit() and prior_dir(settings_from(ctx), int(ref)).is_dir():
+            return int(ref), None
+        raise
+
+
+def _refs_table(refs) -> Table:
+    table = Table(title=f"references of person {refs.person_id}" + (f" ({refs.person_name})" if refs.person_name else "")
+                  + f" at {refs.resolution} px")
+    for col in ("face", "photo", "size px", "sharpness", "yaw", "status", "detail"):
+        table.add_column(col)
+    kept = {f["face_id"]: f for f in refs.faces}
+    for d in sorted(refs.decisions, key=lambda d: (not d.kept, d.order if d.kept else 0, d.reason or "", d.face_id)):
+        f = kept.get(d.face_id, {})
+        table.add_row(str(d.face_id), Path(d.path).name if d.path else "?",
+                      f"{f['side_px']:.0f}" if f else "", f"{f['blur']:.0f}" if f.get("blur") is not None else "",
+                      f"{f['yaw']:+.0f}" if f.get("yaw") is not None else "",
+                      f"[green]kept #{d.order}[/]" if d.kept else f"[yellow]dropped: {d.reason}[/]", d.detail)
+    return table
+
+
+@prior_app.command("refs")
+def refs_command(
+    ctx: typer.Context,
+    person: str = typer.Argument(..., help="Person id or name."),
+    max_refs: int = typer.Option(100, "--max", min=1, help="At most this many references (most diverse first)."),
+    generator: Optional[Path] = GeneratorOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Pick a person's reference faces and write their aligned crops into the prior's folder."""
+    import torch
+
+    from photokit.prior.personal import prior_dir, resolve_base
+    from photokit.prior.refs import RefsConfig, build_reference_set
+
+    settings = settings_from(ctx)
+    base = resolve_base(settings, torch.device("cpu"), generator)
+    person_id, _ = _person_id(ctx, person)
+    refs = build_reference_set(database_from(ctx), str(person_id), base.generator.resolution,
+                               prior_dir(settings, person_id), RefsConfig(max_refs=max_refs), progress=not json_out)
+    if json_out:
+        print_json(refs.to_json())
+        return
+    console.print(_refs_table(refs))
+    counts = refs.counts()
+    console.print(f"kept {counts.pop('kept')}; dropped: "
+                  + (", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()) or "none")
+                  + f"\ncrops written to {refs.folder / 'refs'}")
+
+
+@prior_app.command("build")
+def build_command(
+    ctx: typer.Context,
+    person: str = typer.Argument(..., help="Person id or name."),
+    preset: str = typer.Option("auto", "--preset", help="auto (paper on a GPU, fast elsewhere), paper or fast."),
+    loss: str = typer.Option("lpips", "--loss", help="lpips (needs `photokit models install lpips-alex lpips-vgg`) "
+                                                     "or mse (explicitly lower quality)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Tuning steps (default: from the preset)."),
+    invert_steps: Optional[int] = typer.Option(None, "--invert-steps", min=1, help="W-inversion steps per anchor."),
+    max_refs: Optional[int] = typer.Option(None, "--max", min=5, help="At most this many references."),
+    adapter_rank: Optional[int] = typer.Option(None, "--adapter-rank", min=1,
+                                               help="Tune rank-R adapters instead of all weights (compact prior)."),
+    budget_min: float = typer.Option(10.0, "--budget", min=0.5, help="Minutes the fast preset aims to fit in."),
+    resume: bool = typer.Option(True, "--resume/--restart", help="Continue an interrupted build (default) or start over."),
+    generator: Optional[Path] = GeneratorOption,
+    device: str = DeviceOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Build a person's prior end to end: references -> anchors (W inversion) -> pivotal tuning."""
+    from photokit.prior.personal import BuildOptions, build_prior, prior_summary
+
+    person_id, _ = _person_id(ctx, person)
+    options = BuildOptions(preset=preset, loss=loss, max_refs=max_refs, invert_steps=invert_steps,
+                           tuning_steps=steps, adapter_rank=adapter_rank, budget_s=budget_min * 60, restart=not resume)
+    meta = build_prior(database_from(ctx), settings_from(ctx), str(person_id), options, device=device,
+                       generator_path=generator, notify=note, progress=True)
+    if json_out:
+        print_json(meta)
+        return
+    _print_summary(meta, prior_summary(meta))
+
+
+def _print_summary(meta: dict, summary: dict) -> None:
+    from photokit.prior.cost import format_duration
+
+    t = meta["tuning"]
+    kind = f"low-rank adapters R={t['adapter_rank']}" if t["kind"] == "lowrank" else "full delta"
+    console.print(f"prior of person {meta['person_id']}" + (f" ({meta['person_name']})" if meta.get("person_name") else "")
+                  + f": {len(meta['references'])} anchors, preset {meta['preset']}, loss {meta['loss']['kind']}"
+                  + (" (degraded)" if meta["loss"]["degraded"] else ""))
+    console.print(f"  anchors: inversion loss {meta['anchors']['loss_start']:.4f} -> {meta['anchors']['loss_final']:.4f}")
+    console.print(f"  tuning: {t['steps_done']} steps, reconstruction loss {t['loss_before']:.4f} -> {t['loss_after']:.4f}")
+    console.print(f"  stored: {kind}, {summary['bytes'] / 1e6:.2f} MB"
+                  + (f" (a full delta would be {t['full_delta_bytes'] / 1e6:.2f} MB, "
+                     f"{t['full_delta_bytes'] / max(t['stored_bytes'], 1):.0f}x more)" if t["kind"] == "lowrank" else ""))
+    timings = meta.get("timings", {})
+    if timings:
+        console.print("  time: " + ", ".join(f"{k[:-2]} {format_duration(v)}" for k, v in timings.items()))
+    for w in meta.get("warnings", []):
+        console.print(f"  [yellow]warning:[/] {w}")
+
+
+@prior_app.command("list")
+def list_command(ctx: typer.Context, json_out: bool = JsonOption) -> None:
+    """Priors in the model store."""
+    from photokit.prior.personal import list_priors
+
+    priors = list_priors(settings_from(ctx))
+    if json_out:
+        print_json(priors)
+        return
+    if not priors:
+        console.print("no personal priors yet: `photokit prior build PERSON`")
+        return
+    table = Table(title="personal priors")
+    for col in ("person", "name", "anchors", "stored", "MB", "loss", "before -> after", "base", "preset"):
+        table.add_column(col)
+    for p in priors:
+        if "error" in p:
+            table.add_row(str(p["person_id"]), "", "", "", "", "", f"[red]{p['error']}[/]", "", "")
+            continue
+        stored = f"rank {p['rank']}" if p["kind"] == "lowrank" else "full delta"
+        table.add_row(str(p["person_id"]), p["person_name"] or "", str(p["anchors"]), stored, f"{p['bytes'] / 1e6:.2f}",
+                      p["loss"], f"{p['loss_before']:.3f} -> {p['loss_after']:.3f}", p["base"], p["preset"])
+    console.print(table)
+
+
+@prior_app.command("show")
+def show_command(ctx: typer.Context, person: str = typer.Argument(..., help="Person id or name."),
+                 json_out: bool = JsonOption) -> None:
+    """Everything recorded about one person's prior."""
+    from photokit.prior.personal import prior_summary, read_prior_meta
+
+    person_id, _ = _person_id(ctx, person)
+    meta = read_prior_meta(settings_from(ctx), person_id)
+    if json_out:
+        print_json(meta)
+        return
+    _print_summary(meta, prior_summary(meta))
+    console.print("  references (anchor order): " + ", ".join(f"#{r['index']} face {r['face_id']}"
+                                                             for r in meta["references"]))
+    console.print(f"  base generator: {meta['base']['name']} ({meta['base']['fingerprint'][:12]})")
+
+
+@prior_app.command("remove")
+def remove_command(ctx: typer.Context, person: str = typer.Argument(..., help="Person id or name."),
+                   yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
+    """Delete a person's prior (references, anchors and weights)."""
+    from photokit.prior.personal import remove_prior
+
+    person_id, _ = _person_id(ctx, person)
+    if not yes and not typer.confirm(f"delete the personal prior of person {person_id}?"):
+        raise typer.Exit(1)
+    console.print(f"removed {remove_prior(settings_from(ctx), person_id)}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
+    app.add_typer(prior_app, name="prior")

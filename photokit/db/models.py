@@ -58,7 +58,9 @@ class Photo(Base):
 
 
 class PhotoLocation(Base):
-    """A path where a photo's content was seen. Missing files are kept with ``status='missing'``."""
+    """A path where a photo's content was seen. Rows are never deleted: a file that disappeared is
+    ``status='missing'`` (with ``missing_since``); one whose content turned up elsewhere is
+    ``'moved'`` and the new location names it in ``moved_from``."""
 
     __tablename__ = "photo_locations"
 
@@ -67,7 +69,7 @@ class PhotoLocation(Base):
     path: Mapped[str] = mapped_column(Text, unique=True)
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16), default="present", index=True)  # present|missing
+    status: Mapped[str] = mapped_column(String(16), default="present", index=True)  # present|missing|moved
     first_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     missing_since: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

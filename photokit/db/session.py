@@ -34,7 +34,7 @@ def explain_db_error(exc: Exception, url: str) -> DatabaseError:
     text = str(getattr(exc, "orig", exc)) or type(exc).__name__
     where = url.split("///", 1)[-1] if url.startswith("sqlite") else url
     if "locked" in text or "busy" in text:
-        return DatabaseError(f"database {where} is locked by another photokit process (waited {BUSY_TIMEOUT_S:.0f} s)")
+        return DatabaseError(f"database {where} is locked by another program (waited {BUSY_TIMEOUT_S:.0f} s)")
     if "not a database" in text or "malformed" in text or "file is encrypted" in text:
         return DatabaseError(f"{where} is not a readable photokit database ({text})")
     if "unable to open" in text or "readonly" in text or "read-only" in text:

@@ -1,0 +1,161 @@
+"""Faces benchmark: speed of `scan` with faces on ../shared/data/faces, detection and clustering quality.
+
+    python -m benchmarks.run_all faces            # full: both folders, MTCNN and HOG, threshold sweep
+    python -m benchmarks.run_all faces --quick    # deepface/ with MTCNN only
+
+Reports photos/s and faces/s of the face stage (detection + landmarks + descriptor + quality +
+storage, after the library pass), the labelled faces detected in deepface/ (the largest face of each
+labelled photo), pairwise precision/recall of the automatic clustering against labels.csv, and the
+descriptor-distance statistics the clustering thresholds were chosen from.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("PHOTOKIT_SHARED", ROOT.parent / "shared"))
+FACES = SHARED / "data" / "faces"
+
+
+def _scan(roots: list[Path], device: str, detector: str, home: Path) -> tuple[object, dict, float]:
+    from photokit.db import open_database
+    from photokit.faces.pipeline import process_pending_photos
+    from photokit.library.scan import scan_library
+    from photokit.settings import Settings
+
+    settings = Settings.load(home=home, models=home / "models", db_url=f"sqlite:///{home / 'library.db'}")
+    db = open_database(settings)
+    scan_library(db, [str(r) for r in roots], progress=False)
+    started = time.perf_counter()
+    summary = process_pending_photos(db, settings, device=device, detector=detector, progress=False)
+    return db, summary, time.perf_counter() - started
+
+
+def _labelled_faces(db) -> tuple[list[str], list, list[np.ndarray | None]]:
+    """For each labelled deepface photo: identity, person of its largest face, and that face's descriptor."""
+    from sqlalchemy import select
+
+    from photokit.db.models import Face, PhotoLocation
+    from photokit.faces.people import embedding_from_bytes
+
+    with open(FACES / "deepface" / "labels.csv", newline="") as fh:
+        labels = {row["file"]: row["identity"] for row in csv.DictReader(fh)}
+    with db.session() as session:
+        photo_of = {Path(p).name: pid for p, pid in session.execute(select(PhotoLocation.path, PhotoLocation.photo_id))
+                    if "/deepface/" in p}
+        largest: dict[int, Face] = {}
+        for face in session.scalars(select(Face)):
+            if face.photo_id not in largest or face.size_px > largest[face.photo_id].size_px:
+                largest[face.photo_id] = face
+    truth, people, descriptors = [], [], []
+    for name, identity in sorted(labels.items()):
+        face = largest.get(photo_of.get(name))
+        truth.append(identity)
+        people.append(face.person_id if face else None)
+        descriptors.append(embedding_from_bytes(face.embedding) if face is not None and face.embedding else None)
+    return truth, people, descriptors
+
+
+def _quality(db) -> dict:
+    from photokit.faces.cluster import pairwise_precision_recall
+
+    truth, people, descriptors = _labelled_faces(db)
+    precision, recall = pairwise_precision_recall(people, truth)
+    return {"labelled": len(truth), "detected": sum(d is not None for d in descriptors),
+            "pairwise_precision": round(precision, 4), "pairwise_recall": round(recall, 4)}
+
+
+def _threshold_study(db) -> dict:
+    """Distances between labelled descriptors, and clustering quality for other thresholds."""
+    from photokit.faces.cluster import ClusterConfig, assign_faces, pairwise_distances, pairwise_precision_recall
+
+    truth, _, descriptors = _labelled_faces(db)
+    keep = [i for i, d in enumerate(descriptors) if d is not None]
+    emb = np.stack([descriptors[i] for i in keep])
+    ids = np.array([truth[i] for i in keep])
+    dist = pairwise_distances(emb, emb)
+    iu = np.triu_indices(len(emb), 1)
+    same = (ids[:, None] == ids[None])[iu]
+    d = dist[iu]
+    study = {
+        "same_person": {"p50": float(np.median(d[same])), "p95": float(np.percentile(d[same], 95)),
+                        "max": float(d[same].max())},
+        "different_people": {"min": float(d[~same].min()), "p1": float(np.percentile(d[~same], 1)),
+                             "p5": float(np.percentile(d[~same], 5))},
+        "sweep": [],
+    }
+    study = {k: ({kk: round(vv, 4) for kk, vv in v.items()} if isinstance(v, dict) else v) for k, v in study.items()}
+    for max_distance in (0.4, 0.45, 0.5, 0.55, 0.6):
+        for min_faces in (2, 3):
+            config = ClusterConfig(max_distance=max_distance, max_centroid_distance=max_distance + 0.05,
+                                   min_faces=min_faces)
+            labels = assign_faces(emb, np.arange(len(emb)), config=config)
+            p, r = pairwise_precision_recall(labels.tolist(), ids.tolist())
+            study["sweep"].append({"max_distance": max_distance, "min_faces": min_faces,
+                                   "precision": round(p, 4), "recall": round(r, 4)})
+    return study
+
+
+def _obama_biden(db) -> dict:
+    """Whether Obama's single-person photos share one person and Biden's another."""
+    from sqlalchemy import select
+
+    from photokit.db.models import Face, PhotoLocation
+
+    with db.session() as session:
+        rows = session.execute(
+            select(PhotoLocation.path, Face.person_id, Face.size_px).join(Face, Face.photo_id == PhotoLocation.photo_id)
+            .where(PhotoLocation.path.like("%/face_recognition/%"))
+        ).all()
+    largest: dict[str, tuple] = {}
+    for path, person, size in rows:
+        name = Path(path).name
+        if name not in largest or size > largest[name][1]:
+            largest[name] = (person, size)
+    obama = {largest[n][0] for n in largest if n.startswith("obama") and "_and_" not in n and "partial" not in n}
+    biden = {largest[n][0] for n in largest if n.startswith("biden")}
+    return {"obama_people": len(obama), "biden_people": len(biden),
+            "separate": len(obama) == 1 and len(biden) == 1 and None not in obama | biden and obama != biden}
+
+
+def run(device: str = "cpu", quick: bool = False) -> dict:
+    if not FACES.is_dir():
+        return {"skipped": f"{FACES} is absent"}
+    # The figures are only comparable on an otherwise idle machine: record how busy it was.
+    results: dict = {"device": device, "load_average_before": round(os.getloadavg()[0], 2)}
+    runs = [("mtcnn", [FACES / "deepface"] if quick else [FACES / "deepface", FACES / "face_recognition"])]
+    if not quick:
+        runs.append(("hog", [FACES / "deepface"]))
+    for detector, roots in runs:
+        with tempfile.TemporaryDirectory(prefix="bench_faces_") as home:
+            db, summary, seconds = _scan(roots, device, detector, Path(home))
+            try:
+                entry = {
+                    "folders": [r.name for r in roots],
+                    "photos": summary["done"],
+                    "faces": summary["faces"],
+                    "seconds": round(seconds, 2),
+                    "photos_per_s": round(summary["done"] / seconds, 3),
+                    "faces_per_s": round(summary["faces"] / seconds, 3),
+                    "model_load_seconds": summary["load_seconds"],
+                    "detect_seconds": summary["detect_seconds"],
+                    "clustering_seconds": summary["cluster_seconds"],
+                    "people": summary["clustering"]["new_people"],
+                    "deepface": _quality(db),
+                }
+                if detector == "mtcnn":
+                    entry["threshold_study"] = _threshold_study(db)
+                    if not quick:
+                        entry["obama_biden"] = _obama_biden(db)
+                results[detector] = entry
+            finally:
+                db.dispose()
+    results["load_average_after"] = round(os.getloadavg()[0], 2)
+    return results

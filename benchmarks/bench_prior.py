@@ -1,0 +1,110 @@
+"""Personal-prior cost: seconds per anchor for W inversion and for tuning, and bytes per stored prior.
+
+Random-weight StyleGAN2 generators with FFHQ's architecture (NVIDIA's channel formula) at 256 and 1024 px.
+Costs do not depend on the weights, so these stand for the real models. Losses are the product's: LPIPS-VGG
+at 256 px for inversion, LPIPS-AlexNet + MSE at full resolution for tuning (LPIPS built on a random backbone
+here because the ImageNet weights cannot be installed in this environment; same compute).
+
+Nothing runs to completion: each figure times a few real steps (one warm-up step first) and extrapolates
+to the schedules, so the full CPU run stays within minutes. The JSON says so (``method``).
+
+- inversion seconds per anchor = (s per step at batch B) x 450 steps / B (PTI's schedule; fast preset: 100)
+- tuning seconds per anchor = (s per step at batch 1) x 350 epochs (one step per anchor per epoch, MyStyle)
+  -- MyStyle reports about 48-50 s per anchor on a V100.
+- bytes: the real safetensors files photokit writes (fp16 delta vs fp16 low-rank factors).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from photokit.prior.adapters import FullDelta, LowRankAdapters, stored_bytes
+from photokit.prior.cost import time_step
+from photokit.prior.losses import make_reconstruction_loss
+from photokit.prior.personal import PRESET_SCHEDULES, _save_safetensors
+from photokit.prior.projector import ProjectorConfig, inversion_step_probe
+from photokit.prior.stylegan2 import Generator, GeneratorConfig
+from photokit.prior.tuning import TuningConfig, tuning_step_probe
+
+
+def ffhq_architecture(resolution: int) -> GeneratorConfig:
+    base = 32768 if resolution == 1024 else 16384  # NVIDIA: channels = min(channel_base / res, 512)
+    channels = {2**i: min(base // 2**i, 512) for i in range(2, resolution.bit_length())}
+    return GeneratorConfig(resolution=resolution, channels=channels, source="nvlabs")
+
+
+def _file_bytes(tensors: dict[str, torch.Tensor]) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "w.safetensors"
+        _save_safetensors(path, tensors, {"format": "bench"})
+        return path.stat().st_size
+
+
+def measure(resolution: int, device: torch.device, repeats: int, invert_batch: int, ranks: tuple[int, ...]) -> dict:
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    G = Generator(ffhq_architecture(resolution)).to(device).eval().requires_grad_(False)
+    build_s = time.perf_counter() - t0
+    inv_loss = make_reconstruction_loss("lpips", "vgg", device, 0.0, allow_random_backbone=True)
+    tun_loss = make_reconstruction_loss("lpips", "alex", device, 1.0, allow_random_backbone=True)
+    projector, tuning = ProjectorConfig(), TuningConfig()
+    targets = torch.rand(invert_batch, 3, resolution, resolution, device=device) * 2 - 1
+    anchors = G.w_avg.to(device).reshape(1, -1).repeat(invert_batch, 1)
+
+    inv_s = time_step(inversion_step_probe(G, targets, inv_loss, projector), device, repeats)
+    out = {
+        "resolution": resolution, "num_ws": G.num_ws,
+        "synthesis_params": sum(p.numel() for p in G.synthesis.parameters()),
+        "generator_build_s": round(build_s, 2),
+        "inversion": {"batch": invert_batch, "s_per_step": round(inv_s, 4),
+                      "s_per_anchor_paper_450_steps": round(inv_s * projector.steps / invert_batch, 2),
+                      "s_per_anchor_fast_100_steps": round(inv_s * PRESET_SCHEDULES["fast"]["invert_steps"] / invert_batch, 2)},
+        "tuning": {},
+        "bytes": {},
+    }
+    for rank in (None,) + ranks:
+        cfg = TuningConfig(adapter_rank=rank)
+        s = time_step(tuning_step_probe(G, anchors, targets, tun_loss, cfg), device, repeats)
+        key = "full" if rank is None else f"lowrank_r{rank}"
+        out["tuning"][key] = {"s_per_step": round(s, 4), "s_per_anchor_paper_350_epochs": round(s * tuning.epochs, 2),
+                              "s_per_anchor_fast_30_epochs": round(s * PRESET_SCHEDULES["fast"]["epochs"], 2)}
+        tunable = LowRankAdapters(G.synthesis, rank) if rank else FullDelta(G.synthesis)
+        stored = tunable.stored_tensors(torch.float16)
+        out["bytes"][key] = {"tensor_bytes": stored_bytes(stored), "file_bytes": _file_bytes(stored)}
+        del tunable, stored
+    full = out["bytes"]["full"]["file_bytes"]
+    for key, value in out["bytes"].items():
+        value["x_smaller_than_full"] = round(full / value["file_bytes"], 1)
+    return out
+
+
+def run(device: str = "cpu", quick: bool = False) -> dict:
+    from photokit.devices import describe_device, resolve_device
+
+    dev = resolve_device(device)
+    gpu = dev.type == "cuda"
+    sizes = (256,) if quick else (256, 1024)
+    repeats = (5 if gpu else 1) if not quick else 1
+    invert_batch = 8 if gpu else 1
+    started = time.perf_counter()
+    results = {str(r): measure(r, dev, repeats, invert_batch, ranks=(4,) if quick else (1, 4, 16)) for r in sizes}
+    return {
+        "device": describe_device(dev),
+        "method": (f"each figure times {repeats} real step(s) after one warm-up step and extrapolates to the "
+                   "schedule (450 inversion steps; 350 tuning epochs = one step per anchor per epoch); "
+                   "random-weight FFHQ-architecture generators; LPIPS on a random backbone (same compute)"),
+        "mystyle_reference": "about 48-50 s per anchor for tuning on one V100 (paper, B.3)",
+        "results": results,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(run(sys.argv[1] if len(sys.argv) > 1 else "cpu", "--quick" in sys.argv), indent=2))

@@ -1,0 +1,167 @@
+"""Find every face of a photo and measure it: box, landmarks, FFHQ alignment, embedding, quality.
+
+Detection runs on a copy downscaled to ``FaceConfig.max_side`` (speed; MTCNN finds faces down to
+20 px there), everything else on the full-resolution photo: the 68 landmarks (dlib's shape
+predictor), the 128-D descriptor (dlib's ResNet) and the alignment that restoration crops with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from photokit.errors import PhotokitError
+from photokit.faces import models
+from photokit.faces.align import FaceAlignment, align_face
+from photokit.faces.quality import is_grayscale, laplacian_variance, yaw_from_landmarks
+
+DETECTORS = ("mtcnn", "hog")
+
+# dlib's 68-point predictor was trained on boxes from dlib's own HOG detector, which are tighter than
+# MTCNN's (no forehead). Measured on the 85 faces of ../shared/data/faces both detectors find
+# (median of the HOG box in MTCNN-box units, spread ~0.06-0.09), see /work/notes/readme_faces.md:
+MTCNN_TO_DLIB_BOX = (-0.034, 0.181, 1.050, 0.971)  # x0, y0, x1, y1 as fractions of the MTCNN box
+
+
+@dataclass
+class FaceConfig:
+    """Detection and quality settings. Defaults follow the issue: 1024 px, 40 px, score 0.9."""
+
+    max_side: int = 1024  # detection runs on a copy at most this long (px); 0 = full size
+    min_size: int = 40  # faces smaller than this (px, photo scale) are stored but not clustered
+    min_score: float = 0.9  # MTCNN probability below which a face is stored but not clustered
+    detector: str = "mtcnn"  # "mtcnn" or "hog"
+    hog_upsample: int = 1  # HOG: upsample the detection copy this many times (finds ~40 px faces)
+    mtcnn_min_face: int = 20  # MTCNN: smallest face searched for, in detection-copy pixels
+    crop_size: int = 256  # aligned crop on which blur and colour are measured
+    descriptor_jitters: int = 0  # dlib: >0 averages jittered descriptors (slower, slightly better)
+
+    def __post_init__(self) -> None:
+        if self.detector not in DETECTORS:
+            raise PhotokitError(f"unknown face detector '{self.detector}': use one of {', '.join(DETECTORS)}")
+
+
+@dataclass
+class DetectedFace:
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in photo pixels
+    score: float
+    landmarks5: np.ndarray | None = None  # (5, 2): eyes, nose, mouth corners (MTCNN only)
+    landmarks68: np.ndarray | None = None
+    alignment: FaceAlignment | None = None
+    embedding: np.ndarray | None = field(default=None, repr=False)  # float32 (128,)
+    size_px: float = 0.0  # sqrt(box area): the face's scale in photo pixels
+    blur: float | None = None
+    is_gray: bool = False
+    yaw: float | None = None
+    cluster_exclusion: str | None = None  # None, 'small', 'low_score' or 'no_embedding'
+
+
+def _as_rgb_uint8(rgb: np.ndarray) -> np.ndarray:
+    array = np.asarray(rgb)
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise PhotokitError(f"expected an RGB image (H, W, 3), got shape {array.shape}")
+    if array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(array[..., :3])
+
+
+class FaceAnalyzer:
+    """Detector + landmarks + descriptor; the models are loaded once per process (``faces.models``)."""
+
+    def __init__(self, config: FaceConfig | None = None, device: str = "auto") -> None:
+        from photokit.devices import resolve_device
+
+        self.config = config or FaceConfig()
+        self.device = resolve_device(device)
+        if self.config.detector == "mtcnn":
+            self._mtcnn = models.mtcnn(str(self.device))
+            self._mtcnn.min_face_size = self.config.mtcnn_min_face
+        else:
+            self._hog = models.hog_detector()
+        self._predictor = models.shape_predictor_68()
+        self._descriptor = models.face_descriptor_model()
+
+    # -- detection --------------------------------------------------------------------------
+    def _detection_copy(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
+        h, w = rgb.shape[:2]
+        scale = 1.0
+        if self.config.max_side and max(h, w) > self.config.max_side:
+            scale = self.config.max_side / max(h, w)
+            rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        return rgb, scale
+
+    def detect(self, rgb: np.ndarray) -> list[tuple[np.ndarray, float, np.ndarray | None, np.ndarray]]:
+        """[(box, score, landmarks5 | None, dlib_box)] in full-resolution photo pixels."""
+        small, scale = self._detection_copy(rgb)
+        if min(small.shape[:2]) < 24:  # too small for either detector's smallest window
+            return []
+        found = []
+        if self.config.detector == "mtcnn":
+            import torch
+
+            with torch.inference_mode():
+                boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
+            if boxes is None:
+                return []
+            # facenet-pytorch builds object arrays under numpy 2: convert explicitly.
+            boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / scale
+            probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+            points = np.asarray(points, dtype=np.float64).reshape(-1, 5, 2) / scale
+            fx0, fy0, fx1, fy1 = MTCNN_TO_DLIB_BOX
+            for box, prob, lm5 in zip(boxes, probs, points):
+                w, h = box[2] - box[0], box[3] - box[1]
+                dlib_box = np.array([box[0] + fx0 * w, box[1] + fy0 * h, box[0] + fx1 * w, box[1] + fy1 * h])
+                found.append((box, float(prob), lm5, dlib_box))
+        else:
+            rects, scores, _ = self._hog.run(small, self.config.hog_upsample, 0.0)
+            for rect, score in zip(rects, scores):
+                box = np.array([rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1], float) / scale
+                found.append((box, float(score), None, box.copy()))
+        return found
+
+    # -- full analysis ----------------------------------------------------------------------
+    def analyze(self, rgb: np.ndarray) -> list[DetectedFace]:
+        import dlib
+
+        image = _as_rgb_uint8(rgb)
+        faces = []
+        for box, score, lm5, dlib_box in self.detect(image):
+            x0, y0, x1, y1 = (int(round(v)) for v in dlib_box)
+            shape = self._predictor(image, dlib.rectangle(x0, y0, x1, y1))
+            lm68 = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+            alignment = FaceAlignment.from_landmarks68(lm68)
+            crop = align_face(image, alignment, self.config.crop_size)
+            embedding = np.asarray(
+                self._descriptor.compute_face_descriptor(image, shape, self.config.descriptor_jitters),
+                dtype=np.float32,
+            )
+            size_px = float(np.sqrt(max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)))
+            face = DetectedFace(
+                box=tuple(float(v) for v in box),
+                score=score,
+                landmarks5=lm5,
+                landmarks68=lm68,
+                alignment=alignment,
+                embedding=embedding if np.all(np.isfinite(embedding)) else None,
+                size_px=size_px,
+                blur=laplacian_variance(crop),
+                is_gray=is_grayscale(crop),
+                yaw=yaw_from_landmarks(lm68),
+            )
+            face.cluster_exclusion = self.exclusion(face)
+            faces.append(face)
+        return faces
+
+    def exclusion(self, face: DetectedFace) -> str | None:
+        """Why a face stays out of clustering (None = it takes part)."""
+        if face.embedding is None:
+            return "no_embedding"
+        if face.size_px < self.config.min_size:
+            return "small"
+        if self.config.detector == "mtcnn" and face.score < self.config.min_score:
+            return "low_score"  # HOG scores are SVM margins, already thresholded by the detector
+        return None

@@ -1,0 +1,70 @@
+"""The pretrained face models photokit uses, located and loaded once per process.
+
+- MTCNN (Zhang et al. 2016) from ``facenet-pytorch``: its P/R/O-net weights ship inside the wheel.
+- dlib's HOG frontal face detector (built into dlib), 68-point shape predictor and 128-D ResNet
+  face descriptor; the latter two are files of the ``face-recognition-models`` package. That package's
+  ``__init__`` imports ``pkg_resources`` (gone from recent setuptools), so its files are located with
+  ``importlib.util.find_spec`` and never imported.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import threading
+from pathlib import Path
+
+from photokit.errors import MissingModelError
+
+SHAPE_PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
+FACE_DESCRIPTOR = "dlib_face_recognition_resnet_model_v1.dat"
+
+_lock = threading.Lock()
+
+
+def dlib_model_path(filename: str) -> Path:
+    """Path of one of dlib's model files inside the installed ``face-recognition-models`` package."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingModelError(
+            "the dlib face models are not installed: pip install face-recognition-models"
+        )
+    for location in spec.submodule_search_locations:
+        path = Path(location) / "models" / filename
+        if path.is_file():
+            return path
+    raise MissingModelError(f"{filename} is missing from the face-recognition-models package: reinstall it")
+
+
+@functools.lru_cache(maxsize=None)
+def shape_predictor_68():
+    import dlib
+
+    with _lock:
+        return dlib.shape_predictor(str(dlib_model_path(SHAPE_PREDICTOR_68)))
+
+
+@functools.lru_cache(maxsize=None)
+def face_descriptor_model():
+    import dlib
+
+    with _lock:
+        return dlib.face_recognition_model_v1(str(dlib_model_path(FACE_DESCRIPTOR)))
+
+
+@functools.lru_cache(maxsize=None)
+def hog_detector():
+    import dlib
+
+    return dlib.get_frontal_face_detector()
+
+
+@functools.lru_cache(maxsize=None)
+def mtcnn(device: str = "cpu"):
+    """One MTCNN per device; ``keep_all`` so every face of a group photo is returned."""
+    try:
+        from facenet_pytorch import MTCNN
+    except ImportError as exc:  # pragma: no cover - a dependency of photokit
+        raise MissingModelError("facenet-pytorch is not installed: pip install facenet-pytorch==2.5.3") from exc
+    model = MTCNN(keep_all=True, device=device, post_process=False, select_largest=False)
+    return model.eval()

@@ -1,0 +1,331 @@
+"""People: identity clustering on the database, and the user's curation (name, merge, move, ignore).
+
+Who decides what:
+- Clustering only ever touches faces with ``assigned_by`` NULL or ``'auto'``; ``'user'`` faces,
+  faces the user rejected (``user_rejected``) and every face of a curated person (named, ignored,
+  or holding a face the user put there) are the user's and are never moved automatically. New faces
+  may still join a curated person.
+- A merge or a move marks the faces involved ``'user'``; ``remove-face`` marks the face rejected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from photokit.db.models import Face, Person, PhotoLocation
+from photokit.errors import PhotokitError
+from photokit.faces.cluster import ClusterConfig, Labelled, assign_faces
+
+EMBEDDING_DIM = 128
+# `people list` hides unnamed people with fewer faces than this unless --all (likely strangers).
+SMALL_GROUP = 3
+
+
+# -- storage --------------------------------------------------------------------------------
+def embedding_to_bytes(embedding: np.ndarray) -> bytes:
+    array = np.asarray(embedding, dtype="<f4").reshape(-1)
+    if array.shape != (EMBEDDING_DIM,):
+        raise ValueError(f"a face embedding has {EMBEDDING_DIM} values, got {array.size}")
+    return array.tobytes()
+
+
+def embedding_from_bytes(data: bytes) -> np.ndarray:
+    array = np.frombuffer(data, dtype="<f4")
+    if array.shape != (EMBEDDING_DIM,):
+        raise ValueError(f"stored face embedding has {array.size} values, expected {EMBEDDING_DIM}")
+    return array.astype(np.float32)
+
+
+# -- lookup ---------------------------------------------------------------------------------
+def resolve_person(session: Session, ref: str) -> Person:
+    """A person by id (digits) or exact name, then case-insensitive name."""
+    ref = str(ref).strip()
+    person = None
+    if ref.isdigit():
+        person = session.get(Person, int(ref))
+    if person is None and ref:
+        person = session.scalar(select(Person).where(Person.name == ref))
+        if person is None:
+            matches = session.scalars(select(Person).where(func.lower(Person.name) == ref.lower())).all()
+            person = matches[0] if len(matches) == 1 else None
+    if person is None:
+        raise PhotokitError(f"unknown person '{ref}' (see `photokit people list --all`)")
+    return person
+
+
+def resolve_face(session: Session, ref: int | str) -> Face:
+    face = session.get(Face, int(ref)) if str(ref).strip().isdigit() else None
+    if face is None:
+        raise PhotokitError(f"unknown face '{ref}' (face ids are shown by `photokit people show PERSON`)")
+    return face
+
+
+def identify(
+    session: Session, embedding: np.ndarray, config: ClusterConfig = ClusterConfig()
+) -> tuple[Person | None, float]:
+    """The non-ignored person whose nearest face is closest to ``embedding`` and the distance.
+
+    Returns (None, distance) when the nearest person is farther than ``config.max_distance``
+    (distance is inf when the library has no people).
+    """
+    rows = session.execute(
+        select(Face.embedding, Face.person_id)
+        .join(Person, Person.id == Face.person_id)
+        .where(Face.embedding.is_not(None), Person.ignored.is_(False))
+    ).all()
+    if not rows:
+        return None, float("inf")
+    stored = np.stack([embedding_from_bytes(r[0]) for r in rows])
+    dist = np.linalg.norm(stored - np.asarray(embedding, np.float32).reshape(1, -1), axis=1)
+    best = int(np.argmin(dist))
+    distance = float(dist[best])
+    if distance > config.max_distance:
+        return None, distance
+    return session.get(Person, int(rows[best][1])), distance
+
+
+def photo_path(session: Session, photo_id: int) -> str | None:
+    """A present location of a photo (the first one seen), else any known location."""
+    locations = session.scalars(
+        select(PhotoLocation).where(PhotoLocation.photo_id == photo_id).order_by(PhotoLocation.id)
+    ).all()
+    for loc in locations:
+        if loc.status == "present":
+            return loc.path
+    return locations[0].path if locations else None
+
+
+# -- clustering -----------------------------------------------------------------------------
+def _fixed_person_ids(session: Session) -> set[int]:
+    """People the user has curated (named, ignored, merged or given faces): recluster keeps them whole."""
+    curated = set(session.scalars(select(Person.id).where((Person.name.is_not(None)) | Person.ignored.is_(True))))
+    curated |= set(session.scalars(select(Face.person_id).where(Face.assigned_by == "user").distinct()))
+    return curated
+
+
+def cluster_faces(session: Session, config: ClusterConfig = ClusterConfig()) -> dict:
+    """Incremental pass: place every unassigned clusterable face; people already formed stay."""
+    assigned = session.execute(
+        select(Face.embedding, Face.person_id, Face.photo_id).where(
+            Face.person_id.is_not(None), Face.embedding.is_not(None)
+        )
+    ).all()
+    pending = session.scalars(
+        select(Face)
+        .where(
+            Face.person_id.is_(None),
+            Face.embedding.is_not(None),
+            Face.cluster_exclusion.is_(None),
+            Face.user_rejected.is_(False),
+        )
+        .order_by(Face.id)
+    ).all()
+    stats = {"clustered_faces": len(pending), "assigned": 0, "new_people": 0, "unassigned": 0}
+    if not pending:
+        return stats
+    labelled = Labelled.empty(EMBEDDING_DIM)
+    if assigned:
+        labelled = Labelled(
+            np.stack([embedding_from_bytes(r[0]) for r in assigned]),
+            np.array([r[1] for r in assigned], np.int64),
+            np.array([r[2] for r in assigned], np.int64),
+        )
+    labels = assign_faces(
+        np.stack([embedding_from_bytes(f.embedding) for f in pending]),
+        np.array([f.photo_id for f in pending], np.int64),
+        labelled,
+        config,
+    )
+    new_people: dict[int, Person] = {}
+    for face, label in zip(pending, labels):
+        label = int(label)
+        if label == 0:
+            stats["unassigned"] += 1
+            continue
+        if label < 0:
+            if label not in new_people:
+                new_people[label] = Person()
+                session.add(new_people[label])
+                session.flush()
+            label = new_people[label].id
+        face.person_id = label
+        face.assigned_by = "auto"
+        stats["assigned"] += 1
+    stats["new_people"] = len(new_people)
+    session.flush()
+    refresh_covers(session)
+    return stats
+
+
+def recluster(session: Session, config: ClusterConfig = ClusterConfig()) -> dict:
+    """Full pass: forget automatic assignments (not the user's) and cluster everything again."""
+    fixed = _fixed_person_ids(session)
+    released = 0
+    for face in session.scalars(select(Face).where(Face.person_id.is_not(None), Face.assigned_by != "user")):
+        if face.person_id not in fixed:
+            face.person_id = None
+            face.assigned_by = None
+            released += 1
+    session.flush()
+    removed = _delete_empty_people(session)
+    stats = cluster_faces(session, config)
+    stats.update(released=released, removed_people=removed)
+    return stats
+
+
+def _delete_empty_people(session: Session) -> int:
+    """Drop people with no faces left, unless the user named or ignored them."""
+    used = select(Face.person_id).where(Face.person_id.is_not(None)).distinct()
+    result = session.execute(
+        delete(Person).where(Person.id.not_in(used), Person.name.is_(None), Person.ignored.is_(False))
+    )
+    session.flush()
+    return int(result.rowcount or 0)
+
+
+def refresh_covers(session: Session) -> None:
+    """Give every person a cover face: keep a valid one, else the largest clusterable, sharpest face."""
+    session.flush()
+    by_person: dict[int, list[Face]] = {}
+    for face in session.scalars(select(Face).where(Face.person_id.is_not(None))):
+        by_person.setdefault(face.person_id, []).append(face)
+    for person in session.scalars(select(Person)):
+        faces = by_person.get(person.id, [])
+        if person.cover_face_id in {f.id for f in faces}:
+            continue
+        if not faces:
+            person.cover_face_id = None
+            continue
+        best = max(faces, key=lambda f: (f.cluster_exclusion is None, f.size_px or 0.0, f.blur or 0.0, -f.id))
+        person.cover_face_id = best.id
+    session.flush()
+
+
+# -- curation -------------------------------------------------------------------------------
+def name_person(session: Session, person: Person, name: str) -> Person:
+    name = " ".join(str(name).split())
+    if not name:
+        raise PhotokitError("a person's name cannot be empty")
+    if name.isdigit():
+        raise PhotokitError(f"'{name}' would be read as a person id; choose a name that is not only digits")
+    other = session.scalar(select(Person).where(Person.name == name, Person.id != person.id))
+    if other is not None:
+        raise PhotokitError(f"person {other.id} is already named '{name}' (use `photokit people merge` to join them)")
+    person.name = name
+    session.flush()
+    return person
+
+
+def merge_people(session: Session, target: Person, source: Person) -> Person:
+    """Move every face of ``source`` into ``target`` and delete ``source``; all their faces become the user's."""
+    if target.id == source.id:
+        raise PhotokitError(f"cannot merge person {target.id} with itself")
+    name = target.name or source.name
+    ignored = target.ignored and source.ignored
+    for face in list(source.faces) + list(target.faces):
+        face.person = target  # through the relationship, so deleting ``source`` does not orphan them
+        face.assigned_by = "user"
+    source.name = None
+    session.flush()
+    session.delete(source)
+    target.name = name
+    target.ignored = ignored
+    session.flush()
+    refresh_covers(session)
+    return target
+
+
+def move_faces(session: Session, face_refs: list, person: Person) -> list[Face]:
+    faces = [resolve_face(session, ref) for ref in face_refs]
+    for face in faces:
+        face.person_id = person.id
+        face.assigned_by = "user"
+        face.user_rejected = False
+    session.flush()
+    _delete_empty_people(session)
+    session.expire_all()
+    refresh_covers(session)
+    return faces
+
+
+def remove_face(session: Session, face_ref) -> Face:
+    """'This face is not that person': unassign it and never assign it automatically again."""
+    face = resolve_face(session, face_ref)
+    face.person_id = None
+    face.assigned_by = None
+    face.user_rejected = True
+    session.flush()
+    _delete_empty_people(session)
+    session.expire_all()
+    refresh_covers(session)
+    return face
+
+
+def ignore_person(session: Session, person: Person) -> Person:
+    person.ignored = True
+    session.flush()
+    return person
+
+
+# -- reports --------------------------------------------------------------------------------
+def person_summary(session: Session, person: Person) -> dict:
+    faces = person.faces
+    return {
+        "id": person.id,
+        "name": person.name,
+        "faces": len(faces),
+        "photos": len({f.photo_id for f in faces}),
+        "cover_face": person.cover_face_id,
+        "ignored": bool(person.ignored),
+    }
+
+
+def list_people(session: Session, include_all: bool = False, small_group: int = SMALL_GROUP) -> list[dict]:
+    """People, most faces first. Without ``include_all``: no ignored people, no small unnamed groups."""
+    rows = [person_summary(session, p) for p in session.scalars(select(Person).order_by(Person.id))]
+    if not include_all:
+        rows = [r for r in rows if not r["ignored"] and (r["name"] is not None or r["faces"] >= small_group)]
+    return sorted(rows, key=lambda r: (-r["faces"], r["id"]))
+
+
+def face_record(session: Session, face: Face) -> dict:
+    return {
+        "id": face.id,
+        "photo_id": face.photo_id,
+        "path": photo_path(session, face.photo_id),
+        "box": [round(float(v), 1) for v in face.box],
+        "score": round(float(face.score), 4),
+        "size_px": round(float(face.size_px or 0.0), 1),
+        "blur": None if face.blur is None else round(float(face.blur), 1),
+        "is_gray": bool(face.is_gray),
+        "yaw": None if face.yaw is None else round(float(face.yaw), 1),
+        "cluster_exclusion": face.cluster_exclusion,
+        "assigned_by": face.assigned_by,
+    }
+
+
+def person_detail(session: Session, person: Person) -> dict:
+    detail = person_summary(session, person)
+    detail["face_list"] = [face_record(session, f) for f in sorted(person.faces, key=lambda f: f.id)]
+    return detail
+
+
+__all__ = [
+    "ClusterConfig",
+    "cluster_faces",
+    "embedding_from_bytes",
+    "embedding_to_bytes",
+    "identify",
+    "ignore_person",
+    "list_people",
+    "merge_people",
+    "move_faces",
+    "name_person",
+    "person_detail",
+    "recluster",
+    "remove_face",
+    "resolve_face",
+    "resolve_person",
+]

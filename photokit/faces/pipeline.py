@@ -1,0 +1,163 @@
+"""Faces for the library: detect and measure faces on pending photos, store them, cluster them.
+
+Each photo is committed on its own, so Ctrl-C loses at most the photo being processed and the
+next run continues with the photos still ``pending``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import cv2
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from photokit.db import Database
+from photokit.db.models import Face, Photo
+from photokit.errors import PhotokitError
+from photokit.faces.analyze import DetectedFace, FaceAnalyzer, FaceConfig
+from photokit.faces.cluster import ClusterConfig
+from photokit.faces.people import cluster_faces, embedding_to_bytes, photo_path
+from photokit.faces.quality import box_iou
+from photokit.settings import Settings
+
+# Measured: 79 photos of ../shared/data/faces in 15 s on 2 idle cores (benchmarks/bench_faces.py).
+CPU_SECONDS_PER_PHOTO = 0.2
+KEEP_ID_IOU = 0.5  # a re-detected face keeps its id (and person) when its box overlaps the old one this much
+
+
+def _fill(row: Face, face: DetectedFace, detector: str) -> None:
+    row.detector = detector
+    row.box = [float(v) for v in face.box]
+    row.score = float(face.score)
+    row.landmarks5 = None if face.landmarks5 is None else face.landmarks5.round(2).tolist()
+    row.landmarks68 = None if face.landmarks68 is None else face.landmarks68.round(2).tolist()
+    row.alignment = None if face.alignment is None else face.alignment.to_json()
+    row.embedding = None if face.embedding is None else embedding_to_bytes(face.embedding)
+    row.size_px = float(face.size_px)
+    row.blur = face.blur
+    row.is_gray = bool(face.is_gray)
+    row.yaw = face.yaw
+    row.cluster_exclusion = face.cluster_exclusion
+
+
+def store_faces(session: Session, photo: Photo, faces: list[DetectedFace], detector: str) -> dict:
+    """Replace a photo's faces with ``faces``, keeping the id (and person) of faces found again.
+
+    A new face matches the old face it overlaps most (IoU > 0.5, greedy, best pairs first). Old
+    faces not found again are deleted unless the user assigned them to a person.
+    """
+    old = list(photo.faces)
+    pairs = sorted(
+        ((box_iou(o.box, f.box), i, j) for i, o in enumerate(old) for j, f in enumerate(faces)), reverse=True
+    )
+    matched_old: dict[int, int] = {}
+    matched_new: set[int] = set()
+    for iou, i, j in pairs:
+        if iou <= KEEP_ID_IOU:
+            break
+        if i in matched_old or j in matched_new:
+            continue
+        matched_old[i] = j
+        matched_new.add(j)
+    stats = {"kept": 0, "added": 0, "removed": 0}
+    for i, row in enumerate(old):
+        if i in matched_old:
+            _fill(row, faces[matched_old[i]], detector)
+            if row.cluster_exclusion is not None and row.assigned_by == "auto":
+                row.person_id, row.assigned_by = None, None  # no longer good enough to be clustered
+            stats["kept"] += 1
+        elif row.assigned_by != "user":
+            session.delete(row)
+            stats["removed"] += 1
+    for j, face in enumerate(faces):
+        if j not in matched_new:
+            row = Face(photo_id=photo.id, user_rejected=False)
+            _fill(row, face, detector)
+            session.add(row)
+            stats["added"] += 1
+    return stats
+
+
+def _read_photo(session: Session, photo: Photo):
+    from photokit.library.images import read_rgb
+
+    path = photo_path(session, photo.id)
+    if path is None:
+        raise PhotokitError(f"photo {photo.id} has no known location")
+    return path, read_rgb(path)
+
+
+def process_pending_photos(
+    db: Database,
+    settings: Settings,
+    device: str = "auto",
+    detector: str = "mtcnn",
+    redo: bool = False,
+    progress: bool = True,
+    config: FaceConfig | None = None,
+    cluster_config: ClusterConfig | None = None,
+) -> dict:
+    """Detect faces on pending photos (all photos with ``redo``), store them, then cluster incrementally."""
+    del settings  # part of the contract; models come from installed packages, not the model store
+    config = config or FaceConfig(detector=detector)
+    if config.detector != detector:
+        config = FaceConfig(**{**config.__dict__, "detector": detector})
+    started = time.perf_counter()
+    with db.session() as session:
+        query = select(Photo.id).order_by(Photo.id)
+        if not redo:
+            query = query.where(Photo.faces_status == "pending")
+        photo_ids = list(session.scalars(query))
+    summary = {"photos": len(photo_ids), "done": 0, "failed": 0, "faces": 0, "kept": 0, "added": 0,
+               "removed": 0, "detector": config.detector, "errors": []}
+    analyzer = FaceAnalyzer(config, device=device) if photo_ids else None
+    if analyzer is not None:
+        summary["device"] = str(analyzer.device)
+    detect_started = time.perf_counter()
+    summary["load_seconds"] = round(detect_started - started, 2)
+    bar = None
+    if progress and photo_ids:
+        from photokit.devices import describe_device
+        from photokit.prior.cost import format_duration
+        from photokit.progress import make_progress, stderr_console
+
+        cost = ""
+        if analyzer.device.type == "cpu":
+            cost = f", about {format_duration(len(photo_ids) * CPU_SECONDS_PER_PHOTO)} on 2 CPU cores"
+        stderr_console.print(f"faces: {len(photo_ids)} photo(s) with {config.detector} on "
+                             f"{describe_device(analyzer.device)}{cost}", highlight=False)
+        bar = make_progress()
+    with bar if bar is not None else contextlib.nullcontext():
+        task = bar.add_task("faces", total=len(photo_ids)) if bar is not None else None
+        for photo_id in photo_ids:
+            with db.session() as session:
+                photo = session.get(Photo, photo_id)
+                try:
+                    path, rgb = _read_photo(session, photo)
+                    faces = analyzer.analyze(rgb)
+                except (PhotokitError, MemoryError, RuntimeError, ValueError, cv2.error) as exc:
+                    # One bad photo (unreadable now, too large, a model error) must not stop the library.
+                    photo.faces_status, photo.faces_error = "failed", " ".join(str(exc).split()) or type(exc).__name__
+                    summary["failed"] += 1
+                    summary["errors"].append({"photo_id": photo_id, "error": photo.faces_error})
+                else:
+                    for key, value in store_faces(session, photo, faces, config.detector).items():
+                        summary[key] += value
+                    photo.faces_status, photo.faces_error = "done", None
+                    summary["done"] += 1
+                    summary["faces"] += len(faces)
+                    if bar is not None:
+                        bar.update(task, status=f"{len(faces)} face(s) in {path.rsplit('/', 1)[-1]}")
+            if bar is not None:
+                bar.advance(task)
+    cluster_started = time.perf_counter()
+    with db.session() as session:
+        summary["clustering"] = cluster_faces(session, cluster_config or ClusterConfig())
+    finished = time.perf_counter()
+    summary["detect_seconds"] = round(cluster_started - detect_started, 2)
+    summary["cluster_seconds"] = round(finished - cluster_started, 2)
+    summary["seconds"] = round(finished - started, 2)
+    return summary

@@ -1,0 +1,97 @@
+"""Counts for ``photokit status``: library, faces, people, model store, personal priors."""
+
+from __future__ import annotations
+
+import inspect
+
+from sqlalchemy import func, select
+
+from photokit.db import Database
+from photokit.db.models import Face, Person, Photo, PhotoLocation, ScanRun, SkippedFile
+from photokit.settings import Settings
+
+
+def _grouped(session, column) -> dict[str, int]:
+    return {str(key): int(n) for key, n in session.execute(select(column, func.count()).group_by(column))}
+
+
+def library_counts(db: Database) -> dict:
+    with db.session() as session:
+        last = session.execute(select(ScanRun).order_by(ScanRun.id.desc()).limit(1)).scalar_one_or_none()
+        locations = {"present": 0, "missing": 0, "moved": 0} | _grouped(session, PhotoLocation.status)
+        photos_present = session.scalar(select(func.count(func.distinct(PhotoLocation.photo_id)))
+                                        .where(PhotoLocation.status == "present"))
+        return {
+            "photos": session.scalar(select(func.count()).select_from(Photo)),
+            "photos_present": photos_present,
+            "locations": locations,
+            "skipped": _grouped(session, SkippedFile.reason),
+            "last_scan": None if last is None else {
+                "started_at": last.started_at.isoformat(timespec="seconds"),
+                "finished_at": last.finished_at.isoformat(timespec="seconds") if last.finished_at else None,
+                "roots": last.roots,
+                "summary": last.summary,
+            },
+        }
+
+
+def faces_counts(db: Database) -> dict:
+    with db.session() as session:
+        total = session.scalar(select(func.count()).select_from(Face))
+        assigned = session.scalar(select(func.count()).select_from(Face).where(Face.person_id.is_not(None)))
+        return {
+            "faces": total,
+            "assigned": assigned,
+            "unassigned": total - assigned,
+            "photos": {"pending": 0, "done": 0, "failed": 0} | _grouped(session, Photo.faces_status),
+        }
+
+
+def people_counts(db: Database) -> dict:
+    with db.session() as session:
+        ignored = session.scalar(select(func.count()).select_from(Person).where(Person.ignored.is_(True)))
+        named = session.scalar(select(func.count()).select_from(Person)
+                               .where(Person.ignored.is_(False), Person.name.is_not(None)))
+        unnamed = session.scalar(select(func.count()).select_from(Person)
+                                 .where(Person.ignored.is_(False), Person.name.is_(None)))
+        return {"named": named, "unnamed": unnamed, "ignored": ignored}
+
+
+def model_store_counts(settings: Settings) -> dict | str:
+    """Installed / known models, or 'unknown' when this photokit has no model store yet."""
+    try:
+        from photokit.store.models import ModelStore
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("photokit.store"):
+            return "unknown"
+        raise
+    store = ModelStore(settings)
+    # status must stay instant: never hash multi-hundred-MB model files just to count them
+    fast = "hash_files" in inspect.signature(store.list).parameters
+    entries = list(store.list(hash_files=False) if fast else store.list())
+
+    def installed(entry) -> bool:
+        value = entry.get("installed") if isinstance(entry, dict) else getattr(entry, "installed", None)
+        return bool(value)
+
+    def name(entry) -> str:
+        return str(entry.get("name") if isinstance(entry, dict) else getattr(entry, "name", entry))
+
+    return {"known": len(entries), "installed": sum(installed(e) for e in entries),
+            "installed_names": [name(e) for e in entries if installed(e)], "dir": str(settings.models_dir)}
+
+
+def priors_count(settings: Settings) -> int:
+    folder = settings.priors_dir
+    return sum(1 for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else 0
+
+
+def collect_status(db: Database, settings: Settings) -> dict:
+    return {
+        "database": {"url": db.url, "revision": db.current_revision()},
+        "library": library_counts(db),
+        "faces": faces_counts(db),
+        "people": people_counts(db),
+        "models": model_store_counts(settings),
+        "priors": priors_count(settings),
+    }

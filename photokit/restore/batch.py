@@ -1,0 +1,137 @@
+"""Album restoration as resumable jobs in the library database (``EnhanceJob`` rows).
+
+A batch is identified by its inputs, output folder and result-affecting options; re-running the same
+command skips the photos already done (whose output still exists), retries the rest, and records each
+failure with its one-line reason. Ctrl-C leaves finished photos done and the interrupted one queued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import select
+
+from photokit.db.models import EnhanceJob, utcnow
+from photokit.errors import PhotokitError
+from photokit.restore.pipeline import Enhancer, NoFacesError
+
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif", ".bmp", ".gif"}
+
+
+@dataclass
+class BatchSummary:
+    batch_key: str
+    total: int = 0
+    done: list[dict] = field(default_factory=list)  # reports of photos restored in this run
+    already_done: list[dict] = field(default_factory=list)  # {source, output} skipped as finished
+    skipped: list[dict] = field(default_factory=list)  # {source, reason}: nothing to restore
+    failed: list[dict] = field(default_factory=list)  # {source, error}
+
+    def to_json(self) -> dict:
+        return {"batch": self.batch_key, "total": self.total, "restored": len(self.done),
+                "already_done": len(self.already_done), "skipped": len(self.skipped), "failed": len(self.failed),
+                "reports": self.done, "already_done_photos": self.already_done, "skipped_photos": self.skipped,
+                "failures": self.failed}
+
+
+def collect_photos(paths: list[str | Path], suffix: str = "_restored", out_dir: Path | None = None) -> list[Path]:
+    """Files given directly, plus every photo under folders (recursively, sorted, hidden folders skipped).
+
+    photokit's own outputs (``*<suffix>.*`` or anything inside ``out_dir``) are never inputs.
+    """
+    found: list[Path] = []
+    out_resolved = out_dir.resolve() if out_dir is not None else None
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise PhotokitError(f"{path}: no such file or folder")
+        if path.is_file():
+            found.append(path)
+            continue
+        for item in sorted(path.rglob("*")):
+            rel = item.relative_to(path)
+            if any(part.startswith(".") for part in rel.parts) or not item.is_file():
+                continue
+            if item.suffix.lower() not in PHOTO_SUFFIXES or (suffix and item.stem.endswith(suffix)):
+                continue
+            if out_resolved is not None and out_resolved in item.resolve().parents:
+                continue
+            found.append(item)
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    return unique
+
+
+def batch_key(paths: list[str | Path], out_dir: Path | None, options_fingerprint: str) -> str:
+    data = {"inputs": sorted(str(Path(p).expanduser().resolve()) for p in paths),
+            "out": str(out_dir.resolve()) if out_dir else None, "options": options_fingerprint}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def run_batch(db, inputs: list[str | Path], enhancer: Enhancer, progress=None,
+              on_photo_done: Callable[[Path, str], None] | None = None) -> BatchSummary:
+    """Restore every photo of ``inputs``; ``progress`` is a rich Progress (or None)."""
+    options = enhancer.options
+    photos = collect_photos(inputs, options.suffix, options.out_dir)
+    key = batch_key(inputs, options.out_dir, options.fingerprint())
+    summary = BatchSummary(batch_key=key, total=len(photos))
+    with db.session() as session:
+        existing = {job.source_path: job for job in session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == key))}
+        for photo in photos:
+            if str(photo) not in existing:
+                session.add(EnhanceJob(batch_key=key, source_path=str(photo), status="queued",
+                                       options={"fingerprint": options.fingerprint()}))
+    task = progress.add_task("restoring photos", total=len(photos)) if progress is not None else None
+    for photo in photos:
+        with db.session() as session:
+            job = session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == key,
+                                                           EnhanceJob.source_path == str(photo))).one()
+            if job.status == "done" and job.output_path and Path(job.output_path).is_file():
+                summary.already_done.append({"source": str(photo), "output": job.output_path})
+                if task is not None:
+                    progress.update(task, advance=1, status=f"{photo.name} already done")
+                continue
+            job.status, job.error = "running", None
+        if task is not None:
+            progress.update(task, status=photo.name)
+        status, error, output, report = _process(enhancer, photo)
+        with db.session() as session:
+            job = session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == key,
+                                                           EnhanceJob.source_path == str(photo))).one()
+            if status == "interrupted":
+                job.status = "queued"
+            else:
+                job.status, job.error, job.output_path, job.report = status, error, output, report
+                job.finished_at = utcnow()
+        if status == "interrupted":
+            raise KeyboardInterrupt
+        if status == "done":
+            summary.done.append(report)
+        elif status == "skipped":
+            summary.skipped.append({"source": str(photo), "reason": error})
+        else:
+            summary.failed.append({"source": str(photo), "error": error})
+        if task is not None:
+            progress.update(task, advance=1)
+        if on_photo_done is not None:
+            on_photo_done(photo, status)
+    return summary
+
+
+def _process(enhancer: Enhancer, photo: Path) -> tuple[str, str | None, str | None, dict | None]:
+    """(status, error or reason, output path, report) for one photo; never raises except on Ctrl-C."""
+    try:
+        report = enhancer.enhance(photo)
+    except KeyboardInterrupt:
+        return "interrupted", None, None, None
+    except NoFacesError as exc:
+        return "skipped", str(exc), None, None
+    except PhotokitError as exc:
+        return "failed", str(exc), None, None
+    except Exception as exc:  # one broken photo must not stop an album; the reason is kept
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        return "failed", f"{photo}: unexpected {type(exc).__name__}: {detail}", None, None
+    return "done", None, report.output, report.to_json()

@@ -1,0 +1,161 @@
+"""Where the restoration pipeline gets its priors and people from.
+
+The pipeline asks two small interfaces, so tests can hand it a tiny generator with random anchors and
+the product hands it the model store and the library database:
+
+- ``PriorSource``: ``base()`` -> the base generator (the generic W+ prior) or None; ``personal(person_id)``
+  -> that person's ``PersonalPrior`` or None.
+- ``PeopleIndex``: ``identify(embedding)`` -> (person id, name, distance); ``resolve(ref)`` -> (id, name).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from photokit.errors import MissingModelError, PhotokitError
+from photokit.settings import Settings
+
+INSTALL_HINT = ("install a face generator: `photokit models install ffhq-256 --from FILE` (or ffhq-1024; "
+                "see `photokit models list`)")
+
+
+@dataclass
+class BaseGenerator:
+    generator: nn.Module
+    name: str
+    path: Path | None = None
+    pretrained: bool = True  # False for random-weight generators: their output restores nothing
+
+
+@dataclass
+class PriorChoice:
+    """What one face is projected into."""
+
+    kind: str  # 'personal' or 'generic'
+    generator: nn.Module
+    anchors: torch.Tensor | None  # (N, w_dim) for 'personal'
+    name: str  # e.g. "prior of Obama (12 anchors)" or "generic ffhq-256 W+"
+    pretrained: bool
+
+
+class PriorSource(Protocol):
+    def base(self) -> BaseGenerator | None: ...
+
+    def personal(self, person_id: int) -> Any | None: ...
+
+
+def _is_random(generator: nn.Module) -> bool:
+    config = getattr(generator, "config", None)
+    return getattr(config, "source", "") == "tiny"
+
+
+class StorePriors:
+    """Priors from the model store (``photokit models install``, ``photokit prior build``), loaded once."""
+
+    def __init__(self, settings: Settings, device: torch.device) -> None:
+        self.settings = settings
+        self.device = device
+        self._base: BaseGenerator | None | bool = False
+        self._personal: dict[int, Any] = {}
+
+    def base(self) -> BaseGenerator | None:
+        if self._base is False:
+            from photokit.prior import load_generator
+            from photokit.store.models import ModelStore
+
+            path = ModelStore(self.settings).default_generator_path()
+            if path is None:
+                self._base = None
+            else:
+                generator = load_generator(path, self.device)
+                self._base = BaseGenerator(generator, path.stem, path, pretrained=not _is_random(generator))
+        return self._base
+
+    def personal(self, person_id: int) -> Any | None:
+        if person_id not in self._personal:
+            from photokit.prior.personal import has_prior, load_personal_prior
+
+            prior = None
+            if has_prior(self.settings, person_id):
+                base = self.base()
+                prior = load_personal_prior(self.settings, person_id, self.device,
+                                            base_generator=base.generator if base else None)
+            self._personal[person_id] = prior
+        return self._personal[person_id]
+
+
+@dataclass
+class StaticPriors:
+    """Priors given directly (tests, benchmarks, library users)."""
+
+    base_generator: BaseGenerator | None = None
+    priors: dict[int, Any] = field(default_factory=dict)
+
+    def base(self) -> BaseGenerator | None:
+        return self.base_generator
+
+    def personal(self, person_id: int) -> Any | None:
+        return self.priors.get(person_id)
+
+
+def choose_prior(priors: PriorSource, person_id: int | None, person_name: str | None) -> tuple[PriorChoice | None, str]:
+    """The prior a face is restored with, or None and the reason it is left alone."""
+    prior = priors.personal(person_id) if person_id is not None else None
+    if prior is not None:
+        generator = prior.generator
+        base = priors.base()
+        pretrained = not _is_random(generator) and (base is None or base.pretrained)
+        label = f"personal prior of {person_name or f'person {person_id}'} ({prior.anchors.shape[0]} anchors)"
+        return PriorChoice("personal", generator, prior.anchors, label, pretrained), ""
+    base = priors.base()
+    who = person_name or (f"person {person_id}" if person_id is not None else "this unknown face")
+    if base is None:
+        return None, f"no personal prior for {who} and no base generator: {INSTALL_HINT}"
+    return PriorChoice("generic", base.generator, None, f"generic prior ({base.name} W+)", base.pretrained), ""
+
+
+class PeopleIndex(Protocol):
+    def identify(self, embedding: np.ndarray) -> tuple[int | None, str | None, float]: ...
+
+    def resolve(self, ref: str) -> tuple[int, str | None]: ...
+
+
+class DatabasePeople:
+    """The library's people (``photokit scan`` + ``photokit people``)."""
+
+    def __init__(self, db) -> None:
+        self.db = db
+
+    def identify(self, embedding: np.ndarray) -> tuple[int | None, str | None, float]:
+        from photokit.faces.people import identify
+
+        with self.db.session() as session:
+            person, distance = identify(session, embedding)
+            return (person.id, person.name, distance) if person is not None else (None, None, distance)
+
+    def resolve(self, ref: str) -> tuple[int, str | None]:
+        from photokit.faces.people import resolve_person
+
+        with self.db.session() as session:
+            person = resolve_person(session, ref)
+            return person.id, person.name
+
+
+class NoPeople:
+    """No library: every face is unknown (the generic prior), and --person cannot be resolved."""
+
+    def identify(self, embedding: np.ndarray) -> tuple[int | None, str | None, float]:
+        return None, None, float("inf")
+
+    def resolve(self, ref: str) -> tuple[int, str | None]:
+        raise PhotokitError(f"unknown person '{ref}': scan your library first (`photokit scan PATH`)")
+
+
+__all__ = ["BaseGenerator", "PriorChoice", "PriorSource", "StorePriors", "StaticPriors", "choose_prior",
+           "PeopleIndex", "DatabasePeople", "NoPeople", "INSTALL_HINT", "MissingModelError"]

@@ -1,0 +1,111 @@
+"""Resumable HTTP(S) downloads with a byte progress bar (stdlib ``urllib``; no extra dependency).
+
+A download is written to a ``.part`` file that survives interruption; running the same install again
+asks the server for the rest with an HTTP ``Range`` request. The caller checks the checksum and moves
+the finished file into place atomically, so the model store never holds half a file.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from photokit import __version__
+from photokit.errors import PhotokitError
+from photokit.progress import stderr_console
+
+CHUNK = 1 << 16
+
+
+class DownloadInterrupted(PhotokitError):
+    """The connection broke; the partial file is kept so the next attempt resumes."""
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    TextColumn("eta"), TimeRemainingColumn(), console=stderr_console, disable=not enabled)
+
+
+def _open(url: str, start: int, timeout: float):
+    headers = {"User-Agent": f"photokit/{__version__}"}
+    if start:
+        headers["Range"] = f"bytes={start}-"
+    return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+
+
+def download(url: str, partial: Path, expected_size: int | None = None, progress: bool = True,
+             timeout: float = 60.0, label: str | None = None) -> Path:
+    """Download ``url`` into ``partial`` (resuming what is there); returns ``partial`` once complete.
+
+    Raises ``DownloadInterrupted`` (partial kept) when the transfer stops early, and ``PhotokitError``
+    (partial removed) when the server's file has the wrong size.
+    """
+    if not url.startswith(("http://", "https://")):
+        raise PhotokitError(f"unsupported URL '{url}': use http:// or https://")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    start = partial.stat().st_size if partial.exists() else 0
+    if expected_size is not None and start > expected_size:
+        partial.unlink()
+        start = 0
+    try:
+        response = _open(url, start, timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and start and (expected_size is None or start == expected_size):
+            return partial  # nothing left to fetch: the previous attempt got everything
+        if exc.code == 416:
+            partial.unlink(missing_ok=True)
+            return download(url, partial, expected_size, progress, timeout, label)
+        raise PhotokitError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DownloadInterrupted(f"cannot reach {url} ({reason}); check the network and run the same command again") from None
+
+    with response:
+        total: int | None = None
+        if response.status == 206:
+            match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", ""))
+            if not match or int(match.group(1)) != start:
+                raise PhotokitError(f"download of {url} failed: the server answered a resume request with a wrong range")
+            total = int(match.group(3)) if match.group(3) != "*" else None
+            mode = "ab"
+        else:  # 200: the server ignored Range (or there was nothing to resume): start over
+            start, mode = 0, "wb"
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+        if expected_size is not None and total is not None and total != expected_size:
+            partial.unlink(missing_ok=True)
+            raise PhotokitError(f"download of {url} failed: the server's file is {total} bytes, expected {expected_size}")
+        done = start
+        with _progress(progress) as bar, open(partial, mode) as fh:
+            task = bar.add_task(label or Path(url).name, total=total, completed=start)
+            try:
+                while block := response.read(CHUNK):
+                    fh.write(block)
+                    done += len(block)
+                    bar.update(task, completed=done)
+            except (OSError, socket.timeout, http.client.HTTPException) as exc:
+                fh.flush()
+                raise DownloadInterrupted(
+                    f"download of {url} interrupted after {done} of {total or '?'} bytes ({exc.__class__.__name__}); "
+                    f"run the same command again to resume") from None
+    final = partial.stat().st_size
+    if total is not None and final < total:
+        raise DownloadInterrupted(f"download of {url} stopped after {final} of {total} bytes; "
+                                  f"run the same command again to resume")
+    if (total is not None and final > total) or (expected_size is not None and final != expected_size):
+        partial.unlink(missing_ok=True)
+        raise PhotokitError(f"download of {url} failed: got {final} bytes, expected {expected_size or total}")
+    return partial

@@ -1,0 +1,278 @@
+"""The model store: which catalog models are installed, installing (file or URL), verifying, removing.
+
+Generators are converted to photokit's format (safetensors + JSON config) when installed: loading them
+later is fast and never involves a pickle. LPIPS backbones and facenet weights are copied, unchanged,
+to where torchvision / facenet-pytorch look for them. ``installed.json`` in the store records each
+install (source, sizes, SHA-256) so ``models verify`` can tell when a file changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from photokit.errors import MissingModelError, PhotokitError
+from photokit.settings import Settings
+from photokit.store.atomic import atomic_path, atomic_write_text
+from photokit.store.catalog import (
+    CATALOG,
+    GENERATOR,
+    GENERATOR_PREFERENCE,
+    IN_STORE,
+    TORCH_CHECKPOINTS,
+    TORCH_HUB,
+    CatalogEntry,
+)
+from photokit.store.download import download
+from photokit.store.hashing import file_sha256
+
+RECORDS_FILE = "installed.json"
+
+
+def torch_home() -> Path:
+    """``$TORCH_HOME`` as torch resolves it (``torch.hub.get_dir()`` is ``<torch home>/hub``)."""
+    return Path(torch.hub.get_dir()).parent
+
+
+@dataclass
+class ModelStatus:
+    entry: CatalogEntry
+    installed: bool
+    path: Path
+    bytes: int | None = None
+    sha256: str | None = None
+    record: dict | None = None
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.entry.to_json()
+        data.update({"installed": self.installed, "path": str(self.path), "bytes": self.bytes, "sha256": self.sha256})
+        if self.record:
+            data["installed_from"] = self.record.get("source")
+            data["source_sha256"] = self.record.get("source_sha256")
+            for key in ("resolution", "num_ws", "fingerprint"):
+                if key in self.record:
+                    data[key] = self.record[key]
+        return data
+
+
+class ModelStore:
+    def __init__(self, settings: Settings, catalog: tuple[CatalogEntry, ...] = CATALOG) -> None:
+        self.settings = settings
+        self.root = settings.models_dir
+        self.catalog = catalog
+
+    def entry(self, name: str) -> CatalogEntry:
+        for entry in self.catalog:
+            if entry.name == name:
+                return entry
+        raise PhotokitError(f"unknown model '{name}': known models are {', '.join(e.name for e in self.catalog)}")
+
+    # -- locations -----------------------------------------------------------------------------------
+    def target_path(self, entry: CatalogEntry) -> Path:
+        if entry.location == TORCH_HUB:
+            return torch_home() / "hub" / "checkpoints" / entry.filename
+        if entry.location == TORCH_CHECKPOINTS:
+            return torch_home() / "checkpoints" / entry.filename
+        assert entry.location == IN_STORE
+        subdir = "generators" if entry.kind == GENERATOR else entry.kind
+        return self.root / subdir / entry.filename
+
+    def _partial_path(self, name: str, url: str) -> Path:
+        return self.root / ".downloads" / f"{name}-{hashlib.sha256(url.encode()).hexdigest()[:12]}.part"
+
+    # -- records -------------------------------------------------------------------------------------
+    def _records(self) -> dict[str, dict]:
+        path = self.root / RECORDS_FILE
+        if not path.is_file():
+            return {}
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}  # a damaged record only loses cached hashes; files are rechecked
+        return data if isinstance(data, dict) else {}
+
+    def _write_records(self, records: dict[str, dict]) -> None:
+        atomic_write_text(self.root / RECORDS_FILE, json.dumps(records, indent=2, sort_keys=True))
+
+    # -- queries -------------------------------------------------------------------------------------
+    def status(self, name: str, hash_files: bool = True) -> ModelStatus:
+        entry = self.entry(name)
+        path = self.target_path(entry)
+        record = self._records().get(name)
+        if not path.is_file():
+            return ModelStatus(entry, False, path)
+        stat = path.stat()
+        sha = None
+        if record and record.get("bytes") == stat.st_size and record.get("mtime_ns") == stat.st_mtime_ns:
+            sha = record.get("sha256")
+        elif hash_files:  # put there by someone else (e.g. torchvision itself): hash once, remember
+            sha = file_sha256(path)
+            records = self._records()
+            records[name] = {**(record or {}), "path": str(path), "bytes": stat.st_size,
+                             "mtime_ns": stat.st_mtime_ns, "sha256": sha,
+                             "source": (record or {}).get("source", "found in place")}
+            self._write_records(records)
+            record = records[name]
+        return ModelStatus(entry, True, path, stat.st_size, sha, record)
+
+    def list(self, hash_files: bool = True) -> list[ModelStatus]:
+        return [self.status(entry.name, hash_files) for entry in self.catalog]
+
+    def installed_path(self, name: str) -> Path | None:
+        path = self.target_path(self.entry(name))
+        return path if path.is_file() else None
+
+    def default_generator_path(self) -> Path | None:
+        """The base face generator for priors and restoration: the best one installed (1024 px first)."""
+        generators = [e.name for e in self.catalog if e.kind == GENERATOR]
+        ranked = [n for n in GENERATOR_PREFERENCE if n in generators] + [n for n in generators if n not in GENERATOR_PREFERENCE]
+        for name in ranked:
+            path = self.installed_path(name)
+            if path is not None:
+                return path
+        return None
+
+    def require_generator(self) -> Path:
+        """``default_generator_path`` or a MissingModelError that says how to install one."""
+        path = self.default_generator_path()
+        if path is None:
+            raise MissingModelError(
+                "no StyleGAN2 face generator is installed: run `photokit models install ffhq-256` (or ffhq-1024), "
+                "or `photokit models install ffhq-256 --from FILE` with a file you downloaded "
+                "(see `photokit models list`)")
+        return path
+
+    # -- install / remove / verify --------------------------------------------------------------------
+    def install(self, name: str, from_file: str | os.PathLike | None = None, url: str | None = None,
+                progress: bool = True) -> ModelStatus:
+        entry = self.entry(name)
+        if from_file is not None and url is not None:
+            raise PhotokitError("give either --from FILE or --url URL, not both")
+        downloaded: Path | None = None
+        if from_file is not None:
+            source = Path(from_file).expanduser()
+            if not source.is_file():
+                raise PhotokitError(f"file not found: {source}")
+            source_label = str(source.resolve())
+        else:
+            url = url or entry.url
+            if not url:
+                raise MissingModelError(f"photokit knows no download URL for {name}: get it from {entry.get_it}, "
+                                        f"then run `photokit models install {name} --from FILE`")
+            downloaded = download(url, self._partial_path(name, url), entry.size, progress=progress, label=name)
+            source, source_label = downloaded, url
+
+        try:
+            source_sha = file_sha256(source)
+            self._check_source(entry, source, source_sha, downloaded)
+            target = self.target_path(entry)
+            record: dict[str, Any] = {"source": source_label, "source_sha256": source_sha,
+                                      "source_bytes": source.stat().st_size,
+                                      "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            if entry.kind == GENERATOR:
+                record.update(self._install_generator(entry, source, source_sha, target))
+            else:
+                self._check_state_dict(entry, source)
+                with atomic_path(target) as tmp:
+                    shutil.copyfile(source, tmp)
+        except BaseException as exc:
+            if downloaded is not None and not isinstance(exc, KeyboardInterrupt):
+                downloaded.unlink(missing_ok=True)  # a bad download is never resumed
+            raise
+        if downloaded is not None:
+            downloaded.unlink(missing_ok=True)
+        stat = target.stat()
+        record.update({"path": str(target), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                       "sha256": source_sha if entry.kind != GENERATOR else file_sha256(target)})
+        records = self._records()
+        records[name] = record
+        self._write_records(records)
+        return self.status(name)
+
+    def _check_source(self, entry: CatalogEntry, source: Path, sha: str, downloaded: Path | None) -> None:
+        if entry.size is not None and downloaded is not None and source.stat().st_size != entry.size:
+            raise PhotokitError(f"{entry.name}: downloaded file is {source.stat().st_size} bytes, expected {entry.size}")
+        if entry.sha256 and sha != entry.sha256:
+            raise PhotokitError(f"{entry.name}: SHA-256 mismatch (got {sha[:16]}..., expected {entry.sha256[:16]}...): "
+                                f"the file is not the one photokit expects")
+        if entry.sha256_prefix and not sha.startswith(entry.sha256_prefix):
+            raise PhotokitError(f"{entry.name}: SHA-256 {sha[:16]}... does not start with {entry.sha256_prefix} "
+                                f"as torchvision's file name {entry.filename} says: wrong or damaged file")
+
+    def _install_generator(self, entry: CatalogEntry, source: Path, source_sha: str, target: Path) -> dict:
+        from photokit.prior.checkpoints import generator_fingerprint, read_generator, save_generator
+
+        G = read_generator(source)
+        if entry.resolution is not None and G.resolution != entry.resolution:
+            raise PhotokitError(f"{source.name} is a {G.resolution} px generator; {entry.name} must be "
+                                f"{entry.resolution} px")
+        fingerprint = generator_fingerprint(G)
+        save_generator(G, target, {"installed_as": entry.name, "source_sha256": source_sha})
+        return {"resolution": G.resolution, "num_ws": G.num_ws, "w_dim": G.w_dim, "fingerprint": fingerprint,
+                "layout": G.config.source}
+
+    def _check_state_dict(self, entry: CatalogEntry, source: Path) -> None:
+        try:
+            state = torch.load(str(source), map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise PhotokitError(f"{source.name} is not a loadable PyTorch weights file for {entry.name} "
+                                f"({str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__})") from None
+        missing = [k for k in entry.expect_keys if not (isinstance(state, dict) and k in state)]
+        if missing:
+            raise PhotokitError(f"{source.name} does not look like {entry.title}: missing '{missing[0]}'")
+
+    def remove(self, name: str) -> Path:
+        entry = self.entry(name)
+        path = self.target_path(entry)
+        if not path.is_file():
+            raise PhotokitError(f"model '{name}' is not installed")
+        path.unlink()
+        records = self._records()
+        if records.pop(name, None) is not None:
+            self._write_records(records)
+        return path
+
+    def verify(self, names: list[str] | None = None) -> list[dict[str, Any]]:
+        """Re-hash every installed model (and load generators) against catalog and install records."""
+        results = []
+        for entry in self.catalog if not names else [self.entry(n) for n in names]:
+            path = self.target_path(entry)
+            if not path.is_file():
+                results.append({"name": entry.name, "installed": False, "ok": None, "problem": None})
+                continue
+            record = self._records().get(entry.name) or {}
+            sha = file_sha256(path)
+            problem = None
+            if record.get("sha256") and record["sha256"] != sha:
+                problem = "file changed since it was installed (SHA-256 differs from the install record)"
+            elif entry.kind != GENERATOR and entry.sha256 and sha != entry.sha256:
+                problem = "SHA-256 differs from the catalog's"
+            elif entry.kind != GENERATOR and entry.sha256_prefix and not sha.startswith(entry.sha256_prefix):
+                problem = f"SHA-256 does not start with {entry.sha256_prefix} (torchvision's file name)"
+            else:
+                try:
+                    if entry.kind == GENERATOR:
+                        from photokit.prior.checkpoints import generator_fingerprint, read_generator
+
+                        G = read_generator(path)
+                        if record.get("fingerprint") and generator_fingerprint(G) != record["fingerprint"]:
+                            problem = "generator weights differ from the install record"
+                    else:
+                        self._check_state_dict(entry, path)
+                except PhotokitError as exc:
+                    problem = str(exc)
+            results.append({"name": entry.name, "installed": True, "ok": problem is None, "problem": problem,
+                            "path": str(path), "sha256": sha, "bytes": path.stat().st_size})
+        return results
