@@ -6,7 +6,8 @@
 Reports photos/s and faces/s of the face stage (detection + landmarks + descriptor + quality +
 storage, after the library pass), the labelled faces detected in deepface/ (the largest face of each
 labelled photo), pairwise precision/recall of the automatic clustering against labels.csv, and the
-descriptor-distance statistics the clustering thresholds were chosen from.
+descriptor-distance statistics the clustering thresholds were chosen from, and (full run) the
+MTCNN -> dlib box offsets the landmark stage uses.
 """
 
 from __future__ import annotations
@@ -125,6 +126,28 @@ def _obama_biden(db) -> dict:
             "separate": len(obama) == 1 and len(biden) == 1 and None not in obama | biden and obama != biden}
 
 
+def _box_mapping(device: str) -> dict:
+    """Where dlib's HOG box sits inside MTCNN's box (the source of ``analyze.MTCNN_TO_DLIB_BOX``)."""
+    from photokit.faces.analyze import MTCNN_TO_DLIB_BOX, FaceAnalyzer, FaceConfig
+    from photokit.library.images import read_rgb
+
+    mtcnn = FaceAnalyzer(FaceConfig(detector="mtcnn"), device=device)
+    hog = FaceAnalyzer(FaceConfig(detector="hog"), device="cpu")
+    offsets = []
+    for path in sorted(FACES.rglob("*.jpg")):
+        rgb = read_rgb(path)
+        for m_box, *_ in mtcnn.detect(rgb):
+            w, h = m_box[2] - m_box[0], m_box[3] - m_box[1]
+            for h_box, *_ in hog.detect(rgb):
+                cx, cy = (h_box[0] + h_box[2]) / 2, (h_box[1] + h_box[3]) / 2
+                if m_box[0] < cx < m_box[2] and m_box[1] < cy < m_box[3]:
+                    offsets.append([(h_box[0] - m_box[0]) / w, (h_box[1] - m_box[1]) / h,
+                                    (h_box[2] - m_box[0]) / w, (h_box[3] - m_box[1]) / h])
+    offsets = np.array(offsets)
+    return {"faces": len(offsets), "median": np.median(offsets, axis=0).round(3).tolist(),
+            "std": offsets.std(axis=0).round(3).tolist(), "in_use": list(MTCNN_TO_DLIB_BOX)}
+
+
 def run(device: str = "cpu", quick: bool = False) -> dict:
     if not FACES.is_dir():
         return {"skipped": f"{FACES} is absent"}
@@ -157,5 +180,7 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
                 results[detector] = entry
             finally:
                 db.dispose()
+    if not quick:
+        results["mtcnn_to_dlib_box"] = _box_mapping(device)
     results["load_average_after"] = round(os.getloadavg()[0], 2)
     return results

@@ -49,42 +49,16 @@ class FaceLibrary:
         self.settings, self.db, self.root, self.summary = settings, db, root, summary
 
 
-def _standin_scan(db, roots) -> None:
-    """Inserts Photo/PhotoLocation rows; used only until ``photokit.library.scan.scan_library`` lands."""
-    import hashlib
-
-    from photokit.db.models import Photo, PhotoLocation
-    from photokit.library.images import open_image
-
-    with db.session() as session:
-        for root in roots:
-            for path in sorted(Path(root).rglob("*")):
-                if path.suffix.lower() not in {".jpg", ".jpeg", ".png"}:
-                    continue
-                data = path.read_bytes()
-                image = open_image(path)
-                stat = path.stat()
-                photo = Photo(sha256=hashlib.sha256(data).hexdigest(), size=len(data), format=path.suffix[1:].lower(),
-                              width=image.width, height=image.height, faces_status="pending")
-                photo.locations.append(PhotoLocation(path=str(path), size=stat.st_size, mtime_ns=stat.st_mtime_ns,
-                                                     status="present"))
-                session.add(photo)
-
-
 def scan_faces_library(home: Path, roots: list[Path]) -> FaceLibrary:
     """Scan ``roots`` into a fresh library under ``home`` (library pass, then faces). Tests may call it too."""
     from photokit.db import open_database
     from photokit.faces.pipeline import process_pending_photos
+    from photokit.library.scan import scan_library
     from photokit.settings import Settings
 
     settings = Settings.load(home=home, models=home / "models", db_url=f"sqlite:///{home / 'library.db'}")
     db = open_database(settings)
-    try:
-        from photokit.library.scan import scan_library
-    except ImportError:
-        _standin_scan(db, roots)
-    else:
-        scan_library(db, [str(r) for r in roots], progress=False)
+    scan_library(db, [str(r) for r in roots], progress=False)
     summary = process_pending_photos(db, settings, device="cpu", progress=False)
     return FaceLibrary(settings, db, Path(roots[0]), summary)
 

@@ -296,3 +296,14 @@ def test_rosinality_training_checkpoint_with_args_loads(tmp_path):
                 "latent_avg": ckpt["latent_avg"], "args": argparse.Namespace(size=64, n_mlp=8), "ada_aug_p": 0.0}, path)
     G = load_generator(path)
     assert G.config.source == "rosinality" and torch.equal(G.w_avg, ckpt["latent_avg"])
+
+
+def test_inconsistent_shapes_are_one_line_errors(nvlabs_state, tmp_path):
+    sd = dict(nvlabs_state["G_ema_state_dict"])
+    sd["synthesis.b8.conv1.weight"] = torch.zeros(())  # a scalar where a 4-D weight belongs
+    torch.save({**nvlabs_state, "G_ema_state_dict": sd}, tmp_path / "scalar.pt")
+    _one_line_error(tmp_path / "scalar.pt", "scalar.pt")
+    sd = dict(nvlabs_state["G_ema_state_dict"])
+    sd["synthesis.b48.torgb.bias"] = torch.zeros(3)  # a block that is not a power of two
+    torch.save({**nvlabs_state, "G_ema_state_dict": sd}, tmp_path / "b48.pt")
+    _one_line_error(tmp_path / "b48.pt", "b48.pt", "power of two")

@@ -87,8 +87,10 @@ def _fake_nvidia_modules(monkeypatch):
     return _reconstruct_persistent_obj, EasyDict
 
 
-def _network_record(reconstruct, class_name: str, state_dict: dict, marker, extra_state=None) -> _Call:
-    """One persistent object per module, nested through ``_modules`` like a real G_ema."""
+def _network_record(reconstruct, class_name: str, state_dict: dict, marker, extra_state=None,
+                    conv_clamp=None) -> _Call:
+    """One persistent object per module, nested through ``_modules`` like a real G_ema (whose layers
+    keep their own ``conv_clamp`` attribute, and whose top level keeps ``_init_kwargs``)."""
     params, buffers, children = collections.OrderedDict(), collections.OrderedDict(), collections.OrderedDict()
     groups: dict[str, dict] = collections.OrderedDict()
     for key, value in state_dict.items():
@@ -100,7 +102,8 @@ def _network_record(reconstruct, class_name: str, state_dict: dict, marker, extr
         else:
             params[key] = torch.nn.Parameter(value.clone())
     for head, sub in groups.items():
-        children[head] = _network_record(reconstruct, head, sub, marker)
+        layer_state = {"conv_clamp": conv_clamp} if head in ("conv0", "conv1", "torgb") else None
+        children[head] = _network_record(reconstruct, head, sub, marker, layer_state, conv_clamp)
     state = {"training": False, "_parameters": params, "_buffers": buffers, "_non_persistent_buffers_set": set(),
              "_modules": children, "_forward_hooks": collections.OrderedDict(), **(extra_state or {})}
     meta = {"type": "class", "version": 6, "class_name": f"training.networks.{class_name}", "state": state,
@@ -115,9 +118,9 @@ def test_synthetic_nvidia_network_pickle_loads_and_matches_goldens(monkeypatch, 
     kwargs = fixture["init_kwargs"]
     init_kwargs = {**kwargs, "mapping_kwargs": EasyDict(kwargs["mapping_kwargs"]),
                    "synthesis_kwargs": EasyDict(kwargs["synthesis_kwargs"])}
-    g_ema = _network_record(reconstruct, "Generator", fixture["G_ema_state_dict"], marker, {"init_kwargs": init_kwargs})
+    g_ema = _network_record(reconstruct, "Generator", fixture["G_ema_state_dict"], marker, {"_init_kwargs": init_kwargs})
     discriminator = _network_record(reconstruct, "Discriminator", {"b4.fc.weight": torch.randn(4, 4)}, marker)
-    data = {"G": g_ema, "D": discriminator, "G_ema": g_ema, "augment_pipe": None,
+    data = {"G": g_ema, "D": discriminator, "G_ema": g_ema, "augment_pipe": torch.nn.Linear(2, 2),  # plain module
             "training_set_kwargs": EasyDict(path="~/datasets/ffhq.zip", resolution=64, max_size=70000)}
     path = tmp_path / "network-snapshot.pkl"
     path.write_bytes(pickle.dumps(data, protocol=4))  # plain pickle, as NVIDIA's training loop writes it
@@ -147,3 +150,17 @@ def test_pickle_without_g_ema_and_truncated_pickle(monkeypatch, tmp_path):
     (tmp_path / "b.pkl").write_bytes(full[: len(full) // 3])
     with pytest.raises(PhotokitError, match="corrupt or truncated"):
         load_generator(tmp_path / "b.pkl")
+
+
+def test_pickled_conv_clamp_is_used(monkeypatch, tmp_path):
+    """NVIDIA's fp16 configs (ffhq.pkl) clamp every conv output at 256: read from the layers' own records."""
+    reconstruct, _ = _fake_nvidia_modules(monkeypatch)
+    fixture = torch.load(shared_path("fixtures", "stylegan2", "nvlabs_tiny64.pt"), weights_only=True)
+    record = _network_record(reconstruct, "Generator", fixture["G_ema_state_dict"], tmp_path / "m",
+                             {"_init_kwargs": {"z_dim": 512, "w_dim": 512}}, conv_clamp=256)
+    data = pickle.dumps({"G_ema": record}, protocol=4)
+    monkeypatch.undo()
+    (tmp_path / "clamped.pkl").write_bytes(data)
+    G = load_generator(tmp_path / "clamped.pkl")
+    assert G.config.conv_clamp == 256.0
+    assert G.synthesis.b64.conv1.conv_clamp == 256.0 and G.synthesis.b8.torgb.conv_clamp == 256.0

@@ -95,3 +95,16 @@ def test_models_are_located_without_importing_face_recognition_models():
         path = dlib_model_path(name)
         assert path.is_file() and path.stat().st_size > 1_000_000
     assert "face_recognition_models" not in sys.modules
+
+
+def test_damaged_dlib_model_is_a_clear_error(tmp_path, monkeypatch):
+    import dlib
+
+    from photokit.errors import MissingModelError
+    from photokit.faces import models
+
+    bad = tmp_path / "broken.dat"
+    bad.write_bytes(b"not a dlib model")
+    monkeypatch.setattr(models, "dlib_model_path", lambda filename: bad)
+    with pytest.raises(MissingModelError, match="cannot be read"):
+        models._load_dlib(dlib.shape_predictor, "broken.dat")

@@ -153,9 +153,7 @@ def test_manual_decisions_survive_recluster(library):
         assert session.get(Face, faces["B"][0]).assigned_by == "user"
     assert {_person_of(db, f) for f in faces["A"][:-1]} == {a}
     assert {_person_of(db, f) for f in faces["B"][1:]} == {b}
-    new_c = {_person_of(db, f) for f in faces["C"]}
-    assert len(new_c) == 1 and None not in new_c and new_c.isdisjoint({a, b})
-    assert c is not None
+    assert {_person_of(db, f) for f in faces["C"]} == {c}  # re-formed, under its old id
 
 
 def test_recluster_with_stricter_thresholds_splits_only_automatic_people(library):
@@ -245,3 +243,13 @@ def test_human_output_of_list_and_show(library):
     result = _invoke("people", "show", str(_person_of(db, faces["A"][0])))
     assert result.exit_code == 0 and "6 face(s)" in result.stdout
     assert str(faces["A"][0]) in result.stdout
+
+
+def test_recluster_keeps_person_ids_of_unchanged_groups(library):
+    db, faces = library
+    before = {f: _person_of(db, f) for fs in faces.values() for f in fs}
+    result = _invoke("people", "recluster", "--json")
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)
+    assert stats["released"] == 13 and stats["new_people"] == 0 and stats["removed_people"] == 0
+    assert {f: _person_of(db, f) for f in before} == before

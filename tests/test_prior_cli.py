@@ -114,6 +114,9 @@ def test_too_few_faces_unknown_people_and_missing_lpips_are_one_line_errors(deep
     assert result.exit_code == 2 and "usable face" in result.stderr and "at least 5" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
+    result = _invoke(["--db-url", db, "prior", "build", small, "--generator", tiny_file, "--loss", "mse"])
+    assert result.exit_code == 2 and "usable face" in result.stderr and "anchors:" not in result.stderr  # before any cost
+
     result = _invoke(["--db-url", db, "prior", "refs", "nobody-by-that-name", "--generator", tiny_file])
     assert result.exit_code == 2 and result.stderr.startswith("error:")
 

@@ -142,6 +142,18 @@ def test_interrupted_tuning_resumes_from_its_checkpoint_to_the_same_result(real_
     for key, value in straight.stored.items():
         assert torch.equal(resumed.stored[key], value), key
 
+    def crash(step, total, loss):
+        if step == 9:
+            raise RuntimeError("power cut")
+
+    crash_ckpt = tmp_path / "crash.ckpt"  # a crash is no KeyboardInterrupt: the periodic checkpoint covers it
+    with pytest.raises(RuntimeError):
+        tune(G, anchors, targets, tuning_loss, TuningConfig(steps=40, checkpoint_every_s=0.0), checkpoint=crash_ckpt,
+             on_step=crash)
+    after_crash = tune(G, anchors, targets, tuning_loss, TuningConfig(steps=40), checkpoint=crash_ckpt)
+    assert after_crash.resumed_from == 9
+    assert all(torch.equal(after_crash.stored[k], v) for k, v in straight.stored.items())
+
     other = TuningConfig(steps=40, lr=1e-3)  # other settings must not silently continue that checkpoint
     with pytest.raises(PhotokitError, match="other settings"):
         tune(G, anchors, targets, tuning_loss, other, checkpoint=ckpt)

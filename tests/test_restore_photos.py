@@ -159,3 +159,31 @@ def test_alpha_channel_of_32bit_png_survives(tmp_path, tiny_generator):
     out = Image.open(report.output)
     assert out.mode == "RGBA" and out.size == Image.open(source).size
     np.testing.assert_array_equal(np.asarray(out)[:, :, 3], np.rint(original.alpha * 255).astype(np.uint8))
+
+
+def test_inpainting_replaces_only_the_dilated_hole(tmp_path, tiny_generator):
+    source = shared_path("data", "faces", "face_recognition", "obama-240p.jpg")
+    photo = load_photo(source)
+    known = np.full(photo.shape, 255, np.uint8)
+    known[50:70, 205:240] = 0  # over the eyes
+    mask_path = tmp_path / "mask.png"
+    Image.fromarray(known).save(mask_path)
+    rendered = make_enhancer(tiny_generator, mask=mask_path, steps=4).render(source)
+    [face] = rendered.report.faces
+    assert face.status == "restored" and rendered.report.task == "inpaint" and rendered.report.scale == 1
+    replaced = rendered.weight > 0
+    hole = known == 0
+    assert replaced[hole].mean() > 0.95  # the hole (inside the face square) is replaced...
+    assert replaced.sum() < 3 * hole.sum()  # ...dilated a little, not the whole face
+    np.testing.assert_array_equal(rendered.image[~replaced], photo.rgb[~replaced])
+    assert np.abs(rendered.image[hole] - photo.rgb[hole]).mean() > 1e-3
+
+
+def test_mask_of_another_size_is_refused(tmp_path, tiny_generator):
+    from photokit.errors import PhotokitError
+
+    mask_path = tmp_path / "mask.png"
+    Image.new("L", (10, 10), 255).save(mask_path)
+    with pytest.raises(PhotokitError, match="mask"):
+        make_enhancer(tiny_generator, mask=mask_path).render(
+            shared_path("data", "faces", "face_recognition", "obama-240p.jpg"))

@@ -47,6 +47,9 @@ def enhance(
 
     if loss not in ("lpips", "mse"):
         raise PhotokitError(f"--loss {loss!r}: use lpips or mse")
+    for path in paths:
+        if not path.expanduser().exists():
+            raise PhotokitError(f"{path}: no such file or folder")
     if mask is not None and not mask.is_file():
         raise PhotokitError(f"--mask {mask}: no such file")
     settings = settings_from(ctx)
@@ -91,8 +94,9 @@ def _print_summary(summary) -> None:
         console.print(f"{Path(item['source']).name}: already done -> {item['output']}", highlight=False)
     for item in summary.skipped:
         console.print(f"{Path(item['source']).name}: skipped: {item['reason']}", highlight=False)
-    console.print(f"{len(summary.done)} restored, {len(summary.already_done)} already done, "
-                  f"{len(summary.skipped)} skipped, {len(summary.failed)} failed", highlight=False)
+    faces = sum(f["status"] == "restored" for r in summary.done for f in r["faces"])
+    console.print(f"{len(summary.done)} photos written ({faces} faces restored), {len(summary.already_done)} "
+                  f"already done, {len(summary.skipped)} skipped, {len(summary.failed)} failed", highlight=False)
     if summary.failed:
         console.print("[red]failed:[/]")
         for item in summary.failed:

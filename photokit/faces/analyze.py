@@ -20,8 +20,8 @@ from photokit.faces.quality import is_grayscale, laplacian_variance, yaw_from_la
 DETECTORS = ("mtcnn", "hog")
 
 # dlib's 68-point predictor was trained on boxes from dlib's own HOG detector, which are tighter than
-# MTCNN's (no forehead). Measured on the 85 faces of ../shared/data/faces both detectors find
-# (median of the HOG box in MTCNN-box units, spread ~0.06-0.09), see /work/notes/readme_faces.md:
+# MTCNN's (no forehead). Median of the HOG box in MTCNN-box units over the 85 faces of
+# ../shared/data/faces both detectors find (spread 0.06-0.09); benchmarks/bench_faces.py re-measures it.
 MTCNN_TO_DLIB_BOX = (-0.034, 0.181, 1.050, 0.971)  # x0, y0, x1, y1 as fractions of the MTCNN box
 
 
@@ -79,7 +79,6 @@ class FaceAnalyzer:
         self.device = resolve_device(device)
         if self.config.detector == "mtcnn":
             self._mtcnn = models.mtcnn(str(self.device))
-            self._mtcnn.min_face_size = self.config.mtcnn_min_face
         else:
             self._hog = models.hog_detector()
         self._predictor = models.shape_predictor_68()
@@ -103,6 +102,7 @@ class FaceAnalyzer:
         if self.config.detector == "mtcnn":
             import torch
 
+            self._mtcnn.min_face_size = self.config.mtcnn_min_face  # the model is shared per process
             with torch.inference_mode():
                 boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
             if boxes is None:
@@ -110,7 +110,8 @@ class FaceAnalyzer:
             # facenet-pytorch builds object arrays under numpy 2: convert explicitly.
             boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / scale
             probs = np.asarray(probs, dtype=np.float64).reshape(-1)
-            points = np.asarray(points, dtype=np.float64).reshape(-1, 5, 2) / scale
+            # points: pixel centres, so p_full = (p_small + 0.5) / scale - 0.5 (box edges simply scale)
+            points = (np.asarray(points, dtype=np.float64).reshape(-1, 5, 2) + 0.5) / scale - 0.5
             fx0, fy0, fx1, fy1 = MTCNN_TO_DLIB_BOX
             for box, prob, lm5 in zip(boxes, probs, points):
                 w, h = box[2] - box[0], box[3] - box[1]

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import threading
 from pathlib import Path
 
 from photokit.errors import MissingModelError
 
 SHAPE_PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
 FACE_DESCRIPTOR = "dlib_face_recognition_resnet_model_v1.dat"
-
-_lock = threading.Lock()
 
 
 def dlib_model_path(filename: str) -> Path:
@@ -36,20 +33,26 @@ def dlib_model_path(filename: str) -> Path:
     raise MissingModelError(f"{filename} is missing from the face-recognition-models package: reinstall it")
 
 
+def _load_dlib(loader, filename: str):
+    path = dlib_model_path(filename)
+    try:
+        return loader(str(path))
+    except RuntimeError as exc:  # dlib's deserialisation error on a damaged file
+        raise MissingModelError(f"{path} cannot be read ({exc}); reinstall face-recognition-models") from exc
+
+
 @functools.lru_cache(maxsize=None)
 def shape_predictor_68():
     import dlib
 
-    with _lock:
-        return dlib.shape_predictor(str(dlib_model_path(SHAPE_PREDICTOR_68)))
+    return _load_dlib(dlib.shape_predictor, SHAPE_PREDICTOR_68)
 
 
 @functools.lru_cache(maxsize=None)
 def face_descriptor_model():
     import dlib
 
-    with _lock:
-        return dlib.face_recognition_model_v1(str(dlib_model_path(FACE_DESCRIPTOR)))
+    return _load_dlib(dlib.face_recognition_model_v1, FACE_DESCRIPTOR)
 
 
 @functools.lru_cache(maxsize=None)

@@ -10,6 +10,8 @@ Who decides what:
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -105,8 +107,14 @@ def _fixed_person_ids(session: Session) -> set[int]:
     return curated
 
 
-def cluster_faces(session: Session, config: ClusterConfig = ClusterConfig()) -> dict:
-    """Incremental pass: place every unassigned clusterable face; people already formed stay."""
+def cluster_faces(
+    session: Session, config: ClusterConfig = ClusterConfig(), previous: dict[int, int] | None = None
+) -> dict:
+    """Incremental pass: place every unassigned clusterable face; people already formed stay.
+
+    ``previous`` (face id -> the person it was in before a recluster) lets a re-formed group keep
+    its old person id, so ids (and what hangs off them, like personal priors) survive a recluster.
+    """
     assigned = session.execute(
         select(Face.embedding, Face.person_id, Face.photo_id).where(
             Face.person_id.is_not(None), Face.embedding.is_not(None)
@@ -138,22 +146,27 @@ def cluster_faces(session: Session, config: ClusterConfig = ClusterConfig()) -> 
         labelled,
         config,
     )
-    new_people: dict[int, Person] = {}
-    for face, label in zip(pending, labels):
-        label = int(label)
-        if label == 0:
-            stats["unassigned"] += 1
-            continue
-        if label < 0:
-            if label not in new_people:
-                new_people[label] = Person()
-                session.add(new_people[label])
+    groups: dict[int, list[Face]] = {}
+    for face, label in zip(pending, labels.tolist()):
+        groups.setdefault(label, []).append(face)
+    stats["unassigned"] = len(groups.pop(0, []))
+    taken = {int(p) for p in labelled.person_ids}
+    for label, faces in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
+        person_id = label
+        if label < 0:  # a new group: its faces' former person if that one is free, else a new person
+            votes = Counter(previous[f.id] for f in faces if previous and f.id in previous)
+            person_id = next((pid for pid, _ in votes.most_common() if pid not in taken), None)
+            if person_id is None or session.get(Person, person_id) is None:
+                person = Person()
+                session.add(person)
                 session.flush()
-            label = new_people[label].id
-        face.person_id = label
-        face.assigned_by = "auto"
-        stats["assigned"] += 1
-    stats["new_people"] = len(new_people)
+                person_id = person.id
+                stats["new_people"] += 1
+            taken.add(person_id)
+        for face in faces:
+            face.person_id = person_id
+            face.assigned_by = "auto"
+        stats["assigned"] += len(faces)
     session.flush()
     refresh_covers(session)
     return stats
@@ -162,16 +175,17 @@ def cluster_faces(session: Session, config: ClusterConfig = ClusterConfig()) -> 
 def recluster(session: Session, config: ClusterConfig = ClusterConfig()) -> dict:
     """Full pass: forget automatic assignments (not the user's) and cluster everything again."""
     fixed = _fixed_person_ids(session)
-    released = 0
+    previous: dict[int, int] = {}
     for face in session.scalars(select(Face).where(Face.person_id.is_not(None), Face.assigned_by != "user")):
         if face.person_id not in fixed:
+            previous[face.id] = face.person_id
             face.person_id = None
             face.assigned_by = None
-            released += 1
     session.flush()
-    removed = _delete_empty_people(session)
-    stats = cluster_faces(session, config)
-    stats.update(released=released, removed_people=removed)
+    stats = cluster_faces(session, config, previous=previous)
+    stats["released"] = len(previous)
+    stats["removed_people"] = _delete_empty_people(session)
+    refresh_covers(session)
     return stats
 
 

@@ -7,10 +7,10 @@ next run continues with the photos still ``pending``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 
 import cv2
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,7 @@ from photokit.settings import Settings
 
 # Measured: 79 photos of ../shared/data/faces in 15 s on 2 idle cores (benchmarks/bench_faces.py).
 CPU_SECONDS_PER_PHOTO = 0.2
+MAX_REPORTED_ERRORS = 100  # per run, in the summary; every failure stays in Photo.faces_error
 KEEP_ID_IOU = 0.5  # a re-detected face keeps its id (and person) when its box overlaps the old one this much
 
 
@@ -102,9 +103,7 @@ def process_pending_photos(
 ) -> dict:
     """Detect faces on pending photos (all photos with ``redo``), store them, then cluster incrementally."""
     del settings  # part of the contract; models come from installed packages, not the model store
-    config = config or FaceConfig(detector=detector)
-    if config.detector != detector:
-        config = FaceConfig(**{**config.__dict__, "detector": detector})
+    config = dataclasses.replace(config or FaceConfig(), detector=detector)
     started = time.perf_counter()
     with db.session() as session:
         query = select(Photo.id).order_by(Photo.id)
@@ -142,7 +141,8 @@ def process_pending_photos(
                     # One bad photo (unreadable now, too large, a model error) must not stop the library.
                     photo.faces_status, photo.faces_error = "failed", " ".join(str(exc).split()) or type(exc).__name__
                     summary["failed"] += 1
-                    summary["errors"].append({"photo_id": photo_id, "error": photo.faces_error})
+                    if len(summary["errors"]) < MAX_REPORTED_ERRORS:
+                        summary["errors"].append({"photo_id": photo_id, "error": photo.faces_error})
                 else:
                     for key, value in store_faces(session, photo, faces, config.detector).items():
                         summary[key] += value

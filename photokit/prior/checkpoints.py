@@ -156,6 +156,8 @@ def _nvlabs_config(sd: dict[str, Any], init_kwargs: dict | None, source: str) ->
     if synthesis_kwargs.get("architecture", "skip") != "skip":
         raise CheckpointError(f"{source}: synthesis architecture {synthesis_kwargs['architecture']!r} is not supported (only 'skip')")
     clamp = synthesis_kwargs.get("conv_clamp")
+    if clamp is not None and (isinstance(clamp, bool) or not isinstance(clamp, (int, float)) or clamp <= 0):
+        raise CheckpointError(f"{source}: invalid conv_clamp {clamp!r} in the generator's settings")
     return GeneratorConfig(
         z_dim=int(fc0.shape[1]), w_dim=int(fc0.shape[0]), resolution=resolution, mapping_layers=len(layers),
         channels=channels, img_channels=int(_need(sd, f"synthesis.b{resolution}.torgb.weight", source).shape[0]),
@@ -337,6 +339,13 @@ class _InertDict(dict):
         pass
 
 
+class _ModuleRecord:
+    """Stand-in for a plain ``torch.nn`` module inside a network pickle: keeps its ``__dict__`` as data."""
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state if isinstance(state, dict) else {}
+
+
 class _InertObject:
     """Stand-in for data-only classes of NVIDIA's training code that a G_ema never needs."""
 
@@ -413,6 +422,8 @@ class _SafeUnpickler(pickle.Unpickler):
             return _DTYPES[name]
         if (module.startswith(_INERT_PREFIXES) and name[:1].isupper()) or (module, name) in _INERT_GLOBALS:
             return _InertObject
+        if module.startswith("torch.nn.modules.") and name[:1].isupper():
+            return _ModuleRecord
         raise UnsafePickleError(f"it references {module}.{name}, which is not a tensor or container")
 
     def persistent_load(self, pid: Any) -> Any:
@@ -429,7 +440,7 @@ def _module_tree(obj: Any, prefix: str, out: dict[str, torch.Tensor], source: st
     """Flatten a pickled ``nn.Module`` record (``_parameters``/``_buffers``/``_modules``) into a state dict."""
     if depth > 32:
         raise CheckpointError(f"{source}: module tree too deep")
-    state = obj.state if isinstance(obj, PersistentObject) else None
+    state = getattr(obj, "state", None) if isinstance(obj, (PersistentObject, _ModuleRecord)) else None
     if not isinstance(state, dict):
         raise CheckpointError(f"{source}: '{prefix or 'G_ema'}' is not a network record")
     skip = set(state.get("_non_persistent_buffers_set") or ())
@@ -460,8 +471,22 @@ def _load_network_pickle(path: Path) -> Generator:
         raise CheckpointError(f"{path.name}: 'G_ema' is not an NVIDIA persistent network record")
     sd: dict[str, torch.Tensor] = {}
     _module_tree(g_ema, "", sd, path.name)
-    init_kwargs = g_ema.state.get("init_kwargs") if isinstance(g_ema.state, dict) else None
-    return from_nvlabs_state_dict(sd, init_kwargs if isinstance(init_kwargs, dict) else None, path.name)
+    return from_nvlabs_state_dict(sd, _pickled_init_kwargs(g_ema), path.name)
+
+
+def _pickled_init_kwargs(g_ema: PersistentObject) -> dict | None:
+    """The constructor arguments NVIDIA's persistence keeps (``_init_kwargs``), with the conv clamp the
+    layers actually use (a layer's own ``conv_clamp`` attribute) when the record has it."""
+    state = g_ema.state if isinstance(g_ema.state, dict) else {}
+    kwargs = state.get("_init_kwargs", state.get("init_kwargs"))
+    kwargs = dict(kwargs) if isinstance(kwargs, dict) else {}
+    try:
+        layer = state["_modules"]["synthesis"].state["_modules"]["b4"].state["_modules"]["conv1"].state
+    except (KeyError, AttributeError, TypeError):
+        layer = {}
+    if isinstance(layer, dict) and "conv_clamp" in layer:
+        kwargs["synthesis_kwargs"] = {**dict(kwargs.get("synthesis_kwargs") or {}), "conv_clamp": layer["conv_clamp"]}
+    return kwargs
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -529,7 +554,10 @@ def read_generator(path: str | os.PathLike) -> Generator:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"generator file not found: {path}")
-    G = _LOADERS[detect_format(path)](path)
+    try:
+        G = _LOADERS[detect_format(path)](path)
+    except (IndexError, KeyError, TypeError, ValueError, RuntimeError) as exc:  # shapes that contradict each other
+        raise CheckpointError(f"{path.name}: inconsistent StyleGAN2 checkpoint ({_short(exc)})") from None
     return G.eval().requires_grad_(False)
 
 

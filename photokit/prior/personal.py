@@ -30,7 +30,8 @@ from torch import nn
 from photokit.errors import PhotokitError
 from photokit.prior.adapters import apply_stored, stored_bytes, stored_kind, synthesis_parameters
 from photokit.prior.projector import ProjectorConfig, invert_w, inversion_step_probe, w_statistics
-from photokit.prior.refs import RefsConfig, build_reference_set, load_reference_images, read_reference_set
+from photokit.prior.refs import (RefsConfig, build_reference_set, load_reference_images, preview_selection,
+                                 read_reference_set)
 from photokit.prior.tuning import TuningConfig, tune, tuning_step_probe
 from photokit.settings import Settings
 from photokit.store.atomic import atomic_path, atomic_write_text
@@ -241,10 +242,10 @@ def load_personal_prior(settings: Settings, person_id: int, device: str | torch.
         raise PhotokitError(f"prior of person {person_id} lists no {WEIGHT_FILES[kind]}; rebuild it")
     expected = meta["base"]["fingerprint"]
     if base_generator is None:
-        base = resolve_base(settings, device).generator
+        resolved = resolve_base(settings, device)
+        base, actual = resolved.generator, resolved.fingerprint
     else:
-        base = base_generator
-    actual = generator_fingerprint(base)
+        base, actual = base_generator, generator_fingerprint(base_generator)
     if actual != expected:
         raise PhotokitError(
             f"prior of person {person_id} was tuned on base generator {meta['base'].get('name')} "
@@ -291,7 +292,7 @@ PRESET_SCHEDULES = {
     "paper": {"max_refs": 100, "invert_steps": ProjectorConfig.steps, "epochs": TuningConfig.epochs},
     "fast": {"max_refs": 10, "invert_steps": 100, "epochs": 30},
 }
-FAST_FLOORS = {"invert_steps": 30, "epochs": 5}
+FAST_FLOORS = {"invert_steps": 30, "epochs": 5, "refs": 5}
 
 
 def resolve_preset(preset: str, device: torch.device) -> str:
@@ -343,15 +344,24 @@ def plan_schedule(preset: str, refs: int, invert_batch: int, invert_step_s: floa
     paper_s = paper["invert_steps"] * batches * invert_step_s + paper["epochs"] * per_epoch * tuning_step_s
     notes = []
     if preset == "fast":
-        total = invert_steps * batches * invert_step_s + tuning_steps * tuning_step_s
+        def cost(refs: int, invert_steps: int, tuning_steps: int) -> float:
+            return invert_steps * -(-refs // invert_batch) * invert_step_s + tuning_steps * tuning_step_s
+
+        total = cost(refs, invert_steps, tuning_steps)
         if total > options.budget_s:
             scale = options.budget_s / total
             if options.invert_steps is None:
                 invert_steps = max(FAST_FLOORS["invert_steps"], int(invert_steps * scale))
             if options.tuning_steps is None:
                 tuning_steps = max(FAST_FLOORS["epochs"] * per_epoch, int(tuning_steps * scale))
+            # Still too slow at the floors: fewer references (the most diverse come first).
+            while options.max_refs is None and refs > FAST_FLOORS["refs"] and \
+                    cost(refs, invert_steps, tuning_steps) > options.budget_s:
+                refs -= 1
+                if options.tuning_steps is None:
+                    tuning_steps = max(FAST_FLOORS["epochs"] * -(-refs // tuning_batch), int(tuning_steps * refs / (refs + 1)))
             notes.append(f"fast schedule shrunk to fit a budget of {options.budget_s / 60:.0f} min")
-    return BuildPlan(preset, refs, invert_steps, invert_batch, tuning_steps, invert_step_s, tuning_step_s,
+    return BuildPlan(preset, refs, invert_steps, min(invert_batch, refs), tuning_steps, invert_step_s, tuning_step_s,
                      paper_s, notes)
 
 
@@ -428,7 +438,6 @@ def build_prior(
     progress: bool = True,
     projector: ProjectorConfig | None = None,
     tuning: TuningConfig | None = None,
-    on_tuning_step: Callable[[int, int, float], None] | None = None,
 ) -> dict:
     """refs -> anchors -> tuning -> stored prior, resuming whatever a previous run finished.
 
@@ -461,9 +470,23 @@ def build_prior(
     if loss_kind == "mse":
         notify("loss: MSE only (--loss mse): explicitly degraded quality, recorded in prior.json")
 
+    # -- cost, measured on the device before any long work (a step costs the same for any image) -----
+    G = base.generator
+    resolution = G.resolution
+    state_path = work / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.is_file() else None  # an unfinished build's plan
+    upper = options.max_refs or (state or {}).get("max_refs") or PRESET_SCHEDULES[preset]["max_refs"]
+    preview_selection(db, str(person_id), resolution, RefsConfig(max_refs=upper))  # too few faces: stop now
+    invert_batch = min(projector.batch_size, upper)
+    probe = torch.rand(invert_batch, 3, resolution, resolution, generator=torch.Generator().manual_seed(0)).to(device)
+    inv_step_s = time_step(inversion_step_probe(G, probe * 2 - 1, inv_loss, projector), device)
+    probe_anchors = G.w_avg.to(device).reshape(1, -1).repeat(tuning.batch_size, 1)
+    tun_step_s = time_step(tuning_step_probe(G, probe_anchors, probe.repeat(tuning.batch_size, 1, 1, 1)[:tuning.batch_size],
+                                             tun_loss, tuning), device)
+    max_refs = upper if state or options.max_refs else \
+        plan_schedule(preset, upper, invert_batch, inv_step_s, tun_step_s, options, tuning.batch_size).refs
+
     # -- stage 1: references -------------------------------------------------------------------------
-    resolution = base.generator.resolution
-    max_refs = options.max_refs or PRESET_SCHEDULES[preset]["max_refs"]
     refs = None if options.restart else read_reference_set(folder)
     if refs is not None and (refs.resolution != resolution or refs.config.get("max_refs") != max_refs):
         refs = None
@@ -475,26 +498,20 @@ def build_prior(
         notify(f"references: reusing {len(refs.faces)} from {folder / 'refs.json'}")
     targets = load_reference_images(refs).to(device)
     n = len(targets)
-    # A resumed build keeps the schedule it started with (the fast preset's depends on timings).
-    state_path = work / "state.json"
     face_ids = [f["face_id"] for f in refs.faces]
-    state = json.loads(state_path.read_text()) if state_path.is_file() else None
     if state is not None and (state.get("faces") != face_ids or state.get("base") != base.fingerprint):
         shutil.rmtree(work)
         state = None
 
-    # -- cost, measured before any long work ---------------------------------------------------------
-    invert_batch = min(projector.batch_size, n)
-    inv_step_s = time_step(inversion_step_probe(base.generator, targets[:invert_batch], inv_loss, projector), device)
-    tun_step_s = time_step(tuning_step_probe(base.generator, targets.new_zeros(tuning.batch_size, base.generator.w_dim)
-                                             + base.generator.w_avg.to(device), targets, tun_loss, tuning), device)
-    plan = plan_schedule(preset, n, invert_batch, inv_step_s, tun_step_s, options, tuning.batch_size)
+    # -- the schedule: a resumed build keeps the one it started with (fast depends on timings) ---------
+    plan = plan_schedule(preset, n, min(invert_batch, n), inv_step_s * min(invert_batch, n) / invert_batch,
+                         tun_step_s, replace(options, max_refs=n), tuning.batch_size)
     if state is not None:
         plan.invert_steps = options.invert_steps or state["invert_steps"]
         plan.tuning_steps = options.tuning_steps or state["tuning_steps"]
         plan.notes.append("resuming an unfinished build with its original schedule")
     else:
-        atomic_write_text(state_path, json.dumps({"faces": face_ids, "base": base.fingerprint,
+        atomic_write_text(state_path, json.dumps({"faces": face_ids, "base": base.fingerprint, "max_refs": max_refs,
                                                   "invert_steps": plan.invert_steps,
                                                   "tuning_steps": plan.tuning_steps}))
     projector = replace(projector, steps=plan.invert_steps)
@@ -502,7 +519,7 @@ def build_prior(
     notify(f"preset {preset}{' (auto on ' + device.type + ')' if options.preset == 'auto' else ''} on "
            f"{describe_device(device)}: {n} references at {resolution} px, loss {loss_kind}"
            + (f", low-rank adapters R={tuning.adapter_rank}" if tuning.adapter_rank else ", full tuning"))
-    notify(f"  anchors: {plan.invert_batches} batch(es) x {plan.invert_steps} steps at {inv_step_s:.3g} s/step "
+    notify(f"  anchors: {plan.invert_batches} batch(es) x {plan.invert_steps} steps at {plan.invert_step_s:.3g} s/step "
            f"= about {format_duration(plan.invert_s)}")
     notify(f"  tuning: {plan.tuning_steps} steps at {tun_step_s:.3g} s/step = about {format_duration(plan.tuning_s)}")
     if preset != "paper":
@@ -526,8 +543,6 @@ def build_prior(
         def on_step(step: int, total: int, loss: float) -> None:
             if bar is not None:
                 bar.update(task, completed=step, status=f"loss {loss:.4f}")
-            if on_tuning_step is not None:
-                on_tuning_step(step, total, loss)
 
         result = tune(base.generator, anchors, targets, tun_loss, tuning, base.fingerprint,
                       checkpoint=work / TUNING_CHECKPOINT, on_step=on_step)

@@ -2,8 +2,8 @@
 
 Each reference crop is inverted to one w (repeated for every layer) by optimising w, together with the
 generator's noise inputs, against a perceptual loss; the generator is frozen. References are inverted in
-batches: every sample has its own w and its own noise maps, and the loss is a sum over samples, so a
-batch gives the same per-sample result as inverting one image at a time (Adam is element-wise).
+batches: every sample has its own w and its own noise maps, and the loss is a sum over samples, so samples
+do not interact (Adam is element-wise); only the random draws depend on the batch.
 
 Where photokit differs from PTI's code: the optimised noise maps are discarded after inversion (as PTI
 does) and tuning/restoration use the generator's constant noise, so the anchor is only the w.
@@ -63,18 +63,14 @@ def w_noise_scale(t: float, w_std: float, config: ProjectorConfig) -> float:
 def w_statistics(G: nn.Module, samples: int, device: torch.device, seed: int = 123) -> tuple[torch.Tensor, float]:
     """Mean w (w_dim,) and the spread of W (sqrt of the summed variance) from ``samples`` mapped z."""
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    total = torch.zeros(G.w_dim, dtype=torch.float64, device=device)
     ws = []
     for start in range(0, samples, 2048):
-        n = min(2048, samples - start)
-        z = torch.randn(n, G.z_dim, generator=gen).to(device)
-        w = G.mapping(z)[:, 0, :].double()
-        ws.append(w)
-        total += w.sum(dim=0)
+        z = torch.randn(min(2048, samples - start), G.z_dim, generator=gen).to(device)
+        ws.append(G.mapping(z)[:, 0, :].cpu().double())  # float64 on the CPU (MPS has none)
     w_all = torch.cat(ws)
-    w_avg = total / samples
+    w_avg = w_all.mean(dim=0)
     w_std = float(((w_all - w_avg) ** 2).sum() / samples) ** 0.5
-    return w_avg.float(), w_std
+    return w_avg.float().to(device), w_std
 
 
 def noise_regularization(noise_maps: list[torch.Tensor]) -> torch.Tensor:
@@ -127,7 +123,7 @@ class _BatchedNoise:
             noise *= noise.square().mean(dim=(1, 2, 3), keepdim=True).rsqrt()
 
 
-def _batched_noise_works(noise: _BatchedNoise, G: nn.Module, ws: torch.Tensor) -> bool:
+def _batched_noise_works(noise: _BatchedNoise, ws: torch.Tensor) -> bool:
     if not noise.names:
         return False
     try:
@@ -169,7 +165,7 @@ def invert_w(
     w_opt = w_avg.to(device).detach().clone().reshape(1, 1, -1).repeat(batch, 1, 1).requires_grad_(True)
     params: list[torch.Tensor] = [w_opt]
     noise = _BatchedNoise(G.synthesis, batch, device, gen) if config.optimize_noise else None
-    if noise is not None and _batched_noise_works(noise, G, w_opt.detach().repeat(1, G.num_ws, 1)):
+    if noise is not None and _batched_noise_works(noise, w_opt.detach().repeat(1, G.num_ws, 1)):
         noise.normalize()
         params += noise.maps
         synthesize = noise

@@ -264,6 +264,18 @@ def person_label(person) -> str:
     return f"person {person.id}" + (f" ({person.name})" if person.name else "")
 
 
+def preview_selection(db, person_ref: str, resolution: int, config: RefsConfig = RefsConfig()) -> Selection:
+    """The selection without writing anything (cheap): PhotokitError when too few faces are usable."""
+    from photokit.faces.people import resolve_person
+
+    with db.session() as session:
+        person = resolve_person(session, person_ref)
+        selection = select_references(load_candidates(session, person), resolution, config)
+        if len(selection.kept) < config.min_refs:
+            raise PhotokitError(too_few_message(person_label(person), selection, config))
+    return selection
+
+
 def build_reference_set(db, person_ref: str, resolution: int, folder: Path, config: RefsConfig = RefsConfig(),
                         progress: bool = False) -> ReferenceSet:
     """Select a person's references and write their aligned crops + ``refs.json`` into ``folder``.
@@ -275,13 +287,10 @@ def build_reference_set(db, person_ref: str, resolution: int, folder: Path, conf
 
     if config.max_refs < config.min_refs:
         raise PhotokitError(f"--max must be at least {config.min_refs}")
+    selection = preview_selection(db, person_ref, resolution, config)
     with db.session() as session:
         person = resolve_person(session, person_ref)
         person_id, name, label = person.id, person.name, person_label(person)
-        candidates = load_candidates(session, person)
-    selection = select_references(candidates, resolution, config)
-    if len(selection.kept) < config.min_refs:
-        raise PhotokitError(too_few_message(label, selection, config))
 
     crops_dir = folder / REFS_DIR
     crops_dir.mkdir(parents=True, exist_ok=True)

@@ -71,18 +71,22 @@ def inpainting(mask: np.ndarray | torch.Tensor, downsample_to: int | None = None
     return Degradation(size=size, mask=m[None, None])
 
 
-def enforce_consistency(restored: torch.Tensor, observed: torch.Tensor, degradation: Degradation) -> torch.Tensor:
-    """Back-projection (Irani & Peleg 1991): add the upsampled residual ``observed - phi(restored)`` so the
-    restored face, degraded again, gives back the photo's own pixels.
+def enforce_consistency(restored: torch.Tensor, observed: torch.Tensor, degradation: Degradation,
+                        iterations: int = 5) -> torch.Tensor:
+    """Iterative back-projection (Irani & Peleg 1991): add the upsampled residual ``observed - phi(restored)``
+    until the restored face, degraded again, gives back the photo's own pixels.
 
     The prior supplies the detail phi destroyed; the photo keeps the final say on what phi kept (colour,
     lighting, low-frequency shape), which also makes paste-back seamless. Not for masked degradations.
     """
-    residual = observed - degradation(restored)
     size = restored.shape[-1]
-    if residual.shape[-1] != size:
-        residual = torch.nn.functional.interpolate(residual, size=(size, size), mode="bicubic", align_corners=False)
-    return restored + residual
+    for _ in range(iterations):
+        residual = observed - degradation(restored)
+        if residual.shape[-1] != size:
+            residual = torch.nn.functional.interpolate(residual, size=(size, size), mode="bicubic",
+                                                       align_corners=False)
+        restored = restored + residual
+    return restored
 
 
 def crop_target(photo: np.ndarray, alignment: FaceAlignment, size: int) -> np.ndarray:

@@ -25,7 +25,7 @@ from photokit.library.images import open_image
 from photokit.store.atomic import atomic_path
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-_KEEP_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp"}
+_WRITABLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")
 _ORIENTATION = 274
 
 
@@ -128,14 +128,12 @@ def load_photo(path: str | Path) -> Photo:
                  icc_profile=info.get("icc_profile") or None, exif=exif_bytes)
 
 
-def output_path_for(source: Path, out_dir: Path | None, suffix: str = "_restored", fmt: str | None = None) -> Path:
+def output_path_for(source: Path, out_dir: Path | None, suffix: str = "_restored") -> Path:
     """Where the restored copy of ``source`` goes: ``out_dir`` (default: next to it), with ``suffix``.
 
-    An output is never the source itself.
+    The format is kept where photokit can write it faithfully, else PNG. Never the source itself.
     """
-    ext = _KEEP_FORMATS.get(fmt or "", None) if fmt else None
-    if ext is None:
-        ext = source.suffix.lower() if source.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp") else ".png"
+    ext = source.suffix.lower() if source.suffix.lower() in _WRITABLE_SUFFIXES else ".png"
     folder = out_dir if out_dir is not None else source.parent
     target = folder / f"{source.stem}{suffix}{ext}"
     if target.resolve() == source.resolve():
@@ -189,7 +187,7 @@ def _save_8bit(photo: Photo, rgb: np.ndarray, alpha: np.ndarray | None, tmp: Pat
     kwargs: dict = {}
     if photo.icc_profile:
         kwargs["icc_profile"] = photo.icc_profile
-    if photo.exif and ext in (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"):
+    if photo.exif:
         kwargs["exif"] = photo.exif
     if ext in (".jpg", ".jpeg"):
         image.save(tmp, "JPEG", quality=95, subsampling=0, **kwargs)

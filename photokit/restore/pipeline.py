@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ from photokit.restore.project import AlphaProjection, SmallImageLoss, WPlusConfi
 GPU_DEFAULT_STEPS = AlphaConfig.steps
 CPU_DEFAULT_STEPS = 100
 DEFAULT_SCALE = 2.0
+MAX_OUTPUT_PIXELS = 200_000_000  # float32 working copies of larger outputs need tens of GB
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ class Enhancer:
         self.loss_fn = SmallImageLoss(make_reconstruction_loss(options.loss, options.lpips_net, self.device,
                                                                allow_random_backbone=allow_random_lpips))
         self._analyzer = analyzer
-        self._step_seconds: dict[tuple[int, int], float] = {}
+        self._step_seconds: dict[int, float] = {}
         self._mask_cache: tuple[Path, np.ndarray] | None = None
 
     # -- components ---------------------------------------------------------------------------------
@@ -224,7 +225,10 @@ class Enhancer:
             if face.yaw is not None and abs(face.yaw) > self.options.max_yaw:
                 fr.reason = f"turned too far to align (yaw {face.yaw:.0f} deg > {self.options.max_yaw:.0f})"
                 continue
-            choice, why = choose_prior(self.priors, fr.person_id, fr.person)
+            try:
+                choice, why = choose_prior(self.priors, fr.person_id, fr.person)
+            except PhotokitError as exc:  # e.g. a prior built on another base generator: say so, keep going
+                choice, why = None, str(exc)
             if choice is None:
                 fr.reason = why
                 continue
@@ -263,7 +267,7 @@ class Enhancer:
         """Seconds the projections will take, from one timed step per generator (printed up front)."""
         total = 0.0
         for plan in plans:
-            key = (id(plan.prior.generator), plan.degradation.size)
+            key = id(plan.prior.generator)  # the generator's cost dominates; face sizes barely matter
             if key not in self._step_seconds:
                 self._step_seconds[key] = time_step(self._projection(plan, photo).step, self.device)
             total += self._step_seconds[key] * self.steps
@@ -278,6 +282,10 @@ class Enhancer:
         start = time.perf_counter()
         photo = load_photo(path)
         scale = self.options.effective_scale
+        out_h, out_w = paste.output_shape(photo.shape, scale)
+        if out_h * out_w > MAX_OUTPUT_PIXELS:
+            raise PhotokitError(f"{photo.path.name}: the {scale:g}x output would be {out_w}x{out_h} px "
+                                f"({out_h * out_w / 1e6:.0f} MP); use a smaller --scale")
         report = PhotoReport(source=str(Path(path)), task=self.options.task, scale=scale,
                              device=describe_device(self.device), loss=self.loss_fn.name, warnings=self.warnings())
         plans = self._plan(photo, report)
@@ -331,7 +339,3 @@ class Enhancer:
 
 class NoFacesError(PhotokitError):
     """The photo has no face to restore."""
-
-
-def report_dict(report: Any) -> dict:
-    return report.to_json() if hasattr(report, "to_json") else dict(report)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from photokit.errors import MissingModelError, PhotokitError
+from photokit.errors import PhotokitError
 from photokit.settings import Settings
 
 INSTALL_HINT = ("install a face generator: `photokit models install ffhq-256 --from FILE` (or ffhq-1024; "
@@ -158,4 +158,4 @@ class NoPeople:
 
 
 __all__ = ["BaseGenerator", "PriorChoice", "PriorSource", "StorePriors", "StaticPriors", "choose_prior",
-           "PeopleIndex", "DatabasePeople", "NoPeople", "INSTALL_HINT", "MissingModelError"]
+           "PeopleIndex", "DatabasePeople", "NoPeople", "INSTALL_HINT"]

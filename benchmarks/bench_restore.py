@@ -1,0 +1,145 @@
+"""Restoration cost and quality.
+
+1. Seconds per face of an alpha+ projection (MyStyle's 1000 steps, 4x super-resolution, N = 8 anchors,
+   LPIPS(AlexNet) + MSE) at 256 and 1024 px, with random weights in the real FFHQ architectures
+   (NVIDIA's channel formula). On a CPU only a few steps are timed and the 1000-step figure is
+   extrapolated (the report says so); LPIPS runs on a random backbone, which costs the same as the real one.
+2. Quality of 4x super-resolution of obama-1080p degraded to 240p, against Lanczos: PSNR over the face
+   square and identity similarity (cosine of dlib 128-D embeddings to Obama's other photos). Only with a
+   pretrained generator installed (``photokit models install``); otherwise recorded as skipped, with why.
+
+    python -m benchmarks.run_all restore                 # CPU (about 3-6 min on 2 cores)
+    python -m benchmarks.run_all restore --device cuda
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from photokit.devices import describe_device, resolve_device
+from photokit.prior.alpha import AlphaConfig
+from photokit.prior.losses import ReconstructionLoss, build_lpips
+from photokit.prior.stylegan2 import Generator, GeneratorConfig
+from photokit.restore.degrade import super_resolution
+from photokit.restore.project import AlphaProjection, SmallImageLoss
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "face_recognition"
+PAPER_STEPS = AlphaConfig.steps
+
+
+def ffhq_architecture(resolution: int) -> GeneratorConfig:
+    base = 32768 if resolution == 1024 else 16384  # NVIDIA: channels = min(channel_base / res, 512)
+    channels = {2**i: min(base // 2**i, 512) for i in range(2, resolution.bit_length())}
+    return GeneratorConfig(resolution=resolution, channels=channels, source="nvlabs")
+
+
+def projection_cost(resolution: int, device: torch.device, timed_steps: int) -> dict:
+    torch.manual_seed(0)
+    G = Generator(ffhq_architecture(resolution)).to(device).eval().requires_grad_(False)
+    with torch.no_grad():
+        anchors = G.mapping(torch.randn(8, G.z_dim, device=device))[:, 0]
+    degradation = super_resolution(resolution, resolution / 4)
+    target = torch.rand(1, 3, degradation.size, degradation.size, device=device) * 2 - 1
+    loss = SmallImageLoss(ReconstructionLoss(build_lpips("alex", device, allow_random_backbone=True)))
+    projection = AlphaProjection(G, anchors, target, degradation, loss, beta=0.05)
+    projection.step()  # warm-up (allocations, cuDNN autotuning)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(timed_steps):
+        projection.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    per_step = (time.perf_counter() - start) / timed_steps
+    return {
+        "resolution": resolution, "num_ws": G.num_ws, "anchors": 8, "task": "4x super-resolution",
+        "loss": "lpips(alex, random backbone: same cost)+mse", "timed_steps": timed_steps,
+        "seconds_per_step": round(per_step, 4),
+        "seconds_per_face_1000_steps": round(per_step * PAPER_STEPS, 1),
+        "extrapolated": timed_steps < PAPER_STEPS,
+    }
+
+
+def sr_quality(device: torch.device, steps: int) -> dict:
+    """4x SR of obama-1080p degraded to 240p vs Lanczos, when a pretrained generator is installed."""
+    from photokit.settings import Settings
+    from photokit.store.models import ModelStore
+
+    if not SHARED.is_dir():
+        return {"skipped": f"{SHARED} is absent"}
+    settings = Settings.load()
+    path = ModelStore(settings).default_generator_path()
+    if path is None:
+        return {"skipped": "no pretrained face generator installed (photokit models install ffhq-256 --from FILE); "
+                           "a random-weight generator would measure nothing"}
+    import cv2
+
+    from photokit.faces.analyze import FaceAnalyzer
+    from photokit.prior import load_generator
+    from photokit.prior.losses import lpips_available
+    from photokit.restore.output import load_photo
+    from photokit.restore.paste import lanczos_upscale
+    from photokit.restore.pipeline import Enhancer, EnhanceOptions
+    from photokit.restore.priors import BaseGenerator, NoPeople, StaticPriors, _is_random
+
+    generator = load_generator(path, device)
+    if _is_random(generator):
+        return {"skipped": f"{path.name} has random weights"}
+    truth = load_photo(SHARED / "obama-1080p.jpg").rgb
+    low = cv2.resize(truth, (427, 240), interpolation=cv2.INTER_AREA)
+    work = Path(settings.home) / "bench_restore"
+    work.mkdir(parents=True, exist_ok=True)
+    low_path = work / "obama-1080p-to-240p.png"
+    cv2.imwrite(str(low_path), np.clip(np.rint(low[:, :, ::-1] * 255), 0, 255).astype(np.uint8))
+    loss = "lpips" if lpips_available("alex") else "mse"
+    enhancer = Enhancer(EnhanceOptions(scale=4, steps=steps, loss=loss),
+                        StaticPriors(BaseGenerator(generator, path.stem, path)), NoPeople(), device=device)
+    rendered = enhancer.render(low_path)
+    out = rendered.image
+    h, w = out.shape[:2]
+    reference = cv2.resize(truth, (w, h), interpolation=cv2.INTER_AREA)
+    lanczos = np.clip(lanczos_upscale(rendered.photo.rgb, 4), 0, 1)
+    face = rendered.weight > 0.5
+    analyzer = FaceAnalyzer(device=str(device))
+
+    def psnr(a):
+        return round(float(10 * np.log10(1.0 / np.mean((a[face] - reference[face]) ** 2))), 2)
+
+    def identity(image):
+        faces = analyzer.analyze(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8))
+        if not faces or faces[0].embedding is None:
+            return None
+        e = faces[0].embedding / np.linalg.norm(faces[0].embedding)
+        sims = []
+        for name in ("obama.jpg", "obama2.jpg", "obama3.jpg"):
+            ref = analyzer.analyze(load_photo(SHARED / name).rgb_uint8())
+            if ref and ref[0].embedding is not None:
+                sims.append(float(e @ (ref[0].embedding / np.linalg.norm(ref[0].embedding))))
+        return round(float(np.mean(sims)), 4) if sims else None
+
+    return {
+        "generator": path.name, "prior": "generic W+ (no personal prior in the benchmark)", "loss": loss,
+        "steps": steps, "face_pixels": int(face.sum()),
+        "psnr_face_db": {"photokit": psnr(out), "lanczos": psnr(lanczos)},
+        "identity_cosine_to_references": {"photokit": identity(out), "lanczos": identity(lanczos)},
+        "seconds": rendered.report.seconds,
+    }
+
+
+def run(device: str = "cpu", quick: bool = False) -> dict:
+    dev = resolve_device(device)
+    on_cpu = dev.type == "cpu"
+    results: dict = {"device": describe_device(dev), "projection": []}
+    sizes = (256,) if quick else (256, 1024)
+    for resolution in sizes:
+        timed = (2 if quick else (5 if resolution == 256 else 2)) if on_cpu else (20 if quick else 100)
+        results["projection"].append(projection_cost(resolution, dev, timed))
+    results["sr_quality"] = (sr_quality(dev, steps=100 if on_cpu else PAPER_STEPS) if not quick
+                             else {"skipped": "quick run"})
+    results["method"] = ("alpha+ projection steps timed after one warm-up step with time.perf_counter "
+                         "(cuda synchronised); seconds per face = seconds per step x 1000")
+    return results

@@ -1,0 +1,98 @@
+"""`photokit enhance` from the command line: errors, JSON reports, honesty about the models in use."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from photokit.cli.app import app
+from tests.conftest import shared_path
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def photo(tmp_path):
+    target = tmp_path / "in" / "obama.jpg"
+    target.parent.mkdir()
+    shutil.copy(shared_path("data", "faces", "face_recognition", "obama-240p.jpg"), target)
+    return target
+
+
+def install_random_generator(settings, resolution=128):
+    """A random-weight generator put where an installed ffhq-256 would be (the product must say so)."""
+    from photokit.prior.checkpoints import save_generator
+    from photokit.prior.stylegan2 import build_tiny_generator
+    from photokit.store.catalog import catalog_entry
+    from photokit.store.models import ModelStore
+
+    path = ModelStore(settings).target_path(catalog_entry("ffhq-256"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_generator(build_tiny_generator(resolution=resolution, seed=1), path)
+    return path
+
+
+def test_missing_photo_is_a_one_line_error(tmp_path):
+    result = runner.invoke(app, ["enhance", str(tmp_path / "nope.jpg"), "--loss", "mse"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith("error:") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_lpips_without_its_backbone_says_what_to_install(photo):
+    result = runner.invoke(app, ["enhance", str(photo), "--steps", "1"])
+    assert result.exit_code == 2
+    assert "photokit models install lpips-alex" in result.stderr and "--loss mse" in result.stderr
+    assert not list(photo.parent.glob("*_restored*"))
+
+
+def test_bad_beta_is_rejected(photo):
+    result = runner.invoke(app, ["enhance", str(photo), "--beta", "lots", "--loss", "mse"])
+    assert result.exit_code == 2 and "--beta" in result.stderr
+
+
+def test_without_a_generator_faces_are_left_alone_and_the_report_says_what_to_install(photo, tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["enhance", str(photo), "--loss", "mse", "--out", str(out), "--json",
+                                 "--device", "cpu", "--scale", "2"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    [report] = data["reports"]
+    [face] = report["faces"]
+    assert face["status"] == "untouched" and "photokit models install" in face["reason"]
+    assert (out / "obama_restored.jpg").is_file() and report["output"] == str(out / "obama_restored.jpg")
+
+
+def test_random_generator_restores_and_is_called_what_it_is(settings, photo, tmp_path):
+    install_random_generator(settings)
+    out = tmp_path / "out"
+    args = ["enhance", str(photo.parent), "--loss", "mse", "--out", str(out), "--json", "--device", "cpu",
+            "--steps", "2", "--scale", "4"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    [report] = data["reports"]
+    [face] = report["faces"]
+    assert face["status"] == "restored" and face["prior"] == "generic" and face["steps"] == 2
+    assert {"person", "prior_name", "beta", "loss", "seconds"} <= set(face)
+    assert any("random weights" in w for w in report["warnings"])
+    assert "random weights" in result.stderr  # said up front too
+    assert "s/step" in result.stderr  # the cost estimate
+    from PIL import Image
+
+    assert Image.open(out / "obama_restored.jpg").size == (4 * 427, 4 * 240)
+
+    again = runner.invoke(app, args)  # the same album again: nothing to redo
+    assert again.exit_code == 0
+    assert json.loads(again.stdout)["already_done"] == 1 and json.loads(again.stdout)["restored"] == 0
+
+
+def test_unknown_person_is_a_one_line_error(settings, photo):
+    install_random_generator(settings)
+    result = runner.invoke(app, ["enhance", str(photo), "--person", "Nobody At All", "--loss", "mse",
+                                 "--steps", "1", "--json"])
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["failed"] == 1 and "Nobody At All" in data["failures"][0]["error"]
