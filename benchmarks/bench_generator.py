@@ -102,7 +102,7 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
                         try:
                             seconds, cpu_seconds = _measure(G, batch, mode == "forward_backward", dev, repeats,
                                                             precision != "fp32")
-                        except torch.OutOfMemoryError:
+                        except torch.cuda.OutOfMemoryError:
                             timings.setdefault(str(batch), {})[path] = None
                             torch.cuda.empty_cache()
                             continue

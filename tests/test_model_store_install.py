@@ -37,6 +37,7 @@ class FileServer:
         self.files: dict[str, bytes] = {}
         self.cut_after: dict[str, int] = {}  # path -> bytes sent before the connection is dropped (once)
         self.requests: list[tuple[str, str | None]] = []
+        self.honour_range = True
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,7 +51,7 @@ class FileServer:
                     self.send_error(404)
                     return
                 start, status = 0, 200
-                rng = self.headers.get("Range")
+                rng = self.headers.get("Range") if server.honour_range else None
                 if rng:
                     start = int(rng.removeprefix("bytes=").split("-")[0])
                     if start >= len(data):
@@ -256,3 +257,21 @@ def test_default_generator_prefers_1024(settings):
     large = store.install("ffhq-1024", from_file=src, progress=False)
     assert store.default_generator_path() == large.path != small.path
     assert large.record["source"] == str(src.resolve())
+
+
+def test_server_without_range_support_restarts_cleanly(settings, server):
+    """A server that ignores Range answers 200 with the whole file: photokit starts over, never appends."""
+    from photokit.store.download import download
+
+    data = bytes(range(256)) * 4000
+    server.files["/blob"] = data
+    server.cut_after["/blob"] = 100_000
+    partial = settings.models_dir / ".downloads" / "blob.part"
+    with pytest.raises(DownloadInterrupted):
+        download(server.url("/blob"), partial, progress=False)
+    assert partial.stat().st_size == 100_000
+    server.honour_range = False
+    assert download(server.url("/blob"), partial, progress=False).read_bytes() == data
+    server.honour_range = True
+    assert download(server.url("/blob"), partial, progress=False).read_bytes() == data  # already complete: 416
+    assert server.requests[-1] == ("/blob", f"bytes={len(data)}-")

@@ -22,7 +22,7 @@ DETECTORS = ("mtcnn", "hog")
 # dlib's 68-point predictor was trained on boxes from dlib's own HOG detector, which are tighter than
 # MTCNN's (no forehead). Median of the HOG box in MTCNN-box units over the 85 faces of
 # ../shared/data/faces both detectors find (spread 0.06-0.09); benchmarks/bench_faces.py re-measures it.
-MTCNN_TO_DLIB_BOX = (-0.034, 0.181, 1.050, 0.971)  # x0, y0, x1, y1 as fractions of the MTCNN box
+MTCNN_TO_DLIB_BOX = (-0.031, 0.179, 1.044, 0.970)  # x0, y0, x1, y1 as fractions of the MTCNN box
 
 
 @dataclass

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import hashlib
 import io
 import json
@@ -496,7 +497,8 @@ def _pickled_init_kwargs(g_ema: PersistentObject) -> dict | None:
 def _load_torch_file(path: Path) -> Generator:
     try:
         # rosinality's training checkpoints also hold their argparse options: plain attribute data.
-        with torch.serialization.safe_globals([argparse.Namespace]):
+        allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
+        with allow([argparse.Namespace]) if allow else contextlib.nullcontext():
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(f"refusing to load {path.name}: it holds objects other than tensors and "

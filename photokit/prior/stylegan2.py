@@ -56,7 +56,7 @@ class GeneratorConfig:
     mapping_layers: int = 8
     channels: dict[int, int] = field(default_factory=dict)
     img_channels: int = 3
-    mapping_lr_multiplier: float = 0.01  # StyleGAN2 paper, appendix: 100x lower lr for the mapping network
+    mapping_lr_multiplier: float = 0.01  # StyleGAN: the mapping network learns 100x slower
     conv_clamp: float | None = None  # NVIDIA clamps conv outputs to +-256 in fp16 training configs
     # rosinality scales modulated conv weights by 1/sqrt(fan_in) *before* demodulating, NVIDIA does not.
     # Demodulation cancels the scale except inside its 1e-8 epsilon; kept as a flag to be faithful to both.
@@ -383,14 +383,14 @@ def estimate_w_avg(G: Generator, samples: int = 4096, seed: int = 0, batch: int 
     """Mean of the mapping output over random z (what NVIDIA tracks during training as ``w_avg``)."""
     gen = torch.Generator().manual_seed(seed)
     device = G.mapping.w_avg.device
-    total = torch.zeros(G.w_dim, dtype=torch.float64, device=device)
+    total = torch.zeros(G.w_dim, device=device)  # float32: MPS has no float64
     done = 0
     while done < samples:
         n = min(batch, samples - done)
         z = torch.randn(n, G.z_dim, generator=gen).to(device)
-        total += G.mapping(z)[:, 0].double().sum(0)
+        total += G.mapping(z)[:, 0].sum(0)
         done += n
-    return (total / samples).float()
+    return total / samples
 
 
 def build_tiny_generator(resolution: int = 32, w_dim: int = 64, channels: int = 32, mapping_layers: int = 2,
@@ -399,13 +399,13 @@ def build_tiny_generator(resolution: int = 32, w_dim: int = 64, channels: int = 
 
     Random weights (the references' initialisation: unit-variance weights, affine biases 1) with random
     noise strengths and biases so every part of the network matters; ``w_avg`` is the mapping's mean.
-    It is NOT a face model.
+    It is NOT a face model. Like ``load_generator`` it returns eval mode with gradients off; tuning code
+    turns them on for what it trains (``G.synthesis.requires_grad_(True)``). The global RNG is untouched.
     """
+    blocks = [2**i for i in range(2, int(math.log2(resolution)) + 1)]
     config = GeneratorConfig(z_dim=w_dim, w_dim=w_dim, resolution=resolution, mapping_layers=mapping_layers,
-                             channels={res: channels for res in [2**i for i in range(2, int(math.log2(resolution)) + 1)]},
-                             source="tiny")
-    devnull = torch.random.fork_rng(devices=[])
-    with devnull:
+                             channels={res: channels for res in blocks}, source="tiny")
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         G = Generator(config)
         with torch.no_grad():

@@ -71,22 +71,32 @@ def inpainting(mask: np.ndarray | torch.Tensor, downsample_to: int | None = None
     return Degradation(size=size, mask=m[None, None])
 
 
-def enforce_consistency(restored: torch.Tensor, observed: torch.Tensor, degradation: Degradation,
-                        iterations: int = 5) -> torch.Tensor:
-    """Iterative back-projection (Irani & Peleg 1991): add the upsampled residual ``observed - phi(restored)``
-    until the restored face, degraded again, gives back the photo's own pixels.
+def match_low_frequencies(restored: torch.Tensor, observed: torch.Tensor, degradation: Degradation,
+                          blur_fraction: float = 1 / 16) -> torch.Tensor:
+    """Give the restored face the photo's colour and lighting: add the *low-passed* residual
+    ``observed - phi(restored)`` (Gaussian, sigma = ``blur_fraction`` of the face's size), upsampled.
 
-    The prior supplies the detail phi destroyed; the photo keeps the final say on what phi kept (colour,
-    lighting, low-frequency shape), which also makes paste-back seamless. Not for masked degradations.
+    The prior keeps the say on structure and detail (a full back-projection would also push the photo's
+    noise, JPEG blocks and any small misalignment back in); the photo keeps the say on colour casts and
+    lighting, which is what makes paste-back seamless. For unmasked degradations only.
     """
-    size = restored.shape[-1]
-    for _ in range(iterations):
-        residual = observed - degradation(restored)
-        if residual.shape[-1] != size:
-            residual = torch.nn.functional.interpolate(residual, size=(size, size), mode="bicubic",
-                                                       align_corners=False)
-        restored = restored + residual
-    return restored
+    residual = observed - degradation(restored)
+    size = residual.shape[-1]
+    sigma = max(0.5, blur_fraction * size)
+    radius = int(3 * sigma)
+    x = torch.arange(-radius, radius + 1, dtype=residual.dtype, device=residual.device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).view(1, 1, 1, -1).repeat(residual.shape[1], 1, 1, 1)
+    pad = (radius, radius, 0, 0)
+    blurred = residual
+    for k in (kernel, kernel.transpose(-1, -2)):  # separable: rows, then columns
+        p = pad if k.shape[-1] > 1 else (0, 0, radius, radius)
+        blurred = torch.nn.functional.conv2d(torch.nn.functional.pad(blurred, p, mode="replicate"), k,
+                                             groups=residual.shape[1])
+    full = restored.shape[-1]
+    if size != full:
+        blurred = torch.nn.functional.interpolate(blurred, size=(full, full), mode="bicubic", align_corners=False)
+    return restored + blurred
 
 
 def crop_target(photo: np.ndarray, alignment: FaceAlignment, size: int) -> np.ndarray:

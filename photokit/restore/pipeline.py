@@ -47,7 +47,7 @@ class EnhanceOptions:
     suffix: str = "_restored"
     min_face_px: float = 24.0  # smallest aligned square (photo px) worth aligning
     max_yaw: float = 50.0  # degrees; beyond it the frontal alignment fails
-    consistency: bool = True  # super-resolution: make the restored face downsample exactly to the photo's
+    consistency: bool = True  # super-resolution: the restored face takes the photo's colour and lighting
 
     @property
     def task(self) -> str:
@@ -309,7 +309,7 @@ class Enhancer:
                 self.progress.remove_task(task)
             restored = result.image
             if plan.known is None and self.options.consistency:
-                restored = degrade.enforce_consistency(restored, projection.target, plan.degradation)
+                restored = degrade.match_low_frequencies(restored, projection.target, plan.degradation)
             crop = degrade.to_image(restored)
             if photo.gray:
                 crop = paste.match_gray(crop)

@@ -63,10 +63,11 @@ def download(url: str, partial: Path, expected_size: int | None = None, progress
     try:
         response = _open(url, start, timeout)
     except urllib.error.HTTPError as exc:
-        if exc.code == 416 and start and (expected_size is None or start == expected_size):
-            return partial  # nothing left to fetch: the previous attempt got everything
-        if exc.code == 416:
-            partial.unlink(missing_ok=True)
+        if exc.code == 416 and start:
+            match = re.match(r"bytes \*/(\d+)", exc.headers.get("Content-Range", "") if exc.headers else "")
+            if match and int(match.group(1)) == start and expected_size in (None, start):
+                return partial  # nothing left to fetch: the previous attempt got everything
+            partial.unlink(missing_ok=True)  # the server's file is not what we have half of: start over
             return download(url, partial, expected_size, progress, timeout, label)
         raise PhotokitError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
