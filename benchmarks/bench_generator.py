@@ -7,7 +7,7 @@ NVIDIA's channel formula). For each size it tries a few batch sizes and both mod
 Forward+backward is one tuning step (gradients to every synthesis parameter and to ws), which is what
 MyStyle's tuning and the projections pay per step. On CUDA it also measures torch.autocast (fp16).
 
-    python -m benchmarks.run_all generator                   # CPU (about 6-9 min on 2 cores)
+    python -m benchmarks.run_all generator                   # CPU (about 1.5 min on 2 idle cores)
     python -m benchmarks.run_all generator --device cuda     # GPU, fp32 and autocast
 """
 
@@ -43,12 +43,8 @@ def architecture(resolution: int) -> tuple[GeneratorConfig, str]:
 
 
 def _measure(G: Generator, batch: int, backward: bool, device: torch.device, repeats: int,
-             autocast: bool) -> tuple[float, float]:
-    """(wall, CPU) seconds per image for one synthesis call (and backward) at ``batch``.
-
-    CPU time (all threads) is reported too because a shared machine inflates wall time; on an idle
-    machine wall ~= CPU / threads.
-    """
+             autocast: bool) -> float:
+    """Seconds per image for one synthesis call (and backward) at ``batch``."""
     gen = torch.Generator().manual_seed(batch)
     ws = G.mapping(torch.randn(batch, G.z_dim, generator=gen).to(device)).detach()
     ctx = torch.autocast(device_type=device.type, dtype=torch.float16) if autocast else contextlib.nullcontext()
@@ -64,10 +60,7 @@ def _measure(G: Generator, batch: int, backward: bool, device: torch.device, rep
             with torch.no_grad(), ctx:
                 G.synthesis(ws, noise_mode="const")
 
-    cpu_start = time.process_time()
-    wall = time_step(step, device, repeats=repeats)
-    cpu = (time.process_time() - cpu_start) / (repeats + 1)  # time_step also ran one warm-up call
-    return wall / batch, cpu / batch
+    return time_step(step, device, repeats=repeats) / batch
 
 
 def run(device: str = "cpu", quick: bool = False) -> dict:
@@ -78,6 +71,7 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
         plan = {256: (1,)} if not on_gpu else {256: (1, 8), 1024: (1,)}
     precisions = ["fp32", "autocast_fp16"] if on_gpu else ["fp32"]
     results: dict = {"device": describe_device(dev), "torch_threads": torch.get_num_threads(), "quick": quick,
+                     # a busy machine inflates every figure: check this is near 0 before trusting them
                      "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
                      "method": "perf_counter around synthesis(ws, noise_mode='const') after one warm-up call, "
                                "cuda synchronised; forward_backward = gradients to all synthesis parameters and ws",
@@ -94,29 +88,24 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
         for precision in precisions:
             for mode in ("forward", "forward_backward"):
                 timings: dict[str, dict[str, float | None]] = {}
-                cpu_ms: dict[str, dict[str, float]] = {}
                 for batch in batches:
                     paths = ("fused",) if batch == 1 or (resolution == 1024 and not on_gpu) else ("fused", "unfused")
                     for path in paths:
                         G.synthesis.fused_modconv = path == "fused"
                         try:
-                            seconds, cpu_seconds = _measure(G, batch, mode == "forward_backward", dev, repeats,
-                                                            precision != "fp32")
+                            seconds = _measure(G, batch, mode == "forward_backward", dev, repeats,
+                                               precision != "fp32")
                         except torch.cuda.OutOfMemoryError:
                             timings.setdefault(str(batch), {})[path] = None
                             torch.cuda.empty_cache()
                             continue
                         timings.setdefault(str(batch), {})[path] = round(seconds * 1000, 2)
-                        if not on_gpu:
-                            cpu_ms.setdefault(str(batch), {})[path] = round(cpu_seconds * 1000, 2)
                 G.synthesis.fused_modconv = True
                 best = min(((ms, b, p) for b, d in timings.items() for p, ms in d.items() if ms is not None),
                            default=(None, None, None))
                 entry[f"{mode}_{precision}"] = {"ms_per_image_by_batch": timings, "best_ms_per_image": best[0],
                                                 "best_batch": int(best[1]) if best[1] else None,
                                                 "best_modconv": best[2]}
-                if cpu_ms:
-                    entry[f"{mode}_{precision}"]["cpu_ms_per_image_by_batch"] = cpu_ms
         results["resolutions"][str(resolution)] = entry
         del G
         if on_gpu:

@@ -61,7 +61,7 @@ def enhance(
         enhancer = Enhancer(options, StorePriors(settings, torch_device), DatabasePeople(db), device=torch_device,
                             note=progress.console.print, progress=progress)
         note(f"restoring on {describe_device(torch_device)}, {enhancer.steps} projection steps per face, "
-             f"scale {options.effective_scale:g}, loss {enhancer.loss_fn.name}")
+             f"scale {options.effective_scale:g}, loss {enhancer.loss_fn.name if enhancer.loss_fn else 'none'}")
         for warning in enhancer.warnings():
             note(f"warning: {warning}")
         summary = run_batch(db, paths, enhancer, progress=progress)

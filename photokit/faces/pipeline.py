@@ -23,7 +23,7 @@ from photokit.faces.people import cluster_faces, embedding_to_bytes, photo_path
 from photokit.faces.quality import box_iou
 from photokit.settings import Settings
 
-# Measured: 79 photos of ../shared/data/faces in 15 s on 2 idle cores (benchmarks/bench_faces.py).
+# Measured: 79 photos of ../shared/data/faces in 14 s (+3 s model loading) on 2 idle cores (bench_faces).
 CPU_SECONDS_PER_PHOTO = 0.2
 MAX_REPORTED_ERRORS = 100  # per run, in the summary; every failure stays in Photo.faces_error
 KEEP_ID_IOU = 0.5  # a re-detected face keeps its id (and person) when its box overlaps the old one this much

@@ -23,7 +23,7 @@ from photokit.prior.alpha import AlphaConfig
 from photokit.prior.cost import describe_cost, time_step
 from photokit.restore import degrade, paste
 from photokit.restore.output import Photo, load_photo, output_path_for, save_photo
-from photokit.restore.priors import PeopleIndex, PriorChoice, PriorSource, choose_prior
+from photokit.restore.priors import INSTALL_HINT, PeopleIndex, PriorChoice, PriorSource, choose_prior
 from photokit.restore.project import AlphaProjection, SmallImageLoss, WPlusConfig, WPlusProjection
 
 # The paper's 1000 steps are GPU work (minutes per face at 1024 px); on a CPU photokit defaults to a
@@ -148,9 +148,13 @@ class Enhancer:
             raise PhotokitError(f"--scale {options.scale} is out of range (use 1 to 16)")
         if self.steps < 0:
             raise PhotokitError("--steps must be 0 or more")
-        # Fails here, before any photo, when LPIPS's backbone is missing (the message says what to install).
-        self.loss_fn = SmallImageLoss(make_reconstruction_loss(options.loss, options.lpips_net, self.device,
-                                                               allow_random_backbone=allow_random_lpips))
+        # Without any generator no face can be projected, so no loss is needed (faces stay as they are and
+        # the report says what to install). Otherwise this fails before any photo when LPIPS's backbone is
+        # missing (the message says what to install, or to pass --loss mse).
+        self.loss_fn: SmallImageLoss | None = None
+        if priors.base() is not None:
+            self.loss_fn = SmallImageLoss(make_reconstruction_loss(options.loss, options.lpips_net, self.device,
+                                                                   allow_random_backbone=allow_random_lpips))
         self._analyzer = analyzer
         self._step_seconds: dict[int, float] = {}
         self._mask_cache: tuple[Path, np.ndarray] | None = None
@@ -167,7 +171,9 @@ class Enhancer:
     def warnings(self) -> list[str]:
         """What the user must know about the models in use (never pretend a random model restores)."""
         out = []
-        if self.loss_fn.name == "mse":
+        if self.loss_fn is None:
+            out.append(f"no face generator is installed, so faces are left as they are: {INSTALL_HINT}")
+        elif self.loss_fn.name == "mse":
             out.append("loss is MSE only (--loss mse): expect blurrier faces than with LPIPS")
         elif "random" in self.loss_fn.name:
             out.append("LPIPS runs on a random backbone (test mode): its perceptual term is meaningless")
@@ -287,7 +293,8 @@ class Enhancer:
             raise PhotokitError(f"{photo.path.name}: the {scale:g}x output would be {out_w}x{out_h} px "
                                 f"({out_h * out_w / 1e6:.0f} MP); use a smaller --scale")
         report = PhotoReport(source=str(Path(path)), task=self.options.task, scale=scale,
-                             device=describe_device(self.device), loss=self.loss_fn.name, warnings=self.warnings())
+                             device=describe_device(self.device), loss=self.loss_fn.name if self.loss_fn else None,
+                             warnings=self.warnings())
         plans = self._plan(photo, report)
         self.estimate(plans, photo)
         background = paste.lanczos_upscale(photo.rgb, scale)

@@ -55,7 +55,6 @@ def download(url: str, partial: Path, expected_size: int | None = None, progress
     """
     if not url.startswith(("http://", "https://")):
         raise PhotokitError(f"unsupported URL '{url}': use http:// or https://")
-    partial.parent.mkdir(parents=True, exist_ok=True)
     start = partial.stat().st_size if partial.exists() else 0
     if expected_size is not None and start > expected_size:
         partial.unlink()
@@ -74,6 +73,7 @@ def download(url: str, partial: Path, expected_size: int | None = None, progress
         reason = getattr(exc, "reason", exc)
         raise DownloadInterrupted(f"cannot reach {url} ({reason}); check the network and run the same command again") from None
 
+    partial.parent.mkdir(parents=True, exist_ok=True)
     with response:
         total: int | None = None
         if response.status == 206:
