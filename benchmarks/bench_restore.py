@@ -67,28 +67,28 @@ def projection_cost(resolution: int, device: torch.device, timed_steps: int) -> 
 def sr_quality(device: torch.device, steps: int) -> dict:
     """4x SR of obama-1080p degraded to 240p vs Lanczos, when a pretrained generator is installed."""
     from photokit.settings import Settings
-    from photokit.store.models import ModelStore
 
     if not SHARED.is_dir():
         return {"skipped": f"{SHARED} is absent"}
-    settings = Settings.load()
-    path = ModelStore(settings).default_generator_path()
-    if path is None:
-        return {"skipped": "no pretrained face generator installed (photokit models install ffhq-256 --from FILE); "
-                           "a random-weight generator would measure nothing"}
-    import cv2
-
+    from photokit.errors import MissingModelError
     from photokit.faces.analyze import FaceAnalyzer
-    from photokit.prior import load_generator
+    from photokit.prior.base import resolve_base
     from photokit.prior.losses import lpips_available
     from photokit.restore.output import load_photo
     from photokit.restore.paste import lanczos_upscale
     from photokit.restore.pipeline import Enhancer, EnhanceOptions
-    from photokit.restore.priors import BaseGenerator, NoPeople, StaticPriors, _is_random
+    from photokit.restore.priors import NoPeople, StaticPriors
 
-    generator = load_generator(path, device)
-    if _is_random(generator):
-        return {"skipped": f"{path.name} has random weights"}
+    settings = Settings.load()
+    try:
+        base = resolve_base(settings, device)
+    except MissingModelError:
+        return {"skipped": "no pretrained face generator installed (photokit models install ffhq-256 --from FILE); "
+                           "a random-weight generator would measure nothing"}
+    if not base.pretrained:
+        return {"skipped": base.warning()}
+    import cv2
+
     truth = load_photo(SHARED / "obama-1080p.jpg").rgb
     low = cv2.resize(truth, (427, 240), interpolation=cv2.INTER_AREA)
     work = Path(settings.home) / "bench_restore"
@@ -97,7 +97,7 @@ def sr_quality(device: torch.device, steps: int) -> dict:
     cv2.imwrite(str(low_path), np.clip(np.rint(low[:, :, ::-1] * 255), 0, 255).astype(np.uint8))
     loss = "lpips" if lpips_available("alex") else "mse"
     enhancer = Enhancer(EnhanceOptions(scale=4, steps=steps, loss=loss),
-                        StaticPriors(BaseGenerator(generator, path.stem, path)), NoPeople(), device=device)
+                        StaticPriors(base), NoPeople(), device=device)
     rendered = enhancer.render(low_path)
     out = rendered.image
     h, w = out.shape[:2]
@@ -122,7 +122,7 @@ def sr_quality(device: torch.device, steps: int) -> dict:
         return round(float(np.mean(sims)), 4) if sims else None
 
     return {
-        "generator": path.name, "prior": "generic W+ (no personal prior in the benchmark)", "loss": loss,
+        "generator": base.name, "prior": "generic W+ (no personal prior in the benchmark)", "loss": loss,
         "steps": steps, "face_pixels": int(face.sum()),
         "psnr_face_db": {"photokit": psnr(out), "lanczos": psnr(lanczos)},
         "identity_cosine_to_references": {"photokit": identity(out), "lanczos": identity(lanczos)},

@@ -15,7 +15,6 @@ from photokit.cli.app import app
 from photokit.errors import PhotokitError
 from photokit.prior import load_generator
 from photokit.prior.checkpoints import (
-    CheckpointError,
     generator_fingerprint,
     read_photokit_metadata,
     save_generator,

@@ -59,10 +59,8 @@ def _refs(folder: Path, face_ids: list[int]) -> ReferenceSet:
 
 
 def test_anchors_are_computed_in_batches_resumed_and_kept_in_reference_order(tiny, tmp_path):
-    from photokit.prior.checkpoints import generator_fingerprint
-
     w_true, targets = _known(tiny, 5, seed=11)
-    base = BaseGenerator(tiny, None, generator_fingerprint(tiny), "tiny", False)
+    base = BaseGenerator(tiny, "tiny")
     refs = _refs(tmp_path, [40, 12, 33, 7, 21])
     config = ProjectorConfig(steps=150, batch_size=2)
     loss = make_reconstruction_loss("mse")

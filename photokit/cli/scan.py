@@ -102,10 +102,7 @@ def _status_lines(status: dict) -> list[str]:
                  f"{photos['pending']:,} pending, {photos['failed']:,} failed")
     lines.append(f"People    {people['named']:,} named, {people['unnamed']:,} unnamed, {people['ignored']:,} ignored")
     models = status["models"]
-    if isinstance(models, dict):
-        lines.append(f"Models    {models['installed']} of {models['known']} installed in {models['dir']}")
-    else:
-        lines.append(f"Models    {models}")
+    lines.append(f"Models    {models['installed']} of {models['known']} installed in {models['dir']}")
     lines.append(f"Priors    {status['priors']} personal priors")
     lines.append(f"Database  {status['database']['url']} (revision {status['database']['revision']})")
     return lines
@@ -116,7 +113,7 @@ def status_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON on stdout."),
 ) -> None:
     """What the library holds: photos, files, skipped files, faces, people, models, priors."""
-    from photokit.library.status import collect_status
+    from photokit.status import collect_status
 
     status = collect_status(database_from(ctx), settings_from(ctx))
     if json_out:

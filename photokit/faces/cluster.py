@@ -82,7 +82,6 @@ def assign_faces(
         return labels
 
     all_emb = np.concatenate([labelled.embeddings.astype(np.float32), embeddings])
-    all_photo = np.concatenate([labelled.photo_ids, photo_ids])
     all_label = np.concatenate([labelled.person_ids.astype(np.int64), labels])  # updated in place below
     dist = pairwise_distances(embeddings, all_emb)  # (n, m + n)
     neighbours = dist <= config.max_distance

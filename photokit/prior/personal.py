@@ -29,6 +29,7 @@ from torch import nn
 
 from photokit.errors import PhotokitError
 from photokit.prior.adapters import apply_stored, stored_bytes, stored_kind, synthesis_parameters
+from photokit.prior.base import BaseGenerator, resolve_base
 from photokit.prior.projector import ProjectorConfig, invert_w, inversion_step_probe, w_statistics
 from photokit.prior.refs import (RefsConfig, build_reference_set, load_reference_images, preview_selection,
                                  read_reference_set)
@@ -52,53 +53,6 @@ def prior_dir(settings: Settings, person_id: int) -> Path:
 
 # =====================================================================================================
 # Base generator
-
-
-@dataclass
-class BaseGenerator:
-    generator: nn.Module
-    path: Path | None
-    fingerprint: str
-    name: str  # catalogue name ('ffhq-1024') or the file name
-    pretrained: bool  # an installed catalogue face generator (not a random-weight fixture or unknown file)
-
-    def to_json(self) -> dict:
-        cfg = self.generator.config
-        return {"name": self.name, "path": str(self.path) if self.path else None, "fingerprint": self.fingerprint,
-                "resolution": cfg.resolution, "w_dim": cfg.w_dim, "num_ws": self.generator.num_ws,
-                "source": cfg.source, "pretrained_face_model": self.pretrained}
-
-    def warning(self) -> str | None:
-        if self.pretrained:
-            return None
-        if self.generator.config.source == "tiny":
-            return (f"base generator {self.name} is a random-weight test generator: "
-                    "this is NOT a real face prior (install one with `photokit models install ffhq-256`)")
-        return (f"base generator {self.name} is not an installed FFHQ model from `photokit models`: "
-                "if its weights are random (test fixtures are), this is NOT a real face prior")
-
-
-def resolve_base(settings: Settings, device: torch.device, generator_path: str | Path | None = None) -> BaseGenerator:
-    """The installed default face generator, or ``generator_path`` when given."""
-    from photokit.prior import load_generator
-    from photokit.prior.checkpoints import generator_fingerprint
-    from photokit.store.models import ModelStore
-
-    store = ModelStore(settings)
-    installed = {}
-    for name in ("ffhq-1024", "ffhq-256"):
-        p = store.installed_path(name)
-        if p is not None:
-            installed[p.resolve()] = name
-    if generator_path is None:
-        path = store.require_generator()
-    else:
-        path = Path(generator_path).expanduser()
-        if not path.is_file():
-            raise PhotokitError(f"generator file not found: {path}")
-    G = load_generator(path, device)
-    name = installed.get(path.resolve(), path.name)
-    return BaseGenerator(G, path, generator_fingerprint(G), name, path.resolve() in installed)
 
 
 # =====================================================================================================

@@ -178,8 +178,8 @@ class Enhancer:
         elif "random" in self.loss_fn.name:
             out.append("LPIPS runs on a random backbone (test mode): its perceptual term is meaningless")
         base = self.priors.base()
-        if base is not None and not base.pretrained:
-            out.append(f"base generator {base.name} has random weights: its faces are noise, not restorations")
+        if base is not None and base.warning():
+            out.append(base.warning())
         return out
 
     def _known_mask(self, photo: Photo) -> np.ndarray | None:

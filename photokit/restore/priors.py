@@ -11,27 +11,15 @@ the product hands it the model store and the library database:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from photokit.errors import PhotokitError
+from photokit.errors import MissingModelError, PhotokitError
+from photokit.prior.base import INSTALL_HINT, BaseGenerator, is_test_generator, resolve_base
 from photokit.settings import Settings
-
-INSTALL_HINT = ("install a face generator: `photokit models install ffhq-256 --from FILE` (or ffhq-1024; "
-                "see `photokit models list`)")
-
-
-@dataclass
-class BaseGenerator:
-    generator: nn.Module
-    name: str
-    path: Path | None = None
-    pretrained: bool = True  # False for random-weight generators: their output restores nothing
-
 
 @dataclass
 class PriorChoice:
@@ -50,11 +38,6 @@ class PriorSource(Protocol):
     def personal(self, person_id: int) -> Any | None: ...
 
 
-def _is_random(generator: nn.Module) -> bool:
-    config = getattr(generator, "config", None)
-    return getattr(config, "source", "") == "tiny"
-
-
 class StorePriors:
     """Priors from the model store (``photokit models install``, ``photokit prior build``), loaded once."""
 
@@ -66,15 +49,10 @@ class StorePriors:
 
     def base(self) -> BaseGenerator | None:
         if self._base is False:
-            from photokit.prior import load_generator
-            from photokit.store.models import ModelStore
-
-            path = ModelStore(self.settings).default_generator_path()
-            if path is None:
+            try:
+                self._base = resolve_base(self.settings, self.device)
+            except MissingModelError:
                 self._base = None
-            else:
-                generator = load_generator(path, self.device)
-                self._base = BaseGenerator(generator, path.stem, path, pretrained=not _is_random(generator))
         return self._base
 
     def personal(self, person_id: int) -> Any | None:
@@ -110,7 +88,7 @@ def choose_prior(priors: PriorSource, person_id: int | None, person_name: str | 
     if prior is not None:
         generator = prior.generator
         base = priors.base()
-        pretrained = not _is_random(generator) and (base is None or base.pretrained)
+        pretrained = not is_test_generator(generator) and (base is None or base.pretrained)
         label = f"personal prior of {person_name or f'person {person_id}'} ({prior.anchors.shape[0]} anchors)"
         return PriorChoice("personal", generator, prior.anchors, label, pretrained), ""
     base = priors.base()

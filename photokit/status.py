@@ -1,8 +1,8 @@
-"""Counts for ``photokit status``: library, faces, people, model store, personal priors."""
+"""Counts for ``photokit status``: library, faces, people, model store, personal priors.
+
+It reads every layer, so it sits above them (next to the CLI), not inside the library layer."""
 
 from __future__ import annotations
-
-import inspect
 
 from sqlalchemy import func, select
 
@@ -57,33 +57,21 @@ def people_counts(db: Database) -> dict:
         return {"named": named, "unnamed": unnamed, "ignored": ignored}
 
 
-def model_store_counts(settings: Settings) -> dict | str:
-    """Installed / known models, or 'unknown' when this photokit has no model store yet."""
-    try:
-        from photokit.store.models import ModelStore
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("photokit.store"):
-            return "unknown"
-        raise
-    store = ModelStore(settings)
-    # status must stay instant: never hash multi-hundred-MB model files just to count them
-    fast = "hash_files" in inspect.signature(store.list).parameters
-    entries = list(store.list(hash_files=False) if fast else store.list())
+def model_store_counts(settings: Settings) -> dict:
+    """Installed / known models (never hashes model files: status must stay instant)."""
+    from photokit.store.models import ModelStore
 
-    def installed(entry) -> bool:
-        value = entry.get("installed") if isinstance(entry, dict) else getattr(entry, "installed", None)
-        return bool(value)
-
-    def name(entry) -> str:
-        return str(entry.get("name") if isinstance(entry, dict) else getattr(entry, "name", entry))
-
-    return {"known": len(entries), "installed": sum(installed(e) for e in entries),
-            "installed_names": [name(e) for e in entries if installed(e)], "dir": str(settings.models_dir)}
+    entries = ModelStore(settings).list(hash_files=False)
+    installed = [e.name for e in entries if e.installed]
+    return {"known": len(entries), "installed": len(installed), "installed_names": installed,
+            "dir": str(settings.models_dir)}
 
 
 def priors_count(settings: Settings) -> int:
-    folder = settings.priors_dir
-    return sum(1 for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else 0
+    """Finished personal priors (unfinished builds are not counted)."""
+    from photokit.prior.personal import list_priors
+
+    return sum(1 for prior in list_priors(settings) if "error" not in prior)
 
 
 def collect_status(db: Database, settings: Settings) -> dict:
