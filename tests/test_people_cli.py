@@ -253,3 +253,28 @@ def test_recluster_keeps_person_ids_of_unchanged_groups(library):
     stats = json.loads(result.stdout)
     assert stats["released"] == 13 and stats["new_people"] == 0 and stats["removed_people"] == 0
     assert {f: _person_of(db, f) for f in before} == before
+
+
+def test_split_makes_a_new_person_that_recluster_keeps(library):
+    db, faces = library
+    a = _person_of(db, faces["A"][0])
+    wrong = faces["A"][:2]  # the user says: these two are someone else
+    result = _invoke("people", "split", *map(str, wrong), "--name", "Cousin Ann")
+    assert result.exit_code == 0, result.output
+    new = _person_of(db, wrong[0])
+    assert new not in (None, a) and _person_of(db, wrong[1]) == new
+    assert {_person_of(db, f) for f in faces["A"][2:]} == {a}
+    assert _invoke("people", "recluster").exit_code == 0
+    assert {_person_of(db, f) for f in wrong} == {new}
+    shown = json.loads(_invoke("people", "show", "Cousin Ann", "--json").stdout)
+    assert set(wrong) <= {f["id"] for f in shown["face_list"]}  # recluster may add look-alikes, never remove
+    assert _invoke("people", "split", "999999").exit_code == 2  # unknown face: one-line error
+
+
+def test_unignore_brings_a_person_back(library):
+    db, faces = library
+    b = _person_of(db, faces["B"][0])
+    assert _invoke("people", "ignore", str(b)).exit_code == 0
+    assert b not in {r["id"] for r in json.loads(_invoke("people", "list", "--json").stdout)}
+    assert _invoke("people", "unignore", str(b)).exit_code == 0
+    assert b in {r["id"] for r in json.loads(_invoke("people", "list", "--json").stdout)}

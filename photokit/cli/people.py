@@ -96,6 +96,17 @@ def move_cmd(ctx: typer.Context, faces: List[str] = typer.Argument(..., help="Fa
         note(f"moved {len(moved)} face(s) to person {person.id}")
 
 
+@people_app.command("split")
+def split_cmd(ctx: typer.Context, faces: List[str] = typer.Argument(..., help="Face ids (see `people show`)."),
+              name: str = typer.Option(None, "--name", help="Name for the new person.")) -> None:
+    """Split faces off into a new person (when clustering put two people together)."""
+    from photokit.faces.people import split_faces
+
+    with database_from(ctx).session() as session:
+        person = split_faces(session, faces, name)
+        note(f"new person {person.id}{f' ({person.name})' if person.name else ''} with {len(faces)} face(s)")
+
+
 @people_app.command("remove-face")
 def remove_face_cmd(ctx: typer.Context, face: str = typer.Argument(..., help="Face id.")) -> None:
     """Take a face out of its person; it will not be assigned automatically again."""
@@ -114,6 +125,16 @@ def ignore_cmd(ctx: typer.Context, person: str = PersonArg) -> None:
     with database_from(ctx).session() as session:
         target = ignore_person(session, resolve_person(session, person))
         note(f"person {target.id} is ignored")
+
+
+@people_app.command("unignore")
+def unignore_cmd(ctx: typer.Context, person: str = PersonArg) -> None:
+    """Show an ignored person again and let restoration use them."""
+    from photokit.faces.people import ignore_person, resolve_person
+
+    with database_from(ctx).session() as session:
+        target = ignore_person(session, resolve_person(session, person), ignored=False)
+        note(f"person {target.id} is no longer ignored")
 
 
 @people_app.command("sheet")

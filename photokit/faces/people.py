@@ -277,8 +277,19 @@ def remove_face(session: Session, face_ref) -> Face:
     return face
 
 
-def ignore_person(session: Session, person: Person) -> Person:
-    person.ignored = True
+def split_faces(session: Session, face_refs: list, name: str | None = None) -> Person:
+    """'These faces are someone else': a new person made of them (the user's decision, never undone)."""
+    person = Person(name=None, ignored=False)
+    session.add(person)
+    session.flush()
+    if name is not None:
+        name_person(session, person, name)
+    move_faces(session, face_refs, person)
+    return person
+
+
+def ignore_person(session: Session, person: Person, ignored: bool = True) -> Person:
+    person.ignored = ignored
     session.flush()
     return person
 
@@ -342,4 +353,5 @@ __all__ = [
     "remove_face",
     "resolve_face",
     "resolve_person",
+    "split_faces",
 ]
