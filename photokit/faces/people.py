@@ -251,16 +251,21 @@ def merge_people(session: Session, target: Person, source: Person) -> Person:
     return target
 
 
+def _after_reassignment(session: Session) -> None:
+    """Faces changed hands: drop people left empty and pick covers again."""
+    session.flush()
+    _delete_empty_people(session)
+    session.expire_all()
+    refresh_covers(session)
+
+
 def move_faces(session: Session, face_refs: list, person: Person) -> list[Face]:
     faces = [resolve_face(session, ref) for ref in face_refs]
     for face in faces:
         face.person_id = person.id
         face.assigned_by = "user"
         face.user_rejected = False
-    session.flush()
-    _delete_empty_people(session)
-    session.expire_all()
-    refresh_covers(session)
+    _after_reassignment(session)
     return faces
 
 
@@ -270,10 +275,7 @@ def remove_face(session: Session, face_ref) -> Face:
     face.person_id = None
     face.assigned_by = None
     face.user_rejected = True
-    session.flush()
-    _delete_empty_people(session)
-    session.expire_all()
-    refresh_covers(session)
+    _after_reassignment(session)
     return face
 
 
