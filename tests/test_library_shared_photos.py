@@ -15,7 +15,8 @@ from tests.conftest import shared_path
 
 def test_real_photos_are_indexed_with_upright_dimensions(settings, monkeypatch):
     root = shared_path("data", "faces")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    # photokit stores canonical paths (../shared may itself be a symlink)
+    files = sorted(p.resolve() for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
     db = open_database(settings)
     try:
         summary = scan_library(db, [root], progress=False)
