@@ -37,16 +37,6 @@ def ffhq_architecture(resolution: int) -> GeneratorConfig:
     return GeneratorConfig(resolution=resolution, channels=channels, source="nvlabs")
 
 
-def _seconds_per_call(step, device: torch.device, repeats: int) -> float:
-    """GPU: warm-up + ``repeats`` timed calls (photokit.prior.cost.time_step). CPU: one timed call and no
-    warm-up (a 1024 px step takes minutes on 2 cores; first-call overhead is small next to it)."""
-    if device.type != "cpu":
-        return time_step(step, device, repeats)
-    start = time.perf_counter()
-    step()
-    return time.perf_counter() - start
-
-
 def _file_bytes(tensors: dict[str, torch.Tensor]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "w.safetensors"
@@ -67,7 +57,7 @@ def measure(resolution: int, device: torch.device, repeats: int, invert_batch: i
     targets = torch.rand(invert_batch, 3, resolution, resolution, device=device) * 2 - 1
     anchors = G.w_avg.to(device).reshape(1, -1).repeat(invert_batch, 1)
 
-    inv_s = _seconds_per_call(inversion_step_probe(G, targets, inv_loss, projector), device, repeats)
+    inv_s = time_step(inversion_step_probe(G, targets, inv_loss, projector), device, repeats)
     out = {
         "resolution": resolution, "num_ws": G.num_ws,
         "synthesis_params": sum(p.numel() for p in G.synthesis.parameters()),
@@ -82,7 +72,7 @@ def measure(resolution: int, device: torch.device, repeats: int, invert_batch: i
         key = "full" if rank is None else f"lowrank_r{rank}"
         if rank is None or rank == timed_rank:
             cfg = TuningConfig(adapter_rank=rank)
-            s = _seconds_per_call(tuning_step_probe(G, anchors, targets, tun_loss, cfg), device, repeats)
+            s = time_step(tuning_step_probe(G, anchors, targets, tun_loss, cfg), device, repeats)
             out["tuning"][key] = {"s_per_step": round(s, 4),
                                   "s_per_anchor_paper_350_epochs": round(s * tuning.epochs, 2),
                                   "s_per_anchor_fast_30_epochs": round(s * PRESET_SCHEDULES["fast"]["epochs"], 2)}
@@ -107,7 +97,7 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
     started = time.perf_counter()
     results = {str(r): measure(r, dev, repeats, invert_batch, ranks=(4,) if quick else (1, 4, 16),
                                timed_rank=None if quick else 4) for r in sizes}
-    timing = (f"{repeats} timed step(s) after one warm-up step" if gpu else "one timed step (no warm-up)")
+    timing = f"{repeats} timed step(s) after one warm-up step"
     return {
         "device": describe_device(dev),
         "method": (f"each figure times {timing} and extrapolates to the schedule (450 inversion steps; "

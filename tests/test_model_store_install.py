@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from photokit.cli.app import app
 from photokit.errors import MissingModelError, PhotokitError
 from photokit.prior import load_generator
-from photokit.prior.checkpoints import generator_fingerprint, save_generator
+from photokit.prior.checkpoints import GENERATOR_FILES, generator_fingerprint, save_generator
 from photokit.prior.losses import lpips_available, lpips_backbone_path
 from photokit.prior.stylegan2 import Generator, GeneratorConfig
 from photokit.store.catalog import CATALOG, GENERATOR, LPIPS, CatalogEntry
@@ -112,7 +112,8 @@ def _fixture_catalog(sha256: str | None = None, size: int | None = None) -> tupl
 def test_install_from_url_with_known_checksum(settings, server):
     data = shared_path("fixtures", "stylegan2", "rosinality_tiny64.pt").read_bytes()
     server.files["/g.pt"] = data
-    store = ModelStore(settings, _fixture_catalog(hashlib.sha256(data).hexdigest(), len(data)))
+    store = ModelStore(settings, _fixture_catalog(hashlib.sha256(data).hexdigest(), len(data)),
+                       generator_files=GENERATOR_FILES)
     status = store.install("tiny-64", url=server.url("/g.pt"), progress=False)
     assert status.installed and status.path.is_file()
     assert status.record["source_sha256"] == hashlib.sha256(data).hexdigest()
@@ -128,7 +129,7 @@ def test_interrupted_download_resumes(settings, server):
     data = shared_path("fixtures", "stylegan2", "nvlabs_tiny64.pt").read_bytes()
     server.files["/g.pt"] = data
     server.cut_after["/g.pt"] = 3_000_000
-    store = ModelStore(settings, _fixture_catalog(hashlib.sha256(data).hexdigest()))
+    store = ModelStore(settings, _fixture_catalog(hashlib.sha256(data).hexdigest()), generator_files=GENERATOR_FILES)
     with pytest.raises(DownloadInterrupted, match="resume"):
         store.install("tiny-64", url=server.url("/g.pt"), progress=False)
     assert store.installed_path("tiny-64") is None  # nothing half-written in place
@@ -147,7 +148,7 @@ def test_wrong_download_is_rejected_and_leaves_nothing(settings, server, problem
     data = shared_path("fixtures", "stylegan2", "rosinality_tiny64.pt").read_bytes()
     server.files["/g.pt"] = data
     catalog = _fixture_catalog(sha256="0" * 64) if problem == "checksum" else _fixture_catalog(size=len(data) + 1)
-    store = ModelStore(settings, catalog)
+    store = ModelStore(settings, catalog, generator_files=GENERATOR_FILES)
     with pytest.raises(PhotokitError) as info:
         store.install("tiny-64", url=server.url("/g.pt"), progress=False)
     assert ("SHA-256" if problem == "checksum" else "bytes") in str(info.value)
@@ -162,7 +163,8 @@ def test_lpips_backbone_goes_where_torchvision_looks(settings, server, tmp_path)
     real = next(e for e in CATALOG if e.name == "lpips-alex")
     # Same entry, but with the checksum prefix of this stand-in file (the real one is 7be5be79).
     entry = replace(real, sha256_prefix=hashlib.sha256(data).hexdigest()[:8])
-    store = ModelStore(settings, tuple(e if e.name != "lpips-alex" else entry for e in CATALOG))
+    store = ModelStore(settings, tuple(e if e.name != "lpips-alex" else entry for e in CATALOG),
+                       generator_files=GENERATOR_FILES)
     server.files["/alexnet.pth"] = data
     assert not lpips_available("alex")
     status = store.install("lpips-alex", url=server.url("/alexnet.pth"), progress=False)
@@ -249,7 +251,7 @@ def test_list_counts_for_status(settings):
 def test_default_generator_prefers_1024(settings):
     """With both FFHQ generators installed, priors and restoration get the 1024 px one (MyStyle's base)."""
     catalog = tuple(replace(e, resolution=64) if e.kind == GENERATOR else e for e in CATALOG)
-    store = ModelStore(settings, catalog)
+    store = ModelStore(settings, catalog, generator_files=GENERATOR_FILES)
     src = shared_path("fixtures", "stylegan2", "nvlabs_tiny64.pt")
     assert store.default_generator_path() is None
     small = store.install("ffhq-256", from_file=src, progress=False)

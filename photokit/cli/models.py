@@ -62,7 +62,10 @@ def install(
     """Install a model from the catalog URL, another URL, or a local file (resumes interrupted downloads)."""
     from photokit.store.models import ModelStore
 
-    status = ModelStore(settings_from(ctx)).install(name, from_file=from_file, url=url, progress=not as_json)
+    from photokit.prior.checkpoints import GENERATOR_FILES
+
+    store = ModelStore(settings_from(ctx), generator_files=GENERATOR_FILES)
+    status = store.install(name, from_file=from_file, url=url, progress=not as_json)
     if as_json:
         print_json(status.to_json())
     else:
@@ -75,7 +78,9 @@ def verify(ctx: typer.Context, names: Optional[List[str]] = typer.Argument(None,
     """Re-hash installed models and load generators; exit 1 if any file is damaged or changed."""
     from photokit.store.models import ModelStore
 
-    results = ModelStore(settings_from(ctx)).verify(names or None)
+    from photokit.prior.checkpoints import GENERATOR_FILES
+
+    results = ModelStore(settings_from(ctx), generator_files=GENERATOR_FILES).verify(names or None)
     bad = [r for r in results if r["installed"] and not r["ok"]]
     if as_json:
         print_json({"ok": not bad, "models": results})

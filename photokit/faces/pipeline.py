@@ -120,7 +120,7 @@ def process_pending_photos(
     bar = None
     if progress and photo_ids:
         from photokit.devices import describe_device
-        from photokit.prior.cost import format_duration
+        from photokit.progress import format_duration
         from photokit.progress import make_progress, stderr_console
 
         cost = ""

@@ -572,3 +572,22 @@ def convert_generator(src: str | os.PathLike, dst: str | os.PathLike) -> dict[st
     return {"input": str(src), "output": str(dst), "source": G.config.source, "resolution": G.resolution,
             "num_ws": G.num_ws, "w_dim": G.w_dim, "fingerprint": generator_fingerprint(G),
             "sha256": file_sha256(dst), "bytes": dst.stat().st_size}
+
+
+class _GeneratorFiles:
+    """What the model store needs to install and verify generator files (``store.models.GeneratorFiles``)."""
+
+    def install(self, source: Path, target: Path, label: str, resolution: int | None, metadata: dict) -> dict:
+        G = read_generator(source)
+        if resolution is not None and G.resolution != resolution:
+            raise PhotokitError(f"{Path(source).name} is a {G.resolution} px generator; {label} must be {resolution} px")
+        fingerprint = generator_fingerprint(G)
+        save_generator(G, target, metadata)
+        return {"resolution": G.resolution, "num_ws": G.num_ws, "w_dim": G.w_dim, "fingerprint": fingerprint,
+                "layout": G.config.source}
+
+    def fingerprint(self, path: Path) -> str:
+        return generator_fingerprint(read_generator(path))
+
+
+GENERATOR_FILES = _GeneratorFiles()

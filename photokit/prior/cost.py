@@ -8,6 +8,8 @@ from typing import Callable
 
 import torch
 
+from photokit.progress import format_duration
+
 
 def time_step(step: Callable[[], object], device: torch.device, repeats: int = 1) -> float:
     """Seconds per call of ``step`` after one warm-up call."""
@@ -20,14 +22,6 @@ def time_step(step: Callable[[], object], device: torch.device, repeats: int = 1
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return (time.perf_counter() - start) / repeats
-
-
-def format_duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def describe_cost(what: str, steps: int, seconds_per_step: float, device: torch.device) -> str:

@@ -15,7 +15,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -35,6 +35,17 @@ from photokit.store.download import download
 from photokit.store.hashing import file_sha256
 
 RECORDS_FILE = "installed.json"
+
+
+class GeneratorFiles(Protocol):
+    """Reading, checking and converting generator checkpoints. The prior layer provides it
+    (``photokit.prior.checkpoints.GENERATOR_FILES``), so the store stays beneath the prior layer."""
+
+    def install(self, source: Path, target: Path, label: str, resolution: int | None, metadata: dict) -> dict:
+        """Read ``source`` safely, check it, write it to ``target`` in photokit's format; describe it."""
+
+    def fingerprint(self, path: Path) -> str:
+        """The identity of the weights in an installed generator file."""
 
 
 def torch_home() -> Path:
@@ -68,10 +79,17 @@ class ModelStatus:
 
 
 class ModelStore:
-    def __init__(self, settings: Settings, catalog: tuple[CatalogEntry, ...] = CATALOG) -> None:
+    def __init__(self, settings: Settings, catalog: tuple[CatalogEntry, ...] = CATALOG,
+                 generator_files: GeneratorFiles | None = None) -> None:
         self.settings = settings
         self.root = settings.models_dir
         self.catalog = catalog
+        self.generator_files = generator_files  # needed only to install or verify generators
+
+    def _generator_files(self) -> GeneratorFiles:
+        if self.generator_files is None:
+            raise RuntimeError("installing or verifying generators needs ModelStore(..., generator_files=...)")
+        return self.generator_files
 
     def entry(self, name: str) -> CatalogEntry:
         for entry in self.catalog:
@@ -212,16 +230,8 @@ class ModelStore:
                                 f"as torchvision's file name {entry.filename} says: wrong or damaged file")
 
     def _install_generator(self, entry: CatalogEntry, source: Path, source_sha: str, target: Path) -> dict:
-        from photokit.prior.checkpoints import generator_fingerprint, read_generator, save_generator
-
-        G = read_generator(source)
-        if entry.resolution is not None and G.resolution != entry.resolution:
-            raise PhotokitError(f"{source.name} is a {G.resolution} px generator; {entry.name} must be "
-                                f"{entry.resolution} px")
-        fingerprint = generator_fingerprint(G)
-        save_generator(G, target, {"installed_as": entry.name, "source_sha256": source_sha})
-        return {"resolution": G.resolution, "num_ws": G.num_ws, "w_dim": G.w_dim, "fingerprint": fingerprint,
-                "layout": G.config.source}
+        return self._generator_files().install(source, target, entry.name, entry.resolution,
+                                               {"installed_as": entry.name, "source_sha256": source_sha})
 
     def _check_state_dict(self, entry: CatalogEntry, source: Path) -> None:
         try:
@@ -264,10 +274,8 @@ class ModelStore:
             else:
                 try:
                     if entry.kind == GENERATOR:
-                        from photokit.prior.checkpoints import generator_fingerprint, read_generator
-
-                        G = read_generator(path)
-                        if record.get("fingerprint") and generator_fingerprint(G) != record["fingerprint"]:
+                        fingerprint = self._generator_files().fingerprint(path)
+                        if record.get("fingerprint") and fingerprint != record["fingerprint"]:
                             problem = "generator weights differ from the install record"
                     else:
                         self._check_state_dict(entry, path)
