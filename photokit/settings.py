@@ -1,6 +1,6 @@
 """Where photokit keeps its data. Environment variables and CLI options both feed ``Settings``.
 
-- ``PHOTOKIT_HOME`` (default ``~/.photokit``) holds ``library.db``.
+- ``PHOTOKIT_HOME`` (default ``~/.photokit``) holds ``library.db`` and the personal priors (``priors/``).
 - ``PHOTOKIT_DB_URL`` replaces the SQLite file with any SQLAlchemy URL (e.g. PostgreSQL).
 - ``PHOTOKIT_MODELS`` is the model store; by default the checkout's ``models_store/`` when photokit
   runs from a source checkout, else ``$PHOTOKIT_HOME/models``.
@@ -47,9 +47,6 @@ class Settings:
         return cls(home=home_path.resolve(), models_dir=models_path.resolve(), db_url=url)
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.db_url.startswith("sqlite")
-
-    @property
     def priors_dir(self) -> Path:
-        return self.models_dir / "priors"
+        """Personal priors belong to a library (they are keyed by its person ids), so they live in its home."""
+        return self.home / "priors"

@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+
+from photokit.errors import PhotokitError
 import torch
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
@@ -167,8 +169,18 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(d
 
     from photokit.prior import load_generator
 
-    prior = personal.load_personal_prior(settings, person, "cpu", base_generator=load_generator(tiny_file))
+    base = load_generator(tiny_file)
+    owner = personal.person_owner(deepface_library.db, person)
+    assert meta["owner"] == owner and len(owner["library_id"]) == 32
+    prior = personal.load_personal_prior(settings, person, "cpu", base_generator=base, owner=owner)
     assert prior.anchors.shape == (6, 64) and torch.isfinite(prior.anchors).all()
+    # A prior is refused for another library, or for a later person who got the same id.
+    with pytest.raises(PhotokitError, match="another library"):
+        personal.load_personal_prior(settings, person, "cpu", base_generator=base,
+                                     owner={**owner, "library_id": "0" * 32})
+    with pytest.raises(PhotokitError, match="same id"):
+        personal.load_personal_prior(settings, person, "cpu", base_generator=base,
+                                     owner={**owner, "person_created_at": "2000-01-01T00:00:00"})
 
     removed = _invoke(["--db-url", db, "prior", "remove", person, "--yes"])
     assert removed.exit_code == 0 and not personal.prior_dir(settings, person).exists()

@@ -42,6 +42,7 @@ def enhance(
     from photokit.progress import make_progress
     from photokit.restore.batch import run_batch
     from photokit.restore.pipeline import Enhancer, EnhanceOptions
+    from photokit.prior.personal import person_owner
     from photokit.restore.priors import DatabasePeople, StorePriors
     from photokit.devices import describe_device, resolve_device
 
@@ -58,7 +59,8 @@ def enhance(
                              out_dir=out)
     db = database_from(ctx)
     with make_progress() as progress:
-        enhancer = Enhancer(options, StorePriors(settings, torch_device), DatabasePeople(db), device=torch_device,
+        priors = StorePriors(settings, torch_device, owner_of=lambda person_id: person_owner(db, person_id))
+        enhancer = Enhancer(options, priors, DatabasePeople(db), device=torch_device,
                             note=progress.console.print, progress=progress)
         note(f"restoring on {describe_device(torch_device)}, {enhancer.steps} projection steps per face, "
              f"scale {options.effective_scale:g}, loss {enhancer.loss_fn.name if enhancer.loss_fn else 'none'}")

@@ -33,6 +33,16 @@ class Base(DeclarativeBase):
     pass
 
 
+class LibraryInfo(Base):
+    """Facts about this library; ``library_id`` (a UUID made when the database was created) lets files kept
+    outside the database (personal priors) prove they belong to it."""
+
+    __tablename__ = "library_info"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class Photo(Base):
     __tablename__ = "photos"
 

@@ -66,6 +66,16 @@ class Database:
         finally:
             session.close()
 
+    def library_id(self) -> str:
+        """This library's UUID (made by migration 0004)."""
+        from photokit.db.models import LibraryInfo
+
+        with self.session() as session:
+            row = session.get(LibraryInfo, "library_id")
+            if row is None:
+                raise DatabaseError(f"{self.url} has no library id: run `photokit db upgrade`")
+            return row.value
+
     def current_revision(self) -> str | None:
         return migrate.current_revision(self.engine)
 

@@ -69,6 +69,19 @@ class PersonalPrior:
     path: Path
 
 
+def person_owner(db, person_id: int) -> dict | None:
+    """Whom a prior belongs to: this library's id and the person's creation time. Person ids can be reused
+    (a deleted person's id, another library in the same home), so the id alone does not prove it."""
+    from photokit.db.models import Person
+
+    with db.session() as session:
+        person = session.get(Person, int(person_id))
+        if person is None:
+            return None
+        created = person.created_at.isoformat()
+    return {"library_id": db.library_id(), "person_created_at": created}
+
+
 def has_prior(settings: Settings, person_id: int) -> bool:
     return (prior_dir(settings, person_id) / PRIOR_JSON).is_file()
 
@@ -171,8 +184,9 @@ def save_prior(folder: Path, anchors: torch.Tensor, stored: dict[str, torch.Tens
 
 
 def load_personal_prior(settings: Settings, person_id: int, device: str | torch.device = "cpu",
-                        base_generator: nn.Module | None = None) -> PersonalPrior:
-    """The tuned generator and anchors of a person (PhotokitError on corrupt files or another base).
+                        base_generator: nn.Module | None = None, owner: dict | None = None) -> PersonalPrior:
+    """The tuned generator and anchors of a person (PhotokitError on corrupt files, another base generator,
+    or, when ``owner`` (see ``person_owner``) is given, a prior built for someone else with the same id).
 
     ``base_generator`` avoids reloading the base for each person; it is not modified.
     """
@@ -184,6 +198,12 @@ def load_personal_prior(settings: Settings, person_id: int, device: str | torch.
     device = device if isinstance(device, torch.device) else resolve_device(device)
     folder = prior_dir(settings, person_id)
     meta = read_prior_meta(settings, person_id)
+    recorded = meta.get("owner")
+    if owner is not None and recorded is not None and recorded != owner:
+        whom = "another library" if recorded.get("library_id") != owner.get("library_id") else \
+            "an earlier person who had the same id"
+        raise PhotokitError(f"the prior in {folder} was built for {whom}, not for person {person_id}: "
+                            f"rebuild it with `photokit prior build {person_id} --restart`")
     for name, record in meta.get("files", {}).items():
         path = folder / name
         if not path.is_file():
@@ -411,6 +431,7 @@ def build_prior(
     with db.session() as session:
         person = resolve_person(session, person_ref)
         person_id, person_name = person.id, person.name
+    owner = person_owner(db, person_id)
     folder = prior_dir(settings, person_id)
     work = folder / WORK_DIR
     if options.restart and work.exists():
@@ -509,7 +530,7 @@ def build_prior(
     mean = lambda xs: float(sum(xs) / len(xs))  # noqa: E731
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION,
-        "person_id": person_id, "person_name": person_name,
+        "person_id": person_id, "person_name": person_name, "owner": owner,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "preset": preset, "device": str(device),
         "base": base.to_json(),

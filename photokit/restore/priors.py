@@ -11,7 +11,7 @@ the product hands it the model store and the library database:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import torch
@@ -39,11 +39,17 @@ class PriorSource(Protocol):
 
 
 class StorePriors:
-    """Priors from the model store (``photokit models install``, ``photokit prior build``), loaded once."""
+    """Priors from the model store (``photokit models install``, ``photokit prior build``), loaded once.
 
-    def __init__(self, settings: Settings, device: torch.device) -> None:
+    ``owner_of(person_id)`` (``photokit.prior.personal.person_owner``) lets loading refuse a prior that was
+    built for another library or for an earlier person with the same id.
+    """
+
+    def __init__(self, settings: Settings, device: torch.device,
+                 owner_of: Callable[[int], dict | None] | None = None) -> None:
         self.settings = settings
         self.device = device
+        self.owner_of = owner_of
         self._base: BaseGenerator | None | bool = False
         self._personal: dict[int, Any] = {}
 
@@ -62,8 +68,9 @@ class StorePriors:
             prior = None
             if has_prior(self.settings, person_id):
                 base = self.base()
+                owner = self.owner_of(person_id) if self.owner_of else None
                 prior = load_personal_prior(self.settings, person_id, self.device,
-                                            base_generator=base.generator if base else None)
+                                            base_generator=base.generator if base else None, owner=owner)
             self._personal[person_id] = prior
         return self._personal[person_id]
 
