@@ -55,12 +55,19 @@ def run_step(title: str, args: list[str], env: dict[str, str]) -> int:
 
 def main() -> int:
     out = Path(os.environ.get("PHOTOKIT_DEMO_DIR", "demo_output")).resolve()
+    marker = out / ".photokit-demo"
     if out.exists():
+        if not marker.is_file():
+            print(f"{out} exists and was not made by the demo: move it away or set PHOTOKIT_DEMO_DIR", file=sys.stderr)
+            return 2
         shutil.rmtree(out)
+    out.mkdir(parents=True)
+    marker.write_text("made by `make demo`; safe to delete\n")
     album, home, restored = out / "album", out / "home", out / "restored"
     files = build_album(album)
     print(f"sample album: {len(files)} files in {album}")
     env = dict(os.environ, PHOTOKIT_HOME=str(home))
+    env.pop("PHOTOKIT_DB_URL", None)  # the demo's library lives in its own folder, never in the user's database
     steps = [
         ("index the album, detect and cluster faces", ["scan", str(album)]),
         ("who is who", ["people", "list", "--all"]),

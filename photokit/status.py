@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from photokit.db import Database
+from photokit.db.session import display_url
 from photokit.db.models import Face, Person, Photo, PhotoLocation, ScanRun, SkippedFile
 from photokit.settings import Settings
 
@@ -76,7 +77,7 @@ def priors_count(settings: Settings) -> int:
 
 def collect_status(db: Database, settings: Settings) -> dict:
     return {
-        "database": {"url": db.url, "revision": db.current_revision()},
+        "database": {"url": display_url(db.url), "revision": db.current_revision()},
         "library": library_counts(db),
         "faces": faces_counts(db),
         "people": people_counts(db),

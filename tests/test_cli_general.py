@@ -67,3 +67,29 @@ def test_home_option_chooses_the_database(tmp_path):
     result = runner.invoke(app, ["--home", str(home), "db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert (home / "library.db").is_file()
+
+
+def test_database_from_a_newer_photokit_is_a_one_line_error(settings):
+    db = open_database(settings)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    db.dispose()
+    result = runner.invoke(app, ["people", "list"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error:") and "newer photokit" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_filesystem_errors_are_one_line(tmp_path):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    result = runner.invoke(app, ["--home", str(not_a_folder / "home"), "people", "list"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_database_password_is_never_printed():
+    from photokit.db.session import display_url
+
+    shown = display_url("postgresql://alice:s3cret@db.example/photos")
+    assert "s3cret" not in shown and "alice" in shown and "db.example/photos" in shown

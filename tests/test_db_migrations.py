@@ -101,3 +101,25 @@ def test_schema_comparison_notices_a_drift(engine):
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), drifted)
     assert [d[0] for d in diff] == ["add_column"] and diff[0][3].name == "rating"
+
+
+def test_schema_changes_are_transactional_on_sqlite(engine):
+    """An interrupted migration must not leave half a schema (sqlite3 alone would autocommit the DDL)."""
+    with pytest.raises(KeyboardInterrupt):
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE half_done (x INTEGER)")
+            raise KeyboardInterrupt
+    assert "half_done" not in sa.inspect(engine).get_table_names()
+
+
+def test_every_library_gets_its_own_id(settings, tmp_path):
+    from photokit.settings import Settings
+
+    first = open_database(settings)
+    other = open_database(Settings.load(home=tmp_path / "other"))
+    try:
+        assert len(first.library_id()) == 32 and first.library_id() != other.library_id()
+        assert first.library_id() == first.library_id()  # stable
+    finally:
+        first.dispose()
+        other.dispose()

@@ -218,6 +218,12 @@ def test_sheet_is_a_png_with_one_tile_per_face(library, tmp_path):
         assert image.format == "PNG"
         assert image.size == (3 * 32 + 4 * 4, 2 * 32 + 3 * 4)
     assert [p.name for p in out.parent.iterdir()] == ["a.png"]  # no temp file left behind
+    before = out.read_bytes()
+    again = _invoke("people", "sheet", str(a), "--out", str(out))  # never silently replaces a file
+    assert again.exit_code == 2 and "--force" in again.stderr and out.read_bytes() == before
+    assert _invoke("people", "sheet", str(a), "--out", str(out), "--tile", "16", "--force").exit_code == 0
+    assert out.read_bytes() != before
+    assert _invoke("people", "sheet", str(a), "--out", str(out.parent)).exit_code == 2  # a folder
 
 
 def test_identify_skips_ignored_people(library):

@@ -22,9 +22,9 @@ class CountingEnhancer(Enhancer):
         super().__init__(*args, **kwargs)
         self.calls: list[str] = []
 
-    def enhance(self, path):
+    def enhance(self, path, target=None):
         self.calls.append(Path(path).name)
-        return super().enhance(path)
+        return super().enhance(path, target)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_interrupt_inside_a_photo_leaves_it_queued(settings, album, generator, a
     db = open_database(settings)
     enhancer = make(generator, tmp_path / "restored", analyzer)
 
-    def explode(path):
+    def explode(path, target=None):
         raise KeyboardInterrupt
 
     enhancer.enhance = explode

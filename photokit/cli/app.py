@@ -23,6 +23,10 @@ class PhotokitGroup(TyperGroup):
         except PhotokitError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # unreadable folders, full or read-only disks, a file where a folder should be
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.echo("interrupted: work done so far is saved; run the same command again to continue", err=True)
             raise typer.Exit(130) from None

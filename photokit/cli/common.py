@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 
 from photokit.db import Database, open_database
+from photokit.errors import PhotokitError
 from photokit.settings import Settings
 
 console = Console()  # stdout: tables and human output
@@ -17,6 +19,7 @@ err_console = Console(stderr=True)  # stderr: notes, warnings, progress
 
 DeviceOption = typer.Option("auto", "--device", help="Where models run: auto, cpu, cuda or mps.")
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+DetectorOption = typer.Option("mtcnn", "--detector", help="Face detector: mtcnn (default) or hog (dlib).")
 
 
 def settings_from(ctx: typer.Context) -> Settings:
@@ -34,6 +37,16 @@ def database_from(ctx: typer.Context) -> Database:
         meta["photokit.db"] = open_database(settings_from(ctx))
         root.call_on_close(meta["photokit.db"].dispose)
     return meta["photokit.db"]
+
+
+def new_output_path(path: Path, force: bool = False) -> Path:
+    """An output file the user named: never silently replace an existing file (it may be an original)."""
+    path = path.expanduser()
+    if path.is_dir():
+        raise PhotokitError(f"{path} is a folder: give a file name, e.g. {path / 'sheet.png'}")
+    if path.exists() and not force:
+        raise PhotokitError(f"{path} already exists: choose another name or pass --force to replace it")
+    return path
 
 
 def print_json(data: Any) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from photokit.cli.common import console, print_json, settings_from
 from photokit.db import Database, migrate, open_database
-from photokit.db.session import explain_db_error
+from photokit.db.session import display_url, explain_db_error
 from photokit.errors import PhotokitError
 
 db_app = typer.Typer(help="Library database maintenance.", no_args_is_help=True)
@@ -44,7 +44,7 @@ def upgrade_cmd(
         migrate.upgrade(db.engine, revision)
         after = db.current_revision()
     if json_out:
-        print_json({"before": before, "current": after, "url": db.url})
+        print_json({"before": before, "current": after, "url": display_url(db.url)})
     else:
         console.print(f"database at revision [bold]{after}[/bold]" + ("" if after != before else " (no change)"))
 
@@ -58,7 +58,7 @@ def current_cmd(
     with _unmigrated(ctx) as db:
         current, head = db.current_revision(), migrate.head_revision(db.engine)
     if json_out:
-        print_json({"current": current, "head": head, "url": db.url})
+        print_json({"current": current, "head": head, "url": display_url(db.url)})
     else:
         state = "up to date" if current == head else f"behind (head is {head}; run `photokit db upgrade`)"
         console.print(f"{current or '(empty)'}  {state}", highlight=False, markup=False)

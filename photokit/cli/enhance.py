@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from photokit.cli.common import DeviceOption, JsonOption, database_from, note, print_json, settings_from
+from photokit.cli.common import DeviceOption, JsonOption, database_from, print_json, settings_from
 from photokit.errors import PhotokitError
 
 
@@ -59,13 +59,17 @@ def enhance(
                              out_dir=out)
     db = database_from(ctx)
     with make_progress() as progress:
+        # While the bar is live, everything printed goes through its console (another one would garble it).
+        def progress_note(message: str) -> None:
+            progress.console.print(message, highlight=False)
+
         priors = StorePriors(settings, torch_device, owner_of=lambda person_id: person_owner(db, person_id))
         enhancer = Enhancer(options, priors, DatabasePeople(db), device=torch_device,
-                            note=progress.console.print, progress=progress)
-        note(f"restoring on {describe_device(torch_device)}, {enhancer.steps} projection steps per face, "
-             f"scale {options.effective_scale:g}, loss {enhancer.loss_fn.name if enhancer.loss_fn else 'none'}")
+                            note=progress_note, progress=progress)
+        progress_note(f"restoring on {describe_device(torch_device)}, {enhancer.steps} projection steps per face, "
+                      f"scale {options.effective_scale:g}, loss {enhancer.loss_fn.name if enhancer.loss_fn else 'none'}")
         for warning in enhancer.warnings():
-            note(f"warning: {warning}")
+            progress_note(f"warning: {warning}")
         summary = run_batch(db, paths, enhancer, progress=progress)
     if as_json:
         print_json(summary.to_json())

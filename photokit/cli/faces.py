@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from photokit.cli.common import DeviceOption, JsonOption, database_from, note, print_json, settings_from
+from photokit.cli.common import DetectorOption, DeviceOption, JsonOption, database_from, note, print_json, settings_from
 
 faces_app = typer.Typer(help="Face detection on the library.", no_args_is_help=True)
 
@@ -14,7 +14,7 @@ def detect(
     ctx: typer.Context,
     redo: bool = typer.Option(False, "--redo", help="Detect again on every photo (faces found again keep their id and person)."),
     device: str = DeviceOption,
-    detector: str = typer.Option("mtcnn", "--detector", help="Face detector: mtcnn (default) or hog (dlib)."),
+    detector: str = DetectorOption,
     max_side: int = typer.Option(1024, "--max-side", min=0, help="Detect on a copy at most this many px long (0 = full size)."),
     as_json: bool = JsonOption,
 ) -> None:

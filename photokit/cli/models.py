@@ -41,10 +41,18 @@ def list_models(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     for column in ("name", "status", "size", "sha256", "unlocks"):
         table.add_column(column, overflow="fold")
     for s in statuses:
-        status = "[green]installed[/]" if s.installed else ("[yellow]missing[/]" if s.entry.required else "[dim]optional[/]")
+        if s.changed:
+            status = "[red]changed[/]"
+        elif s.installed:
+            status = "[green]installed[/]"
+        else:
+            status = "[yellow]missing[/]" if s.entry.required else "[dim]optional[/]"
         table.add_row(s.name, status, _size(s.bytes), (s.sha256 or "-")[:16], s.entry.unlocks)
     console.print(table)
     for s in statuses:
+        if s.changed:
+            note(f"{s.name}: the file changed since it was installed: run `photokit models verify {s.name}`, "
+                 f"then reinstall it if it is damaged")
         if not s.installed:
             how = f"photokit models install {s.name}" + (" (or --from FILE)" if s.entry.url else " --from FILE")
             note(f"{s.name}: {how}")
@@ -133,11 +141,16 @@ def sample(
     count: int = typer.Option(4, "--count", min=1, max=64),
     truncation: float = typer.Option(0.7, "--truncation", help="Truncation psi (1 = none)."),
     device: str = DeviceOption,
+    force: bool = typer.Option(False, "--force", help="Replace --out if it already exists."),
 ) -> None:
     """Render a few random faces from a generator: a quick check that an install works."""
     from photokit.prior.sampling import render_samples
     from photokit.store.models import ModelStore
 
+    if out.exists() and not force:
+        raise PhotokitError(f"{out} already exists: choose another --out or pass --force to replace it")
+    if out.is_dir():
+        raise PhotokitError(f"--out {out} is a folder: give a PNG file name")
     path = generator or ModelStore(settings_from(ctx)).require_generator()
     info = render_samples(path, out, seed=seed, count=count, truncation_psi=truncation, device=device)
     console.print(f"wrote {out} ({info['count']} samples at {info['resolution']} px on {info['device']}, "

@@ -8,7 +8,7 @@ from typing import List
 import typer
 from rich.table import Table
 
-from photokit.cli.common import JsonOption, console, database_from, note, print_json
+from photokit.cli.common import JsonOption, console, database_from, new_output_path, note, print_json
 
 people_app = typer.Typer(help="People found in your photos: list, name, merge, fix and look at them.",
                          no_args_is_help=True)
@@ -144,12 +144,14 @@ def sheet_cmd(
     out: Path = typer.Option(..., "--out", help="PNG file to write."),
     tile: int = typer.Option(128, "--tile", min=16, max=1024, help="Tile size in px."),
     limit: int = typer.Option(0, "--limit", min=0, help="At most this many faces, largest first (0 = all)."),
+    force: bool = typer.Option(False, "--force", help="Replace OUT if it exists."),
     as_json: bool = JsonOption,
 ) -> None:
     """Write a contact sheet of a person's aligned faces."""
     from photokit.faces.people import resolve_person
     from photokit.faces.sheet import write_contact_sheet
 
+    out = new_output_path(out, force)
     with database_from(ctx).session() as session:
         info = write_contact_sheet(session, resolve_person(session, person), out, tile=tile, limit=limit or None)
     if as_json:

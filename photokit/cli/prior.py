@@ -108,22 +108,30 @@ def build_command(
     _print_summary(meta, prior_summary(meta))
 
 
-def _print_summary(meta: dict, summary: dict) -> None:
-    from photokit.prior.cost import format_duration
+def _number(value, spec: str = ".4f") -> str:
+    """A recorded figure, or '-' when the prior.json does not have it (older or hand-edited files)."""
+    return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
 
-    t = meta["tuning"]
-    kind = f"low-rank adapters R={t['adapter_rank']}" if t["kind"] == "lowrank" else "full delta"
+
+def _print_summary(meta: dict, summary: dict) -> None:
+    from photokit.progress import format_duration
+
+    t, anchors, loss = meta["tuning"], meta.get("anchors", {}), meta.get("loss", {})
+    lowrank = t["kind"] == "lowrank"
+    kind = f"low-rank adapters R={t.get('adapter_rank', '?')}" if lowrank else "full delta"
     console.print(f"prior of person {meta['person_id']}" + (f" ({meta['person_name']})" if meta.get("person_name") else "")
-                  + f": {len(meta['references'])} anchors, preset {meta['preset']}, loss {meta['loss']['kind']}"
-                  + (" (degraded)" if meta["loss"]["degraded"] else ""))
-    console.print(f"  anchors: inversion loss {meta['anchors']['loss_start']:.4f} -> {meta['anchors']['loss_final']:.4f}")
-    console.print(f"  tuning: {t['steps_done']} steps, reconstruction loss {t['loss_before']:.4f} -> {t['loss_after']:.4f}")
+                  + f": {len(meta['references'])} anchors, preset {meta.get('preset', '-')}, loss {loss.get('kind', '-')}"
+                  + (" (degraded)" if loss.get("degraded") else ""))
+    console.print(f"  anchors: inversion loss {_number(anchors.get('loss_start'))} -> {_number(anchors.get('loss_final'))}")
+    console.print(f"  tuning: {t.get('steps_done', '-')} steps, reconstruction loss {_number(t.get('loss_before'))} "
+                  f"-> {_number(t.get('loss_after'))}")
+    full, stored = t.get("full_delta_bytes"), t.get("stored_bytes")
     console.print(f"  stored: {kind}, {summary['bytes'] / 1e6:.2f} MB"
-                  + (f" (a full delta would be {t['full_delta_bytes'] / 1e6:.2f} MB, "
-                     f"{t['full_delta_bytes'] / max(t['stored_bytes'], 1):.0f}x more)" if t["kind"] == "lowrank" else ""))
-    timings = meta.get("timings", {})
+                  + (f" (a full delta would be {full / 1e6:.2f} MB, {full / max(stored, 1):.0f}x more)"
+                     if lowrank and _number(full) != "-" and _number(stored) != "-" else ""))
+    timings = {k: v for k, v in meta.get("timings", {}).items() if _number(v) != "-"}
     if timings:
-        console.print("  time: " + ", ".join(f"{k[:-2]} {format_duration(v)}" for k, v in timings.items()))
+        console.print("  time: " + ", ".join(f"{k.removesuffix('_s')} {format_duration(v)}" for k, v in timings.items()))
     for w in meta.get("warnings", []):
         console.print(f"  [yellow]warning:[/] {w}")
 
@@ -149,7 +157,8 @@ def list_command(ctx: typer.Context, json_out: bool = JsonOption) -> None:
             continue
         stored = f"rank {p['rank']}" if p["kind"] == "lowrank" else "full delta"
         table.add_row(str(p["person_id"]), p["person_name"] or "", str(p["anchors"]), stored, f"{p['bytes'] / 1e6:.2f}",
-                      p["loss"], f"{p['loss_before']:.3f} -> {p['loss_after']:.3f}", p["base"], p["preset"])
+                      p["loss"] or "-", f"{_number(p['loss_before'], '.3f')} -> {_number(p['loss_after'], '.3f')}",
+                      p["base"] or "-", p["preset"] or "-")
     console.print(table)
 
 

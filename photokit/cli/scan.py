@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import List
 
 import typer
 
-from photokit.cli.common import console, database_from, note, print_json, settings_from
+from photokit.cli.common import DetectorOption, DeviceOption, console, database_from, note, print_json, settings_from
 from photokit.errors import PhotokitError
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    mps = "mps"
-
-
-class Detector(str, Enum):
-    mtcnn = "mtcnn"
-    hog = "hog"
 
 
 def _counts_line(summary: dict) -> str:
@@ -50,20 +37,27 @@ def scan_cmd(
     paths: List[Path] = typer.Argument(..., help="Folders (or single files) to index.", show_default=False),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     no_faces: bool = typer.Option(False, "--no-faces", help="Only index files; do not detect faces."),
-    device: Device = typer.Option(Device.auto, "--device", help="Where face models run."),
-    detector: Detector = typer.Option(Detector.mtcnn, "--detector", help="Face detector."),
+    device: str = DeviceOption,
+    detector: str = DetectorOption,
 ) -> None:
     """Index photos under PATH (recursively, incrementally), then detect and group faces."""
     from photokit.library.scan import scan_library
     from photokit.library.walk import resolve_roots
 
+    if not no_faces:  # bad options fail before any work
+        from photokit.devices import resolve_device
+        from photokit.faces.analyze import DETECTORS
+
+        resolve_device(device)
+        if detector not in DETECTORS:
+            raise PhotokitError(f"unknown face detector '{detector}': use one of {', '.join(DETECTORS)}")
     roots = resolve_roots(paths)  # a typo fails before the database is touched
     db = database_from(ctx)
     summary = scan_library(db, roots, progress=not json_out).to_json()
     faces_error = None
     if not no_faces:
         try:
-            summary["faces"] = _run_faces(ctx, db, device.value, detector.value, progress=not json_out)
+            summary["faces"] = _run_faces(ctx, db, device, detector, progress=not json_out)
         except PhotokitError as exc:  # the index is saved; say what failed and exit non-zero
             faces_error = exc
             summary["faces"] = {"error": str(exc)}

@@ -16,8 +16,8 @@ from photokit.settings import CHECKOUT_DIR
 
 def script_location() -> Path:
     checkout = CHECKOUT_DIR / "migrations"
-    if (checkout / "env.py").is_file():
-        return checkout
+    if (CHECKOUT_DIR / "pyproject.toml").is_file() and (checkout / "env.py").is_file():
+        return checkout  # a source checkout (in an installed wheel CHECKOUT_DIR is site-packages)
     spec = importlib.util.find_spec("photokit.migrations")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("photokit's migration scripts are missing from this installation")

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event, inspect
+from alembic.util.exc import CommandError as AlembicCommandError
+from sqlalchemy import create_engine, event, inspect, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError as SADatabaseError
 from sqlalchemy.exc import OperationalError
@@ -32,7 +33,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 def explain_db_error(exc: Exception, url: str) -> DatabaseError:
     """Turn a driver error into a one-line message the user can act on."""
     text = str(getattr(exc, "orig", exc)) or type(exc).__name__
-    where = url.split("///", 1)[-1] if url.startswith("sqlite") else url
+    where = url.split("///", 1)[-1] if url.startswith("sqlite") else display_url(url)
     if "locked" in text or "busy" in text:
         return DatabaseError(f"database {where} is locked by another program (waited {BUSY_TIMEOUT_S:.0f} s)")
     if "not a database" in text or "malformed" in text or "file is encrypted" in text:
@@ -83,15 +84,27 @@ class Database:
         self.engine.dispose()
 
 
+def _sqlite_begin(conn) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
 def create_db_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+        # Python's sqlite3 does not open a transaction before DDL, so an interrupted migration could leave
+        # half a schema. SQLAlchemy's documented recipe: driver autocommit off, and an explicit BEGIN.
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S, "isolation_level": None})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def display_url(url: str) -> str:
+    """The database URL without its password (for output and error messages)."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def open_database(settings: Settings, upgrade: bool = True) -> Database:
@@ -104,4 +117,7 @@ def open_database(settings: Settings, upgrade: bool = True) -> Database:
             inspect(engine).get_table_names()  # fail early on unreadable files
     except (OperationalError, SADatabaseError) as exc:
         raise explain_db_error(exc, settings.db_url) from exc
+    except AlembicCommandError as exc:  # e.g. a database written by a newer photokit
+        raise DatabaseError(f"cannot migrate {display_url(settings.db_url)}: {exc} "
+                            "(was it written by a newer photokit? upgrade photokit)") from None
     return Database(engine=engine, url=settings.db_url)

@@ -21,6 +21,7 @@ from photokit.faces.analyze import DetectedFace, FaceAnalyzer, FaceConfig
 from photokit.faces.cluster import ClusterConfig
 from photokit.faces.people import cluster_faces, embedding_to_bytes, photo_path
 from photokit.faces.quality import box_iou
+from photokit.library.images import ImageReadError
 from photokit.settings import Settings
 
 # Measured: 79 photos of ../shared/data/faces in 14 s (+3 s model loading) on 2 idle cores (bench_faces).
@@ -87,8 +88,15 @@ def _read_photo(session: Session, photo: Photo):
 
     path = photo_path(session, photo.id)
     if path is None:
-        raise PhotokitError(f"photo {photo.id} has no known location")
+        raise ImageReadError(f"photo {photo.id}", "missing", "none of its files is present")
     return path, read_rgb(path)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Failures that may go away (an unplugged drive, a permission fixed later, memory): retry next scan."""
+    if isinstance(exc, ImageReadError):
+        return exc.reason in ("missing", "unreadable")
+    return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
 
 
 def process_pending_photos(
@@ -110,7 +118,7 @@ def process_pending_photos(
         if not redo:
             query = query.where(Photo.faces_status == "pending")
         photo_ids = list(session.scalars(query))
-    summary = {"photos": len(photo_ids), "done": 0, "failed": 0, "faces": 0, "kept": 0, "added": 0,
+    summary = {"photos": len(photo_ids), "done": 0, "failed": 0, "retry_later": 0, "faces": 0, "kept": 0, "added": 0,
                "removed": 0, "detector": config.detector, "errors": []}
     analyzer = FaceAnalyzer(config, device=device) if photo_ids else None
     if analyzer is not None:
@@ -125,7 +133,8 @@ def process_pending_photos(
 
         cost = ""
         if analyzer.device.type == "cpu":
-            cost = f", about {format_duration(len(photo_ids) * CPU_SECONDS_PER_PHOTO)} on 2 CPU cores"
+            cost = (f", about {format_duration(len(photo_ids) * CPU_SECONDS_PER_PHOTO)} "
+                    f"({CPU_SECONDS_PER_PHOTO} s per photo as measured on 2 CPU cores)")
         stderr_console.print(f"faces: {len(photo_ids)} photo(s) with {config.detector} on "
                              f"{describe_device(analyzer.device)}{cost}", highlight=False)
         bar = make_progress()
@@ -139,8 +148,11 @@ def process_pending_photos(
                     faces = analyzer.analyze(rgb)
                 except (PhotokitError, MemoryError, RuntimeError, ValueError, cv2.error) as exc:
                     # One bad photo (unreadable now, too large, a model error) must not stop the library.
-                    photo.faces_status, photo.faces_error = "failed", " ".join(str(exc).split()) or type(exc).__name__
-                    summary["failed"] += 1
+                    # Transient causes stay 'pending' so the next scan tries again; the rest are 'failed'.
+                    transient = _is_transient(exc)
+                    photo.faces_status = "pending" if transient else "failed"
+                    photo.faces_error = " ".join(str(exc).split()) or type(exc).__name__
+                    summary["retry_later" if transient else "failed"] += 1
                     if len(summary["errors"]) < MAX_REPORTED_ERRORS:
                         summary["errors"].append({"photo_id": photo_id, "error": photo.faces_error})
                 else:

@@ -42,6 +42,11 @@ def adaptable(shape: torch.Size, rank: int) -> bool:
     return rank * (rows + cols) < rows * cols
 
 
+def is_constant_input(name: str) -> bool:
+    """The learned 4x4 input (``b4.const``): an image, not a linear map, so a low-rank factor means nothing."""
+    return name == "const" or name.endswith(".const")
+
+
 def low_rank_delta(up: torch.Tensor, down: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """The weight change ``up @ down`` reshaped to the weight's shape (pure; used by training and loading)."""
     return (up @ down).reshape(shape)
@@ -69,9 +74,6 @@ class FullDelta:
         current = synthesis_parameters(self.synthesis)
         return {f"delta.{k}": (current[k].detach() - self.base[k]).to(dtype).cpu().contiguous() for k in self.base}
 
-    def trainable_state(self) -> list[torch.Tensor]:
-        return [p.detach().clone() for p in self.trainable()]
-
     def load_trainable_state(self, tensors: list[torch.Tensor]) -> None:
         with torch.no_grad():
             for p, t in zip(self.trainable(), tensors, strict=True):
@@ -94,7 +96,7 @@ class LowRankAdapters:
         gen = torch.Generator().manual_seed(seed)
         self.factors: dict[str, tuple[nn.Parameter, nn.Parameter]] = {}
         for name, weight in self.base.items():
-            if not adaptable(weight.shape, rank):
+            if is_constant_input(name) or not adaptable(weight.shape, rank):
                 continue
             rows, cols = low_rank_shape(weight.shape)
             # down ~ N(0, 1/R), up = 0: the adapted weight starts exactly at the base weight.
@@ -124,9 +126,6 @@ class LowRankAdapters:
             out[f"up.{name}"] = up.detach().to(dtype).cpu().contiguous()
             out[f"down.{name}"] = down.detach().to(dtype).cpu().contiguous()
         return out
-
-    def trainable_state(self) -> list[torch.Tensor]:
-        return [t.detach().clone() for t in self.trainable()]
 
     def load_trainable_state(self, tensors: list[torch.Tensor]) -> None:
         with torch.no_grad():

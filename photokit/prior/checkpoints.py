@@ -507,6 +507,7 @@ def _load_torch_file(path: Path) -> Generator:
         raise CheckpointError(f"{path.name}: corrupt or truncated PyTorch file ({_short(exc)})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path.name}: expected a dict of tensors, found {type(obj).__name__}")
+    _check_keys(obj, path)
     if "G_ema_state_dict" in obj:
         kwargs = obj.get("init_kwargs")
         return from_nvlabs_state_dict(_as_state(obj["G_ema_state_dict"], path), kwargs if isinstance(kwargs, dict) else None, path.name)
@@ -526,6 +527,14 @@ def _load_torch_file(path: Path) -> Generator:
 def _as_state(obj: Any, path: Path) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path.name}: generator state is a {type(obj).__name__}, expected a dict of tensors")
+    return _check_keys(obj, path)
+
+
+def _check_keys(obj: dict, path: Path) -> dict:
+    """State dicts are keyed by tensor names: any other key is a damaged or foreign file."""
+    odd = next((k for k in obj if not isinstance(k, str)), None)
+    if odd is not None:
+        raise CheckpointError(f"{path.name}: not a StyleGAN2 checkpoint (key {odd!r} is not a tensor name)")
     return obj
 
 
@@ -558,7 +567,7 @@ def read_generator(path: str | os.PathLike) -> Generator:
         raise CheckpointError(f"generator file not found: {path}")
     try:
         G = _LOADERS[detect_format(path)](path)
-    except (IndexError, KeyError, TypeError, ValueError, RuntimeError) as exc:  # shapes that contradict each other
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError, RuntimeError) as exc:  # malformed content
         raise CheckpointError(f"{path.name}: inconsistent StyleGAN2 checkpoint ({_short(exc)})") from None
     return G.eval().requires_grad_(False)
 

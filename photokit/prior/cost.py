@@ -11,16 +11,24 @@ import torch
 from photokit.progress import format_duration
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (GPU kernels run asynchronously; timings must include them)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        mps = getattr(torch, "mps", None)
+        if mps is not None and hasattr(mps, "synchronize"):
+            mps.synchronize()
+
+
 def time_step(step: Callable[[], object], device: torch.device, repeats: int = 1) -> float:
     """Seconds per call of ``step`` after one warm-up call."""
     step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     return (time.perf_counter() - start) / repeats
 
 

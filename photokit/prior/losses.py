@@ -68,9 +68,7 @@ class ReconstructionLoss(nn.Module):
         return "lpips(random backbone)+mse" if getattr(self.lpips, "random_backbone", False) else "lpips+mse"
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        mse = (pred - target).pow(2)
-        if weight is not None:  # e.g. an inpainting mask: only known pixels count
-            mse = mse * weight
+        mse = weighted_squared_error(pred, target, weight)
         loss = self.mse_weight * mse.flatten(1).mean(dim=1)
         if self.lpips is not None:
             loss = loss + self.lpips(pred, target, normalize=False).flatten(1).mean(dim=1)
@@ -88,6 +86,18 @@ def make_reconstruction_loss(
         raise ValueError(f"unknown loss {kind!r}: use one of {LOSS_CHOICES}")
     model = build_lpips(net, device, allow_random_backbone) if kind == "lpips" else None
     return ReconstructionLoss(model, mse_weight).to(device)
+
+
+def weighted_squared_error(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """(pred - target)^2, times ``weight`` (e.g. an inpainting mask: only known pixels count) where given.
+
+    The weight follows the prediction's device and dtype: masks are built on the CPU from photo files,
+    while the prediction may live on a GPU.
+    """
+    error = (pred - target).pow(2)
+    if weight is not None:
+        error = error * weight.to(device=pred.device, dtype=pred.dtype)
+    return error
 
 
 def area_downsample(images: torch.Tensor, size: int) -> torch.Tensor:

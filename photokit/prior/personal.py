@@ -52,10 +52,6 @@ def prior_dir(settings: Settings, person_id: int) -> Path:
 
 
 # =====================================================================================================
-# Base generator
-
-
-# =====================================================================================================
 # Storage
 
 
@@ -97,7 +93,33 @@ def read_prior_meta(settings: Settings, person_id: int) -> dict:
                             f"`photokit prior build {person_id} --restart`") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise PhotokitError(f"{path} is not a photokit prior description; rebuild it")
+    problem = _meta_problem(meta)
+    if problem:
+        raise PhotokitError(f"{path} is incomplete ({problem}); rebuild it with "
+                            f"`photokit prior build {person_id} --restart`")
     return meta
+
+
+def _meta_problem(meta: dict) -> str | None:
+    """What is missing from a prior.json that loading and listing rely on (None: nothing)."""
+    if not isinstance(meta.get("person_id"), int) or isinstance(meta.get("person_id"), bool):
+        return "no person_id"
+    if not isinstance(meta.get("references"), list):
+        return "no references"
+    base = meta.get("base")
+    if not isinstance(base, dict) or not isinstance(base.get("fingerprint"), str):
+        return "no base generator fingerprint"
+    tuning = meta.get("tuning")
+    if not isinstance(tuning, dict) or not isinstance(tuning.get("kind"), str) or tuning["kind"] not in WEIGHT_FILES:
+        return "no tuning kind"
+    files = meta.get("files")
+    if not isinstance(files, dict) or not all(isinstance(f, dict) and isinstance(f.get("bytes"), int)
+                                              and isinstance(f.get("sha256"), str) for f in files.values()):
+        return "no file records"
+    for section in ("loss", "anchors", "timings"):
+        if section in meta and not isinstance(meta[section], dict):
+            return f"'{section}' is not a table"
+    return None
 
 
 def prior_summary(meta: dict) -> dict:
@@ -130,6 +152,9 @@ def list_priors(settings: Settings) -> list[dict]:
             out.append(prior_summary(read_prior_meta(settings, person_id)))
         except PhotokitError as exc:
             out.append({"person_id": person_id, "error": str(exc)})
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:  # one odd file must not stop the list
+            out.append({"person_id": person_id, "error": f"{folder / PRIOR_JSON} is malformed "
+                                                         f"({type(exc).__name__}: {exc}); rebuild it"})
     return sorted(out, key=lambda d: d["person_id"])
 
 
@@ -184,16 +209,18 @@ def save_prior(folder: Path, anchors: torch.Tensor, stored: dict[str, torch.Tens
 
 
 def load_personal_prior(settings: Settings, person_id: int, device: str | torch.device = "cpu",
-                        base_generator: nn.Module | None = None, owner: dict | None = None) -> PersonalPrior:
+                        base_generator: BaseGenerator | nn.Module | None = None,
+                        owner: dict | None = None) -> PersonalPrior:
     """The tuned generator and anchors of a person (PhotokitError on corrupt files, another base generator,
     or, when ``owner`` (see ``person_owner``) is given, a prior built for someone else with the same id).
 
-    ``base_generator`` avoids reloading the base for each person; it is not modified.
+    ``base_generator`` (default: the installed one) is not modified. Passing the same ``BaseGenerator``
+    for every person avoids reloading the base and re-hashing its weights (its fingerprint is cached).
     """
     import copy
 
     from photokit.devices import resolve_device
-    from photokit.prior.checkpoints import file_sha256, generator_fingerprint
+    from photokit.prior.checkpoints import file_sha256
 
     device = device if isinstance(device, torch.device) else resolve_device(device)
     folder = prior_dir(settings, person_id)
@@ -216,10 +243,10 @@ def load_personal_prior(settings: Settings, person_id: int, device: str | torch.
         raise PhotokitError(f"prior of person {person_id} lists no {WEIGHT_FILES[kind]}; rebuild it")
     expected = meta["base"]["fingerprint"]
     if base_generator is None:
-        resolved = resolve_base(settings, device)
-        base, actual = resolved.generator, resolved.fingerprint
-    else:
-        base, actual = base_generator, generator_fingerprint(base_generator)
+        base_generator = resolve_base(settings, device)
+    elif not isinstance(base_generator, BaseGenerator):
+        base_generator = BaseGenerator(base_generator, "the given generator")
+    base, actual = base_generator.generator, base_generator.fingerprint
     if actual != expected:
         raise PhotokitError(
             f"prior of person {person_id} was tuned on base generator {meta['base'].get('name')} "
@@ -419,7 +446,8 @@ def build_prior(
     """
     from photokit.devices import describe_device, resolve_device
     from photokit.faces.people import resolve_person
-    from photokit.prior.cost import format_duration, time_step
+    from photokit.prior.cost import time_step
+    from photokit.progress import format_duration
 
     started = time.perf_counter()
     device = device if isinstance(device, torch.device) else resolve_device(device)

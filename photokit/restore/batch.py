@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from photokit.db.models import EnhanceJob, utcnow
 from photokit.errors import PhotokitError
+from photokit.restore.output import output_path_for
 from photokit.restore.pipeline import Enhancer, NoFacesError
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif", ".bmp", ".gif"}
@@ -38,19 +39,22 @@ class BatchSummary:
                 "failures": self.failed}
 
 
-def collect_photos(paths: list[str | Path], suffix: str = "_restored", out_dir: Path | None = None) -> list[Path]:
-    """Files given directly, plus every photo under folders (recursively, sorted, hidden folders skipped).
+def collect_sources(paths: list[str | Path], suffix: str = "_restored",
+                    out_dir: Path | None = None) -> dict[Path, Path | None]:
+    """Every photo to restore (resolved path) -> its folder relative to the album it was found in
+    (None for a file given directly). Folders are searched recursively, sorted, hidden folders skipped.
 
-    photokit's own outputs (``*<suffix>.*`` or anything inside ``out_dir``) are never inputs.
+    photokit's own outputs (``*<suffix>.*`` or anything inside ``out_dir``) are never inputs. A photo
+    reached twice keeps its first place.
     """
-    found: list[Path] = []
+    found: dict[Path, Path | None] = {}
     out_resolved = out_dir.resolve() if out_dir is not None else None
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.exists():
             raise PhotokitError(f"{path}: no such file or folder")
         if path.is_file():
-            found.append(path)
+            found.setdefault(path.resolve(), None)
             continue
         for item in sorted(path.rglob("*")):
             rel = item.relative_to(path)
@@ -60,9 +64,33 @@ def collect_photos(paths: list[str | Path], suffix: str = "_restored", out_dir: 
                 continue
             if out_resolved is not None and out_resolved in item.resolve().parents:
                 continue
-            found.append(item)
-    unique = list(dict.fromkeys(p.resolve() for p in found))
-    return unique
+            found.setdefault(item.resolve(), rel.parent)
+    return found
+
+
+def collect_photos(paths: list[str | Path], suffix: str = "_restored", out_dir: Path | None = None) -> list[Path]:
+    """The photos ``collect_sources`` finds, in order."""
+    return list(collect_sources(paths, suffix, out_dir))
+
+
+def plan_outputs(sources: dict[Path, Path | None], out_dir: Path | None, suffix: str) -> dict[Path, Path]:
+    """One output path per photo (``output_path_for``), never shared by two photos of the batch and never
+    one of its originals: a clash (e.g. ``a.heic`` and ``a.bmp`` both become ``a_restored.png``) gets
+    ``_1``, ``_2``... Deterministic, so a resumed batch finds the same outputs."""
+    def key(path: Path) -> str:  # case-insensitive file systems see IMG.JPG and img.jpg as one file
+        return str(path.resolve()).casefold()
+
+    taken = {key(source) for source in sources}
+    targets: dict[Path, Path] = {}
+    for source, subfolder in sources.items():
+        first = output_path_for(source, out_dir, suffix, subfolder)
+        target, n = first, 1
+        while key(target) in taken:
+            target = first.with_name(f"{first.stem}_{n}{first.suffix}")
+            n += 1
+        taken.add(key(target))
+        targets[source] = target
+    return targets
 
 
 def batch_key(paths: list[str | Path], out_dir: Path | None, options_fingerprint: str) -> str:
@@ -75,7 +103,9 @@ def run_batch(db, inputs: list[str | Path], enhancer: Enhancer, progress=None,
               on_photo_done: Callable[[Path, str], None] | None = None) -> BatchSummary:
     """Restore every photo of ``inputs``; ``progress`` is a rich Progress (or None)."""
     options = enhancer.options
-    photos = collect_photos(inputs, options.suffix, options.out_dir)
+    sources = collect_sources(inputs, options.suffix, options.out_dir)
+    targets = plan_outputs(sources, options.out_dir, options.suffix)
+    photos = list(sources)
     key = batch_key(inputs, options.out_dir, options.fingerprint())
     summary = BatchSummary(batch_key=key, total=len(photos))
     with db.session() as session:
@@ -97,7 +127,7 @@ def run_batch(db, inputs: list[str | Path], enhancer: Enhancer, progress=None,
             job.status, job.error = "running", None
         if task is not None:
             progress.update(task, status=photo.name)
-        status, error, output, report = _process(enhancer, photo)
+        status, error, output, report = _process(enhancer, photo, targets[photo])
         with db.session() as session:
             job = session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == key,
                                                            EnhanceJob.source_path == str(photo))).one()
@@ -121,10 +151,10 @@ def run_batch(db, inputs: list[str | Path], enhancer: Enhancer, progress=None,
     return summary
 
 
-def _process(enhancer: Enhancer, photo: Path) -> tuple[str, str | None, str | None, dict | None]:
+def _process(enhancer: Enhancer, photo: Path, target: Path) -> tuple[str, str | None, str | None, dict | None]:
     """(status, error or reason, output path, report) for one photo; never raises except on Ctrl-C."""
     try:
-        report = enhancer.enhance(photo)
+        report = enhancer.enhance(photo, target)
     except KeyboardInterrupt:
         return "interrupted", None, None, None
     except NoFacesError as exc:

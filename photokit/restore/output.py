@@ -1,8 +1,9 @@
 """Reading a photo with everything a faithful output must keep, and writing the restored photo atomically.
 
-Kept: pixel values at their bit depth (8 or 16 bit), the alpha channel, grayscale-ness, the ICC profile and
-the EXIF block (with the orientation tag reset to 1, since the pixels are stored upright). Originals are
-never written to: outputs are new files, written through a temp file and a rename.
+Kept: pixel values at their bit depth (8 or 16 bit), the alpha channel, grayscale-ness, the ICC profile
+(when it fits the written pixels: see ``icc_profile_for``) and the EXIF block (with the orientation tag
+reset to 1, since the pixels are stored upright). Originals are never written to: outputs are new files,
+written through a temp file and a rename.
 
 Limits: 16-bit colour TIFF is written by OpenCV, which keeps pixels and alpha but not ICC/EXIF (16-bit
 PNG keeps both: the chunks are added by hand). Formats photokit cannot write faithfully (HEIC, GIF,
@@ -128,13 +129,19 @@ def load_photo(path: str | Path) -> Photo:
                  icc_profile=info.get("icc_profile") or None, exif=exif_bytes)
 
 
-def output_path_for(source: Path, out_dir: Path | None, suffix: str = "_restored") -> Path:
+def output_path_for(source: Path, out_dir: Path | None, suffix: str = "_restored",
+                    subfolder: Path | None = None) -> Path:
     """Where the restored copy of ``source`` goes: ``out_dir`` (default: next to it), with ``suffix``.
 
+    ``subfolder`` is the photo's folder relative to the album it was found in: under ``out_dir`` the
+    album's structure is rebuilt, so ``2019/IMG_1.jpg`` and ``2020/IMG_1.jpg`` get different outputs.
     The format is kept where photokit can write it faithfully, else PNG. Never the source itself.
     """
     ext = source.suffix.lower() if source.suffix.lower() in _WRITABLE_SUFFIXES else ".png"
-    folder = out_dir if out_dir is not None else source.parent
+    if out_dir is None:
+        folder = source.parent
+    else:
+        folder = out_dir / subfolder if subfolder is not None else out_dir
     target = folder / f"{source.stem}{suffix}{ext}"
     if target.resolve() == source.resolve():
         target = folder / f"{source.stem}{suffix or '_restored'}_1{ext}"
@@ -176,6 +183,16 @@ def save_photo(photo: Photo, rgb: np.ndarray, alpha: np.ndarray | None, target: 
     return target
 
 
+def icc_profile_for(icc: bytes | None, gray: bool) -> bytes | None:
+    """``icc`` if it describes the written pixels: a grayscale file needs a GRAY profile, an RGB file an RGB
+    one (an RGB profile on a one-channel PNG/JPEG is invalid, and viewers reject or misuse it). A
+    gray-looking RGB photo is written as grayscale, so its RGB profile is dropped; so is a CMYK profile
+    of a photo decoded to RGB."""
+    if not icc or len(icc) < 20:
+        return None
+    return icc if icc[16:20] == (b"GRAY" if gray else b"RGB ") else None  # header: data colour space
+
+
 def _save_8bit(photo: Photo, rgb: np.ndarray, alpha: np.ndarray | None, tmp: Path, ext: str) -> None:
     pixels = to_uint(rgb, 8)
     mode = "L" if pixels.ndim == 2 else "RGB"
@@ -185,8 +202,9 @@ def _save_8bit(photo: Photo, rgb: np.ndarray, alpha: np.ndarray | None, tmp: Pat
         mode = "LA" if mode == "L" else "RGBA"
     image = Image.fromarray(pixels, mode)
     kwargs: dict = {}
-    if photo.icc_profile:
-        kwargs["icc_profile"] = photo.icc_profile
+    icc = icc_profile_for(photo.icc_profile, gray=mode in ("L", "LA"))
+    if icc:
+        kwargs["icc_profile"] = icc
     if photo.exif:
         kwargs["exif"] = photo.exif
     if ext in (".jpg", ".jpeg"):
@@ -201,6 +219,7 @@ def _save_8bit(photo: Photo, rgb: np.ndarray, alpha: np.ndarray | None, tmp: Pat
 
 def _save_16bit(photo: Photo, rgb: np.ndarray, alpha: np.ndarray | None, tmp: Path, ext: str) -> None:
     pixels = to_uint(rgb, 16)
+    icc = icc_profile_for(photo.icc_profile, gray=pixels.ndim == 2)
     if pixels.ndim == 3:
         pixels = pixels[:, :, ::-1]  # OpenCV wants BGR
     if alpha is not None:
@@ -211,5 +230,5 @@ def _save_16bit(photo: Photo, rgb: np.ndarray, alpha: np.ndarray | None, tmp: Pa
         raise PhotokitError(f"could not encode a 16-bit {ext} image")
     data = encoded.tobytes()
     if ext == ".png":
-        data = _png_with_metadata(data, photo.icc_profile, photo.exif)
+        data = _png_with_metadata(data, icc, photo.exif)
     tmp.write_bytes(data)

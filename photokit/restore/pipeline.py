@@ -145,7 +145,7 @@ class Enhancer:
         self.wplus_config = wplus_config
         self.steps = options.steps_for(self.device)
         if options.scale is not None and not 0.25 <= options.scale <= 16:
-            raise PhotokitError(f"--scale {options.scale} is out of range (use 1 to 16)")
+            raise PhotokitError(f"--scale {options.scale:g} is out of range (use 0.25 to 16)")
         if self.steps < 0:
             raise PhotokitError("--steps must be 0 or more")
         # Without any generator no face can be projected, so no loss is needed (faces stay as they are and
@@ -335,10 +335,10 @@ class Enhancer:
     def output_path(self, path: str | Path) -> Path:
         return output_path_for(Path(path), self.options.out_dir, self.options.suffix)
 
-    def enhance(self, path: str | Path) -> PhotoReport:
-        """Render and write the restored copy (never over the original)."""
+    def enhance(self, path: str | Path, target: Path | None = None) -> PhotoReport:
+        """Render and write the restored copy to ``target`` (default: ``output_path``), never over the original."""
         rendered = self.render(path)
-        target = self.output_path(path)
+        target = Path(target) if target is not None else self.output_path(path)
         save_photo(rendered.photo, rendered.image, rendered.alpha, target)
         rendered.report.output = str(target)
         return rendered.report

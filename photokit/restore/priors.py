@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from photokit.errors import MissingModelError, PhotokitError
-from photokit.prior.base import INSTALL_HINT, BaseGenerator, is_test_generator, resolve_base
+from photokit.prior.base import INSTALL_HINT, BaseGenerator, resolve_base
 from photokit.settings import Settings
+
 
 @dataclass
 class PriorChoice:
@@ -29,7 +30,6 @@ class PriorChoice:
     generator: nn.Module
     anchors: torch.Tensor | None  # (N, w_dim) for 'personal'
     name: str  # e.g. "prior of Obama (12 anchors)" or "generic ffhq-256 W+"
-    pretrained: bool
 
 
 class PriorSource(Protocol):
@@ -62,17 +62,26 @@ class StorePriors:
         return self._base
 
     def personal(self, person_id: int) -> Any | None:
+        """That person's prior, None without one; a prior that cannot be loaded raises its one-line
+        PhotokitError, remembered, so an album does not re-read and re-hash its files for every face."""
         if person_id not in self._personal:
-            from photokit.prior.personal import has_prior, load_personal_prior
+            try:
+                self._personal[person_id] = self._load_personal(person_id)
+            except PhotokitError as exc:
+                self._personal[person_id] = exc
+        cached = self._personal[person_id]
+        if isinstance(cached, PhotokitError):
+            raise cached.with_traceback(None)
+        return cached
 
-            prior = None
-            if has_prior(self.settings, person_id):
-                base = self.base()
-                owner = self.owner_of(person_id) if self.owner_of else None
-                prior = load_personal_prior(self.settings, person_id, self.device,
-                                            base_generator=base.generator if base else None, owner=owner)
-            self._personal[person_id] = prior
-        return self._personal[person_id]
+    def _load_personal(self, person_id: int) -> Any | None:
+        from photokit.prior.personal import has_prior, load_personal_prior
+
+        if not has_prior(self.settings, person_id):
+            return None
+        owner = self.owner_of(person_id) if self.owner_of else None
+        # The base (and its fingerprint, hashed once) is shared by every person's prior.
+        return load_personal_prior(self.settings, person_id, self.device, base_generator=self.base(), owner=owner)
 
 
 @dataclass
@@ -93,16 +102,13 @@ def choose_prior(priors: PriorSource, person_id: int | None, person_name: str | 
     """The prior a face is restored with, or None and the reason it is left alone."""
     prior = priors.personal(person_id) if person_id is not None else None
     if prior is not None:
-        generator = prior.generator
-        base = priors.base()
-        pretrained = not is_test_generator(generator) and (base is None or base.pretrained)
         label = f"personal prior of {person_name or f'person {person_id}'} ({prior.anchors.shape[0]} anchors)"
-        return PriorChoice("personal", generator, prior.anchors, label, pretrained), ""
+        return PriorChoice("personal", prior.generator, prior.anchors, label), ""
     base = priors.base()
     who = person_name or (f"person {person_id}" if person_id is not None else "this unknown face")
     if base is None:
         return None, f"no personal prior for {who} and no base generator: {INSTALL_HINT}"
-    return PriorChoice("generic", base.generator, None, f"generic prior ({base.name} W+)", base.pretrained), ""
+    return PriorChoice("generic", base.generator, None, f"generic prior ({base.name} W+)"), ""
 
 
 class PeopleIndex(Protocol):

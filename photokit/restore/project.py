@@ -9,6 +9,7 @@ Both expose ``step()`` so commands can time one real step up front (``photokit.p
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -19,6 +20,7 @@ from torch import nn
 
 from photokit.prior import alpha as alpha_space
 from photokit.prior.alpha import AlphaConfig
+from photokit.prior.losses import weighted_squared_error
 from photokit.restore.degrade import Degradation
 
 LossFn = Callable[..., torch.Tensor]  # ReconstructionLoss: (pred, target, weight=None) -> (B,)
@@ -46,9 +48,7 @@ class SmallImageLoss(nn.Module):
         lpips_model = getattr(self.loss, "lpips", None)
         if lpips_model is None or pred.shape[-1] >= self.min_size:
             return self.loss(pred, target, weight=weight)
-        mse = (pred - target).pow(2)
-        if weight is not None:
-            mse = mse * weight
+        mse = weighted_squared_error(pred, target, weight)
         size = (self.min_size, self.min_size)
         up = [F.interpolate(x, size=size, mode="bilinear", align_corners=False) for x in (pred, target)]
         return self.loss.mse_weight * mse.flatten(1).mean(dim=1) + lpips_model(*up, normalize=False).flatten(1).mean(dim=1)
@@ -89,6 +89,8 @@ class _Projection:
                  params: list[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> None:
         self.generator = generator
         self.target = target
+        if degradation.mask is not None:  # masks are built on the CPU; the loss runs where the target is
+            degradation = dataclasses.replace(degradation, mask=degradation.mask.to(target.device, target.dtype))
         self.degradation = degradation
         self.loss_fn = loss_fn
         self.params = params

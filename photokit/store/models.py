@@ -61,6 +61,7 @@ class ModelStatus:
     bytes: int | None = None
     sha256: str | None = None
     record: dict | None = None
+    changed: bool = False  # the file is not the one recorded at install (``models verify`` says more)
 
     @property
     def name(self) -> str:
@@ -68,7 +69,8 @@ class ModelStatus:
 
     def to_json(self) -> dict[str, Any]:
         data = self.entry.to_json()
-        data.update({"installed": self.installed, "path": str(self.path), "bytes": self.bytes, "sha256": self.sha256})
+        data.update({"installed": self.installed, "path": str(self.path), "bytes": self.bytes, "sha256": self.sha256,
+                     "changed": self.changed})
         if self.record:
             data["installed_from"] = self.record.get("source")
             data["source_sha256"] = self.record.get("source_sha256")
@@ -126,24 +128,40 @@ class ModelStore:
 
     # -- queries -------------------------------------------------------------------------------------
     def status(self, name: str, hash_files: bool = True) -> ModelStatus:
+        """What is installed under ``name``. A file with no recorded hash (e.g. put there by torchvision
+        itself) is hashed once and recorded; a recorded hash is never replaced here, so a file changed
+        since its install is reported (``changed``) and ``models verify`` keeps failing on it."""
         entry = self.entry(name)
         path = self.target_path(entry)
         record = self._records().get(name)
         if not path.is_file():
             return ModelStatus(entry, False, path)
         stat = path.stat()
-        sha = None
-        if record and record.get("bytes") == stat.st_size and record.get("mtime_ns") == stat.st_mtime_ns:
-            sha = record.get("sha256")
-        elif hash_files:  # put there by someone else (e.g. torchvision itself): hash once, remember
+        same_stat = bool(record) and record.get("bytes") == stat.st_size and record.get("mtime_ns") == stat.st_mtime_ns
+        recorded = (record or {}).get("sha256")
+        if recorded:
+            if same_stat:
+                return ModelStatus(entry, True, path, stat.st_size, recorded, record)
+            if not hash_files:  # size or time differ from the record, and we may not look inside
+                return ModelStatus(entry, True, path, stat.st_size, None, record, changed=True)
             sha = file_sha256(path)
-            records = self._records()
-            records[name] = {**(record or {}), "path": str(path), "bytes": stat.st_size,
-                             "mtime_ns": stat.st_mtime_ns, "sha256": sha,
-                             "source": (record or {}).get("source", "found in place")}
-            self._write_records(records)
-            record = records[name]
-        return ModelStatus(entry, True, path, stat.st_size, sha, record)
+            if sha != recorded:
+                return ModelStatus(entry, True, path, stat.st_size, sha, record, changed=True)
+            # Same content, new time stamp (copied, touched): remember the stamp, keep the hash.
+            record = self._update_record(name, {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns})
+            return ModelStatus(entry, True, path, stat.st_size, sha, record)
+        if not hash_files:
+            return ModelStatus(entry, True, path, stat.st_size, None, record)
+        record = self._update_record(name, {"path": str(path), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                                            "sha256": file_sha256(path),
+                                            "source": (record or {}).get("source", "found in place")})
+        return ModelStatus(entry, True, path, stat.st_size, record["sha256"], record)
+
+    def _update_record(self, name: str, fields: dict[str, Any]) -> dict:
+        records = self._records()
+        records[name] = {**records.get(name, {}), **fields}
+        self._write_records(records)
+        return records[name]
 
     def list(self, hash_files: bool = True) -> list[ModelStatus]:
         return [self.status(entry.name, hash_files) for entry in self.catalog]
