@@ -29,6 +29,18 @@ MANIFEST = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "styleg
 LAYOUTS = {256: "nvlabs_ffhq256_channel_base16384", 1024: "nvlabs_ffhq1024_channel_base32768"}
 
 
+def ffhq_channel_base(resolution: int) -> int:
+    return 32768 if resolution == 1024 else 16384
+
+
+def ffhq_architecture(resolution: int) -> GeneratorConfig:
+    """FFHQ's generator architecture from NVIDIA's channel formula: channels = min(channel_base / res, 512).
+    The other benchmarks import it from here."""
+    base = ffhq_channel_base(resolution)
+    channels = {2**i: min(base // 2**i, 512) for i in range(2, resolution.bit_length())}
+    return GeneratorConfig(resolution=resolution, channels=channels, source="nvlabs")
+
+
 def architecture(resolution: int) -> tuple[GeneratorConfig, str]:
     """The real FFHQ generator's architecture, read from the manifest's tensor shapes when available."""
     if MANIFEST.is_file():
@@ -37,9 +49,7 @@ def architecture(resolution: int) -> tuple[GeneratorConfig, str]:
         manifest = json.loads(MANIFEST.read_text())[LAYOUTS[resolution]]
         shapes = {k: torch.empty(v, device="meta") for k, v in manifest.items()}
         return _nvlabs_config(shapes, None, LAYOUTS[resolution]), f"manifest:{LAYOUTS[resolution]}"
-    base = 32768 if resolution == 1024 else 16384  # NVIDIA: channels = min(channel_base / res, 512)
-    channels = {2**i: min(base // 2**i, 512) for i in range(2, resolution.bit_length())}
-    return GeneratorConfig(resolution=resolution, channels=channels, source="nvlabs"), f"formula:channel_base={base}"
+    return ffhq_architecture(resolution), f"formula:channel_base={ffhq_channel_base(resolution)}"
 
 
 def _measure(G: Generator, batch: int, backward: bool, device: torch.device, repeats: int,

@@ -22,19 +22,14 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.bench_generator import ffhq_architecture
 from photokit.prior.adapters import FullDelta, LowRankAdapters, stored_bytes
 from photokit.prior.cost import time_step
 from photokit.prior.losses import make_reconstruction_loss
 from photokit.prior.personal import PRESET_SCHEDULES, _save_safetensors
 from photokit.prior.projector import ProjectorConfig, inversion_step_probe
-from photokit.prior.stylegan2 import Generator, GeneratorConfig
+from photokit.prior.stylegan2 import Generator
 from photokit.prior.tuning import TuningConfig, tuning_step_probe
-
-
-def ffhq_architecture(resolution: int) -> GeneratorConfig:
-    base = 32768 if resolution == 1024 else 16384  # NVIDIA: channels = min(channel_base / res, 512)
-    channels = {2**i: min(base // 2**i, 512) for i in range(2, resolution.bit_length())}
-    return GeneratorConfig(resolution=resolution, channels=channels, source="nvlabs")
 
 
 def _file_bytes(tensors: dict[str, torch.Tensor]) -> int:

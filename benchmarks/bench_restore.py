@@ -14,27 +14,24 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks.bench_generator import ffhq_architecture
 from photokit.devices import describe_device, resolve_device
 from photokit.prior.alpha import AlphaConfig
+from photokit.prior.cost import synchronize
 from photokit.prior.losses import ReconstructionLoss, build_lpips
-from photokit.prior.stylegan2 import Generator, GeneratorConfig
+from photokit.prior.stylegan2 import Generator
 from photokit.restore.degrade import super_resolution
 from photokit.restore.project import AlphaProjection, SmallImageLoss
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "face_recognition"
 PAPER_STEPS = AlphaConfig.steps
-
-
-def ffhq_architecture(resolution: int) -> GeneratorConfig:
-    base = 32768 if resolution == 1024 else 16384  # NVIDIA: channels = min(channel_base / res, 512)
-    channels = {2**i: min(base // 2**i, 512) for i in range(2, resolution.bit_length())}
-    return GeneratorConfig(resolution=resolution, channels=channels, source="nvlabs")
 
 
 def projection_cost(resolution: int, device: torch.device, timed_steps: int) -> dict:
@@ -47,13 +44,11 @@ def projection_cost(resolution: int, device: torch.device, timed_steps: int) -> 
     loss = SmallImageLoss(ReconstructionLoss(build_lpips("alex", device, allow_random_backbone=True)))
     projection = AlphaProjection(G, anchors, target, degradation, loss, beta=0.05)
     projection.step()  # warm-up (allocations, cuDNN autotuning)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(timed_steps):
         projection.step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     per_step = (time.perf_counter() - start) / timed_steps
     return {
         "resolution": resolution, "num_ws": G.num_ws, "anchors": 8, "task": "4x super-resolution",
@@ -91,14 +86,14 @@ def sr_quality(device: torch.device, steps: int) -> dict:
 
     truth = load_photo(SHARED / "obama-1080p.jpg").rgb
     low = cv2.resize(truth, (427, 240), interpolation=cv2.INTER_AREA)
-    work = Path(settings.home) / "bench_restore"
-    work.mkdir(parents=True, exist_ok=True)
-    low_path = work / "obama-1080p-to-240p.png"
-    cv2.imwrite(str(low_path), np.clip(np.rint(low[:, :, ::-1] * 255), 0, 255).astype(np.uint8))
     loss = "lpips" if lpips_available("alex") else "mse"
     enhancer = Enhancer(EnhanceOptions(scale=4, steps=steps, loss=loss),
                         StaticPriors(base), NoPeople(), device=device)
-    rendered = enhancer.render(low_path)
+    # The degraded input is a work file: it goes to a temporary folder, never into the user's photokit home.
+    with tempfile.TemporaryDirectory(prefix="photokit-bench-restore-") as work:
+        low_path = Path(work) / "obama-1080p-to-240p.png"
+        cv2.imwrite(str(low_path), np.clip(np.rint(low[:, :, ::-1] * 255), 0, 255).astype(np.uint8))
+        rendered = enhancer.render(low_path)
     out = rendered.image
     h, w = out.shape[:2]
     reference = cv2.resize(truth, (w, h), interpolation=cv2.INTER_AREA)
@@ -141,5 +136,5 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
     results["sr_quality"] = (sr_quality(dev, steps=100 if on_cpu else PAPER_STEPS) if not quick
                              else {"skipped": "quick run"})
     results["method"] = ("alpha+ projection steps timed after one warm-up step with time.perf_counter "
-                         "(cuda synchronised); seconds per face = seconds per step x 1000")
+                         "(cuda/mps synchronised); seconds per face = seconds per step x 1000")
     return results

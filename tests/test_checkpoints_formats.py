@@ -306,3 +306,32 @@ def test_inconsistent_shapes_are_one_line_errors(nvlabs_state, tmp_path):
     sd["synthesis.b48.torgb.bias"] = torch.zeros(3)  # a block that is not a power of two
     torch.save({**nvlabs_state, "G_ema_state_dict": sd}, tmp_path / "b48.pt")
     _one_line_error(tmp_path / "b48.pt", "b48.pt", "power of two")
+
+
+@pytest.mark.parametrize("content", [
+    {1: torch.zeros(1), "mapping.fc0.weight": torch.zeros(3, 3)},  # top-level state dict
+    {"G_ema_state_dict": {1: torch.zeros(1), "synthesis.b4.const": torch.zeros(8, 4, 4)}},  # NVIDIA
+    {"g_ema": {("style", 1): torch.zeros(1), "input.input": torch.zeros(1, 8, 4, 4)}},  # rosinality
+], ids=["top-level", "nvlabs", "rosinality"])
+def test_non_string_keys_are_a_one_line_checkpoint_error(tmp_path, content):
+    from photokit.prior.checkpoints import CheckpointError, read_generator
+
+    path = tmp_path / "odd.pt"
+    torch.save(content, path)
+    with pytest.raises(CheckpointError, match="odd.pt") as info:
+        read_generator(path)
+    assert "\n" not in str(info.value)
+
+
+def test_cli_sample_refuses_to_overwrite_unless_forced(tmp_path):
+    path = save_generator(build_tiny_generator(resolution=16, channels=8), tmp_path / "g.safetensors")
+    out = tmp_path / "samples.png"
+    out.write_bytes(b"my own picture")
+    args = ["models", "sample", "--generator", str(path), "--out", str(out), "--count", "1", "--device", "cpu"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "already exists" in result.stderr and "--force" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert out.read_bytes() == b"my own picture"
+    result = CliRunner().invoke(app, args + ["--force"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes().startswith(b"\x89PNG")

@@ -97,3 +97,21 @@ def test_unknown_person_is_a_one_line_error(settings, photo):
     assert result.exit_code == 1
     data = json.loads(result.stdout)
     assert data["failed"] == 1 and "Nobody At All" in data["failures"][0]["error"]
+
+
+def test_up_front_notes_go_through_the_live_progress_console(tmp_path, monkeypatch):
+    """A second console printing while the bar is live garbles the terminal: notes use the bar's console."""
+    import io
+
+    from rich.console import Console
+
+    import photokit.progress
+
+    captured = io.StringIO()
+    monkeypatch.setattr(photokit.progress, "stderr_console", Console(file=captured, width=200))
+    empty = tmp_path / "empty album"
+    empty.mkdir()
+    result = runner.invoke(app, ["enhance", str(empty), "--loss", "mse", "--device", "cpu"])
+    assert result.exit_code == 2 and "no photos found" in result.stderr
+    assert "restoring on" in captured.getvalue() and "warning: no face generator" in captured.getvalue()
+    assert "restoring on" not in result.stderr

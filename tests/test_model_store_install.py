@@ -277,3 +277,50 @@ def test_server_without_range_support_restarts_cleanly(settings, server):
     server.honour_range = True
     assert download(server.url("/blob"), partial, progress=False).read_bytes() == data  # already complete: 416
     assert server.requests[-1] == ("/blob", f"bytes={len(data)}-")
+
+
+def test_listing_a_replaced_file_keeps_its_install_record_so_verify_still_fails(settings, tmp_path):
+    """`models list` must not re-baseline: a file changed since install stays 'changed' for list and verify."""
+    catalog = _fixture_catalog()
+    store = ModelStore(settings, catalog, generator_files=GENERATOR_FILES)
+    status = store.install("tiny-64", from_file=shared_path("fixtures", "stylegan2", "nvlabs_tiny64.pt"), progress=False)
+    recorded = status.record["sha256"]
+    assert not status.changed and status.sha256 == recorded
+
+    data = bytearray(status.path.read_bytes())
+    data[-5] ^= 0xFF  # replaced / damaged behind photokit's back
+    status.path.write_bytes(bytes(data))
+    for _ in range(2):  # listing twice: the second must not trust a record the first rewrote
+        listed = ModelStore(settings, catalog).status("tiny-64")
+        assert listed.changed and listed.to_json()["changed"] is True
+        assert listed.sha256 == hashlib.sha256(bytes(data)).hexdigest() != recorded
+        assert listed.record["sha256"] == recorded
+    assert ModelStore(settings, catalog).status("tiny-64", hash_files=False).changed
+    [result] = store.verify(["tiny-64"])
+    assert result["ok"] is False and "changed since it was installed" in result["problem"]
+
+
+def test_a_touched_but_identical_file_is_not_changed(settings):
+    import os
+
+    catalog = _fixture_catalog()
+    store = ModelStore(settings, catalog, generator_files=GENERATOR_FILES)
+    status = store.install("tiny-64", from_file=shared_path("fixtures", "stylegan2", "rosinality_tiny64.pt"),
+                           progress=False)
+    stat = status.path.stat()
+    os.utime(status.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    listed = store.status("tiny-64")
+    assert not listed.changed and listed.sha256 == status.record["sha256"]
+    assert listed.record["mtime_ns"] == stat.st_mtime_ns + 10**9  # remembered: no re-hash next time
+    assert [r["ok"] for r in store.verify(["tiny-64"])] == [True]
+
+
+def test_a_file_found_in_place_is_hashed_once_and_recorded(settings):
+    catalog = _fixture_catalog()
+    store = ModelStore(settings, catalog)
+    path = store.target_path(store.entry("lpips-alex"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"weights")
+    status = store.status("lpips-alex")
+    assert not status.changed and status.sha256 == hashlib.sha256(b"weights").hexdigest()
+    assert status.record["source"] == "found in place"

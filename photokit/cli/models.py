@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from photokit.cli.common import DeviceOption, JsonOption, console, note, print_json, settings_from
+from photokit.cli.common import DeviceOption, JsonOption, console, new_output_path, note, print_json, settings_from
 from photokit.errors import PhotokitError
 
 models_app = typer.Typer(help="Pretrained model files: what is installed, what is missing, and what each unlocks.",
@@ -147,10 +147,7 @@ def sample(
     from photokit.prior.sampling import render_samples
     from photokit.store.models import ModelStore
 
-    if out.exists() and not force:
-        raise PhotokitError(f"{out} already exists: choose another --out or pass --force to replace it")
-    if out.is_dir():
-        raise PhotokitError(f"--out {out} is a folder: give a PNG file name")
+    out = new_output_path(out, force)
     path = generator or ModelStore(settings_from(ctx)).require_generator()
     info = render_samples(path, out, seed=seed, count=count, truncation_psi=truncation, device=device)
     console.print(f"wrote {out} ({info['count']} samples at {info['resolution']} px on {info['device']}, "
