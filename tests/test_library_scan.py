@@ -380,3 +380,35 @@ def test_unreadable_file_is_skipped_with_its_reason(db, tmp_path, monkeypatch):
     monkeypatch.setattr("builtins.open", real_open)
     again = scan_library(db, [root], progress=False)  # access fixed (mtime unchanged): retried and indexed
     assert (again.new, again.skipped) == (1, {})
+
+
+def test_batches_are_also_cut_by_time(settings, tmp_path, monkeypatch):
+    """A slow disk must not hold the write lock for a whole batch: batches end after MAX_BATCH_SECONDS."""
+    import photokit.library.scan as scan_module
+    from photokit.db import open_database
+
+    album = tmp_path / "album"
+    album.mkdir()
+    for k in range(5):
+        Image.new("RGB", (8, 8), (k * 40, 0, 0)).save(album / f"{k}.png")
+    commits = []
+    db = open_database(settings)
+    real_session = db.session
+
+    def counting_session():
+        commits.append(1)
+        return real_session()
+
+    monkeypatch.setattr(db, "session", counting_session)
+    monkeypatch.setattr(scan_module, "MAX_BATCH_SECONDS", 0.0)  # every file is its own batch
+    try:
+        summary = scan_module.scan_library(db, [album], progress=False, batch_size=200)
+        assert summary.new == 5
+        per_file_sessions = len(commits)
+        commits.clear()
+        monkeypatch.setattr(scan_module, "MAX_BATCH_SECONDS", 60.0)
+        (album / "5.png").write_bytes((album / "0.png").read_bytes())
+        scan_module.scan_library(db, [album], progress=False, batch_size=200)
+        assert per_file_sessions - len(commits) == 4  # 5 one-file batches before, one 6-file batch now
+    finally:
+        db.dispose()

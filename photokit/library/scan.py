@@ -3,8 +3,8 @@
 One pass: walk the roots, then for every file decide from a bulk pre-load of what the database
 already knows (path -> size, mtime, photo) whether it must be read at all. Only new or changed files
 are hashed (sha256, streamed), and only content never seen before is decoded. Same content at a new
-path is a duplicate, or a move when its old path is gone. Work is committed every ``batch_size``
-files, so Ctrl-C loses at most one batch; locations are marked missing only after a complete walk.
+path is a duplicate, or a move when its old path is gone. Work is committed every ``batch_size`` files or
+MAX_BATCH_SECONDS, so Ctrl-C loses at most one batch; locations are marked missing only after a complete walk.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from photokit.library import images
 from photokit.library.walk import FoundFile, WalkResult, resolve_roots, walk_roots
 
 DEFAULT_BATCH_SIZE = 200
+MAX_BATCH_SECONDS = 1.0  # how long one batch may hold the database's write lock
 _SQL_CHUNK = 500  # ids per bulk UPDATE/DELETE (SQLite's bound-parameter limit is far above)
 
 PRESENT, MISSING, MOVED = "present", "missing", "moved"
@@ -313,13 +314,21 @@ def scan_library(db: Database, roots: Sequence[str | os.PathLike], progress: boo
                 indexing = bar.add_task("indexing", total=len(walk.files))
             with db.session() as session:
                 scanner = _Scanner(session, walk, summary)
-            for batch in _chunks(walk.files, max(1, batch_size)):
+            files, done = walk.files, 0
+            while done < len(files):
+                # A batch ends after ``batch_size`` files or MAX_BATCH_SECONDS, whichever comes first: it
+                # holds SQLite's write lock, so other photokit commands never wait long on a slow disk.
                 with db.session() as session:
-                    now = utcnow()
-                    for found in batch:
+                    now, batch_started = utcnow(), time.perf_counter()
+                    batch_end = min(len(files), done + max(1, batch_size))
+                    while True:
+                        found = files[done]
                         scanner.process(session, found, now)
+                        done += 1
                         if bar is not None:
                             bar.update(indexing, advance=1, status=os.path.basename(found.path)[:40])
+                        if done >= batch_end or time.perf_counter() - batch_started >= MAX_BATCH_SECONDS:
+                            break
                     scanner.flush_seen(session, now)
             with db.session() as session:
                 scanner.finish(session, utcnow())
