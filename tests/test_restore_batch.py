@@ -124,3 +124,20 @@ def test_outputs_next_to_the_inputs_are_not_picked_up_again(album):
     (album / "notes.txt").write_text("x")
     names = [p.name for p in collect_photos([album])]
     assert names == [f"photo{i}.jpg" for i in range(1, 7)]
+
+
+def test_albums_find_photos_by_content_too(tmp_path):
+    from PIL import Image
+
+    from photokit.restore.batch import collect_sources
+
+    album = tmp_path / "album"
+    (album / "2019").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(album / "2019" / "scan_0001", format="PNG")  # no extension
+    Image.new("RGB", (8, 8)).save(album / "photo.jpg")
+    (album / "notes.txt").write_text("not a photo")
+    (album / "broken.jpg").write_bytes(b"\xff\xd8\xff")  # photo-named: kept, so its failure is reported
+    (album / "photo_restored.jpg").write_bytes((album / "photo.jpg").read_bytes())  # our own output
+    found = collect_sources([album])
+    assert sorted(p.name for p in found) == ["broken.jpg", "photo.jpg", "scan_0001"]
+    assert found[(album / "2019" / "scan_0001").resolve()] == Path("2019")

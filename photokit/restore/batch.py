@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from photokit.db.models import EnhanceJob, utcnow
 from photokit.errors import PhotokitError
+from photokit.library.images import sniff_format
 from photokit.restore.output import output_path_for
 from photokit.restore.pipeline import Enhancer, NoFacesError
 
@@ -60,7 +61,11 @@ def collect_sources(paths: list[str | Path], suffix: str = "_restored",
             rel = item.relative_to(path)
             if any(part.startswith(".") for part in rel.parts) or not item.is_file():
                 continue
-            if item.suffix.lower() not in PHOTO_SUFFIXES or (suffix and item.stem.endswith(suffix)):
+            if suffix and item.stem.endswith(suffix):
+                continue
+            # Photo-named files (so a broken one is reported as a failure) and photos recognised by content
+            # (scans without an extension, a PNG called .dat), as the library scan does.
+            if item.suffix.lower() not in PHOTO_SUFFIXES and sniff_format(item) is None:
                 continue
             if out_resolved is not None and out_resolved in item.resolve().parents:
                 continue
