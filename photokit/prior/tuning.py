@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from photokit.errors import PhotokitError
+from photokit.interrupts import deferred_interrupt
 from photokit.prior.adapters import STORAGE_DTYPES, apply_stored, make_tunable
 from photokit.store.atomic import atomic_path
 
@@ -180,9 +181,10 @@ def tune(
             loss = loss_fn(tunable.synthesize(ws), targets[idx]).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
-            step += 1
-            history.append(float(loss.detach()))
+            with deferred_interrupt():  # the update and its step count land together, so resume is exact
+                optimizer.step()
+                step += 1
+                history.append(float(loss.detach()))
             if checkpoint is not None and time.perf_counter() - last_save >= config.checkpoint_every_s:
                 save()
                 last_save = time.perf_counter()
