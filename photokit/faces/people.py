@@ -202,8 +202,9 @@ def _delete_empty_people(session: Session) -> int:
 def refresh_covers(session: Session) -> None:
     """Give every person a cover face: keep a valid one, else the largest clusterable, sharpest face."""
     session.flush()
-    by_person: dict[int, list[Face]] = {}
-    for face in session.scalars(select(Face).where(Face.person_id.is_not(None))):
+    by_person: dict[int, list] = {}
+    columns = (Face.id, Face.person_id, Face.cluster_exclusion, Face.size_px, Face.blur)  # not whole rows
+    for face in session.execute(select(*columns).where(Face.person_id.is_not(None))):
         by_person.setdefault(face.person_id, []).append(face)
     for person in session.scalars(select(Person)):
         faces = by_person.get(person.id, [])
@@ -311,7 +312,12 @@ def person_summary(session: Session, person: Person) -> dict:
 
 def list_people(session: Session, include_all: bool = False, small_group: int = SMALL_GROUP) -> list[dict]:
     """People, most faces first. Without ``include_all``: no ignored people, no small unnamed groups."""
-    rows = [person_summary(session, p) for p in session.scalars(select(Person).order_by(Person.id))]
+    # One aggregate query: listing must stay instant with 100k faces (no per-person face loading).
+    counts = (select(Person.id, Person.name, Person.cover_face_id, Person.ignored, func.count(Face.id),
+                     func.count(func.distinct(Face.photo_id)))
+              .outerjoin(Face, Face.person_id == Person.id).group_by(Person.id).order_by(Person.id))
+    rows = [{"id": pid, "name": name, "faces": int(n_faces), "photos": int(n_photos), "cover_face": cover,
+             "ignored": bool(ignored)} for pid, name, cover, ignored, n_faces, n_photos in session.execute(counts)]
     if not include_all:
         rows = [r for r in rows if not r["ignored"] and (r["name"] is not None or r["faces"] >= small_group)]
     return sorted(rows, key=lambda r: (-r["faces"], r["id"]))
