@@ -34,7 +34,7 @@ from typing import Any, BinaryIO, Callable
 import torch
 
 from photokit.errors import PhotokitError
-from photokit.prior.stylegan2 import Generator, GeneratorConfig, estimate_w_avg, fir_filter
+from photokit.prior.stylegan2 import Generator, GeneratorConfig, block_resolutions, estimate_w_avg, fir_filter
 from photokit.store.atomic import atomic_path
 from photokit.store.hashing import file_sha256  # noqa: F401 - part of this module's API
 
@@ -125,10 +125,6 @@ def _need(sd: dict[str, Any], key: str, source: str) -> torch.Tensor:
     return value
 
 
-def _block_resolutions(resolution: int) -> list[int]:
-    return [2**i for i in range(2, int(math.log2(resolution)) + 1)]
-
-
 # ---------------------------------------------------------------------------------------------------
 # NVIDIA stylegan2-ada-pytorch layout
 
@@ -140,7 +136,7 @@ def _nvlabs_config(sd: dict[str, Any], init_kwargs: dict | None, source: str) ->
     if not blocks:
         raise CheckpointError(f"{source}: no synthesis blocks (synthesis.b4...) found: not a StyleGAN2 generator")
     resolution = blocks[-1]
-    if resolution & (resolution - 1) or blocks != _block_resolutions(resolution):
+    if resolution & (resolution - 1) or blocks != block_resolutions(resolution):
         raise CheckpointError(f"{source}: synthesis blocks {blocks} are not 4, 8, ..., a power of two")
     channels = {res: int(_need(sd, f"synthesis.b{res}.conv1.weight", source).shape[0]) for res in blocks}
     layers = sorted({int(m.group(1)) for k in sd if (m := re.match(r"mapping\.fc(\d+)\.weight$", k))})
@@ -191,7 +187,7 @@ def from_rosinality_state_dict(sd: dict[str, Any], latent_avg: torch.Tensor | No
         raise CheckpointError(f"{source}: no mapping layers (style.1.weight ...) found: not a rosinality StyleGAN2")
     n_rgbs = len({m.group(1) for k in sd if (m := re.match(r"to_rgbs\.(\d+)\.", k))})
     resolution = 2 ** (n_rgbs + 2)
-    blocks = _block_resolutions(resolution)
+    blocks = block_resolutions(resolution)
     const = _need(sd, "input.input", source)
     if const.ndim != 4:
         raise CheckpointError(f"{source}: tensor 'input.input' has shape {tuple(const.shape)}, expected (1, C, 4, 4)")

@@ -135,17 +135,22 @@ def farthest_point_sampling(embeddings: np.ndarray, k: int, first: int = 0) -> l
     return chosen
 
 
+def decision_counts(decisions: list[Decision]) -> dict[str, int]:
+    """{'kept': n, <drop reason>: n, ...} for the kept/dropped table."""
+    out = {"kept": sum(1 for d in decisions if d.kept)}
+    for d in decisions:
+        if not d.kept:
+            out[d.reason] = out.get(d.reason, 0) + 1
+    return out
+
+
 @dataclass
 class Selection:
     kept: list[Candidate]  # in reference (anchor) order
     decisions: list[Decision]  # every candidate, kept or dropped
 
     def counts(self) -> dict[str, int]:
-        out = {"kept": len(self.kept)}
-        for d in self.decisions:
-            if not d.kept:
-                out[d.reason] = out.get(d.reason, 0) + 1
-        return out
+        return decision_counts(self.decisions)
 
 
 def select_references(candidates: Iterable[Candidate], resolution: int, config: RefsConfig = RefsConfig()) -> Selection:
@@ -241,11 +246,7 @@ class ReferenceSet:
     folder: Path
 
     def counts(self) -> dict[str, int]:
-        out = {"kept": len(self.faces)}
-        for d in self.decisions:
-            if not d.kept:
-                out[d.reason] = out.get(d.reason, 0) + 1
-        return out
+        return decision_counts(self.decisions)
 
     def to_json(self) -> dict:
         return {

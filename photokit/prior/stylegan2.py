@@ -37,6 +37,11 @@ def fir_filter(taps: tuple[float, ...] = FIR_TAPS) -> torch.Tensor:
     return f / f.sum()
 
 
+def block_resolutions(resolution: int) -> list[int]:
+    """4, 8, ..., resolution: one synthesis block each."""
+    return [2**i for i in range(2, int(math.log2(resolution)) + 1)]
+
+
 def num_ws_for(resolution: int) -> int:
     """Two styles per resolution doubling plus the 4x4 conv and the last toRGB: 18 at 1024 px, 14 at 256."""
     return 2 * int(math.log2(resolution)) - 2
@@ -73,7 +78,7 @@ class GeneratorConfig:
 
     @property
     def block_resolutions(self) -> list[int]:
-        return [2**i for i in range(2, int(math.log2(self.resolution)) + 1)]
+        return block_resolutions(self.resolution)
 
     @property
     def num_ws(self) -> int:

@@ -112,10 +112,10 @@ CATALOG: tuple[CatalogEntry, ...] = (
 GENERATOR_PREFERENCE = ("ffhq-1024", "ffhq-256")
 
 
-def catalog_entry(name: str) -> CatalogEntry:
+def catalog_entry(name: str, catalog: tuple[CatalogEntry, ...] = CATALOG) -> CatalogEntry:
     from photokit.errors import PhotokitError
 
-    for entry in CATALOG:
+    for entry in catalog:
         if entry.name == name:
             return entry
-    raise PhotokitError(f"unknown model '{name}': known models are {', '.join(e.name for e in CATALOG)}")
+    raise PhotokitError(f"unknown model '{name}': known models are {', '.join(e.name for e in catalog)}")

@@ -30,6 +30,7 @@ from photokit.store.catalog import (
     TORCH_CHECKPOINTS,
     TORCH_HUB,
     CatalogEntry,
+    catalog_entry,
 )
 from photokit.store.download import download
 from photokit.store.hashing import file_sha256
@@ -94,10 +95,7 @@ class ModelStore:
         return self.generator_files
 
     def entry(self, name: str) -> CatalogEntry:
-        for entry in self.catalog:
-            if entry.name == name:
-                return entry
-        raise PhotokitError(f"unknown model '{name}': known models are {', '.join(e.name for e in self.catalog)}")
+        return catalog_entry(name, self.catalog)
 
     # -- locations -----------------------------------------------------------------------------------
     def target_path(self, entry: CatalogEntry) -> Path:
