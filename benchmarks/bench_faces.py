@@ -49,8 +49,11 @@ def _labelled_faces(db) -> tuple[list[str], list, list[np.ndarray | None]]:
     with open(FACES / "deepface" / "labels.csv", newline="") as fh:
         labels = {row["file"]: row["identity"] for row in csv.DictReader(fh)}
     with db.session() as session:
-        photo_of = {Path(p).name: pid for p, pid in session.execute(select(PhotoLocation.path, PhotoLocation.photo_id))
-                    if "/deepface/" in p}
+        photo_of = {
+            Path(p).name: pid
+            for p, pid in session.execute(select(PhotoLocation.path, PhotoLocation.photo_id))
+            if "/deepface/" in p
+        }
         largest: dict[int, Face] = {}
         for face in session.scalars(select(Face)):
             if face.photo_id not in largest or face.size_px > largest[face.photo_id].size_px:
@@ -69,8 +72,12 @@ def _quality(db) -> dict:
 
     truth, people, descriptors = _labelled_faces(db)
     precision, recall = pairwise_precision_recall(people, truth)
-    return {"labelled": len(truth), "detected": sum(d is not None for d in descriptors),
-            "pairwise_precision": round(precision, 4), "pairwise_recall": round(recall, 4)}
+    return {
+        "labelled": len(truth),
+        "detected": sum(d is not None for d in descriptors),
+        "pairwise_precision": round(precision, 4),
+        "pairwise_recall": round(recall, 4),
+    }
 
 
 def _threshold_study(db) -> dict:
@@ -86,21 +93,29 @@ def _threshold_study(db) -> dict:
     same = (ids[:, None] == ids[None])[iu]
     d = dist[iu]
     study = {
-        "same_person": {"p50": float(np.median(d[same])), "p95": float(np.percentile(d[same], 95)),
-                        "max": float(d[same].max())},
-        "different_people": {"min": float(d[~same].min()), "p1": float(np.percentile(d[~same], 1)),
-                             "p5": float(np.percentile(d[~same], 5))},
+        "same_person": {
+            "p50": float(np.median(d[same])),
+            "p95": float(np.percentile(d[same], 95)),
+            "max": float(d[same].max()),
+        },
+        "different_people": {
+            "min": float(d[~same].min()),
+            "p1": float(np.percentile(d[~same], 1)),
+            "p5": float(np.percentile(d[~same], 5)),
+        },
         "sweep": [],
     }
     study = {k: ({kk: round(vv, 4) for kk, vv in v.items()} if isinstance(v, dict) else v) for k, v in study.items()}
     for max_distance in (0.4, 0.45, 0.5, 0.55, 0.6):
         for min_faces in (2, 3):
-            config = ClusterConfig(max_distance=max_distance, max_centroid_distance=max_distance + 0.05,
-                                   min_faces=min_faces)
+            config = ClusterConfig(
+                max_distance=max_distance, max_centroid_distance=max_distance + 0.05, min_faces=min_faces
+            )
             labels = assign_faces(emb, np.arange(len(emb)), config=config)
             p, r = pairwise_precision_recall(labels.tolist(), ids.tolist())
-            study["sweep"].append({"max_distance": max_distance, "min_faces": min_faces,
-                                   "precision": round(p, 4), "recall": round(r, 4)})
+            study["sweep"].append(
+                {"max_distance": max_distance, "min_faces": min_faces, "precision": round(p, 4), "recall": round(r, 4)}
+            )
     return study
 
 
@@ -112,7 +127,8 @@ def _obama_biden(db) -> dict:
 
     with db.session() as session:
         rows = session.execute(
-            select(PhotoLocation.path, Face.person_id, Face.size_px).join(Face, Face.photo_id == PhotoLocation.photo_id)
+            select(PhotoLocation.path, Face.person_id, Face.size_px)
+            .join(Face, Face.photo_id == PhotoLocation.photo_id)
             .where(PhotoLocation.path.like("%/face_recognition/%"))
         ).all()
     largest: dict[str, tuple] = {}
@@ -122,8 +138,11 @@ def _obama_biden(db) -> dict:
             largest[name] = (person, size)
     obama = {largest[n][0] for n in largest if n.startswith("obama") and "_and_" not in n and "partial" not in n}
     biden = {largest[n][0] for n in largest if n.startswith("biden")}
-    return {"obama_people": len(obama), "biden_people": len(biden),
-            "separate": len(obama) == 1 and len(biden) == 1 and None not in obama | biden and obama != biden}
+    return {
+        "obama_people": len(obama),
+        "biden_people": len(biden),
+        "separate": len(obama) == 1 and len(biden) == 1 and None not in obama | biden and obama != biden,
+    }
 
 
 def _box_mapping(device: str) -> dict:
@@ -141,11 +160,21 @@ def _box_mapping(device: str) -> dict:
             for h_box, *_ in hog.detect(rgb):
                 cx, cy = (h_box[0] + h_box[2]) / 2, (h_box[1] + h_box[3]) / 2
                 if m_box[0] < cx < m_box[2] and m_box[1] < cy < m_box[3]:
-                    offsets.append([(h_box[0] - m_box[0]) / w, (h_box[1] - m_box[1]) / h,
-                                    (h_box[2] - m_box[0]) / w, (h_box[3] - m_box[1]) / h])
+                    offsets.append(
+                        [
+                            (h_box[0] - m_box[0]) / w,
+                            (h_box[1] - m_box[1]) / h,
+                            (h_box[2] - m_box[0]) / w,
+                            (h_box[3] - m_box[1]) / h,
+                        ]
+                    )
     offsets = np.array(offsets)
-    return {"faces": len(offsets), "median": np.median(offsets, axis=0).round(3).tolist(),
-            "std": offsets.std(axis=0).round(3).tolist(), "in_use": list(MTCNN_TO_DLIB_BOX)}
+    return {
+        "faces": len(offsets),
+        "median": np.median(offsets, axis=0).round(3).tolist(),
+        "std": offsets.std(axis=0).round(3).tolist(),
+        "in_use": list(MTCNN_TO_DLIB_BOX),
+    }
 
 
 def run(device: str = "cpu", quick: bool = False) -> dict:

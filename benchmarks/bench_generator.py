@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from photokit.devices import describe_device, resolve_device
-from photokit.prior.cost import time_step
-from photokit.prior.stylegan2 import Generator, GeneratorConfig
+from photokit.stylegan2.network import Generator, GeneratorConfig
+from photokit.stylegan2.timing import time_step
 
 MANIFEST = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "stylegan2" / "state_dict_manifests.json"
 LAYOUTS = {256: "nvlabs_ffhq256_channel_base16384", 1024: "nvlabs_ffhq1024_channel_base32768"}
@@ -44,16 +44,15 @@ def ffhq_architecture(resolution: int) -> GeneratorConfig:
 def architecture(resolution: int) -> tuple[GeneratorConfig, str]:
     """The real FFHQ generator's architecture, read from the manifest's tensor shapes when available."""
     if MANIFEST.is_file():
-        from photokit.prior.checkpoints import _nvlabs_config
+        from photokit.stylegan2.nvidia_state_dict import nvlabs_config
 
         manifest = json.loads(MANIFEST.read_text())[LAYOUTS[resolution]]
         shapes = {k: torch.empty(v, device="meta") for k, v in manifest.items()}
-        return _nvlabs_config(shapes, None, LAYOUTS[resolution]), f"manifest:{LAYOUTS[resolution]}"
+        return nvlabs_config(shapes, None, LAYOUTS[resolution]), f"manifest:{LAYOUTS[resolution]}"
     return ffhq_architecture(resolution), f"formula:channel_base={ffhq_channel_base(resolution)}"
 
 
-def _measure(G: Generator, batch: int, backward: bool, device: torch.device, repeats: int,
-             autocast: bool) -> float:
+def _measure(G: Generator, batch: int, backward: bool, device: torch.device, repeats: int, autocast: bool) -> float:
     """Seconds per image for one synthesis call (and backward) at ``batch``."""
     gen = torch.Generator().manual_seed(batch)
     ws = G.mapping(torch.randn(batch, G.z_dim, generator=gen).to(device)).detach()
@@ -80,19 +79,26 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
     if quick:
         plan = {256: (1,)} if not on_gpu else {256: (1, 8), 1024: (1,)}
     precisions = ["fp32", "autocast_fp16"] if on_gpu else ["fp32"]
-    results: dict = {"device": describe_device(dev), "torch_threads": torch.get_num_threads(), "quick": quick,
-                     # a busy machine inflates every figure: check this is near 0 before trusting them
-                     "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-                     "method": "perf_counter around synthesis(ws, noise_mode='const') after one warm-up call, "
-                               "cuda synchronised; forward_backward = gradients to all synthesis parameters and ws",
-                     "resolutions": {}}
+    results: dict = {
+        "device": describe_device(dev),
+        "torch_threads": torch.get_num_threads(),
+        "quick": quick,
+        # a busy machine inflates every figure: check this is near 0 before trusting them
+        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "method": "perf_counter around synthesis(ws, noise_mode='const') after one warm-up call, "
+        "cuda synchronised; forward_backward = gradients to all synthesis parameters and ws",
+        "resolutions": {},
+    }
     for resolution, batches in plan.items():
         config, origin = architecture(resolution)
         torch.manual_seed(0)
         G = Generator(config).to(dev).eval()
         G.synthesis.requires_grad_(True)
-        entry: dict = {"architecture": origin, "num_ws": G.num_ws,
-                       "synthesis_parameters": sum(p.numel() for p in G.synthesis.parameters())}
+        entry: dict = {
+            "architecture": origin,
+            "num_ws": G.num_ws,
+            "synthesis_parameters": sum(p.numel() for p in G.synthesis.parameters()),
+        }
         repeats = 1 if (resolution == 1024 and not on_gpu) or quick else 3
         # The grouped conv is the default; the unfused path is timed too on the larger batches.
         for precision in precisions:
@@ -103,19 +109,23 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
                     for path in paths:
                         G.synthesis.fused_modconv = path == "fused"
                         try:
-                            seconds = _measure(G, batch, mode == "forward_backward", dev, repeats,
-                                               precision != "fp32")
+                            seconds = _measure(G, batch, mode == "forward_backward", dev, repeats, precision != "fp32")
                         except torch.cuda.OutOfMemoryError:
                             timings.setdefault(str(batch), {})[path] = None
                             torch.cuda.empty_cache()
                             continue
                         timings.setdefault(str(batch), {})[path] = round(seconds * 1000, 2)
                 G.synthesis.fused_modconv = True
-                best = min(((ms, b, p) for b, d in timings.items() for p, ms in d.items() if ms is not None),
-                           default=(None, None, None))
-                entry[f"{mode}_{precision}"] = {"ms_per_image_by_batch": timings, "best_ms_per_image": best[0],
-                                                "best_batch": int(best[1]) if best[1] else None,
-                                                "best_modconv": best[2]}
+                best = min(
+                    ((ms, b, p) for b, d in timings.items() for p, ms in d.items() if ms is not None),
+                    default=(None, None, None),
+                )
+                entry[f"{mode}_{precision}"] = {
+                    "ms_per_image_by_batch": timings,
+                    "best_ms_per_image": best[0],
+                    "best_batch": int(best[1]) if best[1] else None,
+                    "best_modconv": best[2],
+                }
         results["resolutions"][str(resolution)] = entry
         del G
         if on_gpu:

@@ -24,12 +24,12 @@ import torch
 
 from benchmarks.bench_generator import ffhq_architecture
 from photokit.prior.adapters import FullDelta, LowRankAdapters, stored_bytes
-from photokit.prior.cost import time_step
-from photokit.prior.losses import make_reconstruction_loss
 from photokit.prior.personal import PRESET_SCHEDULES, _save_safetensors
 from photokit.prior.projector import ProjectorConfig, inversion_step_probe
-from photokit.prior.stylegan2 import Generator
 from photokit.prior.tuning import TuningConfig, tuning_step_probe
+from photokit.stylegan2.losses import make_reconstruction_loss
+from photokit.stylegan2.network import Generator
+from photokit.stylegan2.timing import time_step
 
 
 def _file_bytes(tensors: dict[str, torch.Tensor]) -> int:
@@ -39,8 +39,14 @@ def _file_bytes(tensors: dict[str, torch.Tensor]) -> int:
         return path.stat().st_size
 
 
-def measure(resolution: int, device: torch.device, repeats: int, invert_batch: int, ranks: tuple[int, ...],
-            timed_rank: int | None = 4) -> dict:
+def measure(
+    resolution: int,
+    device: torch.device,
+    repeats: int,
+    invert_batch: int,
+    ranks: tuple[int, ...],
+    timed_rank: int | None = 4,
+) -> dict:
     """Timings for full tuning and one adapter rank (``timed_rank``); stored bytes for every rank."""
     torch.manual_seed(0)
     t0 = time.perf_counter()
@@ -54,12 +60,16 @@ def measure(resolution: int, device: torch.device, repeats: int, invert_batch: i
 
     inv_s = time_step(inversion_step_probe(G, targets, inv_loss, projector), device, repeats)
     out = {
-        "resolution": resolution, "num_ws": G.num_ws,
+        "resolution": resolution,
+        "num_ws": G.num_ws,
         "synthesis_params": sum(p.numel() for p in G.synthesis.parameters()),
         "generator_build_s": round(build_s, 2),
-        "inversion": {"batch": invert_batch, "s_per_step": round(inv_s, 4),
-                      "s_per_anchor_paper_450_steps": round(inv_s * projector.steps / invert_batch, 2),
-                      "s_per_anchor_fast_100_steps": round(inv_s * PRESET_SCHEDULES["fast"]["invert_steps"] / invert_batch, 2)},
+        "inversion": {
+            "batch": invert_batch,
+            "s_per_step": round(inv_s, 4),
+            "s_per_anchor_paper_450_steps": round(inv_s * projector.steps / invert_batch, 2),
+            "s_per_anchor_fast_100_steps": round(inv_s * PRESET_SCHEDULES["fast"]["invert_steps"] / invert_batch, 2),
+        },
         "tuning": {},
         "bytes": {},
     }
@@ -68,9 +78,11 @@ def measure(resolution: int, device: torch.device, repeats: int, invert_batch: i
         if rank is None or rank == timed_rank:
             cfg = TuningConfig(adapter_rank=rank)
             s = time_step(tuning_step_probe(G, anchors, targets, tun_loss, cfg), device, repeats)
-            out["tuning"][key] = {"s_per_step": round(s, 4),
-                                  "s_per_anchor_paper_350_epochs": round(s * tuning.epochs, 2),
-                                  "s_per_anchor_fast_30_epochs": round(s * PRESET_SCHEDULES["fast"]["epochs"], 2)}
+            out["tuning"][key] = {
+                "s_per_step": round(s, 4),
+                "s_per_anchor_paper_350_epochs": round(s * tuning.epochs, 2),
+                "s_per_anchor_fast_30_epochs": round(s * PRESET_SCHEDULES["fast"]["epochs"], 2),
+            }
         tunable = LowRankAdapters(G.synthesis, rank) if rank else FullDelta(G.synthesis)
         stored = tunable.stored_tensors(torch.float16)
         out["bytes"][key] = {"tensor_bytes": stored_bytes(stored), "file_bytes": _file_bytes(stored)}
@@ -90,14 +102,20 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
     repeats = 5 if gpu and not quick else 1
     invert_batch = 8 if gpu else 1
     started = time.perf_counter()
-    results = {str(r): measure(r, dev, repeats, invert_batch, ranks=(4,) if quick else (1, 4, 16),
-                               timed_rank=None if quick else 4) for r in sizes}
+    results = {
+        str(r): measure(
+            r, dev, repeats, invert_batch, ranks=(4,) if quick else (1, 4, 16), timed_rank=None if quick else 4
+        )
+        for r in sizes
+    }
     timing = f"{repeats} timed step(s) after one warm-up step"
     return {
         "device": describe_device(dev),
-        "method": (f"each figure times {timing} and extrapolates to the schedule (450 inversion steps; "
-                   "350 tuning epochs = one step per anchor per epoch); nothing runs to completion; "
-                   "random-weight FFHQ-architecture generators; LPIPS on a random backbone (same compute)"),
+        "method": (
+            f"each figure times {timing} and extrapolates to the schedule (450 inversion steps; "
+            "350 tuning epochs = one step per anchor per epoch); nothing runs to completion; "
+            "random-weight FFHQ-architecture generators; LPIPS on a random backbone (same compute)"
+        ),
         "mystyle_reference": "about 48-50 s per anchor for tuning on one V100 (paper, B.3)",
         "results": results,
         "seconds": round(time.perf_counter() - started, 1),

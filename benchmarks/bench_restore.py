@@ -24,11 +24,11 @@ import torch
 from benchmarks.bench_generator import ffhq_architecture
 from photokit.devices import describe_device, resolve_device
 from photokit.prior.alpha import AlphaConfig
-from photokit.prior.cost import synchronize
-from photokit.prior.losses import ReconstructionLoss, build_lpips
-from photokit.prior.stylegan2 import Generator
 from photokit.restore.degrade import super_resolution
 from photokit.restore.project import AlphaProjection, SmallImageLoss
+from photokit.stylegan2.losses import ReconstructionLoss, build_lpips
+from photokit.stylegan2.network import Generator
+from photokit.stylegan2.timing import synchronize
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "face_recognition"
 PAPER_STEPS = AlphaConfig.steps
@@ -51,8 +51,12 @@ def projection_cost(resolution: int, device: torch.device, timed_steps: int) -> 
     synchronize(device)
     per_step = (time.perf_counter() - start) / timed_steps
     return {
-        "resolution": resolution, "num_ws": G.num_ws, "anchors": 8, "task": "4x super-resolution",
-        "loss": "lpips(alex, random backbone: same cost)+mse", "timed_steps": timed_steps,
+        "resolution": resolution,
+        "num_ws": G.num_ws,
+        "anchors": 8,
+        "task": "4x super-resolution",
+        "loss": "lpips(alex, random backbone: same cost)+mse",
+        "timed_steps": timed_steps,
         "seconds_per_step": round(per_step, 4),
         "seconds_per_face_1000_steps": round(per_step * PAPER_STEPS, 1),
         "extrapolated": timed_steps < PAPER_STEPS,
@@ -67,19 +71,21 @@ def sr_quality(device: torch.device, steps: int) -> dict:
         return {"skipped": f"{SHARED} is absent"}
     from photokit.errors import MissingModelError
     from photokit.faces.analyze import FaceAnalyzer
-    from photokit.prior.base import resolve_base
-    from photokit.prior.losses import lpips_available
     from photokit.restore.output import load_photo
     from photokit.restore.paste import lanczos_upscale
-    from photokit.restore.pipeline import Enhancer, EnhanceOptions
+    from photokit.restore.pipeline import EnhanceOptions, Enhancer
     from photokit.restore.priors import NoPeople, StaticPriors
+    from photokit.stylegan2.base import resolve_base
+    from photokit.stylegan2.losses import lpips_available
 
     settings = Settings.load()
     try:
         base = resolve_base(settings, device)
     except MissingModelError:
-        return {"skipped": "no pretrained face generator installed (photokit models install ffhq-256 --from FILE); "
-                           "a random-weight generator would measure nothing"}
+        return {
+            "skipped": "no pretrained face generator installed (photokit models install ffhq-256 --from FILE); "
+            "a random-weight generator would measure nothing"
+        }
     if not base.pretrained:
         return {"skipped": base.warning()}
     import cv2
@@ -87,8 +93,7 @@ def sr_quality(device: torch.device, steps: int) -> dict:
     truth = load_photo(SHARED / "obama-1080p.jpg").rgb
     low = cv2.resize(truth, (427, 240), interpolation=cv2.INTER_AREA)
     loss = "lpips" if lpips_available("alex") else "mse"
-    enhancer = Enhancer(EnhanceOptions(scale=4, steps=steps, loss=loss),
-                        StaticPriors(base), NoPeople(), device=device)
+    enhancer = Enhancer(EnhanceOptions(scale=4, steps=steps, loss=loss), StaticPriors(base), NoPeople(), device=device)
     # The degraded input is a work file: it goes to a temporary folder, never into the user's photokit home.
     with tempfile.TemporaryDirectory(prefix="photokit-bench-restore-") as work:
         low_path = Path(work) / "obama-1080p-to-240p.png"
@@ -117,8 +122,11 @@ def sr_quality(device: torch.device, steps: int) -> dict:
         return round(float(np.mean(sims)), 4) if sims else None
 
     return {
-        "generator": base.name, "prior": "generic W+ (no personal prior in the benchmark)", "loss": loss,
-        "steps": steps, "face_pixels": int(face.sum()),
+        "generator": base.name,
+        "prior": "generic W+ (no personal prior in the benchmark)",
+        "loss": loss,
+        "steps": steps,
+        "face_pixels": int(face.sum()),
         "psnr_face_db": {"photokit": psnr(out), "lanczos": psnr(lanczos)},
         "identity_cosine_to_references": {"photokit": identity(out), "lanczos": identity(lanczos)},
         "seconds": rendered.report.seconds,
@@ -133,8 +141,11 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
     for resolution in sizes:
         timed = (2 if quick else (5 if resolution == 256 else 2)) if on_cpu else (20 if quick else 100)
         results["projection"].append(projection_cost(resolution, dev, timed))
-    results["sr_quality"] = (sr_quality(dev, steps=100 if on_cpu else PAPER_STEPS) if not quick
-                             else {"skipped": "quick run"})
-    results["method"] = ("alpha+ projection steps timed after one warm-up step with time.perf_counter "
-                         "(cuda/mps synchronised); seconds per face = seconds per step x 1000")
+    results["sr_quality"] = (
+        sr_quality(dev, steps=100 if on_cpu else PAPER_STEPS) if not quick else {"skipped": "quick run"}
+    )
+    results["method"] = (
+        "alpha+ projection steps timed after one warm-up step with time.perf_counter "
+        "(cuda/mps synchronised); seconds per face = seconds per step x 1000"
+    )
     return results

@@ -61,8 +61,9 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
         finally:
             db.dispose()
     if first.new != count or again.unchanged != count:
-        raise RuntimeError(f"scan miscounted: first new={first.new}, re-scan unchanged={again.unchanged}, "
-                           f"expected {count}")
+        raise RuntimeError(
+            f"scan miscounted: first new={first.new}, re-scan unchanged={again.unchanged}, expected {count}"
+        )
     speedup = first_s / rescan_s
     return {
         "images": count,
@@ -76,7 +77,7 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
         "target_speedup": TARGET_SPEEDUP,
         "meets_target": speedup >= TARGET_SPEEDUP,
         "measured": "scan_library() wall time on a fresh SQLite database, progress off, same process; "
-                    "the re-scan follows immediately (files in the OS page cache)",
+        "the re-scan follows immediately (files in the OS page cache)",
     }
 
 

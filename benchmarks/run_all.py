@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
 
-    available = sorted(p.stem[len("bench_"):] for p in HERE.glob("bench_*.py"))
+    available = sorted(p.stem[len("bench_") :] for p in HERE.glob("bench_*.py"))
     names = args.names or available
     unknown = set(names) - set(available)
     if unknown:
@@ -64,8 +64,13 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             failed.append(name)
             results = {"error": f"{type(exc).__name__}: {exc}"}
-        doc = {"benchmark": name, "machine": machine_info(args.device), "seconds": round(time.time() - started, 1),
-               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "results": results}
+        doc = {
+            "benchmark": name,
+            "machine": machine_info(args.device),
+            "seconds": round(time.time() - started, 1),
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "results": results,
+        }
         suffix = "" if args.device == "cpu" else f"_{args.device.replace(':', '')}"
         path = args.out / f"{name}{suffix}.json"
         path.write_text(json.dumps(doc, indent=2, default=str))

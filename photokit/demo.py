@@ -72,8 +72,10 @@ def main() -> int:
         ("index the album, detect and cluster faces", ["scan", str(album)]),
         ("who is who", ["people", "list", "--all"]),
         ("what is installed and what each model unlocks", ["models", "list"]),
-        ("restore the small old copy at 4x", ["enhance", str(album / "astronaut_small_old.jpg"), "--scale", "4",
-                                              "--out", str(restored)]),
+        (
+            "restore the small old copy at 4x",
+            ["enhance", str(album / "astronaut_small_old.jpg"), "--scale", "4", "--out", str(restored)],
+        ),
         ("library summary", ["status"]),
     ]
     failures = [title for title, args in steps if run_step(title, args, env) != 0]

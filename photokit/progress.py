@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.progress import (
-    ProgressColumn,
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -20,7 +20,7 @@ stderr_console = Console(stderr=True)
 class StatusColumn(ProgressColumn):
     """Free text from ``progress.update(task, status=...)`` (current loss, file name...)."""
 
-    def render(self, task):  # noqa: D102 - rich API
+    def render(self, task):
         from rich.text import Text
 
         return Text(str(task.fields.get("status", "")), style="dim")

@@ -35,7 +35,7 @@ class Settings:
         home: str | os.PathLike | None = None,
         models: str | os.PathLike | None = None,
         db_url: str | None = None,
-    ) -> "Settings":
+    ) -> Settings:
         """Options win over environment variables, which win over defaults."""
         home_path = Path(home or os.environ.get("PHOTOKIT_HOME") or "~/.photokit").expanduser()
         models_env = models or os.environ.get("PHOTOKIT_MODELS")

@@ -7,8 +7,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from photokit.db import Database
-from photokit.db.session import display_url
 from photokit.db.models import Face, Person, Photo, PhotoLocation, ScanRun, SkippedFile
+from photokit.db.session import display_url
 from photokit.settings import Settings
 
 
@@ -20,14 +20,17 @@ def library_counts(db: Database) -> dict:
     with db.session() as session:
         last = session.execute(select(ScanRun).order_by(ScanRun.id.desc()).limit(1)).scalar_one_or_none()
         locations = {"present": 0, "missing": 0, "moved": 0} | _grouped(session, PhotoLocation.status)
-        photos_present = session.scalar(select(func.count(func.distinct(PhotoLocation.photo_id)))
-                                        .where(PhotoLocation.status == "present"))
+        photos_present = session.scalar(
+            select(func.count(func.distinct(PhotoLocation.photo_id))).where(PhotoLocation.status == "present")
+        )
         return {
             "photos": session.scalar(select(func.count()).select_from(Photo)),
             "photos_present": photos_present,
             "locations": locations,
             "skipped": _grouped(session, SkippedFile.reason),
-            "last_scan": None if last is None else {
+            "last_scan": None
+            if last is None
+            else {
                 "started_at": last.started_at.isoformat(timespec="seconds"),
                 "finished_at": last.finished_at.isoformat(timespec="seconds") if last.finished_at else None,
                 "roots": last.roots,
@@ -51,10 +54,12 @@ def faces_counts(db: Database) -> dict:
 def people_counts(db: Database) -> dict:
     with db.session() as session:
         ignored = session.scalar(select(func.count()).select_from(Person).where(Person.ignored.is_(True)))
-        named = session.scalar(select(func.count()).select_from(Person)
-                               .where(Person.ignored.is_(False), Person.name.is_not(None)))
-        unnamed = session.scalar(select(func.count()).select_from(Person)
-                                 .where(Person.ignored.is_(False), Person.name.is_(None)))
+        named = session.scalar(
+            select(func.count()).select_from(Person).where(Person.ignored.is_(False), Person.name.is_not(None))
+        )
+        unnamed = session.scalar(
+            select(func.count()).select_from(Person).where(Person.ignored.is_(False), Person.name.is_(None))
+        )
         return {"named": named, "unnamed": unnamed, "ignored": ignored}
 
 
@@ -64,8 +69,12 @@ def model_store_counts(settings: Settings) -> dict:
 
     entries = ModelStore(settings).list(hash_files=False)
     installed = [e.name for e in entries if e.installed]
-    return {"known": len(entries), "installed": len(installed), "installed_names": installed,
-            "dir": str(settings.models_dir)}
+    return {
+        "known": len(entries),
+        "installed": len(installed),
+        "installed_names": installed,
+        "dir": str(settings.models_dir),
+    }
 
 
 def priors_count(settings: Settings) -> int:

@@ -13,13 +13,13 @@ from typer.testing import CliRunner
 
 from photokit.cli.app import app
 from photokit.errors import PhotokitError
-from photokit.prior import load_generator
-from photokit.prior.checkpoints import (
+from photokit.stylegan2 import (
     generator_fingerprint,
+    load_generator,
     read_photokit_metadata,
     save_generator,
 )
-from photokit.prior.stylegan2 import build_tiny_generator, fir_filter
+from photokit.stylegan2.network import build_tiny_generator, fir_filter
 from tests.conftest import shared_path
 
 FIXTURES = ("nvlabs", "rosinality")
@@ -45,8 +45,11 @@ def _random_state(manifest: dict[str, list[int]], seed: int = 0) -> dict[str, to
 
 def _expected_channels(layout: str, manifest: dict) -> dict[int, int]:
     if layout.startswith("nvlabs"):
-        return {int(k.split(".")[1][1:]): shape[0] for k, shape in manifest.items()
-                if k.startswith("synthesis.b") and k.endswith(".conv1.weight")}
+        return {
+            int(k.split(".")[1][1:]): shape[0]
+            for k, shape in manifest.items()
+            if k.startswith("synthesis.b") and k.endswith(".conv1.weight")
+        }
     channels = {4: manifest["input.input"][1]}
     for key, shape in manifest.items():
         if key.startswith("convs.") and key.endswith(".conv.weight") and int(key.split(".")[1]) % 2 == 0:
@@ -62,10 +65,16 @@ def _write_layout(layout: str, manifest: dict, path) -> None:
         torch.save({"g_ema": state, "latent_avg": torch.randn(512)}, path)
 
 
-@pytest.mark.parametrize("layout", [
-    "nvlabs_ffhq1024_channel_base32768", "nvlabs_ffhq256_channel_base16384", "rosinality_ffhq1024_config_f",
-    "rosinality_ffhq256_cm2", "rosinality_size64_cm2_fullchannels",
-])
+@pytest.mark.parametrize(
+    "layout",
+    [
+        "nvlabs_ffhq1024_channel_base32768",
+        "nvlabs_ffhq256_channel_base16384",
+        "rosinality_ffhq1024_config_f",
+        "rosinality_ffhq256_cm2",
+        "rosinality_size64_cm2_fullchannels",
+    ],
+)
 def test_full_size_layouts_load(layout, tmp_path):
     manifest = _manifests()[layout]
     path = tmp_path / f"{layout}.pt"
@@ -95,6 +104,7 @@ def test_full_size_256_renders(tmp_path):
 
 
 # ---- broken files ------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def nvlabs_state():
@@ -189,6 +199,7 @@ def test_cli_reports_one_line_error(tmp_path):
 
 # ---- photokit format ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", FIXTURES)
 def test_conversion_round_trip_is_bit_exact(name, tmp_path):
     src = shared_path("fixtures", "stylegan2", f"{name}_tiny64.pt")
@@ -207,7 +218,9 @@ def test_conversion_round_trip_is_bit_exact(name, tmp_path):
             ws_a, ws_b = original.mapping(z, truncation_psi=psi), converted.mapping(z, truncation_psi=psi)
             assert torch.equal(ws_a, ws_b)
             for mode in ("const", "none"):
-                assert torch.equal(original.synthesis(ws_a, noise_mode=mode), converted.synthesis(ws_b, noise_mode=mode))
+                assert torch.equal(
+                    original.synthesis(ws_a, noise_mode=mode), converted.synthesis(ws_b, noise_mode=mode)
+                )
     assert read_photokit_metadata(out)["converted_from"] == src.name
 
 
@@ -262,8 +275,9 @@ def test_load_generator_device_option(tmp_path):
 def test_cli_sample_writes_png(tmp_path):
     path = save_generator(build_tiny_generator(resolution=16, channels=8), tmp_path / "g.safetensors")
     out = tmp_path / "samples.png"
-    result = CliRunner().invoke(app, ["models", "sample", "--generator", str(path), "--out", str(out),
-                                      "--count", "3", "--device", "cpu"])
+    result = CliRunner().invoke(
+        app, ["models", "sample", "--generator", str(path), "--out", str(out), "--count", "3", "--device", "cpu"]
+    )
     assert result.exit_code == 0, result.output
     from PIL import Image
 
@@ -291,8 +305,17 @@ def test_rosinality_training_checkpoint_with_args_loads(tmp_path):
 
     ckpt = torch.load(shared_path("fixtures", "stylegan2", "rosinality_tiny64.pt"), weights_only=True)
     path = tmp_path / "550000.pt"
-    torch.save({"g": ckpt["g_ema"], "d": {"convs.0.0.weight": torch.zeros(2)}, "g_ema": ckpt["g_ema"],
-                "latent_avg": ckpt["latent_avg"], "args": argparse.Namespace(size=64, n_mlp=8), "ada_aug_p": 0.0}, path)
+    torch.save(
+        {
+            "g": ckpt["g_ema"],
+            "d": {"convs.0.0.weight": torch.zeros(2)},
+            "g_ema": ckpt["g_ema"],
+            "latent_avg": ckpt["latent_avg"],
+            "args": argparse.Namespace(size=64, n_mlp=8),
+            "ada_aug_p": 0.0,
+        },
+        path,
+    )
     G = load_generator(path)
     assert G.config.source == "rosinality" and torch.equal(G.w_avg, ckpt["latent_avg"])
 
@@ -308,13 +331,17 @@ def test_inconsistent_shapes_are_one_line_errors(nvlabs_state, tmp_path):
     _one_line_error(tmp_path / "b48.pt", "b48.pt", "power of two")
 
 
-@pytest.mark.parametrize("content", [
-    {1: torch.zeros(1), "mapping.fc0.weight": torch.zeros(3, 3)},  # top-level state dict
-    {"G_ema_state_dict": {1: torch.zeros(1), "synthesis.b4.const": torch.zeros(8, 4, 4)}},  # NVIDIA
-    {"g_ema": {("style", 1): torch.zeros(1), "input.input": torch.zeros(1, 8, 4, 4)}},  # rosinality
-], ids=["top-level", "nvlabs", "rosinality"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        {1: torch.zeros(1), "mapping.fc0.weight": torch.zeros(3, 3)},  # top-level state dict
+        {"G_ema_state_dict": {1: torch.zeros(1), "synthesis.b4.const": torch.zeros(8, 4, 4)}},  # NVIDIA
+        {"g_ema": {("style", 1): torch.zeros(1), "input.input": torch.zeros(1, 8, 4, 4)}},  # rosinality
+    ],
+    ids=["top-level", "nvlabs", "rosinality"],
+)
 def test_non_string_keys_are_a_one_line_checkpoint_error(tmp_path, content):
-    from photokit.prior.checkpoints import CheckpointError, read_generator
+    from photokit.stylegan2 import CheckpointError, read_generator
 
     path = tmp_path / "odd.pt"
     torch.save(content, path)

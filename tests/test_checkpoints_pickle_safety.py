@@ -14,8 +14,7 @@ import pytest
 import torch
 
 from photokit.errors import PhotokitError
-from photokit.prior import load_generator
-from photokit.prior.checkpoints import generator_fingerprint
+from photokit.stylegan2 import generator_fingerprint, load_generator
 from tests.conftest import shared_path
 
 _BUFFERS = ("w_avg", "resample_filter", "noise_const")
@@ -60,6 +59,7 @@ def test_malicious_torch_file_is_refused(tmp_path):
 
 # ---- a synthetic NVIDIA network pickle, built from the documented layout -----------------------------
 
+
 def _fake_nvidia_modules(monkeypatch):
     """Stand-ins for NVIDIA's ``torch_utils.persistence`` and ``dnnlib.util`` so plain pickle can write the layout."""
     persistence = types.ModuleType("torch_utils.persistence")
@@ -81,14 +81,17 @@ def _fake_nvidia_modules(monkeypatch):
     EasyDict.__qualname__ = "EasyDict"
     dnnlib_util.EasyDict = EasyDict
     torch_utils.persistence, dnnlib.util = persistence, dnnlib_util
-    for name, module in [("torch_utils", torch_utils), ("torch_utils.persistence", persistence),
-                         ("dnnlib", dnnlib), ("dnnlib.util", dnnlib_util)]:
+    for name, module in [
+        ("torch_utils", torch_utils),
+        ("torch_utils.persistence", persistence),
+        ("dnnlib", dnnlib),
+        ("dnnlib.util", dnnlib_util),
+    ]:
         monkeypatch.setitem(sys.modules, name, module)
     return _reconstruct_persistent_obj, EasyDict
 
 
-def _network_record(reconstruct, class_name: str, state_dict: dict, marker, extra_state=None,
-                    conv_clamp=None) -> _Call:
+def _network_record(reconstruct, class_name: str, state_dict: dict, marker, extra_state=None, conv_clamp=None) -> _Call:
     """One persistent object per module, nested through ``_modules`` like a real G_ema (whose layers
     keep their own ``conv_clamp`` attribute, and whose top level keeps ``_init_kwargs``)."""
     params, buffers, children = collections.OrderedDict(), collections.OrderedDict(), collections.OrderedDict()
@@ -104,10 +107,22 @@ def _network_record(reconstruct, class_name: str, state_dict: dict, marker, extr
     for head, sub in groups.items():
         layer_state = {"conv_clamp": conv_clamp} if head in ("conv0", "conv1", "torgb") else None
         children[head] = _network_record(reconstruct, head, sub, marker, layer_state, conv_clamp)
-    state = {"training": False, "_parameters": params, "_buffers": buffers, "_non_persistent_buffers_set": set(),
-             "_modules": children, "_forward_hooks": collections.OrderedDict(), **(extra_state or {})}
-    meta = {"type": "class", "version": 6, "class_name": f"training.networks.{class_name}", "state": state,
-            "module_src": f"open({str(marker)!r}, 'w').write('module_src was executed')\n"}
+    state = {
+        "training": False,
+        "_parameters": params,
+        "_buffers": buffers,
+        "_non_persistent_buffers_set": set(),
+        "_modules": children,
+        "_forward_hooks": collections.OrderedDict(),
+        **(extra_state or {}),
+    }
+    meta = {
+        "type": "class",
+        "version": 6,
+        "class_name": f"training.networks.{class_name}",
+        "state": state,
+        "module_src": f"open({str(marker)!r}, 'w').write('module_src was executed')\n",
+    }
     return _Call(reconstruct, meta)
 
 
@@ -116,12 +131,22 @@ def test_synthetic_nvidia_network_pickle_loads_and_matches_goldens(monkeypatch, 
     reconstruct, EasyDict = _fake_nvidia_modules(monkeypatch)
     fixture = torch.load(shared_path("fixtures", "stylegan2", "nvlabs_tiny64.pt"), weights_only=True)
     kwargs = fixture["init_kwargs"]
-    init_kwargs = {**kwargs, "mapping_kwargs": EasyDict(kwargs["mapping_kwargs"]),
-                   "synthesis_kwargs": EasyDict(kwargs["synthesis_kwargs"])}
-    g_ema = _network_record(reconstruct, "Generator", fixture["G_ema_state_dict"], marker, {"_init_kwargs": init_kwargs})
+    init_kwargs = {
+        **kwargs,
+        "mapping_kwargs": EasyDict(kwargs["mapping_kwargs"]),
+        "synthesis_kwargs": EasyDict(kwargs["synthesis_kwargs"]),
+    }
+    g_ema = _network_record(
+        reconstruct, "Generator", fixture["G_ema_state_dict"], marker, {"_init_kwargs": init_kwargs}
+    )
     discriminator = _network_record(reconstruct, "Discriminator", {"b4.fc.weight": torch.randn(4, 4)}, marker)
-    data = {"G": g_ema, "D": discriminator, "G_ema": g_ema, "augment_pipe": torch.nn.Linear(2, 2),  # plain module
-            "training_set_kwargs": EasyDict(path="~/datasets/ffhq.zip", resolution=64, max_size=70000)}
+    data = {
+        "G": g_ema,
+        "D": discriminator,
+        "G_ema": g_ema,
+        "augment_pipe": torch.nn.Linear(2, 2),  # plain module
+        "training_set_kwargs": EasyDict(path="~/datasets/ffhq.zip", resolution=64, max_size=70000),
+    }
     path = tmp_path / "network-snapshot.pkl"
     path.write_bytes(pickle.dumps(data, protocol=4))  # plain pickle, as NVIDIA's training loop writes it
     monkeypatch.undo()  # the loader must not need NVIDIA's modules
@@ -156,8 +181,14 @@ def test_pickled_conv_clamp_is_used(monkeypatch, tmp_path):
     """NVIDIA's fp16 configs (ffhq.pkl) clamp every conv output at 256: read from the layers' own records."""
     reconstruct, _ = _fake_nvidia_modules(monkeypatch)
     fixture = torch.load(shared_path("fixtures", "stylegan2", "nvlabs_tiny64.pt"), weights_only=True)
-    record = _network_record(reconstruct, "Generator", fixture["G_ema_state_dict"], tmp_path / "m",
-                             {"_init_kwargs": {"z_dim": 512, "w_dim": 512}}, conv_clamp=256)
+    record = _network_record(
+        reconstruct,
+        "Generator",
+        fixture["G_ema_state_dict"],
+        tmp_path / "m",
+        {"_init_kwargs": {"z_dim": 512, "w_dim": 512}},
+        conv_clamp=256,
+    )
     data = pickle.dumps({"G_ema": record}, protocol=4)
     monkeypatch.undo()
     (tmp_path / "clamped.pkl").write_bytes(data)

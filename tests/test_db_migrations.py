@@ -46,19 +46,36 @@ def test_database_at_first_revision_upgrades_to_head_keeping_rows(engine):
     assert migrate.current_revision(engine) == "0001"
     now = datetime(2020, 5, 17, 10, 0, 0)
     with engine.begin() as conn:  # rows written with the 0001 schema only (no ORM: it knows the newest one)
-        conn.execute(sa.text(
-            "INSERT INTO photos (id, sha256, size, format, width, height, orientation, taken_at, camera_make, "
-            "camera_model, created_at, faces_status) VALUES (7, :sha, 1234, 'jpeg', 640, 480, 6, :now, 'Canon', "
-            "'EOS', :now, 'pending')"), {"sha": "ab" * 32, "now": now})
-        conn.execute(sa.text(
-            "INSERT INTO photo_locations (photo_id, path, size, mtime_ns, status, first_seen, last_seen, "
-            "missing_since, moved_from) VALUES (7, '/photos/a.jpg', 1234, 99, 'present', :now, :now, NULL, NULL), "
-            "(7, '/photos/old/a.jpg', 1234, 98, 'missing', :now, :now, :now, NULL)"), {"now": now})
-        conn.execute(sa.text(
-            "INSERT INTO skipped_files (path, size, mtime_ns, reason, detail, last_seen) "
-            "VALUES ('/photos/x.png', 3, 5, 'not_image', NULL, :now)"), {"now": now})
-        conn.execute(sa.text("INSERT INTO scan_runs (started_at, finished_at, roots, summary) "
-                             "VALUES (:now, :now, '[\"/photos\"]', '{\"new\": 1}')"), {"now": now})
+        conn.execute(
+            sa.text(
+                "INSERT INTO photos (id, sha256, size, format, width, height, orientation, taken_at, camera_make, "
+                "camera_model, created_at, faces_status) VALUES (7, :sha, 1234, 'jpeg', 640, 480, 6, :now, 'Canon', "
+                "'EOS', :now, 'pending')"
+            ),
+            {"sha": "ab" * 32, "now": now},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO photo_locations (photo_id, path, size, mtime_ns, status, first_seen, last_seen, "
+                "missing_since, moved_from) VALUES (7, '/photos/a.jpg', 1234, 99, 'present', :now, :now, NULL, NULL), "
+                "(7, '/photos/old/a.jpg', 1234, 98, 'missing', :now, :now, :now, NULL)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO skipped_files (path, size, mtime_ns, reason, detail, last_seen) "
+                "VALUES ('/photos/x.png', 3, 5, 'not_image', NULL, :now)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO scan_runs (started_at, finished_at, roots, summary) "
+                "VALUES (:now, :now, '[\"/photos\"]', '{\"new\": 1}')"
+            ),
+            {"now": now},
+        )
 
     migrate.upgrade(engine)
 
@@ -66,9 +83,16 @@ def test_database_at_first_revision_upgrades_to_head_keeping_rows(engine):
     with sa.orm.Session(engine) as s:
         photo = s.get(Photo, 7)
         assert (photo.sha256, photo.width, photo.height, photo.orientation, photo.taken_at) == (
-            "ab" * 32, 640, 480, 6, now)
+            "ab" * 32,
+            640,
+            480,
+            6,
+            now,
+        )
         assert sorted((loc.path, loc.status) for loc in photo.locations) == [
-            ("/photos/a.jpg", "present"), ("/photos/old/a.jpg", "missing")]
+            ("/photos/a.jpg", "present"),
+            ("/photos/old/a.jpg", "missing"),
+        ]
         assert s.scalars(sa.select(SkippedFile.reason)).all() == ["not_image"]
         run = s.scalars(sa.select(ScanRun)).one()
         assert run.roots == ["/photos"] and run.summary == {"new": 1}
@@ -105,10 +129,9 @@ def test_schema_comparison_notices_a_drift(engine):
 
 def test_schema_changes_are_transactional_on_sqlite(engine):
     """An interrupted migration must not leave half a schema (sqlite3 alone would autocommit the DDL)."""
-    with pytest.raises(KeyboardInterrupt):
-        with engine.begin() as conn:
-            conn.exec_driver_sql("CREATE TABLE half_done (x INTEGER)")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE half_done (x INTEGER)")
+        raise KeyboardInterrupt
     assert "half_done" not in sa.inspect(engine).get_table_names()
 
 

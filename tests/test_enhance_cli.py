@@ -24,10 +24,10 @@ def photo(tmp_path):
 
 def install_random_generator(settings, resolution=128):
     """A random-weight generator put where an installed ffhq-256 would be (the product must say so)."""
-    from photokit.prior.checkpoints import save_generator
-    from photokit.prior.stylegan2 import build_tiny_generator
     from photokit.store.catalog import catalog_entry
     from photokit.store.models import ModelStore
+    from photokit.stylegan2 import save_generator
+    from photokit.stylegan2.network import build_tiny_generator
 
     path = ModelStore(settings).target_path(catalog_entry("ffhq-256"))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,8 +69,21 @@ def test_without_a_generator_faces_are_left_alone_and_the_report_says_what_to_in
 def test_random_generator_restores_and_is_called_what_it_is(settings, photo, tmp_path):
     install_random_generator(settings)
     out = tmp_path / "out"
-    args = ["enhance", str(photo.parent), "--loss", "mse", "--out", str(out), "--json", "--device", "cpu",
-            "--steps", "2", "--scale", "4"]
+    args = [
+        "enhance",
+        str(photo.parent),
+        "--loss",
+        "mse",
+        "--out",
+        str(out),
+        "--json",
+        "--device",
+        "cpu",
+        "--steps",
+        "2",
+        "--scale",
+        "4",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
@@ -92,8 +105,9 @@ def test_random_generator_restores_and_is_called_what_it_is(settings, photo, tmp
 
 def test_unknown_person_is_a_one_line_error(settings, photo):
     install_random_generator(settings)
-    result = runner.invoke(app, ["enhance", str(photo), "--person", "Nobody At All", "--loss", "mse",
-                                 "--steps", "1", "--json"])
+    result = runner.invoke(
+        app, ["enhance", str(photo), "--person", "Nobody At All", "--loss", "mse", "--steps", "1", "--json"]
+    )
     assert result.exit_code == 1
     data = json.loads(result.stdout)
     assert data["failed"] == 1 and "Nobody At All" in data["failures"][0]["error"]

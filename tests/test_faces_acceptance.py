@@ -109,7 +109,9 @@ def test_contact_sheet_of_a_real_person(face_recognition_library, tmp_path):
     settings = face_recognition_library.settings
     env = {"PHOTOKIT_HOME": str(settings.home), "PHOTOKIT_MODELS": str(settings.models_dir)}
     out = tmp_path / "obama.png"
-    result = CliRunner().invoke(app, ["people", "sheet", str(obama), "--out", str(out), "--tile", "64", "--json"], env=env)
+    result = CliRunner().invoke(
+        app, ["people", "sheet", str(obama), "--out", str(out), "--tile", "64", "--json"], env=env
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["tiles"] == expected
     with Image.open(out) as image:
@@ -119,8 +121,11 @@ def test_contact_sheet_of_a_real_person(face_recognition_library, tmp_path):
         sheet = np.asarray(image.convert("RGB"))
     cols, rows = sheet_layout(expected)
     assert sheet.shape[:2] == (rows * 64 + (rows + 1) * GAP, cols * 64 + (cols + 1) * GAP)
-    tiles = [sheet[GAP + r * (64 + GAP):GAP + r * (64 + GAP) + 64, GAP + c * (64 + GAP):GAP + c * (64 + GAP) + 64]
-             for r in range(rows) for c in range(cols)]
+    tiles = [
+        sheet[GAP + r * (64 + GAP) : GAP + r * (64 + GAP) + 64, GAP + c * (64 + GAP) : GAP + c * (64 + GAP) + 64]
+        for r in range(rows)
+        for c in range(cols)
+    ]
     drawn = [t for t in tiles if t.std() > 5]  # empty grid cells are plain white
     assert len(drawn) == expected
     assert all(abs(float(t.mean()) - 255.0) > 20 for t in drawn)

@@ -72,15 +72,13 @@ def test_align_unalign_round_trip_on_real_photo(face_recognition_library):
 def test_unaligned_crop_of_shifted_photo_moves_with_it(face_recognition_library):
     """A sanity check that the round-trip test can fail: a 3 px shift is detected."""
     photo, _, alignment = _real_face(face_recognition_library, "obama-1080p.jpg")
-    moved = FaceAlignment(
-        (alignment.center[0] + 3.0, alignment.center[1]), alignment.x, alignment.y
-    )
+    moved = FaceAlignment((alignment.center[0] + 3.0, alignment.center[1]), alignment.x, alignment.y)
     crop = align_face(photo, alignment, 512)
     back = unalign_face(crop, moved, photo.shape[:2])
     inside = cv2.erode((face_footprint(moved, photo.shape[:2]) > 0.999).astype(np.uint8), np.ones((9, 9)))
     ys, xs = np.nonzero(inside)
-    a = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)[ys.min():ys.max(), xs.min():xs.max()].astype(np.float64)
-    b = cv2.cvtColor(back, cv2.COLOR_RGB2GRAY)[ys.min():ys.max(), xs.min():xs.max()].astype(np.float64)
+    a = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)[ys.min() : ys.max(), xs.min() : xs.max()].astype(np.float64)
+    b = cv2.cvtColor(back, cv2.COLOR_RGB2GRAY)[ys.min() : ys.max(), xs.min() : xs.max()].astype(np.float64)
     (dx, dy), _ = cv2.phaseCorrelate(a, b, cv2.createHanningWindow(a.shape[::-1], cv2.CV_64F))
     assert abs(dx - 3.0) < 0.5 and abs(dy) < 0.5
 

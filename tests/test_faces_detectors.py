@@ -22,8 +22,9 @@ def two_people():
 
 @pytest.fixture(scope="module")
 def by_detector(two_people):
-    return {name: FaceAnalyzer(FaceConfig(detector=name), device="cpu").analyze(two_people)
-            for name in ("mtcnn", "hog")}
+    return {
+        name: FaceAnalyzer(FaceConfig(detector=name), device="cpu").analyze(two_people) for name in ("mtcnn", "hog")
+    }
 
 
 def test_both_detectors_find_both_faces(by_detector):

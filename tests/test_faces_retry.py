@@ -26,8 +26,9 @@ def test_missing_file_stays_pending_and_corrupt_file_fails(settings, tmp_path):
         summary = process_pending_photos(db, settings, device="cpu", progress=False)
         assert summary["done"] == 1 and summary["retry_later"] == 1 and summary["failed"] == 1
         with db.session() as session:
-            status = {p.locations[0].path.rsplit("/", 1)[-1]: (p.faces_status, p.faces_error)
-                      for p in session.query(Photo)}
+            status = {
+                p.locations[0].path.rsplit("/", 1)[-1]: (p.faces_status, p.faces_error) for p in session.query(Photo)
+            }
         assert status["kept.png"] == ("done", None)
         assert status["unplugged.png"][0] == "pending" and "unplugged.png" in status["unplugged.png"][1]
         assert status["rotten.png"][0] == "failed" and status["rotten.png"][1]

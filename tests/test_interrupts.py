@@ -12,10 +12,9 @@ from photokit.interrupts import deferred_interrupt
 
 def test_ctrl_c_inside_the_block_is_raised_after_it():
     done = []
-    with pytest.raises(KeyboardInterrupt):
-        with deferred_interrupt():
-            os.kill(os.getpid(), signal.SIGINT)
-            done.append("rest of the update")
+    with pytest.raises(KeyboardInterrupt), deferred_interrupt():
+        os.kill(os.getpid(), signal.SIGINT)
+        done.append("rest of the update")
     assert done == ["rest of the update"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 

@@ -11,16 +11,25 @@ from PIL import Image
 from photokit.library import images
 from photokit.library.images import ImageReadError, open_image, probe_image, read_rgb, sniff_format
 
-PIL_SAVE_FORMAT = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "webp": "WEBP", "tiff": "TIFF", "bmp": "BMP",
-                   "heic": "HEIF"}
+PIL_SAVE_FORMAT = {
+    "jpeg": "JPEG",
+    "png": "PNG",
+    "gif": "GIF",
+    "webp": "WEBP",
+    "tiff": "TIFF",
+    "bmp": "BMP",
+    "heic": "HEIF",
+}
 
 
 def gradient(width: int, height: int, seed: int = 0) -> np.ndarray:
     """An RGB test picture whose rows and columns are distinguishable (so rotations are visible)."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width]
-    rgb = np.stack([x * 255 // max(1, width - 1), y * 255 // max(1, height - 1),
-                    np.full_like(x, int(rng.integers(0, 255)))], axis=-1)
+    rgb = np.stack(
+        [x * 255 // max(1, width - 1), y * 255 // max(1, height - 1), np.full_like(x, int(rng.integers(0, 255)))],
+        axis=-1,
+    )
     return rgb.astype(np.uint8)
 
 
@@ -29,8 +38,9 @@ def write_image(path, fmt: str, width: int = 64, height: int = 48, seed: int = 0
     return path
 
 
-def exif_block(orientation: int | None = None, taken: str | None = None, make: str | None = None,
-               model: str | None = None) -> Image.Exif:
+def exif_block(
+    orientation: int | None = None, taken: str | None = None, make: str | None = None, model: str | None = None
+) -> Image.Exif:
     exif = Image.Exif()
     if orientation is not None:
         exif[274] = orientation
@@ -110,25 +120,36 @@ def test_empty_missing_corrupt_reasons(tmp_path):
 
 @pytest.mark.parametrize("orientation,rotated", [(1, False), (3, False), (6, True), (8, True)])
 def test_exif_orientation_gives_upright_dimensions_and_pixels(tmp_path, orientation, rotated):
-    path = write_image(tmp_path / "cam.jpg", "jpeg", width=80, height=40, quality=95,
-                       exif=exif_block(orientation=orientation))
+    path = write_image(
+        tmp_path / "cam.jpg", "jpeg", width=80, height=40, quality=95, exif=exif_block(orientation=orientation)
+    )
     info = probe_image(path)
     assert info.orientation == orientation
     assert (info.width, info.height) == ((40, 80) if rotated else (80, 40))
     upright = read_rgb(path)
     assert upright.shape[:2] == (info.height, info.width)
     stored = np.asarray(Image.open(path).convert("RGB"))
-    expected = np.asarray(Image.fromarray(stored).transpose(
-        {1: Image.Transpose.ROTATE_180, 3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_270,
-         8: Image.Transpose.ROTATE_90}[orientation]))
+    expected = np.asarray(
+        Image.fromarray(stored).transpose(
+            {
+                1: Image.Transpose.ROTATE_180,
+                3: Image.Transpose.ROTATE_180,
+                6: Image.Transpose.ROTATE_270,
+                8: Image.Transpose.ROTATE_90,
+            }[orientation]
+        )
+    )
     if orientation == 1:
         expected = stored
     assert np.array_equal(upright, expected)
 
 
 def test_exif_date_and_camera_are_read(tmp_path):
-    path = write_image(tmp_path / "cam.jpg", "jpeg",
-                       exif=exif_block(taken="2003:07:14 18:05:09", make="NIKON CORPORATION\x00", model=" E4500 "))
+    path = write_image(
+        tmp_path / "cam.jpg",
+        "jpeg",
+        exif=exif_block(taken="2003:07:14 18:05:09", make="NIKON CORPORATION\x00", model=" E4500 "),
+    )
     info = probe_image(path)
     assert info.taken_at == datetime(2003, 7, 14, 18, 5, 9)
     assert (info.camera_make, info.camera_model) == ("NIKON CORPORATION", "E4500")
@@ -139,15 +160,18 @@ def test_photo_without_exif_has_no_metadata(tmp_path):
     assert (info.orientation, info.taken_at, info.camera_make, info.camera_model) == (None, None, None, None)
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("2019:12:31 23:59:58", datetime(2019, 12, 31, 23, 59, 58)),
-    ("2019-12-31 23:59:58.123", datetime(2019, 12, 31, 23, 59, 58)),
-    (b"2019:12:31 23:59:58\x00", datetime(2019, 12, 31, 23, 59, 58)),
-    ("0000:00:00 00:00:00", None),
-    ("    ", None),
-    (None, None),
-    (12, None),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("2019:12:31 23:59:58", datetime(2019, 12, 31, 23, 59, 58)),
+        ("2019-12-31 23:59:58.123", datetime(2019, 12, 31, 23, 59, 58)),
+        (b"2019:12:31 23:59:58\x00", datetime(2019, 12, 31, 23, 59, 58)),
+        ("0000:00:00 00:00:00", None),
+        ("    ", None),
+        (None, None),
+        (12, None),
+    ],
+)
 def test_parse_exif_datetime(value, expected):
     assert images.parse_exif_datetime(value) == expected
 
@@ -161,7 +185,7 @@ def test_read_rgb_flattens_alpha_and_16_bit(tmp_path):
     assert rgb.shape == (10, 12, 3)
     assert tuple(rgb[0, 0]) == (200, 0, 0) and tuple(rgb[0, 11]) == (255, 255, 255)
 
-    deep = (np.arange(16 * 16, dtype=np.uint16).reshape(16, 16) * 250)
+    deep = np.arange(16 * 16, dtype=np.uint16).reshape(16, 16) * 250
     Image.fromarray(deep).save(tmp_path / "deep.png")
     grey = read_rgb(tmp_path / "deep.png")
     assert grey.dtype == np.uint8 and grey.shape == (16, 16, 3)

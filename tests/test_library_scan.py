@@ -52,8 +52,10 @@ def library(tmp_path) -> dict:
         good[path] = {"format": fmt, "size": (48, 32)}
     rotated = Image.Exif()
     rotated[274] = 6  # camera held sideways: stored 48x32, shown 32x48
-    good[write_image(root / "2001" / "sideways.jpg", "jpeg", seed=10, exif=rotated)] = {"format": "jpeg",
-                                                                                          "size": (32, 48)}
+    good[write_image(root / "2001" / "sideways.jpg", "jpeg", seed=10, exif=rotated)] = {
+        "format": "jpeg",
+        "size": (32, 48),
+    }
     good[write_image(root / "misc" / "png_named.jpg", "png", seed=11)] = {"format": "png", "size": (48, 32)}
     good[write_image(root / "misc" / "no_extension", "jpeg", seed=12)] = {"format": "jpeg", "size": (48, 32)}
     original = write_image(root / "trip" / "beach.jpg", "jpeg", seed=13)
@@ -73,9 +75,16 @@ def library(tmp_path) -> dict:
     (root / "misc" / "readme.png").write_text("this is a text file with a .png name\n")
     bad[root / "misc" / "readme.png"] = "not_image"
 
-    hidden = [root / ".thumbnails" / "t.jpg", root / "@eaDir" / "img0.jpg" / "SYNO.jpg",
-              root / "$RECYCLE.BIN" / "old.jpg", root / "__MACOSX" / "m.jpg", root / ".Trash-1000" / "x.jpg",
-              root / "System Volume Information" / "s.jpg", root / "#recycle" / "r.jpg", root / "2001" / "._img0.jpg"]
+    hidden = [
+        root / ".thumbnails" / "t.jpg",
+        root / "@eaDir" / "img0.jpg" / "SYNO.jpg",
+        root / "$RECYCLE.BIN" / "old.jpg",
+        root / "__MACOSX" / "m.jpg",
+        root / ".Trash-1000" / "x.jpg",
+        root / "System Volume Information" / "s.jpg",
+        root / "#recycle" / "r.jpg",
+        root / "2001" / "._img0.jpg",
+    ]
     for n, path in enumerate(hidden):
         write_image(path, "jpeg", seed=100 + n)
     os.symlink("..", root / "2001" / "loop")  # a cycle back to the root
@@ -108,9 +117,15 @@ def photos_by_id(db) -> dict[int, Photo]:
 def assert_index_matches_disk(db, root: Path) -> None:
     """Every image file under root has one present location pointing at a photo with its hash."""
     locs, photos = locations(db), photos_by_id(db)
-    on_disk = [p for p in root.rglob("*") if p.is_file() and not any(
-        part.startswith((".", "@", "$", "#", "_")) or part == "System Volume Information"
-        for part in p.relative_to(root).parts)]
+    on_disk = [
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and not any(
+            part.startswith((".", "@", "$", "#", "_")) or part == "System Volume Information"
+            for part in p.relative_to(root).parts
+        )
+    ]
     with db.session() as s:
         skipped = set(s.scalars(select(SkippedFile.path)))
     for path in on_disk:

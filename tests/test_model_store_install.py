@@ -15,13 +15,12 @@ from typer.testing import CliRunner
 
 from photokit.cli.app import app
 from photokit.errors import MissingModelError, PhotokitError
-from photokit.prior import load_generator
-from photokit.prior.checkpoints import GENERATOR_FILES, generator_fingerprint, save_generator
-from photokit.prior.losses import lpips_available, lpips_backbone_path
-from photokit.prior.stylegan2 import Generator, GeneratorConfig
 from photokit.store.catalog import CATALOG, GENERATOR, LPIPS, CatalogEntry
 from photokit.store.download import DownloadInterrupted
 from photokit.store.models import ModelStore
+from photokit.stylegan2 import GENERATOR_FILES, generator_fingerprint, load_generator, save_generator
+from photokit.stylegan2.losses import lpips_available, lpips_backbone_path
+from photokit.stylegan2.network import Generator, GeneratorConfig
 from tests.conftest import shared_path
 
 
@@ -92,8 +91,9 @@ def server():
 def generator_256_bytes(tmp_path_factory) -> bytes:
     """A small random 256 px generator (8 channels) in photokit's format: the shape of an 'ffhq-256' file."""
     torch.manual_seed(0)
-    G = Generator(GeneratorConfig(z_dim=32, w_dim=32, resolution=256, mapping_layers=2,
-                                  channels={2**i: 8 for i in range(2, 9)})).eval()
+    G = Generator(
+        GeneratorConfig(z_dim=32, w_dim=32, resolution=256, mapping_layers=2, channels={2**i: 8 for i in range(2, 9)})
+    ).eval()
     path = save_generator(G, tmp_path_factory.mktemp("g") / "g256.safetensors")
     return path.read_bytes()
 
@@ -104,16 +104,26 @@ def _files_under(root: Path) -> list[Path]:
 
 def _fixture_catalog(sha256: str | None = None, size: int | None = None) -> tuple[CatalogEntry, ...]:
     """The real catalog plus a 64 px generator entry matching the shared fixtures."""
-    test_entry = CatalogEntry(name="tiny-64", kind=GENERATOR, filename="tiny-64.safetensors", title="test generator",
-                              unlocks="tests", get_it="tests", sha256=sha256, size=size, resolution=64)
+    test_entry = CatalogEntry(
+        name="tiny-64",
+        kind=GENERATOR,
+        filename="tiny-64.safetensors",
+        title="test generator",
+        unlocks="tests",
+        get_it="tests",
+        sha256=sha256,
+        size=size,
+        resolution=64,
+    )
     return CATALOG + (test_entry,)
 
 
 def test_install_from_url_with_known_checksum(settings, server):
     data = shared_path("fixtures", "stylegan2", "rosinality_tiny64.pt").read_bytes()
     server.files["/g.pt"] = data
-    store = ModelStore(settings, _fixture_catalog(hashlib.sha256(data).hexdigest(), len(data)),
-                       generator_files=GENERATOR_FILES)
+    store = ModelStore(
+        settings, _fixture_catalog(hashlib.sha256(data).hexdigest(), len(data)), generator_files=GENERATOR_FILES
+    )
     status = store.install("tiny-64", url=server.url("/g.pt"), progress=False)
     assert status.installed and status.path.is_file()
     assert status.record["source_sha256"] == hashlib.sha256(data).hexdigest()
@@ -163,8 +173,9 @@ def test_lpips_backbone_goes_where_torchvision_looks(settings, server, tmp_path)
     real = next(e for e in CATALOG if e.name == "lpips-alex")
     # Same entry, but with the checksum prefix of this stand-in file (the real one is 7be5be79).
     entry = replace(real, sha256_prefix=hashlib.sha256(data).hexdigest()[:8])
-    store = ModelStore(settings, tuple(e if e.name != "lpips-alex" else entry for e in CATALOG),
-                       generator_files=GENERATOR_FILES)
+    store = ModelStore(
+        settings, tuple(e if e.name != "lpips-alex" else entry for e in CATALOG), generator_files=GENERATOR_FILES
+    )
     server.files["/alexnet.pth"] = data
     assert not lpips_available("alex")
     status = store.install("lpips-alex", url=server.url("/alexnet.pth"), progress=False)
@@ -178,7 +189,9 @@ def test_real_catalog_rejects_wrong_lpips_file(settings, server, tmp_path):
     """torchvision's file name carries the SHA-256 prefix: a different file is refused."""
     torch.save({"features.0.weight": torch.zeros(1), "classifier.6.weight": torch.zeros(1)}, tmp_path / "fake.pth")
     server.files["/alexnet-owt-7be5be79.pth"] = (tmp_path / "fake.pth").read_bytes()
-    result = CliRunner().invoke(app, ["models", "install", "lpips-alex", "--url", server.url("/alexnet-owt-7be5be79.pth")])
+    result = CliRunner().invoke(
+        app, ["models", "install", "lpips-alex", "--url", server.url("/alexnet-owt-7be5be79.pth")]
+    )
     assert result.exit_code == 2 and "7be5be79" in result.output
     assert not lpips_available("alex")
     assert _files_under(settings.models_dir) == []
@@ -187,7 +200,9 @@ def test_real_catalog_rejects_wrong_lpips_file(settings, server, tmp_path):
 def test_cli_install_list_verify_remove(settings, server, generator_256_bytes):
     server.files["/ffhq256.safetensors"] = generator_256_bytes
     runner = CliRunner()
-    result = runner.invoke(app, ["models", "install", "ffhq-256", "--url", server.url("/ffhq256.safetensors"), "--json"])
+    result = runner.invoke(
+        app, ["models", "install", "ffhq-256", "--url", server.url("/ffhq256.safetensors"), "--json"]
+    )
     assert result.exit_code == 0, result.output
     installed = json.loads(result.stdout)
     assert installed["installed"] and installed["num_ws"] == 14 and installed["resolution"] == 256
@@ -211,7 +226,10 @@ def test_cli_install_list_verify_remove(settings, server, generator_256_bytes):
     path.write_bytes(bytes(data))
     verify = runner.invoke(app, ["models", "verify", "--json"])
     assert verify.exit_code == 1
-    assert "changed since it was installed" in next(m for m in json.loads(verify.stdout)["models"] if m["name"] == "ffhq-256")["problem"]
+    assert (
+        "changed since it was installed"
+        in next(m for m in json.loads(verify.stdout)["models"] if m["name"] == "ffhq-256")["problem"]
+    )
 
     assert runner.invoke(app, ["models", "remove", "ffhq-256"]).exit_code == 0
     assert not path.exists() and ModelStore(settings).default_generator_path() is None
@@ -283,7 +301,9 @@ def test_listing_a_replaced_file_keeps_its_install_record_so_verify_still_fails(
     """`models list` must not re-baseline: a file changed since install stays 'changed' for list and verify."""
     catalog = _fixture_catalog()
     store = ModelStore(settings, catalog, generator_files=GENERATOR_FILES)
-    status = store.install("tiny-64", from_file=shared_path("fixtures", "stylegan2", "nvlabs_tiny64.pt"), progress=False)
+    status = store.install(
+        "tiny-64", from_file=shared_path("fixtures", "stylegan2", "nvlabs_tiny64.pt"), progress=False
+    )
     recorded = status.record["sha256"]
     assert not status.changed and status.sha256 == recorded
 
@@ -305,8 +325,9 @@ def test_a_touched_but_identical_file_is_not_changed(settings):
 
     catalog = _fixture_catalog()
     store = ModelStore(settings, catalog, generator_files=GENERATOR_FILES)
-    status = store.install("tiny-64", from_file=shared_path("fixtures", "stylegan2", "rosinality_tiny64.pt"),
-                           progress=False)
+    status = store.install(
+        "tiny-64", from_file=shared_path("fixtures", "stylegan2", "rosinality_tiny64.pt"), progress=False
+    )
     stat = status.path.stat()
     os.utime(status.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     listed = store.status("tiny-64")

@@ -49,9 +49,16 @@ def library(settings, tmp_path):
                 Image.fromarray(np.full((200, 200, 3), 40 * (k % 6), np.uint8)).save(path)
                 photo = Photo(sha256=f"{k:064d}", size=1, format="png", width=200, height=200, faces_status="done")
                 photo.locations.append(PhotoLocation(path=str(path), size=1, mtime_ns=0, status="present"))
-                face = Face(detector="mtcnn", box=[50, 50, 150, 150], score=0.99, size_px=100.0, blur=10.0,
-                            embedding=embedding_to_bytes(_jitter(centres[label], k)), user_rejected=False,
-                            alignment=FaceAlignment((100.0, 100.0), (60.0, 0.0), (0.0, 60.0)).to_json())
+                face = Face(
+                    detector="mtcnn",
+                    box=[50, 50, 150, 150],
+                    score=0.99,
+                    size_px=100.0,
+                    blur=10.0,
+                    embedding=embedding_to_bytes(_jitter(centres[label], k)),
+                    user_rejected=False,
+                    alignment=FaceAlignment((100.0, 100.0), (60.0, 0.0), (0.0, 60.0)).to_json(),
+                )
                 photo.faces.append(face)
                 session.add(photo)
                 session.flush()
@@ -199,8 +206,17 @@ def test_new_faces_never_join_a_face_the_user_rejected(library):
         # a look-alike of the stranger arrives: the stranger's face stays rejected and unassigned
         photo = session.scalars(select(Photo)).first()
         emb = np.frombuffer(session.get(Face, x).embedding, "<f4") + 0.01
-        session.add(Face(photo_id=photo.id, detector="mtcnn", box=[0, 0, 60, 60], score=0.99, size_px=60.0,
-                         embedding=embedding_to_bytes(emb), user_rejected=False))
+        session.add(
+            Face(
+                photo_id=photo.id,
+                detector="mtcnn",
+                box=[0, 0, 60, 60],
+                score=0.99,
+                size_px=60.0,
+                embedding=embedding_to_bytes(emb),
+                user_rejected=False,
+            )
+        )
         session.flush()
         cluster_faces(session)
         assert session.get(Face, x).person_id is None

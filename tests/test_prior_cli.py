@@ -8,13 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from photokit.errors import PhotokitError
 import torch
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
 from photokit.cli.app import app
+from photokit.errors import PhotokitError
 from photokit.prior.refs import REASONS
 from tests.conftest import scan_faces_library, shared_path
 from tests.test_prior_tuning import largest_identity_person
@@ -24,14 +23,16 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def tiny_file(tmp_path_factory) -> Path:
-    from photokit.prior.checkpoints import save_generator
-    from photokit.prior.stylegan2 import build_tiny_generator
+    from photokit.stylegan2 import save_generator
+    from photokit.stylegan2.network import build_tiny_generator
 
     return save_generator(build_tiny_generator(), tmp_path_factory.mktemp("gen") / "tiny.safetensors")
 
 
 def _labels() -> dict[str, str]:
-    return {r["file"]: r["identity"] for r in csv.DictReader(open(shared_path("data", "faces", "deepface", "labels.csv")))}
+    return {
+        r["file"]: r["identity"] for r in csv.DictReader(open(shared_path("data", "faces", "deepface", "labels.csv")))
+    }
 
 
 def _invoke(args, **kw):
@@ -45,8 +46,11 @@ def _json(result) -> dict:
 
 def test_refs_of_the_largest_identity_keep_its_photos_and_explain_every_drop(deepface_library, tiny_file):
     person = largest_identity_person(deepface_library)
-    out = _json(_invoke(["--db-url", deepface_library.settings.db_url, "prior", "refs", person,
-                         "--generator", tiny_file, "--json"]))
+    out = _json(
+        _invoke(
+            ["--db-url", deepface_library.settings.db_url, "prior", "refs", person, "--generator", tiny_file, "--json"]
+        )
+    )
     labels = _labels()
     largest = max(set(labels.values()), key=lambda i: sum(v == i for v in labels.values()))
     photos = {f for f, i in labels.items() if i == largest and f != "img11_reflection.jpg"}
@@ -59,8 +63,9 @@ def test_refs_of_the_largest_identity_keep_its_photos_and_explain_every_drop(dee
     pair = [d for d in dropped if Path(d["path"]).name in ("img11.jpg", "img11_reflection.jpg")]
     assert [d["reason"] for d in pair] == ["duplicate"]
     assert len(out["decisions"]) == len(out["faces"]) + len(dropped)
-    assert [f["face_id"] for f in out["faces"]] == [d["face_id"] for d in sorted(
-        (d for d in out["decisions"] if d["kept"]), key=lambda d: d["order"])]
+    assert [f["face_id"] for f in out["faces"]] == [
+        d["face_id"] for d in sorted((d for d in out["decisions"] if d["kept"]), key=lambda d: d["order"])
+    ]
     for f in out["faces"]:  # aligned crops at the generator's resolution, in the store
         with Image.open(Path(out["folder"]) / f["crop"]) as im:
             assert im.size == (32, 32)
@@ -91,13 +96,30 @@ def test_added_copy_is_a_duplicate_and_grayscale_copy_is_grayscale(library_with_
     from photokit.db.models import Face
 
     with library_with_copies.db.session() as session:
-        person = session.execute(select(Face.person_id, func.count()).where(Face.person_id.is_not(None))
-                                 .group_by(Face.person_id).order_by(func.count().desc())).first()[0]
-    result = _invoke(["--db-url", library_with_copies.settings.db_url, "prior", "refs", person,
-                      "--generator", tiny_file])
+        person = session.execute(
+            select(Face.person_id, func.count())
+            .where(Face.person_id.is_not(None))
+            .group_by(Face.person_id)
+            .order_by(func.count().desc())
+        ).first()[0]
+    result = _invoke(
+        ["--db-url", library_with_copies.settings.db_url, "prior", "refs", person, "--generator", tiny_file]
+    )
     assert result.exit_code == 0, result.output
-    out = _json(_invoke(["--db-url", library_with_copies.settings.db_url, "prior", "refs", person,
-                         "--generator", tiny_file, "--json"]))
+    out = _json(
+        _invoke(
+            [
+                "--db-url",
+                library_with_copies.settings.db_url,
+                "prior",
+                "refs",
+                person,
+                "--generator",
+                tiny_file,
+                "--json",
+            ]
+        )
+    )
     reasons = {Path(d["path"]).name: d["reason"] for d in out["decisions"]}
     assert reasons["img4_gray.jpg"] == "grayscale"
     # the copy and its original: one kept, the other dropped as the same shot
@@ -107,8 +129,9 @@ def test_added_copy_is_a_duplicate_and_grayscale_copy_is_grayscale(library_with_
 
 def test_too_few_faces_unknown_people_and_missing_lpips_are_one_line_errors(deepface_library, tiny_file):
     db = deepface_library.settings.db_url
-    from photokit.db.models import Person
     from sqlalchemy import select
+
+    from photokit.db.models import Person
 
     with deepface_library.db.session() as session:
         small = min(session.scalars(select(Person)), key=lambda p: len(p.faces)).id
@@ -117,7 +140,9 @@ def test_too_few_faces_unknown_people_and_missing_lpips_are_one_line_errors(deep
     assert len(result.stderr.strip().splitlines()) == 1
 
     result = _invoke(["--db-url", db, "prior", "build", small, "--generator", tiny_file, "--loss", "mse"])
-    assert result.exit_code == 2 and "usable face" in result.stderr and "anchors:" not in result.stderr  # before any cost
+    assert (
+        result.exit_code == 2 and "usable face" in result.stderr and "anchors:" not in result.stderr
+    )  # before any cost
 
     result = _invoke(["--db-url", db, "prior", "refs", "nobody-by-that-name", "--generator", tiny_file])
     assert result.exit_code == 2 and result.stderr.startswith("error:")
@@ -129,20 +154,39 @@ def test_too_few_faces_unknown_people_and_missing_lpips_are_one_line_errors(deep
     assert result.exit_code == 2 and "no personal prior" in result.stderr
 
 
-def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(deepface_library, tiny_file,
-                                                                               monkeypatch, settings):
+def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(
+    deepface_library, tiny_file, monkeypatch, settings
+):
     import photokit.prior.personal as personal
 
     db = deepface_library.settings.db_url
     person = largest_identity_person(deepface_library)
-    args = ["--db-url", db, "prior", "build", person, "--generator", tiny_file, "--device", "cpu", "--loss", "mse",
-            "--invert-steps", 40, "--steps", 60, "--max", 6]
+    args = [
+        "--db-url",
+        db,
+        "prior",
+        "build",
+        person,
+        "--generator",
+        tiny_file,
+        "--device",
+        "cpu",
+        "--loss",
+        "mse",
+        "--invert-steps",
+        40,
+        "--steps",
+        60,
+        "--max",
+        6,
+    ]
     real_tune = personal.tune
 
     def interrupted_tune(*a, **kw):
         def on_step(step, total, loss):
             if step == 25:
                 raise KeyboardInterrupt
+
         return real_tune(*a, **{**kw, "on_step": on_step})
 
     monkeypatch.setattr(personal, "tune", interrupted_tune)
@@ -167,7 +211,7 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(d
     shown = _invoke(["--db-url", db, "prior", "show", person])
     assert shown.exit_code == 0 and "6 anchors" in shown.stdout and "degraded" in shown.stdout
 
-    from photokit.prior import load_generator
+    from photokit.stylegan2 import load_generator
 
     base = load_generator(tiny_file)
     owner = personal.person_owner(deepface_library.db, person)
@@ -176,11 +220,13 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(d
     assert prior.anchors.shape == (6, 64) and torch.isfinite(prior.anchors).all()
     # A prior is refused for another library, or for a later person who got the same id.
     with pytest.raises(PhotokitError, match="another library"):
-        personal.load_personal_prior(settings, person, "cpu", base_generator=base,
-                                     owner={**owner, "library_id": "0" * 32})
+        personal.load_personal_prior(
+            settings, person, "cpu", base_generator=base, owner={**owner, "library_id": "0" * 32}
+        )
     with pytest.raises(PhotokitError, match="same id"):
-        personal.load_personal_prior(settings, person, "cpu", base_generator=base,
-                                     owner={**owner, "person_created_at": "2000-01-01T00:00:00"})
+        personal.load_personal_prior(
+            settings, person, "cpu", base_generator=base, owner={**owner, "person_created_at": "2000-01-01T00:00:00"}
+        )
 
     removed = _invoke(["--db-url", db, "prior", "remove", person, "--yes"])
     assert removed.exit_code == 0 and not personal.prior_dir(settings, person).exists()

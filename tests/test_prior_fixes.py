@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from photokit.cli.app import app
 from photokit.prior.adapters import LowRankAdapters, is_constant_input
-from photokit.prior.cost import time_step
 from photokit.prior.personal import FORMAT, PRIOR_JSON, list_priors, prior_dir
-from photokit.prior.stylegan2 import build_tiny_generator
+from photokit.stylegan2.network import build_tiny_generator
+from photokit.stylegan2.timing import time_step
 
 runner = CliRunner()
 
@@ -48,8 +48,14 @@ def _write_meta(settings, person_id: int, meta: dict) -> None:
 
 
 def _complete_meta(person_id: int, **tuning) -> dict:
-    return {"format": FORMAT, "person_id": person_id, "references": [], "base": {"name": "tiny", "fingerprint": "ab"},
-            "tuning": {"kind": "full", **tuning}, "files": {"delta.safetensors": {"sha256": "cd", "bytes": 10}}}
+    return {
+        "format": FORMAT,
+        "person_id": person_id,
+        "references": [],
+        "base": {"name": "tiny", "fingerprint": "ab"},
+        "tuning": {"kind": "full", **tuning},
+        "files": {"delta.safetensors": {"sha256": "cd", "bytes": 10}},
+    }
 
 
 def test_list_priors_reports_a_prior_json_with_missing_keys_as_one_line(settings):

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from photokit.prior.losses import make_reconstruction_loss
 from photokit.prior.personal import ANCHORS_PARTIAL, BaseGenerator, compute_anchors
 from photokit.prior.projector import ProjectorConfig, invert_w, w_statistics
 from photokit.prior.refs import ReferenceSet
-from photokit.prior.stylegan2 import build_tiny_generator
+from photokit.stylegan2.losses import make_reconstruction_loss
+from photokit.stylegan2.network import build_tiny_generator
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,9 @@ def _known(G, n, seed):
 
 def _mse(G, w, target):
     with torch.no_grad():
-        return (G.synthesis(w.unsqueeze(1).repeat(1, G.num_ws, 1), noise_mode="const") - target).pow(2).mean(dim=(1, 2, 3))
+        return (
+            (G.synthesis(w.unsqueeze(1).repeat(1, G.num_ws, 1), noise_mode="const") - target).pow(2).mean(dim=(1, 2, 3))
+        )
 
 
 def test_default_schedule_recovers_a_known_w(tiny):
@@ -39,8 +41,13 @@ def test_default_schedule_recovers_a_known_w(tiny):
     perceptual metric, and the acceptance measure is image MSE anyway.
     """
     config = ProjectorConfig()
-    assert (config.steps, config.initial_lr, config.w_avg_samples, config.regularize_noise_weight) == (450, 0.01, 10_000, 1e5)
-    w_true, target = _known(tiny, 4, seed=5)
+    assert (config.steps, config.initial_lr, config.w_avg_samples, config.regularize_noise_weight) == (
+        450,
+        0.01,
+        10_000,
+        1e5,
+    )
+    _w_true, target = _known(tiny, 4, seed=5)
     w_avg, _ = w_statistics(tiny, config.w_avg_samples, torch.device("cpu"))
     start = _mse(tiny, w_avg.expand(4, -1), target)
     result = invert_w(tiny, target, make_reconstruction_loss("mse"), config)
@@ -59,7 +66,7 @@ def _refs(folder: Path, face_ids: list[int]) -> ReferenceSet:
 
 
 def test_anchors_are_computed_in_batches_resumed_and_kept_in_reference_order(tiny, tmp_path):
-    w_true, targets = _known(tiny, 5, seed=11)
+    _w_true, targets = _known(tiny, 5, seed=11)
     base = BaseGenerator(tiny, "tiny")
     refs = _refs(tmp_path, [40, 12, 33, 7, 21])
     config = ProjectorConfig(steps=150, batch_size=2)
@@ -80,8 +87,9 @@ def test_anchors_are_computed_in_batches_resumed_and_kept_in_reference_order(tin
         assert fh.get_tensor("anchors").shape == (2, tiny.w_dim)  # the finished first batch survived
 
     calls["n"] = 0
-    anchors, start, final = compute_anchors(base, refs, targets, loss, config, "mse", tmp_path,
-                                            on_step=lambda s, v: calls.__setitem__("n", calls["n"] + 1))
+    anchors, start, final = compute_anchors(
+        base, refs, targets, loss, config, "mse", tmp_path, on_step=lambda s, v: calls.__setitem__("n", calls["n"] + 1)
+    )
     assert calls["n"] == 2 * config.steps  # only the two unfinished batches ran
     assert anchors.shape == (5, tiny.w_dim) and len(final) == 5 and all(f < s for f, s in zip(final, start))
     # row i is the anchor of reference i: each reconstructs its own target best

@@ -8,17 +8,22 @@ import numpy as np
 import pytest
 import torch
 
-from photokit.prior.adapters import (FullDelta, LowRankAdapters, adaptable, apply_stored, low_rank_delta,
-                                     stored_bytes)
+from photokit.prior.adapters import FullDelta, LowRankAdapters, adaptable, apply_stored, low_rank_delta, stored_bytes
 from photokit.prior.personal import BuildOptions, plan_schedule, resolve_preset
 from photokit.prior.projector import ProjectorConfig, learning_rate, noise_regularization, w_noise_scale
-from photokit.prior.refs import (Candidate, RefsConfig, drop_near_duplicates, farthest_point_sampling,
-                                 select_references, too_few_message)
+from photokit.prior.refs import (
+    Candidate,
+    RefsConfig,
+    drop_near_duplicates,
+    farthest_point_sampling,
+    select_references,
+    too_few_message,
+)
 from photokit.prior.tuning import batch_indices
-from photokit.prior.stylegan2 import build_tiny_generator
-
+from photokit.stylegan2.network import build_tiny_generator
 
 # -- projector schedule ---------------------------------------------------------------------------------
+
 
 def test_learning_rate_ramps_up_peaks_and_ramps_down():
     cfg = ProjectorConfig()
@@ -30,7 +35,7 @@ def test_learning_rate_ramps_up_peaks_and_ramps_down():
     assert peak[0] == math.ceil(cfg.lr_rampup_length * cfg.steps)
     assert peak[-1] <= (1 - cfg.lr_rampdown_length) * cfg.steps + 1
     assert lrs[-1] < 0.01 * cfg.initial_lr
-    assert all(a >= b for a, b in zip(lrs[peak[-1]:], lrs[peak[-1] + 1:]))
+    assert all(a >= b for a, b in zip(lrs[peak[-1] :], lrs[peak[-1] + 1 :]))
 
 
 def test_w_noise_fades_out_over_the_first_75_percent():
@@ -52,22 +57,44 @@ def test_noise_regularization_punishes_correlated_noise_only():
 
 # -- reference selection --------------------------------------------------------------------------------
 
+
 def _candidate(face_id, embedding, side=600.0, blur=300.0, gray=False, yaw=0.0, aligned=True):
-    return Candidate(face_id, face_id, f"/photos/{face_id}.jpg", side, blur, gray, yaw,
-                     None if embedding is None else np.asarray(embedding, np.float32),
-                     {"center": [0, 0], "x": [1, 0], "y": [0, 1]} if aligned else None)
+    return Candidate(
+        face_id,
+        face_id,
+        f"/photos/{face_id}.jpg",
+        side,
+        blur,
+        gray,
+        yaw,
+        None if embedding is None else np.asarray(embedding, np.float32),
+        {"center": [0, 0], "x": [1, 0], "y": [0, 1]} if aligned else None,
+    )
 
 
 def test_each_filter_gives_its_reason():
     rng = np.random.default_rng(0)
     e = lambda: rng.normal(size=128) * 0.1  # noqa: E731 - spread far beyond the duplicate threshold
-    cands = [_candidate(1, e()), _candidate(2, e(), side=100.0), _candidate(3, e(), blur=5.0),
-             _candidate(4, e(), gray=True), _candidate(5, e(), yaw=70.0), _candidate(6, e(), aligned=False),
-             _candidate(7, None)]
+    cands = [
+        _candidate(1, e()),
+        _candidate(2, e(), side=100.0),
+        _candidate(3, e(), blur=5.0),
+        _candidate(4, e(), gray=True),
+        _candidate(5, e(), yaw=70.0),
+        _candidate(6, e(), aligned=False),
+        _candidate(7, None),
+    ]
     sel = select_references(cands, resolution=256, config=RefsConfig())
     reasons = {d.face_id: d.reason for d in sel.decisions}
-    assert reasons == {1: None, 2: "too_small", 3: "blurry", 4: "grayscale", 5: "turned", 6: "no_landmarks",
-                       7: "no_embedding"}
+    assert reasons == {
+        1: None,
+        2: "too_small",
+        3: "blurry",
+        4: "grayscale",
+        5: "turned",
+        6: "no_landmarks",
+        7: "no_embedding",
+    }
     assert [c.face_id for c in sel.kept] == [1]
     assert "only 1 usable face" in too_few_message("person 3", sel, RefsConfig())
 
@@ -103,6 +130,7 @@ def test_max_refs_keeps_the_most_diverse_and_reports_the_rest():
 
 # -- build plans ----------------------------------------------------------------------------------------
 
+
 def test_auto_preset_is_paper_on_gpu_fast_elsewhere():
     assert resolve_preset("auto", torch.device("cuda")) == "paper"
     assert resolve_preset("auto", torch.device("cpu")) == "fast"
@@ -111,8 +139,7 @@ def test_auto_preset_is_paper_on_gpu_fast_elsewhere():
 
 
 def test_paper_plan_uses_published_schedules():
-    plan = plan_schedule("paper", refs=20, invert_batch=8, invert_step_s=1.0, tuning_step_s=1.0,
-                         options=BuildOptions())
+    plan = plan_schedule("paper", refs=20, invert_batch=8, invert_step_s=1.0, tuning_step_s=1.0, options=BuildOptions())
     assert plan.invert_steps == 450 and plan.tuning_steps == 350 * 20 and plan.invert_batches == 3
 
 
@@ -135,11 +162,14 @@ def test_tuning_order_is_a_reproducible_permutation_per_epoch():
     seen = torch.cat([batch_indices(s, 7, 2, seed=3) for s in range(4)])
     assert sorted(seen.tolist()) == list(range(7))
     assert torch.equal(batch_indices(5, 7, 2, 3), batch_indices(5, 7, 2, 3))
-    assert not torch.equal(torch.cat([batch_indices(s, 7, 1, 3) for s in range(7)]),
-                           torch.cat([batch_indices(s, 7, 1, 3) for s in range(7, 14)]))
+    assert not torch.equal(
+        torch.cat([batch_indices(s, 7, 1, 3) for s in range(7)]),
+        torch.cat([batch_indices(s, 7, 1, 3) for s in range(7, 14)]),
+    )
 
 
 # -- adapters and stored changes ------------------------------------------------------------------------
+
 
 def test_adapters_only_where_factors_are_smaller():
     assert adaptable(torch.Size([32, 32, 3, 3]), 4)
@@ -162,8 +192,12 @@ def test_stored_change_rebuilds_the_tuned_network_exactly(rank):
     fresh = build_tiny_generator(resolution=16, w_dim=32, channels=16, seed=1)
     apply_stored(fresh.synthesis, stored)
     assert torch.allclose(fresh.synthesis(ws, noise_mode="const"), expected, atol=1e-5)
-    assert not torch.allclose(G.synthesis(ws, noise_mode="const") if rank else
-                              build_tiny_generator(resolution=16, w_dim=32, channels=16, seed=1).synthesis(ws), expected)
+    assert not torch.allclose(
+        G.synthesis(ws, noise_mode="const")
+        if rank
+        else build_tiny_generator(resolution=16, w_dim=32, channels=16, seed=1).synthesis(ws),
+        expected,
+    )
     assert stored_bytes(stored) > 0
     other = build_tiny_generator(resolution=16, w_dim=32, channels=8, seed=1)  # another architecture
     with pytest.raises(ValueError):

@@ -10,14 +10,21 @@ import torch
 
 from photokit.errors import PhotokitError
 from photokit.prior.adapters import stored_bytes
-from photokit.prior.checkpoints import generator_fingerprint
-from photokit.prior.losses import make_reconstruction_loss
-from photokit.prior.personal import (ANCHORS_FILE, WEIGHT_FILES, has_prior, list_priors, load_personal_prior,
-                                     prior_dir, save_prior)
+from photokit.prior.personal import (
+    ANCHORS_FILE,
+    WEIGHT_FILES,
+    has_prior,
+    list_priors,
+    load_personal_prior,
+    prior_dir,
+    save_prior,
+)
 from photokit.prior.projector import ProjectorConfig, invert_w
 from photokit.prior.refs import RefsConfig, build_reference_set, load_reference_images
-from photokit.prior.stylegan2 import build_tiny_generator
 from photokit.prior.tuning import TuningConfig, tune
+from photokit.stylegan2 import generator_fingerprint
+from photokit.stylegan2.losses import make_reconstruction_loss
+from photokit.stylegan2.network import build_tiny_generator
 from tests.conftest import shared_path
 
 TUNING_STEPS = 400
@@ -29,12 +36,15 @@ def largest_identity_person(library) -> int:
 
     from photokit.db.models import Face, PhotoLocation
 
-    labels = {r["file"]: r["identity"] for r in csv.DictReader(open(shared_path("data", "faces", "deepface", "labels.csv")))}
+    labels = {
+        r["file"]: r["identity"] for r in csv.DictReader(open(shared_path("data", "faces", "deepface", "labels.csv")))
+    }
     largest = max(set(labels.values()), key=lambda i: sum(v == i for v in labels.values()))
     votes: dict[int, int] = {}
     with library.db.session() as session:
-        for face, path in session.execute(select(Face, PhotoLocation.path).join(PhotoLocation,
-                                                                                PhotoLocation.photo_id == Face.photo_id)):
+        for face, path in session.execute(
+            select(Face, PhotoLocation.path).join(PhotoLocation, PhotoLocation.photo_id == Face.photo_id)
+        ):
             if face.person_id is not None and labels.get(path.rsplit("/", 1)[-1]) == largest:
                 votes[face.person_id] = votes.get(face.person_id, 0) + 1
     return max(votes, key=votes.get)
@@ -46,8 +56,9 @@ def real_faces(deepface_library, tmp_path_factory):
     faces in the group photos, so the set has more; the first 8 in reference order are used)."""
     G = build_tiny_generator()
     person_id = largest_identity_person(deepface_library)
-    refs = build_reference_set(deepface_library.db, str(person_id), G.resolution,
-                               tmp_path_factory.mktemp("refs"), RefsConfig())
+    refs = build_reference_set(
+        deepface_library.db, str(person_id), G.resolution, tmp_path_factory.mktemp("refs"), RefsConfig()
+    )
     refs.faces = refs.faces[:8]
     targets = load_reference_images(refs)
     assert len(targets) == 8
@@ -69,11 +80,19 @@ def full_tuning(real_faces, tuning_loss):
 
 
 def _meta(G, refs, result, person_id=7):
-    return {"format": "photokit-personal-prior", "person_id": person_id, "person_name": None,
-            "base": {"name": "tiny", "fingerprint": generator_fingerprint(G)},
-            "loss": {"kind": "test"}, "references": [{"index": i, **f} for i, f in enumerate(refs.faces)],
-            "tuning": {"kind": result.kind, "loss_before": sum(result.losses_before) / len(result.losses_before),
-                       "loss_after": sum(result.losses_after) / len(result.losses_after)}}
+    return {
+        "format": "photokit-personal-prior",
+        "person_id": person_id,
+        "person_name": None,
+        "base": {"name": "tiny", "fingerprint": generator_fingerprint(G)},
+        "loss": {"kind": "test"},
+        "references": [{"index": i, **f} for i, f in enumerate(refs.faces)],
+        "tuning": {
+            "kind": result.kind,
+            "loss_before": sum(result.losses_before) / len(result.losses_before),
+            "loss_after": sum(result.losses_after) / len(result.losses_after),
+        },
+    }
 
 
 def test_tuning_halves_the_reconstruction_loss_of_real_faces(full_tuning):
@@ -91,8 +110,9 @@ def test_saved_prior_reloads_to_the_same_generator(real_faces, full_tuning, sett
     prior = load_personal_prior(settings, 7, "cpu", base_generator=G)
     assert torch.equal(prior.anchors, anchors)
     ws = anchors.unsqueeze(1).repeat(1, G.num_ws, 1)
-    assert torch.equal(prior.generator.synthesis(ws, noise_mode="const"),
-                       full_tuning.generator.synthesis(ws, noise_mode="const"))
+    assert torch.equal(
+        prior.generator.synthesis(ws, noise_mode="const"), full_tuning.generator.synthesis(ws, noise_mode="const")
+    )
     assert generator_fingerprint(G) == prior.meta["base"]["fingerprint"]  # the base was not modified
 
 
@@ -148,8 +168,15 @@ def test_interrupted_tuning_resumes_from_its_checkpoint_to_the_same_result(real_
 
     crash_ckpt = tmp_path / "crash.ckpt"  # a crash is no KeyboardInterrupt: the periodic checkpoint covers it
     with pytest.raises(RuntimeError):
-        tune(G, anchors, targets, tuning_loss, TuningConfig(steps=40, checkpoint_every_s=0.0), checkpoint=crash_ckpt,
-             on_step=crash)
+        tune(
+            G,
+            anchors,
+            targets,
+            tuning_loss,
+            TuningConfig(steps=40, checkpoint_every_s=0.0),
+            checkpoint=crash_ckpt,
+            on_step=crash,
+        )
     after_crash = tune(G, anchors, targets, tuning_loss, TuningConfig(steps=40), checkpoint=crash_ckpt)
     assert after_crash.resumed_from == 9
     assert all(torch.equal(after_crash.stored[k], v) for k, v in straight.stored.items())
@@ -164,10 +191,18 @@ def test_low_rank_adapters_store_10x_less(real_faces, full_tuning, tuning_loss, 
     lowrank = tune(G, anchors, targets, tuning_loss, TuningConfig(steps=TUNING_STEPS, adapter_rank=1))
     full_b, low_b = stored_bytes(full_tuning.stored), stored_bytes(lowrank.stored)
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    report = {"full": {"bytes": full_b, "loss_before": mean(full_tuning.losses_before),
-                       "loss_after": mean(full_tuning.losses_after)},
-              "lowrank_r1": {"bytes": low_b, "loss_before": mean(lowrank.losses_before),
-                             "loss_after": mean(lowrank.losses_after)}}
+    report = {
+        "full": {
+            "bytes": full_b,
+            "loss_before": mean(full_tuning.losses_before),
+            "loss_after": mean(full_tuning.losses_after),
+        },
+        "lowrank_r1": {
+            "bytes": low_b,
+            "loss_before": mean(lowrank.losses_before),
+            "loss_after": mean(lowrank.losses_after),
+        },
+    }
     print(json.dumps(report))
     assert full_b >= 10 * low_b
     assert report["lowrank_r1"]["loss_after"] < report["lowrank_r1"]["loss_before"]

@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from photokit.db import open_database
 from photokit.db.models import EnhanceJob
-from photokit.prior.stylegan2 import build_tiny_generator
 from photokit.restore.batch import collect_photos, run_batch
-from photokit.restore.pipeline import Enhancer, EnhanceOptions
+from photokit.restore.pipeline import EnhanceOptions, Enhancer
 from photokit.restore.priors import BaseGenerator, NoPeople, StaticPriors
+from photokit.stylegan2.network import build_tiny_generator
 from tests.conftest import shared_path
 
 
@@ -54,8 +54,13 @@ def album(tmp_path):
 
 def make(generator, out_dir, analyzer):
     options = EnhanceOptions(scale=2, steps=2, loss="mse", out_dir=out_dir)
-    return CountingEnhancer(options, StaticPriors(BaseGenerator(generator, "tiny", pretrained=False)), NoPeople(),
-                            analyzer=analyzer, device="cpu")
+    return CountingEnhancer(
+        options,
+        StaticPriors(BaseGenerator(generator, "tiny", pretrained=False)),
+        NoPeople(),
+        analyzer=analyzer,
+        device="cpu",
+    )
 
 
 def test_album_with_a_corrupt_photo_gives_five_outputs_and_one_failure(settings, album, generator, analyzer, tmp_path):

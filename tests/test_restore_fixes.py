@@ -10,14 +10,14 @@ from PIL import Image, ImageCms
 from torch import nn
 
 from photokit.errors import PhotokitError
-from photokit.prior.losses import ReconstructionLoss
-from photokit.prior.stylegan2 import build_tiny_generator
 from photokit.restore import degrade
 from photokit.restore.batch import collect_sources, plan_outputs, run_batch
 from photokit.restore.output import load_photo, output_path_for, save_photo
-from photokit.restore.pipeline import Enhancer, EnhanceOptions, PhotoReport
+from photokit.restore.pipeline import EnhanceOptions, Enhancer, PhotoReport
 from photokit.restore.priors import BaseGenerator, NoPeople, StaticPriors, StorePriors
 from photokit.restore.project import AlphaProjection, SmallImageLoss
+from photokit.stylegan2.losses import ReconstructionLoss
+from photokit.stylegan2.network import build_tiny_generator
 
 
 # -- 1. inpainting masks follow the prediction / target ------------------------------------------------
@@ -180,17 +180,23 @@ def _store_tiny_prior(settings, person_id, G, fingerprint):
 
     anchors = torch.randn(2, G.w_dim)
     stored = FullDelta(G.synthesis).stored_tensors(torch.float16)
-    meta = {"format": FORMAT, "person_id": person_id, "person_name": None,
-            "base": {"name": "tiny", "fingerprint": fingerprint}, "loss": {"kind": "mse"},
-            "references": [{"index": i, "face_id": i} for i in range(2)], "tuning": {"kind": "full"}}
+    meta = {
+        "format": FORMAT,
+        "person_id": person_id,
+        "person_name": None,
+        "base": {"name": "tiny", "fingerprint": fingerprint},
+        "loss": {"kind": "mse"},
+        "references": [{"index": i, "face_id": i} for i in range(2)],
+        "tuning": {"kind": "full"},
+    }
     save_prior(prior_dir(settings, person_id), anchors, stored, meta)
 
 
 def test_store_priors_hash_the_base_generator_once_for_all_people(settings, monkeypatch):
-    import photokit.prior.checkpoints as checkpoints
-    from photokit.prior.checkpoints import generator_fingerprint, save_generator
+    import photokit.stylegan2.state as checkpoints
     from photokit.store.catalog import catalog_entry
     from photokit.store.models import ModelStore
+    from photokit.stylegan2 import generator_fingerprint, save_generator
 
     G = build_tiny_generator(resolution=16, channels=8, seed=2)
     path = ModelStore(settings).target_path(catalog_entry("ffhq-256"))
@@ -201,8 +207,7 @@ def test_store_priors_hash_the_base_generator_once_for_all_people(settings, monk
         _store_tiny_prior(settings, person_id, G, fingerprint)
 
     calls = []
-    monkeypatch.setattr(checkpoints, "generator_fingerprint",
-                        lambda g: calls.append(1) or generator_fingerprint(g))
+    monkeypatch.setattr(checkpoints, "generator_fingerprint", lambda g: calls.append(1) or generator_fingerprint(g))
     priors = StorePriors(settings, torch.device("cpu"))
     assert priors.base().fingerprint == fingerprint  # loaded and hashed once
     calls.clear()
@@ -213,9 +218,9 @@ def test_store_priors_hash_the_base_generator_once_for_all_people(settings, monk
 
 
 def test_load_personal_prior_uses_a_given_base_generators_fingerprint(settings, monkeypatch):
-    import photokit.prior.checkpoints as checkpoints
-    from photokit.prior.checkpoints import generator_fingerprint
+    import photokit.stylegan2.state as checkpoints
     from photokit.prior.personal import load_personal_prior
+    from photokit.stylegan2 import generator_fingerprint
 
     G = build_tiny_generator(resolution=16, channels=8, seed=3)
     _store_tiny_prior(settings, 4, G, generator_fingerprint(G))

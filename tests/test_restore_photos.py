@@ -14,11 +14,11 @@ import torch
 from PIL import Image
 
 from photokit.prior.personal import PersonalPrior
-from photokit.prior.stylegan2 import build_tiny_generator
 from photokit.restore import paste
 from photokit.restore.output import load_photo
-from photokit.restore.pipeline import Enhancer, EnhanceOptions
+from photokit.restore.pipeline import EnhanceOptions, Enhancer
 from photokit.restore.priors import BaseGenerator, DatabasePeople, NoPeople, StaticPriors
+from photokit.stylegan2.network import build_tiny_generator
 from tests.conftest import shared_path
 
 STEPS = 8
@@ -40,8 +40,9 @@ def random_prior(generator, person_id: int, name: str | None, n: int = 8, seed: 
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         anchors = generator.mapping(torch.randn(n, generator.z_dim, generator=gen))[:, 0]
-    return PersonalPrior(person_id=person_id, person_name=name, generator=generator, anchors=anchors, meta={},
-                         path=Path("stand-in"))
+    return PersonalPrior(
+        person_id=person_id, person_name=name, generator=generator, anchors=anchors, meta={}, path=Path("stand-in")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -92,16 +93,18 @@ def test_no_seam_across_the_mask_border(obama_4x):
 
 
 def test_two_people_are_routed_to_two_different_priors(face_recognition_library, tiny_generator):
-    from photokit.db.models import Person
     from sqlalchemy import select
+
+    from photokit.db.models import Person
 
     with face_recognition_library.db.session() as session:
         people = [(p.id, p.name) for p in session.scalars(select(Person).where(Person.ignored.is_(False)))]
     assert len(people) >= 2
     generator = build_tiny_generator(resolution=512, channels=8, seed=4)  # its faces are ~250 px
     priors = {pid: random_prior(generator, pid, name, seed=pid) for pid, name in people}
-    enhancer = make_enhancer(generator, people=DatabasePeople(face_recognition_library.db), priors=priors,
-                             scale=1, steps=2)
+    enhancer = make_enhancer(
+        generator, people=DatabasePeople(face_recognition_library.db), priors=priors, scale=1, steps=2
+    )
     report = enhancer.render(shared_path("data", "faces", "face_recognition", "two_people.jpg")).report
     routed = [f for f in report.faces if f.person_id is not None]
     assert len(routed) == 2, [(f.person_id, f.reason) for f in report.faces]
@@ -113,13 +116,20 @@ def test_two_people_are_routed_to_two_different_priors(face_recognition_library,
 
 
 def test_person_option_overrides_identification_for_a_single_face(face_recognition_library, tiny_generator):
-    from photokit.db.models import Person
     from sqlalchemy import select
+
+    from photokit.db.models import Person
 
     with face_recognition_library.db.session() as session:
         pid = session.scalars(select(Person.id).where(Person.ignored.is_(False))).first()
-    enhancer = make_enhancer(tiny_generator, people=DatabasePeople(face_recognition_library.db), scale=1, steps=1,
-                             person=str(pid), priors={pid: random_prior(tiny_generator, pid, None)})
+    enhancer = make_enhancer(
+        tiny_generator,
+        people=DatabasePeople(face_recognition_library.db),
+        scale=1,
+        steps=1,
+        person=str(pid),
+        priors={pid: random_prior(tiny_generator, pid, None)},
+    )
     report = enhancer.render(shared_path("data", "faces", "face_recognition", "obama_small.jpg")).report
     [face] = report.faces
     assert face.person_id == pid and face.identified_by == "--person" and face.prior == "personal"
@@ -186,4 +196,5 @@ def test_mask_of_another_size_is_refused(tmp_path, tiny_generator):
     Image.new("L", (10, 10), 255).save(mask_path)
     with pytest.raises(PhotokitError, match="mask"):
         make_enhancer(tiny_generator, mask=mask_path).render(
-            shared_path("data", "faces", "face_recognition", "obama-240p.jpg"))
+            shared_path("data", "faces", "face_recognition", "obama-240p.jpg")
+        )

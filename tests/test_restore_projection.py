@@ -12,12 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from photokit.prior.alpha import AlphaConfig
-from photokit.prior.losses import ReconstructionLoss, build_lpips
 from photokit.prior import alpha as A
-from photokit.prior.stylegan2 import build_tiny_generator
+from photokit.prior.alpha import AlphaConfig
 from photokit.restore.degrade import Degradation, inpainting, super_resolution
 from photokit.restore.project import AlphaProjection, SmallImageLoss, WPlusProjection
+from photokit.stylegan2.losses import ReconstructionLoss, build_lpips
+from photokit.stylegan2.network import build_tiny_generator
 
 STEPS = 600  # at 300 steps the SR gain varies 3.4-15 dB over planted seeds; at 600 it is >= 5.6 dB (seeds 0-4)
 
@@ -77,8 +77,9 @@ def test_plain_alpha_shares_one_code_for_all_layers(planted):
     G, anchors, target = planted
     degradation = Degradation(size=16)
     config = AlphaConfig(per_layer=False)
-    result = AlphaProjection(G, anchors, degradation(target), degradation, ReconstructionLoss(None), 0.05,
-                             config).run(20)
+    result = AlphaProjection(G, anchors, degradation(target), degradation, ReconstructionLoss(None), 0.05, config).run(
+        20
+    )
     assert torch.allclose(result.coefficients, result.coefficients[:1].expand_as(result.coefficients))
 
 

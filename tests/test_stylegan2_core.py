@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from photokit.prior.stylegan2 import (
+from photokit.stylegan2.network import (
     Generator,
     GeneratorConfig,
     build_tiny_generator,
@@ -61,7 +61,11 @@ def test_batch_equals_single_samples(tiny, fused):
 
 def test_fused_and_unfused_modconv_agree():
     gen = torch.Generator().manual_seed(0)
-    x, weight, styles = torch.randn(3, 8, 6, 6, generator=gen), torch.randn(5, 8, 3, 3, generator=gen), torch.randn(3, 8, generator=gen)
+    x, weight, styles = (
+        torch.randn(3, 8, 6, 6, generator=gen),
+        torch.randn(5, 8, 3, 3, generator=gen),
+        torch.randn(3, 8, generator=gen),
+    )
     f = fir_filter()
     for up in (False, True):
         a = modulated_conv2d(x, weight, styles, up=up, resample_filter=f, fused=True)
@@ -73,7 +77,11 @@ def test_fused_and_unfused_modconv_agree():
 def test_demodulation_normalises_output_scale():
     """Demodulation makes the output independent of the style's overall scale (paper eq. 3)."""
     gen = torch.Generator().manual_seed(0)
-    x, weight, styles = torch.randn(2, 8, 6, 6, generator=gen), torch.randn(5, 8, 3, 3, generator=gen), torch.randn(2, 8, generator=gen)
+    x, weight, styles = (
+        torch.randn(2, 8, 6, 6, generator=gen),
+        torch.randn(5, 8, 3, 3, generator=gen),
+        torch.randn(2, 8, generator=gen),
+    )
     a = modulated_conv2d(x, weight, styles)
     b = modulated_conv2d(x, weight, styles * 7.0)
     assert (a - b).abs().max().item() < 1e-4

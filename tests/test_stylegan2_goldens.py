@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from photokit.prior import load_generator
+from photokit.stylegan2 import load_generator
 from tests.conftest import shared_path
 
 TOL = 1e-4

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from typer.core import TyperGroup
@@ -51,9 +50,11 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    home: Optional[Path] = typer.Option(None, "--home", envvar="PHOTOKIT_HOME", help="Data folder (library.db)."),
-    models: Optional[Path] = typer.Option(None, "--models", envvar="PHOTOKIT_MODELS", help="Model store folder."),
-    db_url: Optional[str] = typer.Option(None, "--db-url", envvar="PHOTOKIT_DB_URL", help="SQLAlchemy URL of the library database."),
+    home: Path | None = typer.Option(None, "--home", envvar="PHOTOKIT_HOME", help="Data folder (library.db)."),
+    models: Path | None = typer.Option(None, "--models", envvar="PHOTOKIT_MODELS", help="Model store folder."),
+    db_url: str | None = typer.Option(
+        None, "--db-url", envvar="PHOTOKIT_DB_URL", help="SQLAlchemy URL of the library database."
+    ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
 ) -> None:
     ctx.obj = Settings.load(home=home, models=models, db_url=db_url)

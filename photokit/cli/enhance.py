@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -11,7 +10,7 @@ from photokit.cli.common import DeviceOption, JsonOption, database_from, print_j
 from photokit.errors import PhotokitError
 
 
-def _parse_beta(value: Optional[str]):
+def _parse_beta(value: str | None):
     if value is None or value.lower() == "auto":
         return "auto"
     if value.lower() in ("none", "unconstrained"):
@@ -27,24 +26,28 @@ def _parse_beta(value: Optional[str]):
 
 def enhance(
     ctx: typer.Context,
-    paths: List[Path] = typer.Argument(..., help="Photos and/or folders (albums) to restore."),
-    scale: Optional[float] = typer.Option(None, "--scale", help="Output size factor (default 2; 1 with --mask)."),
-    mask: Optional[Path] = typer.Option(None, "--mask", help="Inpainting mask, same size as the photo: white = keep."),
-    person: Optional[str] = typer.Option(None, "--person", help="Whose face it is (single-face photos): id or name."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: next to each photo)."),
-    beta: Optional[str] = typer.Option(None, "--beta", help="Prior dilation: number, 'auto' (0.05 SR / 0.02 inpainting) or 'none'."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Projection steps (default 1000 on GPU, 100 on CPU)."),
+    paths: list[Path] = typer.Argument(..., help="Photos and/or folders (albums) to restore."),
+    scale: float | None = typer.Option(None, "--scale", help="Output size factor (default 2; 1 with --mask)."),
+    mask: Path | None = typer.Option(None, "--mask", help="Inpainting mask, same size as the photo: white = keep."),
+    person: str | None = typer.Option(None, "--person", help="Whose face it is (single-face photos): id or name."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default: next to each photo)."),
+    beta: str | None = typer.Option(
+        None, "--beta", help="Prior dilation: number, 'auto' (0.05 SR / 0.02 inpainting) or 'none'."
+    ),
+    steps: int | None = typer.Option(None, "--steps", help="Projection steps (default 1000 on GPU, 100 on CPU)."),
     device: str = DeviceOption,
-    loss: str = typer.Option("lpips", "--loss", help="lpips (LPIPS + MSE, needs `photokit models install lpips-alex`) or mse."),
+    loss: str = typer.Option(
+        "lpips", "--loss", help="lpips (LPIPS + MSE, needs `photokit models install lpips-alex`) or mse."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Restore every face in the photos with that person's prior and paste it back; albums resume after Ctrl-C."""
+    from photokit.devices import describe_device, resolve_device
+    from photokit.prior.personal import person_owner
     from photokit.progress import make_progress
     from photokit.restore.batch import run_batch
-    from photokit.restore.pipeline import Enhancer, EnhanceOptions
-    from photokit.prior.personal import person_owner
+    from photokit.restore.pipeline import EnhanceOptions, Enhancer
     from photokit.restore.priors import DatabasePeople, StorePriors
-    from photokit.devices import describe_device, resolve_device
 
     if loss not in ("lpips", "mse"):
         raise PhotokitError(f"--loss {loss!r}: use lpips or mse")
@@ -55,8 +58,9 @@ def enhance(
         raise PhotokitError(f"--mask {mask}: no such file")
     settings = settings_from(ctx)
     torch_device = resolve_device(device)
-    options = EnhanceOptions(scale=scale, mask=mask, person=person, beta=_parse_beta(beta), steps=steps, loss=loss,
-                             out_dir=out)
+    options = EnhanceOptions(
+        scale=scale, mask=mask, person=person, beta=_parse_beta(beta), steps=steps, loss=loss, out_dir=out
+    )
     db = database_from(ctx)
     with make_progress() as progress:
         # While the bar is live, everything printed goes through its console (another one would garble it).
@@ -64,10 +68,13 @@ def enhance(
             progress.console.print(message, highlight=False)
 
         priors = StorePriors(settings, torch_device, owner_of=lambda person_id: person_owner(db, person_id))
-        enhancer = Enhancer(options, priors, DatabasePeople(db), device=torch_device,
-                            note=progress_note, progress=progress)
-        progress_note(f"restoring on {describe_device(torch_device)}, {enhancer.steps} projection steps per face, "
-                      f"scale {options.effective_scale:g}, loss {enhancer.loss_fn.name if enhancer.loss_fn else 'none'}")
+        enhancer = Enhancer(
+            options, priors, DatabasePeople(db), device=torch_device, note=progress_note, progress=progress
+        )
+        progress_note(
+            f"restoring on {describe_device(torch_device)}, {enhancer.steps} projection steps per face, "
+            f"scale {options.effective_scale:g}, loss {enhancer.loss_fn.name if enhancer.loss_fn else 'none'}"
+        )
         for warning in enhancer.warnings():
             progress_note(f"warning: {warning}")
         summary = run_batch(db, paths, enhancer, progress=progress)
@@ -85,13 +92,17 @@ def _print_summary(summary) -> None:
     from photokit.cli.common import console
 
     for report in summary.done:
-        console.print(f"[bold]{Path(report['source']).name}[/] -> {report['output']} ({report['seconds']:.0f} s)",
-                      highlight=False)
+        console.print(
+            f"[bold]{Path(report['source']).name}[/] -> {report['output']} ({report['seconds']:.0f} s)", highlight=False
+        )
         for face in report["faces"]:
             who = face["person"] or (f"person {face['person_id']}" if face["person_id"] else "unknown")
             if face["status"] == "restored":
-                console.print(f"  face {face['index'] + 1}: {who}, {face['prior_name']}, beta {face['beta']}, "
-                              f"{face['steps']} steps, loss {face['loss']:.4f}", highlight=False)
+                console.print(
+                    f"  face {face['index'] + 1}: {who}, {face['prior_name']}, beta {face['beta']}, "
+                    f"{face['steps']} steps, loss {face['loss']:.4f}",
+                    highlight=False,
+                )
             else:
                 console.print(f"  face {face['index'] + 1}: {who}, left as is: {face['reason']}", highlight=False)
         for warning in report["warnings"]:
@@ -101,8 +112,11 @@ def _print_summary(summary) -> None:
     for item in summary.skipped:
         console.print(f"{Path(item['source']).name}: skipped: {item['reason']}", highlight=False)
     faces = sum(f["status"] == "restored" for r in summary.done for f in r["faces"])
-    console.print(f"{len(summary.done)} photos written ({faces} faces restored), {len(summary.already_done)} "
-                  f"already done, {len(summary.skipped)} skipped, {len(summary.failed)} failed", highlight=False)
+    console.print(
+        f"{len(summary.done)} photos written ({faces} faces restored), {len(summary.already_done)} "
+        f"already done, {len(summary.skipped)} skipped, {len(summary.failed)} failed",
+        highlight=False,
+    )
     if summary.failed:
         console.print("[red]failed:[/]")
         for item in summary.failed:

@@ -12,10 +12,14 @@ faces_app = typer.Typer(help="Face detection on the library.", no_args_is_help=T
 @faces_app.command("detect")
 def detect(
     ctx: typer.Context,
-    redo: bool = typer.Option(False, "--redo", help="Detect again on every photo (faces found again keep their id and person)."),
+    redo: bool = typer.Option(
+        False, "--redo", help="Detect again on every photo (faces found again keep their id and person)."
+    ),
     device: str = DeviceOption,
     detector: str = DetectorOption,
-    max_side: int = typer.Option(1024, "--max-side", min=0, help="Detect on a copy at most this many px long (0 = full size)."),
+    max_side: int = typer.Option(
+        1024, "--max-side", min=0, help="Detect on a copy at most this many px long (0 = full size)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Find, measure and cluster faces on photos not processed yet (all photos with --redo)."""
@@ -24,16 +28,27 @@ def detect(
 
     settings = settings_from(ctx)
     db = database_from(ctx)
-    summary = process_pending_photos(db, settings, device=device, detector=detector, redo=redo, progress=True,
-                                     config=FaceConfig(detector=detector, max_side=max_side))
+    summary = process_pending_photos(
+        db,
+        settings,
+        device=device,
+        detector=detector,
+        redo=redo,
+        progress=True,
+        config=FaceConfig(detector=detector, max_side=max_side),
+    )
     if as_json:
         print_json(summary)
         return
     clustering = summary["clustering"]
-    note(f"{summary['done']} photo(s) processed, {summary['failed']} failed, {summary['faces']} face(s) found "
-         f"({summary['added']} new, {summary['kept']} kept, {summary['removed']} removed) in {summary['seconds']:.1f} s")
-    note(f"clustering: {clustering['assigned']} face(s) assigned, {clustering['new_people']} new people, "
-         f"{clustering['unassigned']} left unassigned")
+    note(
+        f"{summary['done']} photo(s) processed, {summary['failed']} failed, {summary['faces']} face(s) found "
+        f"({summary['added']} new, {summary['kept']} kept, {summary['removed']} removed) in {summary['seconds']:.1f} s"
+    )
+    note(
+        f"clustering: {clustering['assigned']} face(s) assigned, {clustering['new_people']} new people, "
+        f"{clustering['unassigned']} left unassigned"
+    )
     for error in summary["errors"][:10]:
         note(f"  failed: {error['error']}")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.table import Table
@@ -11,8 +10,9 @@ from rich.table import Table
 from photokit.cli.common import DeviceOption, JsonOption, console, new_output_path, note, print_json, settings_from
 from photokit.errors import PhotokitError
 
-models_app = typer.Typer(help="Pretrained model files: what is installed, what is missing, and what each unlocks.",
-                         no_args_is_help=True)
+models_app = typer.Typer(
+    help="Pretrained model files: what is installed, what is missing, and what each unlocks.", no_args_is_help=True
+)
 
 
 def _size(n: int | None) -> str:
@@ -34,8 +34,13 @@ def list_models(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     statuses = store.list()
     if as_json:
         default = store.default_generator_path()
-        print_json({"models_dir": str(store.root), "default_generator": str(default) if default else None,
-                    "models": [s.to_json() for s in statuses]})
+        print_json(
+            {
+                "models_dir": str(store.root),
+                "default_generator": str(default) if default else None,
+                "models": [s.to_json() for s in statuses],
+            }
+        )
         return
     table = Table(title=f"Model store: {store.root}")
     for column in ("name", "status", "size", "sha256", "unlocks"):
@@ -51,8 +56,10 @@ def list_models(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     console.print(table)
     for s in statuses:
         if s.changed:
-            note(f"{s.name}: the file changed since it was installed: run `photokit models verify {s.name}`, "
-                 f"then reinstall it if it is damaged")
+            note(
+                f"{s.name}: the file changed since it was installed: run `photokit models verify {s.name}`, "
+                f"then reinstall it if it is damaged"
+            )
         if not s.installed:
             how = f"photokit models install {s.name}" + (" (or --from FILE)" if s.entry.url else " --from FILE")
             note(f"{s.name}: {how}")
@@ -63,14 +70,13 @@ def list_models(ctx: typer.Context, as_json: bool = JsonOption) -> None:
 def install(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Catalog name (see `photokit models list`)."),
-    from_file: Optional[Path] = typer.Option(None, "--from", help="Install a file you already downloaded."),
-    url: Optional[str] = typer.Option(None, "--url", help="Download from this URL instead of the catalog's."),
+    from_file: Path | None = typer.Option(None, "--from", help="Install a file you already downloaded."),
+    url: str | None = typer.Option(None, "--url", help="Download from this URL instead of the catalog's."),
     as_json: bool = JsonOption,
 ) -> None:
     """Install a model from the catalog URL, another URL, or a local file (resumes interrupted downloads)."""
     from photokit.store.models import ModelStore
-
-    from photokit.prior.checkpoints import GENERATOR_FILES
+    from photokit.stylegan2 import GENERATOR_FILES
 
     store = ModelStore(settings_from(ctx), generator_files=GENERATOR_FILES)
     status = store.install(name, from_file=from_file, url=url, progress=not as_json)
@@ -81,12 +87,14 @@ def install(
 
 
 @models_app.command("verify")
-def verify(ctx: typer.Context, names: Optional[List[str]] = typer.Argument(None, help="Models to check (default: all)."),
-           as_json: bool = JsonOption) -> None:
+def verify(
+    ctx: typer.Context,
+    names: list[str] | None = typer.Argument(None, help="Models to check (default: all)."),
+    as_json: bool = JsonOption,
+) -> None:
     """Re-hash installed models and load generators; exit 1 if any file is damaged or changed."""
     from photokit.store.models import ModelStore
-
-    from photokit.prior.checkpoints import GENERATOR_FILES
+    from photokit.stylegan2 import GENERATOR_FILES
 
     results = ModelStore(settings_from(ctx), generator_files=GENERATOR_FILES).verify(names or None)
     bad = [r for r in results if r["installed"] and not r["ok"]]
@@ -120,7 +128,7 @@ def convert(
     as_json: bool = JsonOption,
 ) -> None:
     """Convert a StyleGAN2 checkpoint to photokit's format (never executes code from the file)."""
-    from photokit.prior.checkpoints import convert_generator
+    from photokit.stylegan2 import convert_generator
 
     if dst.exists() and dst.resolve() == src.resolve():
         raise PhotokitError("the output would overwrite the input: choose another file name")
@@ -128,15 +136,17 @@ def convert(
     if as_json:
         print_json(info)
     else:
-        console.print(f"{src} -> {dst}: {info['source']} layout, {info['resolution']} px, {info['num_ws']} ws, "
-                      f"{_size(info['bytes'])}")
+        console.print(
+            f"{src} -> {dst}: {info['source']} layout, {info['resolution']} px, {info['num_ws']} ws, "
+            f"{_size(info['bytes'])}"
+        )
 
 
 @models_app.command("sample")
 def sample(
     ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="PNG file to write."),
-    generator: Optional[Path] = typer.Option(None, "--generator", help="Generator file (default: the installed one)."),
+    generator: Path | None = typer.Option(None, "--generator", help="Generator file (default: the installed one)."),
     seed: int = typer.Option(0, "--seed"),
     count: int = typer.Option(4, "--count", min=1, max=64),
     truncation: float = typer.Option(0.7, "--truncation", help="Truncation psi (1 = none)."),
@@ -144,14 +154,15 @@ def sample(
     force: bool = typer.Option(False, "--force", help="Replace --out if it already exists."),
 ) -> None:
     """Render a few random faces from a generator: a quick check that an install works."""
-    from photokit.prior.sampling import render_samples
     from photokit.store.models import ModelStore
+    from photokit.stylegan2.sampling import render_samples
 
     out = new_output_path(out, force)
     path = generator or ModelStore(settings_from(ctx)).require_generator()
     info = render_samples(path, out, seed=seed, count=count, truncation_psi=truncation, device=device)
-    console.print(f"wrote {out} ({info['count']} samples at {info['resolution']} px on {info['device']}, "
-                  f"{info['seconds']:.1f} s)")
+    console.print(
+        f"wrote {out} ({info['count']} samples at {info['resolution']} px on {info['device']}, {info['seconds']:.1f} s)"
+    )
 
 
 def register(app: typer.Typer) -> None:

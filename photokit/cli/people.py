@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
 
 import typer
 from rich.table import Table
 
 from photokit.cli.common import JsonOption, console, database_from, new_output_path, note, print_json
 
-people_app = typer.Typer(help="People found in your photos: list, name, merge, fix and look at them.",
-                         no_args_is_help=True)
+people_app = typer.Typer(
+    help="People found in your photos: list, name, merge, fix and look at them.", no_args_is_help=True
+)
 
 PersonArg = typer.Argument(..., help="Person id or name.")
 
@@ -36,8 +36,13 @@ def list_cmd(
     table = Table("id", "name", "faces", "photos", "cover face")
     for r in rows:
         name = r["name"] or "[dim](unnamed)[/dim]"
-        table.add_row(str(r["id"]), name + (" [dim](ignored)[/dim]" if r["ignored"] else ""), str(r["faces"]),
-                      str(r["photos"]), str(r["cover_face"] or ""))
+        table.add_row(
+            str(r["id"]),
+            name + (" [dim](ignored)[/dim]" if r["ignored"] else ""),
+            str(r["faces"]),
+            str(r["photos"]),
+            str(r["cover_face"] or ""),
+        )
     console.print(table)
 
 
@@ -51,18 +56,30 @@ def show_cmd(ctx: typer.Context, person: str = PersonArg, as_json: bool = JsonOp
     if as_json:
         print_json(detail)
         return
-    console.print(f"person {detail['id']}: {detail['name'] or '(unnamed)'} - {detail['faces']} face(s) in "
-                  f"{detail['photos']} photo(s){' (ignored)' if detail['ignored'] else ''}", highlight=False)
+    console.print(
+        f"person {detail['id']}: {detail['name'] or '(unnamed)'} - {detail['faces']} face(s) in "
+        f"{detail['photos']} photo(s){' (ignored)' if detail['ignored'] else ''}",
+        highlight=False,
+    )
     table = Table("face", "photo", "box", "px", "blur", "yaw", "gray", "by")
     for f in detail["face_list"]:
-        table.add_row(str(f["id"]), f["path"] or "?", ",".join(f"{v:.0f}" for v in f["box"]), f"{f['size_px']:.0f}",
-                      "" if f["blur"] is None else f"{f['blur']:.0f}", "" if f["yaw"] is None else f"{f['yaw']:.0f}",
-                      "yes" if f["is_gray"] else "", f["assigned_by"] or "")
+        table.add_row(
+            str(f["id"]),
+            f["path"] or "?",
+            ",".join(f"{v:.0f}" for v in f["box"]),
+            f"{f['size_px']:.0f}",
+            "" if f["blur"] is None else f"{f['blur']:.0f}",
+            "" if f["yaw"] is None else f"{f['yaw']:.0f}",
+            "yes" if f["is_gray"] else "",
+            f["assigned_by"] or "",
+        )
     console.print(table)
 
 
 @people_app.command("name")
-def name_cmd(ctx: typer.Context, person: str = PersonArg, name: str = typer.Argument(..., help="The new name.")) -> None:
+def name_cmd(
+    ctx: typer.Context, person: str = PersonArg, name: str = typer.Argument(..., help="The new name.")
+) -> None:
     """Name (or rename) a person."""
     from photokit.faces.people import name_person, resolve_person
 
@@ -72,8 +89,11 @@ def name_cmd(ctx: typer.Context, person: str = PersonArg, name: str = typer.Argu
 
 
 @people_app.command("merge")
-def merge_cmd(ctx: typer.Context, a: str = typer.Argument(..., help="Person that stays (id or name)."),
-              b: str = typer.Argument(..., help="Person merged into A and removed (id or name).")) -> None:
+def merge_cmd(
+    ctx: typer.Context,
+    a: str = typer.Argument(..., help="Person that stays (id or name)."),
+    b: str = typer.Argument(..., help="Person merged into A and removed (id or name)."),
+) -> None:
     """Merge person B into person A (their faces become A's; A keeps its id)."""
     from photokit.faces.people import merge_people, resolve_person
 
@@ -85,8 +105,11 @@ def merge_cmd(ctx: typer.Context, a: str = typer.Argument(..., help="Person that
 
 
 @people_app.command("move")
-def move_cmd(ctx: typer.Context, faces: List[str] = typer.Argument(..., help="Face ids."),
-             to: str = typer.Option(..., "--to", help="Person (id or name) the faces belong to.")) -> None:
+def move_cmd(
+    ctx: typer.Context,
+    faces: list[str] = typer.Argument(..., help="Face ids."),
+    to: str = typer.Option(..., "--to", help="Person (id or name) the faces belong to."),
+) -> None:
     """Move faces to a person (a decision clustering never undoes)."""
     from photokit.faces.people import move_faces, resolve_person
 
@@ -97,8 +120,11 @@ def move_cmd(ctx: typer.Context, faces: List[str] = typer.Argument(..., help="Fa
 
 
 @people_app.command("split")
-def split_cmd(ctx: typer.Context, faces: List[str] = typer.Argument(..., help="Face ids (see `people show`)."),
-              name: str = typer.Option(None, "--name", help="Name for the new person.")) -> None:
+def split_cmd(
+    ctx: typer.Context,
+    faces: list[str] = typer.Argument(..., help="Face ids (see `people show`)."),
+    name: str = typer.Option(None, "--name", help="Name for the new person."),
+) -> None:
     """Split faces off into a new person (when clustering put two people together)."""
     from photokit.faces.people import split_faces
 
@@ -163,8 +189,12 @@ def sheet_cmd(
 @people_app.command("recluster")
 def recluster_cmd(
     ctx: typer.Context,
-    max_distance: float = typer.Option(0.5, "--max-distance", help="Face-to-face descriptor distance that links two faces."),
-    centroid_distance: float = typer.Option(0.55, "--centroid-distance", help="Largest distance to a person's mean face."),
+    max_distance: float = typer.Option(
+        0.5, "--max-distance", help="Face-to-face descriptor distance that links two faces."
+    ),
+    centroid_distance: float = typer.Option(
+        0.55, "--centroid-distance", help="Largest distance to a person's mean face."
+    ),
     min_faces: int = typer.Option(2, "--min-faces", min=1, help="Faces needed close together to start a new person."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -178,8 +208,10 @@ def recluster_cmd(
     if as_json:
         print_json(stats)
     else:
-        note(f"reclustered {stats['clustered_faces']} face(s): {stats['assigned']} assigned, "
-             f"{stats['new_people']} new people, {stats['unassigned']} unassigned")
+        note(
+            f"reclustered {stats['clustered_faces']} face(s): {stats['assigned']} assigned, "
+            f"{stats['new_people']} new people, {stats['unassigned']} unassigned"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -11,8 +10,9 @@ from rich.table import Table
 from photokit.cli.common import DeviceOption, JsonOption, console, database_from, note, print_json, settings_from
 from photokit.errors import PhotokitError
 
-prior_app = typer.Typer(help="Personal generative priors: reference sets, anchors, tuned generators.",
-                        no_args_is_help=True)
+prior_app = typer.Typer(
+    help="Personal generative priors: reference sets, anchors, tuned generators.", no_args_is_help=True
+)
 
 GeneratorOption = typer.Option(None, "--generator", help="Base StyleGAN2 file (default: the installed FFHQ model).")
 
@@ -33,17 +33,25 @@ def _person_id(ctx: typer.Context, ref: str) -> tuple[int, str | None]:
 
 
 def _refs_table(refs) -> Table:
-    table = Table(title=f"references of person {refs.person_id}" + (f" ({refs.person_name})" if refs.person_name else "")
-                  + f" at {refs.resolution} px")
+    table = Table(
+        title=f"references of person {refs.person_id}"
+        + (f" ({refs.person_name})" if refs.person_name else "")
+        + f" at {refs.resolution} px"
+    )
     for col in ("face", "photo", "size px", "sharpness", "yaw", "status", "detail"):
         table.add_column(col)
     kept = {f["face_id"]: f for f in refs.faces}
     for d in sorted(refs.decisions, key=lambda d: (not d.kept, d.order if d.kept else 0, d.reason or "", d.face_id)):
         f = kept.get(d.face_id, {})
-        table.add_row(str(d.face_id), Path(d.path).name if d.path else "?",
-                      f"{f['side_px']:.0f}" if f else "", f"{f['blur']:.0f}" if f.get("blur") is not None else "",
-                      f"{f['yaw']:+.0f}" if f.get("yaw") is not None else "",
-                      f"[green]kept #{d.order}[/]" if d.kept else f"[yellow]dropped: {d.reason}[/]", d.detail)
+        table.add_row(
+            str(d.face_id),
+            Path(d.path).name if d.path else "?",
+            f"{f['side_px']:.0f}" if f else "",
+            f"{f['blur']:.0f}" if f.get("blur") is not None else "",
+            f"{f['yaw']:+.0f}" if f.get("yaw") is not None else "",
+            f"[green]kept #{d.order}[/]" if d.kept else f"[yellow]dropped: {d.reason}[/]",
+            d.detail,
+        )
     return table
 
 
@@ -52,7 +60,7 @@ def refs_command(
     ctx: typer.Context,
     person: str = typer.Argument(..., help="Person id or name."),
     max_refs: int = typer.Option(100, "--max", min=1, help="At most this many references (most diverse first)."),
-    generator: Optional[Path] = GeneratorOption,
+    generator: Path | None = GeneratorOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Pick a person's reference faces and write their aligned crops into the prior's folder."""
@@ -64,16 +72,24 @@ def refs_command(
     settings = settings_from(ctx)
     base = resolve_base(settings, torch.device("cpu"), generator)
     person_id, _ = _person_id(ctx, person)
-    refs = build_reference_set(database_from(ctx), str(person_id), base.generator.resolution,
-                               prior_dir(settings, person_id), RefsConfig(max_refs=max_refs), progress=not json_out)
+    refs = build_reference_set(
+        database_from(ctx),
+        str(person_id),
+        base.generator.resolution,
+        prior_dir(settings, person_id),
+        RefsConfig(max_refs=max_refs),
+        progress=not json_out,
+    )
     if json_out:
         print_json(refs.to_json())
         return
     console.print(_refs_table(refs))
     counts = refs.counts()
-    console.print(f"kept {counts.pop('kept')}; dropped: "
-                  + (", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()) or "none")
-                  + f"\ncrops written to {refs.folder / 'refs'}")
+    console.print(
+        f"kept {counts.pop('kept')}; dropped: "
+        + (", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()) or "none")
+        + f"\ncrops written to {refs.folder / 'refs'}"
+    )
 
 
 @prior_app.command("build")
@@ -81,16 +97,22 @@ def build_command(
     ctx: typer.Context,
     person: str = typer.Argument(..., help="Person id or name."),
     preset: str = typer.Option("auto", "--preset", help="auto (paper on a GPU, fast elsewhere), paper or fast."),
-    loss: str = typer.Option("lpips", "--loss", help="lpips (needs `photokit models install lpips-alex lpips-vgg`) "
-                                                     "or mse (explicitly lower quality)."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Tuning steps (default: from the preset)."),
-    invert_steps: Optional[int] = typer.Option(None, "--invert-steps", min=1, help="W-inversion steps per anchor."),
-    max_refs: Optional[int] = typer.Option(None, "--max", min=5, help="At most this many references."),
-    adapter_rank: Optional[int] = typer.Option(None, "--adapter-rank", min=1,
-                                               help="Tune rank-R adapters instead of all weights (compact prior)."),
+    loss: str = typer.Option(
+        "lpips",
+        "--loss",
+        help="lpips (needs `photokit models install lpips-alex lpips-vgg`) or mse (explicitly lower quality).",
+    ),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Tuning steps (default: from the preset)."),
+    invert_steps: int | None = typer.Option(None, "--invert-steps", min=1, help="W-inversion steps per anchor."),
+    max_refs: int | None = typer.Option(None, "--max", min=5, help="At most this many references."),
+    adapter_rank: int | None = typer.Option(
+        None, "--adapter-rank", min=1, help="Tune rank-R adapters instead of all weights (compact prior)."
+    ),
     budget_min: float = typer.Option(10.0, "--budget", min=0.5, help="Minutes the fast preset aims to fit in."),
-    resume: bool = typer.Option(True, "--resume/--restart", help="Continue an interrupted build (default) or start over."),
-    generator: Optional[Path] = GeneratorOption,
+    resume: bool = typer.Option(
+        True, "--resume/--restart", help="Continue an interrupted build (default) or start over."
+    ),
+    generator: Path | None = GeneratorOption,
     device: str = DeviceOption,
     json_out: bool = JsonOption,
 ) -> None:
@@ -98,10 +120,26 @@ def build_command(
     from photokit.prior.personal import BuildOptions, build_prior, prior_summary
 
     person_id, _ = _person_id(ctx, person)
-    options = BuildOptions(preset=preset, loss=loss, max_refs=max_refs, invert_steps=invert_steps,
-                           tuning_steps=steps, adapter_rank=adapter_rank, budget_s=budget_min * 60, restart=not resume)
-    meta = build_prior(database_from(ctx), settings_from(ctx), str(person_id), options, device=device,
-                       generator_path=generator, notify=note, progress=True)
+    options = BuildOptions(
+        preset=preset,
+        loss=loss,
+        max_refs=max_refs,
+        invert_steps=invert_steps,
+        tuning_steps=steps,
+        adapter_rank=adapter_rank,
+        budget_s=budget_min * 60,
+        restart=not resume,
+    )
+    meta = build_prior(
+        database_from(ctx),
+        settings_from(ctx),
+        str(person_id),
+        options,
+        device=device,
+        generator_path=generator,
+        notify=note,
+        progress=True,
+    )
     if json_out:
         print_json(meta)
         return
@@ -119,19 +157,33 @@ def _print_summary(meta: dict, summary: dict) -> None:
     t, anchors, loss = meta["tuning"], meta.get("anchors", {}), meta.get("loss", {})
     lowrank = t["kind"] == "lowrank"
     kind = f"low-rank adapters R={t.get('adapter_rank', '?')}" if lowrank else "full delta"
-    console.print(f"prior of person {meta['person_id']}" + (f" ({meta['person_name']})" if meta.get("person_name") else "")
-                  + f": {len(meta['references'])} anchors, preset {meta.get('preset', '-')}, loss {loss.get('kind', '-')}"
-                  + (" (degraded)" if loss.get("degraded") else ""))
-    console.print(f"  anchors: inversion loss {_number(anchors.get('loss_start'))} -> {_number(anchors.get('loss_final'))}")
-    console.print(f"  tuning: {t.get('steps_done', '-')} steps, reconstruction loss {_number(t.get('loss_before'))} "
-                  f"-> {_number(t.get('loss_after'))}")
+    console.print(
+        f"prior of person {meta['person_id']}"
+        + (f" ({meta['person_name']})" if meta.get("person_name") else "")
+        + f": {len(meta['references'])} anchors, preset {meta.get('preset', '-')}, loss {loss.get('kind', '-')}"
+        + (" (degraded)" if loss.get("degraded") else "")
+    )
+    console.print(
+        f"  anchors: inversion loss {_number(anchors.get('loss_start'))} -> {_number(anchors.get('loss_final'))}"
+    )
+    console.print(
+        f"  tuning: {t.get('steps_done', '-')} steps, reconstruction loss {_number(t.get('loss_before'))} "
+        f"-> {_number(t.get('loss_after'))}"
+    )
     full, stored = t.get("full_delta_bytes"), t.get("stored_bytes")
-    console.print(f"  stored: {kind}, {summary['bytes'] / 1e6:.2f} MB"
-                  + (f" (a full delta would be {full / 1e6:.2f} MB, {full / max(stored, 1):.0f}x more)"
-                     if lowrank and _number(full) != "-" and _number(stored) != "-" else ""))
+    console.print(
+        f"  stored: {kind}, {summary['bytes'] / 1e6:.2f} MB"
+        + (
+            f" (a full delta would be {full / 1e6:.2f} MB, {full / max(stored, 1):.0f}x more)"
+            if lowrank and _number(full) != "-" and _number(stored) != "-"
+            else ""
+        )
+    )
     timings = {k: v for k, v in meta.get("timings", {}).items() if _number(v) != "-"}
     if timings:
-        console.print("  time: " + ", ".join(f"{k.removesuffix('_s')} {format_duration(v)}" for k, v in timings.items()))
+        console.print(
+            "  time: " + ", ".join(f"{k.removesuffix('_s')} {format_duration(v)}" for k, v in timings.items())
+        )
     for w in meta.get("warnings", []):
         console.print(f"  [yellow]warning:[/] {w}")
 
@@ -156,15 +208,24 @@ def list_command(ctx: typer.Context, json_out: bool = JsonOption) -> None:
             table.add_row(str(p["person_id"]), "", "", "", "", "", f"[red]{p['error']}[/]", "", "")
             continue
         stored = f"rank {p['rank']}" if p["kind"] == "lowrank" else "full delta"
-        table.add_row(str(p["person_id"]), p["person_name"] or "", str(p["anchors"]), stored, f"{p['bytes'] / 1e6:.2f}",
-                      p["loss"] or "-", f"{_number(p['loss_before'], '.3f')} -> {_number(p['loss_after'], '.3f')}",
-                      p["base"] or "-", p["preset"] or "-")
+        table.add_row(
+            str(p["person_id"]),
+            p["person_name"] or "",
+            str(p["anchors"]),
+            stored,
+            f"{p['bytes'] / 1e6:.2f}",
+            p["loss"] or "-",
+            f"{_number(p['loss_before'], '.3f')} -> {_number(p['loss_after'], '.3f')}",
+            p["base"] or "-",
+            p["preset"] or "-",
+        )
     console.print(table)
 
 
 @prior_app.command("show")
-def show_command(ctx: typer.Context, person: str = typer.Argument(..., help="Person id or name."),
-                 json_out: bool = JsonOption) -> None:
+def show_command(
+    ctx: typer.Context, person: str = typer.Argument(..., help="Person id or name."), json_out: bool = JsonOption
+) -> None:
     """Everything recorded about one person's prior."""
     from photokit.prior.personal import prior_summary, read_prior_meta
 
@@ -174,14 +235,18 @@ def show_command(ctx: typer.Context, person: str = typer.Argument(..., help="Per
         print_json(meta)
         return
     _print_summary(meta, prior_summary(meta))
-    console.print("  references (anchor order): " + ", ".join(f"#{r['index']} face {r['face_id']}"
-                                                             for r in meta["references"]))
+    console.print(
+        "  references (anchor order): " + ", ".join(f"#{r['index']} face {r['face_id']}" for r in meta["references"])
+    )
     console.print(f"  base generator: {meta['base']['name']} ({meta['base']['fingerprint'][:12]})")
 
 
 @prior_app.command("remove")
-def remove_command(ctx: typer.Context, person: str = typer.Argument(..., help="Person id or name."),
-                   yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
+def remove_command(
+    ctx: typer.Context,
+    person: str = typer.Argument(..., help="Person id or name."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
+) -> None:
     """Delete a person's prior (references, anchors and weights)."""
     from photokit.prior.personal import remove_prior
 

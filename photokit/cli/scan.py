@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
 
 import typer
 
@@ -12,10 +11,19 @@ from photokit.errors import PhotokitError
 
 
 def _counts_line(summary: dict) -> str:
-    parts = [f"{summary[key]:,} {label}" for key, label in (
-        ("new", "new"), ("unchanged", "unchanged"), ("changed", "changed"), ("moved", "moved"),
-        ("duplicates", "duplicates"), ("returned", "returned"), ("missing", "missing"))
-        if summary[key] or key in ("new", "unchanged")]
+    parts = [
+        f"{summary[key]:,} {label}"
+        for key, label in (
+            ("new", "new"),
+            ("unchanged", "unchanged"),
+            ("changed", "changed"),
+            ("moved", "moved"),
+            ("duplicates", "duplicates"),
+            ("returned", "returned"),
+            ("missing", "missing"),
+        )
+        if summary[key] or key in ("new", "unchanged")
+    ]
     if summary["skipped_total"]:
         reasons = ", ".join(f"{n} {reason}" for reason, n in summary["skipped"].items())
         parts.append(f"{summary['skipped_total']:,} skipped ({reasons})")
@@ -34,7 +42,7 @@ def _run_faces(ctx: typer.Context, db, device: str, detector: str, progress: boo
 
 def scan_cmd(
     ctx: typer.Context,
-    paths: List[Path] = typer.Argument(..., help="Folders (or single files) to index.", show_default=False),
+    paths: list[Path] = typer.Argument(..., help="Folders (or single files) to index.", show_default=False),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     no_faces: bool = typer.Option(False, "--no-faces", help="Only index files; do not detect faces."),
     device: str = DeviceOption,
@@ -64,14 +72,22 @@ def scan_cmd(
     if json_out:
         print_json(summary)
     else:
-        console.print(f"Scanned {summary['files']:,} files in {summary['seconds']:.1f} s: {_counts_line(summary)}",
-                      highlight=False, markup=False, soft_wrap=True)
+        console.print(
+            f"Scanned {summary['files']:,} files in {summary['seconds']:.1f} s: {_counts_line(summary)}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
         for folder in summary["unreadable_dirs"]:
             note(f"warning: could not read folder {folder} (its photos were not checked)")
         faces = summary.get("faces")
         if isinstance(faces, dict) and "error" not in faces:
-            console.print("Faces: " + ", ".join(f"{k} {v}" for k, v in faces.items() if not isinstance(v, (dict, list))),
-                          highlight=False, markup=False, soft_wrap=True)
+            console.print(
+                "Faces: " + ", ".join(f"{k} {v}" for k, v in faces.items() if not isinstance(v, (dict, list))),
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
     if faces_error is not None:
         raise faces_error
 
@@ -92,8 +108,10 @@ def _status_lines(status: dict) -> list[str]:
         state = "" if last["finished_at"] else " (interrupted: run it again to finish)"
         lines.append(f"Last scan {last['started_at']} of {', '.join(last['roots'])}{state}")
     photos = faces["photos"]
-    lines.append(f"Faces     {faces['faces']:,} faces ({faces['assigned']:,} assigned); photos: {photos['done']:,} done, "
-                 f"{photos['pending']:,} pending, {photos['failed']:,} failed")
+    lines.append(
+        f"Faces     {faces['faces']:,} faces ({faces['assigned']:,} assigned); photos: {photos['done']:,} done, "
+        f"{photos['pending']:,} pending, {photos['failed']:,} failed"
+    )
     lines.append(f"People    {people['named']:,} named, {people['unnamed']:,} unnamed, {people['ignored']:,} ignored")
     models = status["models"]
     lines.append(f"Models    {models['installed']} of {models['known']} installed in {models['dir']}")

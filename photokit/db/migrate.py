@@ -21,7 +21,7 @@ def script_location() -> Path:
     spec = importlib.util.find_spec("photokit.migrations")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("photokit's migration scripts are missing from this installation")
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def alembic_config(engine: Engine) -> Config:

@@ -7,7 +7,7 @@ Faces belong to photos; people group faces. ``EnhanceJob`` rows queue batch rest
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
@@ -26,7 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):
@@ -61,10 +61,8 @@ class Photo(Base):
     faces_status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     faces_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
-    locations: Mapped[list["PhotoLocation"]] = relationship(
-        back_populates="photo", cascade="all, delete-orphan"
-    )
-    faces: Mapped[list["Face"]] = relationship(back_populates="photo", cascade="all, delete-orphan")
+    locations: Mapped[list[PhotoLocation]] = relationship(back_populates="photo", cascade="all, delete-orphan")
+    faces: Mapped[list[Face]] = relationship(back_populates="photo", cascade="all, delete-orphan")
 
 
 class PhotoLocation(Base):
@@ -123,7 +121,7 @@ class Person(Base):
     cover_face_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
-    faces: Mapped[list["Face"]] = relationship(back_populates="person")
+    faces: Mapped[list[Face]] = relationship(back_populates="person")
 
 
 class Face(Base):

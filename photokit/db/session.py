@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from alembic.util.exc import CommandError as AlembicCommandError
 from sqlalchemy import create_engine, event, inspect, make_url
@@ -118,6 +118,8 @@ def open_database(settings: Settings, upgrade: bool = True) -> Database:
     except (OperationalError, SADatabaseError) as exc:
         raise explain_db_error(exc, settings.db_url) from exc
     except AlembicCommandError as exc:  # e.g. a database written by a newer photokit
-        raise DatabaseError(f"cannot migrate {display_url(settings.db_url)}: {exc} "
-                            "(was it written by a newer photokit? upgrade photokit)") from None
+        raise DatabaseError(
+            f"cannot migrate {display_url(settings.db_url)}: {exc} "
+            "(was it written by a newer photokit? upgrade photokit)"
+        ) from None
     return Database(engine=engine, url=settings.db_url)

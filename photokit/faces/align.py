@@ -27,7 +27,7 @@ class FaceAlignment:
 
     # -- construction / storage -------------------------------------------------------------
     @classmethod
-    def from_landmarks68(cls, landmarks: np.ndarray) -> "FaceAlignment":
+    def from_landmarks68(cls, landmarks: np.ndarray) -> FaceAlignment:
         lm = np.asarray(landmarks, dtype=np.float64).reshape(68, 2)
         eye_left, eye_right = lm[36:42].mean(axis=0), lm[42:48].mean(axis=0)
         eye_avg = (eye_left + eye_right) / 2
@@ -46,7 +46,7 @@ class FaceAlignment:
         return {"center": list(self.center), "x": list(self.x), "y": list(self.y)}
 
     @classmethod
-    def from_json(cls, data: dict) -> "FaceAlignment":
+    def from_json(cls, data: dict) -> FaceAlignment:
         return cls(tuple(data["center"]), tuple(data["x"]), tuple(data["y"]))
 
     # -- geometry ---------------------------------------------------------------------------
@@ -126,8 +126,9 @@ def unalign_face(
     )
 
 
-def face_footprint(alignment: FaceAlignment, photo_shape: tuple[int, int], photo_scale: float = 1.0,
-                   size: int = 256) -> np.ndarray:
+def face_footprint(
+    alignment: FaceAlignment, photo_shape: tuple[int, int], photo_scale: float = 1.0, size: int = 256
+) -> np.ndarray:
     """Float mask (H, W) in [0, 1]: where the aligned square lands in the photo."""
     ones = np.ones((size, size), np.float32)
     return unalign_face(ones, alignment, photo_shape, photo_scale, interpolation=cv2.INTER_LINEAR)

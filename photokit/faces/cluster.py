@@ -47,7 +47,7 @@ class Labelled:
     photo_ids: np.ndarray  # (M,) int
 
     @classmethod
-    def empty(cls, dim: int = 128) -> "Labelled":
+    def empty(cls, dim: int = 128) -> Labelled:
         return cls(np.zeros((0, dim), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 

@@ -23,9 +23,7 @@ def dlib_model_path(filename: str) -> Path:
     """Path of one of dlib's model files inside the installed ``face-recognition-models`` package."""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise MissingModelError(
-            "the dlib face models are not installed: pip install face-recognition-models"
-        )
+        raise MissingModelError("the dlib face models are not installed: pip install face-recognition-models")
     for location in spec.submodule_search_locations:
         path = Path(location) / "models" / filename
         if path.is_file():
@@ -41,28 +39,28 @@ def _load_dlib(loader, filename: str):
         raise MissingModelError(f"{path} cannot be read ({exc}); reinstall face-recognition-models") from exc
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def shape_predictor_68():
     import dlib
 
     return _load_dlib(dlib.shape_predictor, SHAPE_PREDICTOR_68)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def face_descriptor_model():
     import dlib
 
     return _load_dlib(dlib.face_recognition_model_v1, FACE_DESCRIPTOR)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hog_detector():
     import dlib
 
     return dlib.get_frontal_face_detector()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mtcnn(device: str = "cpu"):
     """One MTCNN per device; ``keep_all`` so every face of a group photo is returned."""
     try:

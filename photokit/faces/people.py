@@ -313,11 +313,30 @@ def person_summary(session: Session, person: Person) -> dict:
 def list_people(session: Session, include_all: bool = False, small_group: int = SMALL_GROUP) -> list[dict]:
     """People, most faces first. Without ``include_all``: no ignored people, no small unnamed groups."""
     # One aggregate query: listing must stay instant with 100k faces (no per-person face loading).
-    counts = (select(Person.id, Person.name, Person.cover_face_id, Person.ignored, func.count(Face.id),
-                     func.count(func.distinct(Face.photo_id)))
-              .outerjoin(Face, Face.person_id == Person.id).group_by(Person.id).order_by(Person.id))
-    rows = [{"id": pid, "name": name, "faces": int(n_faces), "photos": int(n_photos), "cover_face": cover,
-             "ignored": bool(ignored)} for pid, name, cover, ignored, n_faces, n_photos in session.execute(counts)]
+    counts = (
+        select(
+            Person.id,
+            Person.name,
+            Person.cover_face_id,
+            Person.ignored,
+            func.count(Face.id),
+            func.count(func.distinct(Face.photo_id)),
+        )
+        .outerjoin(Face, Face.person_id == Person.id)
+        .group_by(Person.id)
+        .order_by(Person.id)
+    )
+    rows = [
+        {
+            "id": pid,
+            "name": name,
+            "faces": int(n_faces),
+            "photos": int(n_photos),
+            "cover_face": cover,
+            "ignored": bool(ignored),
+        }
+        for pid, name, cover, ignored, n_faces, n_photos in session.execute(counts)
+    ]
     if not include_all:
         rows = [r for r in rows if not r["ignored"] and (r["name"] is not None or r["faces"] >= small_group)]
     return sorted(rows, key=lambda r: (-r["faces"], r["id"]))

@@ -118,8 +118,18 @@ def process_pending_photos(
         if not redo:
             query = query.where(Photo.faces_status == "pending")
         photo_ids = list(session.scalars(query))
-    summary = {"photos": len(photo_ids), "done": 0, "failed": 0, "retry_later": 0, "faces": 0, "kept": 0, "added": 0,
-               "removed": 0, "detector": config.detector, "errors": []}
+    summary = {
+        "photos": len(photo_ids),
+        "done": 0,
+        "failed": 0,
+        "retry_later": 0,
+        "faces": 0,
+        "kept": 0,
+        "added": 0,
+        "removed": 0,
+        "detector": config.detector,
+        "errors": [],
+    }
     analyzer = FaceAnalyzer(config, device=device) if photo_ids else None
     if analyzer is not None:
         summary["device"] = str(analyzer.device)
@@ -128,15 +138,18 @@ def process_pending_photos(
     bar = None
     if progress and photo_ids:
         from photokit.devices import describe_device
-        from photokit.progress import format_duration
-        from photokit.progress import make_progress, stderr_console
+        from photokit.progress import format_duration, make_progress, stderr_console
 
         cost = ""
         if analyzer.device.type == "cpu":
-            cost = (f", about {format_duration(len(photo_ids) * CPU_SECONDS_PER_PHOTO)} "
-                    f"({CPU_SECONDS_PER_PHOTO} s per photo as measured on 2 CPU cores)")
-        stderr_console.print(f"faces: {len(photo_ids)} photo(s) with {config.detector} on "
-                             f"{describe_device(analyzer.device)}{cost}", highlight=False)
+            cost = (
+                f", about {format_duration(len(photo_ids) * CPU_SECONDS_PER_PHOTO)} "
+                f"({CPU_SECONDS_PER_PHOTO} s per photo as measured on 2 CPU cores)"
+            )
+        stderr_console.print(
+            f"faces: {len(photo_ids)} photo(s) with {config.detector} on {describe_device(analyzer.device)}{cost}",
+            highlight=False,
+        )
         bar = make_progress()
     with bar if bar is not None else contextlib.nullcontext():
         task = bar.add_task("faces", total=len(photo_ids)) if bar is not None else None

@@ -77,5 +77,13 @@ def write_contact_sheet(
     with atomic_path(out, suffix=".png") as tmp:
         sheet.save(tmp, format="PNG")
     cols, rows = sheet_layout(len(tiles))
-    return {"person": person.id, "out": str(out), "tiles": len(tiles), "columns": cols, "rows": rows,
-            "tile_px": tile, "unreadable": unreadable, "face_ids": [f.id for f in faces]}
+    return {
+        "person": person.id,
+        "out": str(out),
+        "tiles": len(tiles),
+        "columns": cols,
+        "rows": rows,
+        "tile_px": tile,
+        "unreadable": unreadable,
+        "face_ids": [f.id for f in faces],
+    }

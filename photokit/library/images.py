@@ -38,8 +38,15 @@ _REASON_TEXT = {
 }
 
 # Our format name -> Pillow's plugin name (Image.open is restricted to the sniffed one).
-_PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "webp": "WEBP", "tiff": "TIFF", "bmp": "BMP",
-                "heic": "HEIF"}
+_PIL_FORMATS = {
+    "jpeg": "JPEG",
+    "png": "PNG",
+    "gif": "GIF",
+    "webp": "WEBP",
+    "tiff": "TIFF",
+    "bmp": "BMP",
+    "heic": "HEIF",
+}
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
 _BMP_DIB_HEADER_SIZES = {12, 40, 52, 56, 64, 108, 124}
 _SNIFF_BYTES = 32
@@ -88,7 +95,7 @@ def sniff_bytes(head: bytes) -> str | None:
         return "bmp"
     if head[4:8] == b"ftyp":
         box_size = int.from_bytes(head[:4], "big")
-        brands = {head[8:12]} | {head[i:i + 4] for i in range(16, min(box_size, len(head)) - 3, 4)}
+        brands = {head[8:12]} | {head[i : i + 4] for i in range(16, min(box_size, len(head)) - 3, 4)}
         if brands & _HEIF_BRANDS and b"avif" not in brands and b"avis" not in brands:
             return "heic"
     return None
@@ -131,7 +138,9 @@ def _open_lazy(path: str | os.PathLike) -> tuple[Image.Image, str]:
     if fmt is None:
         raise ImageReadError(path, "not_image")
     if fmt == "heic" and not HEIC_AVAILABLE:
-        raise ImageReadError(path, "unreadable", "HEIC needs the optional pillow-heif package: pip install 'photokit[heic]'")
+        raise ImageReadError(
+            path, "unreadable", "HEIC needs the optional pillow-heif package: pip install 'photokit[heic]'"
+        )
     try:
         return Image.open(path, formats=[_PIL_FORMATS[fmt]]), fmt
     except UnidentifiedImageError:
@@ -251,5 +260,12 @@ def probe_image(path: str | os.PathLike) -> ImageInfo:
         _decode(image, Path(path), fmt)
     if orientation in (5, 6, 7, 8):  # rotated by 90 or 270 degrees
         width, height = height, width
-    return ImageInfo(format=fmt, width=width, height=height, orientation=orientation, taken_at=taken_at,
-                     camera_make=make, camera_model=model)
+    return ImageInfo(
+        format=fmt,
+        width=width,
+        height=height,
+        orientation=orientation,
+        taken_at=taken_at,
+        camera_make=make,
+        camera_model=model,
+    )

@@ -13,9 +13,9 @@ import contextlib
 import hashlib
 import os
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterator, Sequence
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -56,11 +56,20 @@ class ScanSummary:
 
     def to_json(self) -> dict:
         return {
-            "roots": self.roots, "files": self.files, "new": self.new, "unchanged": self.unchanged,
-            "changed": self.changed, "moved": self.moved, "duplicates": self.duplicates,
-            "returned": self.returned, "missing": self.missing, "skipped": dict(sorted(self.skipped.items())),
-            "skipped_total": self.skipped_total, "unreadable_dirs": self.unreadable_dirs,
-            "seconds": round(self.seconds, 3), "interrupted": self.interrupted,
+            "roots": self.roots,
+            "files": self.files,
+            "new": self.new,
+            "unchanged": self.unchanged,
+            "changed": self.changed,
+            "moved": self.moved,
+            "duplicates": self.duplicates,
+            "returned": self.returned,
+            "missing": self.missing,
+            "skipped": dict(sorted(self.skipped.items())),
+            "skipped_total": self.skipped_total,
+            "unreadable_dirs": self.unreadable_dirs,
+            "seconds": round(self.seconds, 3),
+            "interrupted": self.interrupted,
         }
 
 
@@ -83,7 +92,7 @@ class _KnownSkip:
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 class _Scanner:
@@ -95,14 +104,22 @@ class _Scanner:
         self.summary = summary
         self.locations: dict[str, _KnownLocation] = {
             path: _KnownLocation(id_, photo_id, size, mtime_ns, status)
-            for id_, path, photo_id, size, mtime_ns, status in session.execute(select(
-                PhotoLocation.id, PhotoLocation.path, PhotoLocation.photo_id, PhotoLocation.size,
-                PhotoLocation.mtime_ns, PhotoLocation.status))
+            for id_, path, photo_id, size, mtime_ns, status in session.execute(
+                select(
+                    PhotoLocation.id,
+                    PhotoLocation.path,
+                    PhotoLocation.photo_id,
+                    PhotoLocation.size,
+                    PhotoLocation.mtime_ns,
+                    PhotoLocation.status,
+                )
+            )
         }
         self.skips: dict[str, _KnownSkip] = {
             path: _KnownSkip(id_, size, mtime_ns, reason)
-            for id_, path, size, mtime_ns, reason in session.execute(select(
-                SkippedFile.id, SkippedFile.path, SkippedFile.size, SkippedFile.mtime_ns, SkippedFile.reason))
+            for id_, path, size, mtime_ns, reason in session.execute(
+                select(SkippedFile.id, SkippedFile.path, SkippedFile.size, SkippedFile.mtime_ns, SkippedFile.reason)
+            )
         }
         self.photo_by_sha: dict[str, int] = {sha: id_ for sha, id_ in session.execute(select(Photo.sha256, Photo.id))}
         self.seen_location_ids: list[int] = []
@@ -116,13 +133,17 @@ class _Scanner:
                 self.seen_location_ids.append(known.id)
                 self.summary.unchanged += 1
             else:
-                self._set_location(session, known, now, photo_id=known.photo_id, size=found.size,
-                                   mtime_ns=found.mtime_ns)
+                self._set_location(
+                    session, known, now, photo_id=known.photo_id, size=found.size, mtime_ns=found.mtime_ns
+                )
                 self.summary.returned += 1
             return
         skip = self.skips.get(found.path)
-        if (skip is not None and skip.reason != "unreadable"  # permissions change without touching mtime
-                and (skip.size, skip.mtime_ns) == (found.size, found.mtime_ns)):
+        if (
+            skip is not None
+            and skip.reason != "unreadable"  # permissions change without touching mtime
+            and (skip.size, skip.mtime_ns) == (found.size, found.mtime_ns)
+        ):
             self.seen_skip_ids.append(skip.id)
             self._count_skip(skip.reason)
             return
@@ -134,8 +155,9 @@ class _Scanner:
                 return
             self._record_skip(session, found, skip, exc, now)
             if known is not None and known.status == PRESENT:  # a photo here was replaced by a bad file
-                session.execute(update(PhotoLocation).where(PhotoLocation.id == known.id)
-                                .values(status=MISSING, missing_since=now))
+                session.execute(
+                    update(PhotoLocation).where(PhotoLocation.id == known.id).values(status=MISSING, missing_since=now)
+                )
                 known.status = MISSING
             return
         if skip is not None:
@@ -168,8 +190,18 @@ class _Scanner:
                 self.summary.duplicates += 1
             else:
                 self.summary.returned += 1
-        session.add(PhotoLocation(photo_id=photo_id, path=found.path, size=found.size, mtime_ns=found.mtime_ns,
-                                  status=PRESENT, first_seen=now, last_seen=now, moved_from=moved_from))
+        session.add(
+            PhotoLocation(
+                photo_id=photo_id,
+                path=found.path,
+                size=found.size,
+                mtime_ns=found.mtime_ns,
+                status=PRESENT,
+                first_seen=now,
+                last_seen=now,
+                moved_from=moved_from,
+            )
+        )
 
     def _read(self, found: FoundFile) -> tuple[str, images.ImageInfo | None]:
         """Sniff and hash the file (one open); decode it only when its content is new to the library."""
@@ -189,36 +221,54 @@ class _Scanner:
             return sha, None
         return sha, images.probe_image(found.path)
 
-    def _add_photo(self, session: Session, found: FoundFile, sha: str, info: images.ImageInfo | None,
-                   now: datetime) -> int:
+    def _add_photo(
+        self, session: Session, found: FoundFile, sha: str, info: images.ImageInfo | None, now: datetime
+    ) -> int:
         assert info is not None
-        photo = Photo(sha256=sha, size=found.size, format=info.format, width=info.width, height=info.height,
-                      orientation=info.orientation, taken_at=info.taken_at, camera_make=info.camera_make,
-                      camera_model=info.camera_model, created_at=now, faces_status="pending")
+        photo = Photo(
+            sha256=sha,
+            size=found.size,
+            format=info.format,
+            width=info.width,
+            height=info.height,
+            orientation=info.orientation,
+            taken_at=info.taken_at,
+            camera_make=info.camera_make,
+            camera_model=info.camera_model,
+            created_at=now,
+            faces_status="pending",
+        )
         session.add(photo)
         session.flush()
         self.photo_by_sha[sha] = photo.id
         return photo.id
 
-    def _claim_move_source(self, session: Session, photo_id: int, new_path: str, now: datetime
-                           ) -> tuple[str | None, bool]:
+    def _claim_move_source(
+        self, session: Session, photo_id: int, new_path: str, now: datetime
+    ) -> tuple[str | None, bool]:
         """(old path this content moved from, whether a copy is still present elsewhere).
 
         A source is a location this scan vouches is gone (under a walked root, not found), else one
         already marked missing. It becomes 'moved', so it is neither reused nor counted missing.
         """
-        rows = session.execute(select(PhotoLocation.id, PhotoLocation.path, PhotoLocation.status)
-                               .where(PhotoLocation.photo_id == photo_id, PhotoLocation.path != new_path)
-                               .order_by(PhotoLocation.id)).all()
-        gone_now = [r for r in rows if r.status == PRESENT and r.path not in self.walked_paths
-                    and self.walk.covers(r.path)]
+        rows = session.execute(
+            select(PhotoLocation.id, PhotoLocation.path, PhotoLocation.status)
+            .where(PhotoLocation.photo_id == photo_id, PhotoLocation.path != new_path)
+            .order_by(PhotoLocation.id)
+        ).all()
+        gone_now = [
+            r for r in rows if r.status == PRESENT and r.path not in self.walked_paths and self.walk.covers(r.path)
+        ]
         already_missing = [r for r in rows if r.status == MISSING]
         source = (gone_now or already_missing or [None])[0]
         if source is None:
             return None, any(r.status == PRESENT for r in rows)
-        session.execute(update(PhotoLocation).where(PhotoLocation.id == source.id)
-                        .values(status=MOVED, missing_since=func.coalesce(PhotoLocation.missing_since, now))
-                        .execution_options(synchronize_session=False))
+        session.execute(
+            update(PhotoLocation)
+            .where(PhotoLocation.id == source.id)
+            .values(status=MOVED, missing_since=func.coalesce(PhotoLocation.missing_since, now))
+            .execution_options(synchronize_session=False)
+        )
         if source.path in self.locations:
             self.locations[source.path].status = MOVED
         return source.path, any(r.status == PRESENT and r.id != source.id for r in rows)
@@ -227,16 +277,21 @@ class _Scanner:
         self.summary.skipped[reason] = self.summary.skipped.get(reason, 0) + 1
 
     def _set_location(self, session: Session, known: _KnownLocation, now: datetime, **values) -> None:
-        session.execute(update(PhotoLocation).where(PhotoLocation.id == known.id)
-                        .values(status=PRESENT, missing_since=None, last_seen=now, **values))
+        session.execute(
+            update(PhotoLocation)
+            .where(PhotoLocation.id == known.id)
+            .values(status=PRESENT, missing_since=None, last_seen=now, **values)
+        )
         known.status, known.photo_id = PRESENT, values["photo_id"]
         known.size, known.mtime_ns = values["size"], values["mtime_ns"]
 
-    def _record_skip(self, session: Session, found: FoundFile, skip: _KnownSkip | None,
-                     exc: images.ImageReadError, now: datetime) -> None:
+    def _record_skip(
+        self, session: Session, found: FoundFile, skip: _KnownSkip | None, exc: images.ImageReadError, now: datetime
+    ) -> None:
         self._count_skip(exc.reason)
-        values = dict(size=found.size, mtime_ns=found.mtime_ns, reason=exc.reason, detail=exc.detail or None,
-                      last_seen=now)
+        values = dict(
+            size=found.size, mtime_ns=found.mtime_ns, reason=exc.reason, detail=exc.detail or None, last_seen=now
+        )
         if skip is None:
             session.add(SkippedFile(path=found.path, **values))
         else:
@@ -246,28 +301,44 @@ class _Scanner:
     def flush_seen(self, session: Session, now: datetime) -> None:
         """Bulk 'last seen' for files that needed no other write."""
         for ids in _chunks(self.seen_location_ids, _SQL_CHUNK):
-            session.execute(update(PhotoLocation).where(PhotoLocation.id.in_(ids)).values(last_seen=now)
-                            .execution_options(synchronize_session=False))
+            session.execute(
+                update(PhotoLocation)
+                .where(PhotoLocation.id.in_(ids))
+                .values(last_seen=now)
+                .execution_options(synchronize_session=False)
+            )
         for ids in _chunks(self.seen_skip_ids, _SQL_CHUNK):
-            session.execute(update(SkippedFile).where(SkippedFile.id.in_(ids)).values(last_seen=now)
-                            .execution_options(synchronize_session=False))
+            session.execute(
+                update(SkippedFile)
+                .where(SkippedFile.id.in_(ids))
+                .values(last_seen=now)
+                .execution_options(synchronize_session=False)
+            )
         self.seen_location_ids.clear()
         self.seen_skip_ids.clear()
 
     def finish(self, session: Session, now: datetime) -> None:
         """After a complete walk: mark vanished locations missing, forget vanished skipped files."""
-        gone = [known.id for path, known in self.locations.items()
-                if known.status == PRESENT and path not in self.walked_paths and self.walk.covers(path)]
+        gone = [
+            known.id
+            for path, known in self.locations.items()
+            if known.status == PRESENT and path not in self.walked_paths and self.walk.covers(path)
+        ]
         for ids in _chunks(gone, _SQL_CHUNK):
-            session.execute(update(PhotoLocation).where(PhotoLocation.id.in_(ids), PhotoLocation.status == PRESENT)
-                            .values(status=MISSING, missing_since=now)
-                            .execution_options(synchronize_session=False))
+            session.execute(
+                update(PhotoLocation)
+                .where(PhotoLocation.id.in_(ids), PhotoLocation.status == PRESENT)
+                .values(status=MISSING, missing_since=now)
+                .execution_options(synchronize_session=False)
+            )
         self.summary.missing = len(gone)
-        stale_skips = [skip.id for path, skip in self.skips.items()
-                       if path not in self.walked_paths and self.walk.covers(path)]
+        stale_skips = [
+            skip.id for path, skip in self.skips.items() if path not in self.walked_paths and self.walk.covers(path)
+        ]
         for ids in _chunks(stale_skips, _SQL_CHUNK):
-            session.execute(delete(SkippedFile).where(SkippedFile.id.in_(ids))
-                            .execution_options(synchronize_session=False))
+            session.execute(
+                delete(SkippedFile).where(SkippedFile.id.in_(ids)).execution_options(synchronize_session=False)
+            )
 
 
 @contextlib.contextmanager
@@ -281,8 +352,9 @@ def _maybe_progress(enabled: bool):
         yield progress
 
 
-def scan_library(db: Database, roots: Sequence[str | os.PathLike], progress: bool = True,
-                 batch_size: int = DEFAULT_BATCH_SIZE) -> ScanSummary:
+def scan_library(
+    db: Database, roots: Sequence[str | os.PathLike], progress: bool = True, batch_size: int = DEFAULT_BATCH_SIZE
+) -> ScanSummary:
     """Bring the library index up to date with the files under ``roots``.
 
     Raises ``PhotokitError`` for a missing root and ``DatabaseError`` for a locked or unreadable
@@ -333,8 +405,9 @@ def scan_library(db: Database, roots: Sequence[str | os.PathLike], progress: boo
             with db.session() as session:
                 scanner.finish(session, utcnow())
                 summary.seconds = time.perf_counter() - started
-                session.execute(update(ScanRun).where(ScanRun.id == run_id)
-                                .values(finished_at=utcnow(), summary=summary.to_json()))
+                session.execute(
+                    update(ScanRun).where(ScanRun.id == run_id).values(finished_at=utcnow(), summary=summary.to_json())
+                )
     except BaseException:
         summary.interrupted = True
         summary.seconds = time.perf_counter() - started

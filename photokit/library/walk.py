@@ -9,21 +9,29 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from photokit.errors import PhotokitError
 
 # Folders that hold system or application data, never the user's photos (compared case-insensitively).
-SYSTEM_DIR_NAMES = frozenset(name.casefold() for name in (
-    "@eaDir",                     # Synology thumbnails
-    "@Recycle", "@Recently-Snapshot", "@__thumb",  # QNAP
-    "#recycle", "#snapshot",      # Synology / Samba recycle bins
-    "$RECYCLE.BIN", "RECYCLER", "System Volume Information",  # Windows
-    "__MACOSX",                   # macOS zip debris
-    "lost+found",
-))
+SYSTEM_DIR_NAMES = frozenset(
+    name.casefold()
+    for name in (
+        "@eaDir",  # Synology thumbnails
+        "@Recycle",
+        "@Recently-Snapshot",
+        "@__thumb",  # QNAP
+        "#recycle",
+        "#snapshot",  # Synology / Samba recycle bins
+        "$RECYCLE.BIN",
+        "RECYCLER",
+        "System Volume Information",  # Windows
+        "__MACOSX",  # macOS zip debris
+        "lost+found",
+    )
+)
 SYSTEM_FILE_NAMES = frozenset(name.casefold() for name in ("Thumbs.db", "desktop.ini", "Icon\r"))
 
 
@@ -60,7 +68,7 @@ class WalkResult:
             if path == root:
                 return True
             if _is_under(path, root):
-                rel = path[len(root.rstrip(os.sep)) + 1:].split(os.sep)
+                rel = path[len(root.rstrip(os.sep)) + 1 :].split(os.sep)
                 if not any(is_hidden_dir(part) for part in rel[:-1]) and not is_hidden_file(rel[-1]):
                     return True
         return False

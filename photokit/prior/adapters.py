@@ -16,7 +16,7 @@ finalise its result — so a stored prior reloads to bit-identical weights.
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -117,8 +117,9 @@ class LowRankAdapters:
         }
 
     def synthesize(self, ws: torch.Tensor) -> torch.Tensor:
-        return torch.func.functional_call(self.synthesis, self.merged_parameters(), (ws,), {"noise_mode": "const"},
-                                          strict=False)
+        return torch.func.functional_call(
+            self.synthesis, self.merged_parameters(), (ws,), {"noise_mode": "const"}, strict=False
+        )
 
     def stored_tensors(self, dtype: torch.dtype) -> dict[str, torch.Tensor]:
         out = {}

@@ -119,7 +119,9 @@ def regularisation(alpha: torch.Tensor, delta: torch.Tensor, beta: float | None,
     coeffs = constrained_coefficients(alpha, delta, beta, config.sharpness)
     total = config.sum_weight * sum_penalty(coeffs)
     if config.per_layer:
-        total = total + config.reg_weight * delta_penalty(delta, regularised_layers(delta.shape[0], config.reg_layer_fraction))
+        total = total + config.reg_weight * delta_penalty(
+            delta, regularised_layers(delta.shape[0], config.reg_layer_fraction)
+        )
     return total
 
 

@@ -19,23 +19,28 @@ import contextlib
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
 from photokit.errors import PhotokitError
 from photokit.prior.adapters import apply_stored, stored_bytes, stored_kind, synthesis_parameters
-from photokit.prior.base import BaseGenerator, resolve_base
-from photokit.prior.projector import ProjectorConfig, invert_w, inversion_step_probe, w_statistics
-from photokit.prior.refs import (RefsConfig, build_reference_set, load_reference_images, preview_selection,
-                                 read_reference_set)
+from photokit.prior.projector import ProjectorConfig, inversion_step_probe, invert_w, w_statistics
+from photokit.prior.refs import (
+    RefsConfig,
+    build_reference_set,
+    load_reference_images,
+    preview_selection,
+    read_reference_set,
+)
 from photokit.prior.tuning import TuningConfig, tune, tuning_step_probe
 from photokit.settings import Settings
 from photokit.store.atomic import atomic_path, atomic_write_text
+from photokit.stylegan2.base import BaseGenerator, resolve_base
 
 FORMAT = "photokit-personal-prior"
 FORMAT_VERSION = 1
@@ -89,14 +94,17 @@ def read_prior_meta(settings: Settings, person_id: int) -> dict:
     try:
         meta = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise PhotokitError(f"{path} is corrupt ({exc.__class__.__name__}); rebuild it with "
-                            f"`photokit prior build {person_id} --restart`") from None
+        raise PhotokitError(
+            f"{path} is corrupt ({exc.__class__.__name__}); rebuild it with "
+            f"`photokit prior build {person_id} --restart`"
+        ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise PhotokitError(f"{path} is not a photokit prior description; rebuild it")
     problem = _meta_problem(meta)
     if problem:
-        raise PhotokitError(f"{path} is incomplete ({problem}); rebuild it with "
-                            f"`photokit prior build {person_id} --restart`")
+        raise PhotokitError(
+            f"{path} is incomplete ({problem}); rebuild it with `photokit prior build {person_id} --restart`"
+        )
     return meta
 
 
@@ -113,8 +121,10 @@ def _meta_problem(meta: dict) -> str | None:
     if not isinstance(tuning, dict) or not isinstance(tuning.get("kind"), str) or tuning["kind"] not in WEIGHT_FILES:
         return "no tuning kind"
     files = meta.get("files")
-    if not isinstance(files, dict) or not all(isinstance(f, dict) and isinstance(f.get("bytes"), int)
-                                              and isinstance(f.get("sha256"), str) for f in files.values()):
+    if not isinstance(files, dict) or not all(
+        isinstance(f, dict) and isinstance(f.get("bytes"), int) and isinstance(f.get("sha256"), str)
+        for f in files.values()
+    ):
         return "no file records"
     for section in ("loss", "anchors", "timings"):
         if section in meta and not isinstance(meta[section], dict):
@@ -126,12 +136,19 @@ def prior_summary(meta: dict) -> dict:
     """The short form `prior list` prints."""
     tuning = meta.get("tuning", {})
     return {
-        "person_id": meta["person_id"], "person_name": meta.get("person_name"),
-        "anchors": len(meta.get("references", [])), "kind": tuning.get("kind"), "rank": tuning.get("adapter_rank"),
-        "bytes": sum(f["bytes"] for f in meta.get("files", {}).values()), "preset": meta.get("preset"),
-        "loss": meta.get("loss", {}).get("kind"), "base": meta.get("base", {}).get("name"),
-        "real_face_prior": meta.get("base", {}).get("pretrained_face_model", False) and meta.get("loss", {}).get("kind") != "mse",
-        "loss_before": tuning.get("loss_before"), "loss_after": tuning.get("loss_after"),
+        "person_id": meta["person_id"],
+        "person_name": meta.get("person_name"),
+        "anchors": len(meta.get("references", [])),
+        "kind": tuning.get("kind"),
+        "rank": tuning.get("adapter_rank"),
+        "bytes": sum(f["bytes"] for f in meta.get("files", {}).values()),
+        "preset": meta.get("preset"),
+        "loss": meta.get("loss", {}).get("kind"),
+        "base": meta.get("base", {}).get("name"),
+        "real_face_prior": meta.get("base", {}).get("pretrained_face_model", False)
+        and meta.get("loss", {}).get("kind") != "mse",
+        "loss_before": tuning.get("loss_before"),
+        "loss_after": tuning.get("loss_after"),
         "created": meta.get("created"),
     }
 
@@ -153,8 +170,12 @@ def list_priors(settings: Settings) -> list[dict]:
         except PhotokitError as exc:
             out.append({"person_id": person_id, "error": str(exc)})
         except (KeyError, TypeError, AttributeError, ValueError) as exc:  # one odd file must not stop the list
-            out.append({"person_id": person_id, "error": f"{folder / PRIOR_JSON} is malformed "
-                                                         f"({type(exc).__name__}: {exc}); rebuild it"})
+            out.append(
+                {
+                    "person_id": person_id,
+                    "error": f"{folder / PRIOR_JSON} is malformed ({type(exc).__name__}: {exc}); rebuild it",
+                }
+            )
     return sorted(out, key=lambda d: d["person_id"])
 
 
@@ -168,7 +189,7 @@ def remove_prior(settings: Settings, person_id: int) -> Path:
 
 
 def _file_record(path: Path) -> dict:
-    from photokit.prior.checkpoints import file_sha256
+    from photokit.store.hashing import file_sha256
 
     return {"sha256": file_sha256(path), "bytes": path.stat().st_size}
 
@@ -185,8 +206,8 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
 
     try:
         with safe_open(str(path), framework="pt") as fh:
-            return {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata() or {})
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a corrupt file
+            return {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata() or {})  # noqa: SIM118 - not iterable
+    except Exception as exc:
         raise PhotokitError(f"{path} is corrupt or truncated ({exc.__class__.__name__})") from None
 
 
@@ -196,9 +217,15 @@ def save_prior(folder: Path, anchors: torch.Tensor, stored: dict[str, torch.Tens
     kind = stored_kind(stored)
     weights = folder / WEIGHT_FILES[kind]
     fingerprint = meta["base"]["fingerprint"]
-    _save_safetensors(folder / ANCHORS_FILE, {"anchors": anchors.float()},
-                      {"format": FORMAT, "face_ids": json.dumps([r["face_id"] for r in meta["references"]]),
-                       "base_fingerprint": fingerprint})
+    _save_safetensors(
+        folder / ANCHORS_FILE,
+        {"anchors": anchors.float()},
+        {
+            "format": FORMAT,
+            "face_ids": json.dumps([r["face_id"] for r in meta["references"]]),
+            "base_fingerprint": fingerprint,
+        },
+    )
     _save_safetensors(weights, stored, {"format": FORMAT, "kind": kind, "base_fingerprint": fingerprint})
     for other in WEIGHT_FILES.values():
         if other != weights.name:
@@ -208,9 +235,13 @@ def save_prior(folder: Path, anchors: torch.Tensor, stored: dict[str, torch.Tens
     return meta
 
 
-def load_personal_prior(settings: Settings, person_id: int, device: str | torch.device = "cpu",
-                        base_generator: BaseGenerator | nn.Module | None = None,
-                        owner: dict | None = None) -> PersonalPrior:
+def load_personal_prior(
+    settings: Settings,
+    person_id: int,
+    device: str | torch.device = "cpu",
+    base_generator: BaseGenerator | nn.Module | None = None,
+    owner: dict | None = None,
+) -> PersonalPrior:
     """The tuned generator and anchors of a person (PhotokitError on corrupt files, another base generator,
     or, when ``owner`` (see ``person_owner``) is given, a prior built for someone else with the same id).
 
@@ -220,24 +251,31 @@ def load_personal_prior(settings: Settings, person_id: int, device: str | torch.
     import copy
 
     from photokit.devices import resolve_device
-    from photokit.prior.checkpoints import file_sha256
+    from photokit.store.hashing import file_sha256
 
     device = device if isinstance(device, torch.device) else resolve_device(device)
     folder = prior_dir(settings, person_id)
     meta = read_prior_meta(settings, person_id)
     recorded = meta.get("owner")
     if owner is not None and recorded is not None and recorded != owner:
-        whom = "another library" if recorded.get("library_id") != owner.get("library_id") else \
-            "an earlier person who had the same id"
-        raise PhotokitError(f"the prior in {folder} was built for {whom}, not for person {person_id}: "
-                            f"rebuild it with `photokit prior build {person_id} --restart`")
+        whom = (
+            "another library"
+            if recorded.get("library_id") != owner.get("library_id")
+            else "an earlier person who had the same id"
+        )
+        raise PhotokitError(
+            f"the prior in {folder} was built for {whom}, not for person {person_id}: "
+            f"rebuild it with `photokit prior build {person_id} --restart`"
+        )
     for name, record in meta.get("files", {}).items():
         path = folder / name
         if not path.is_file():
             raise PhotokitError(f"prior of person {person_id} is incomplete: {name} is missing; rebuild it")
         if file_sha256(path) != record.get("sha256"):
-            raise PhotokitError(f"prior of person {person_id} is corrupt: {name} does not match its checksum; "
-                                f"rebuild it with `photokit prior build {person_id} --restart`")
+            raise PhotokitError(
+                f"prior of person {person_id} is corrupt: {name} does not match its checksum; "
+                f"rebuild it with `photokit prior build {person_id} --restart`"
+            )
     kind = meta["tuning"]["kind"]
     if WEIGHT_FILES[kind] not in meta.get("files", {}) or ANCHORS_FILE not in meta.get("files", {}):
         raise PhotokitError(f"prior of person {person_id} lists no {WEIGHT_FILES[kind]}; rebuild it")
@@ -250,7 +288,8 @@ def load_personal_prior(settings: Settings, person_id: int, device: str | torch.
     if actual != expected:
         raise PhotokitError(
             f"prior of person {person_id} was tuned on base generator {meta['base'].get('name')} "
-            f"({expected[:12]}), not on this one ({actual[:12]}): install that generator or rebuild the prior")
+            f"({expected[:12]}), not on this one ({actual[:12]}): install that generator or rebuild the prior"
+        )
     anchors = _load_safetensors(folder / ANCHORS_FILE)[0].get("anchors")
     if anchors is None or anchors.dim() != 2 or anchors.shape != (len(meta["references"]), base.w_dim):
         raise PhotokitError(f"prior of person {person_id}: anchors do not match its references or the generator")
@@ -329,11 +368,22 @@ class BuildPlan:
         return self.tuning_steps * self.tuning_step_s
 
     def to_json(self) -> dict:
-        return {**asdict(self), "invert_estimate_s": round(self.invert_s, 1), "tuning_estimate_s": round(self.tuning_s, 1)}
+        return {
+            **asdict(self),
+            "invert_estimate_s": round(self.invert_s, 1),
+            "tuning_estimate_s": round(self.tuning_s, 1),
+        }
 
 
-def plan_schedule(preset: str, refs: int, invert_batch: int, invert_step_s: float, tuning_step_s: float,
-                  options: BuildOptions, tuning_batch: int = 1) -> BuildPlan:
+def plan_schedule(
+    preset: str,
+    refs: int,
+    invert_batch: int,
+    invert_step_s: float,
+    tuning_step_s: float,
+    options: BuildOptions,
+    tuning_batch: int = 1,
+) -> BuildPlan:
     """Step counts for a preset from measured per-step costs (pure). Explicit options always win;
     the fast preset then shrinks what is left to fit ``options.budget_s``, down to fixed floors."""
     per_epoch = -(-refs // tuning_batch)
@@ -345,6 +395,7 @@ def plan_schedule(preset: str, refs: int, invert_batch: int, invert_step_s: floa
     paper_s = paper["invert_steps"] * batches * invert_step_s + paper["epochs"] * per_epoch * tuning_step_s
     notes = []
     if preset == "fast":
+
         def cost(refs: int, invert_steps: int, tuning_steps: int) -> float:
             return invert_steps * -(-refs // invert_batch) * invert_step_s + tuning_steps * tuning_step_s
 
@@ -356,19 +407,25 @@ def plan_schedule(preset: str, refs: int, invert_batch: int, invert_step_s: floa
             if options.tuning_steps is None:
                 tuning_steps = max(FAST_FLOORS["epochs"] * per_epoch, int(tuning_steps * scale))
             # Still too slow at the floors: fewer references (the most diverse come first).
-            while options.max_refs is None and refs > FAST_FLOORS["refs"] and \
-                    cost(refs, invert_steps, tuning_steps) > options.budget_s:
+            while (
+                options.max_refs is None
+                and refs > FAST_FLOORS["refs"]
+                and cost(refs, invert_steps, tuning_steps) > options.budget_s
+            ):
                 refs -= 1
                 if options.tuning_steps is None:
-                    tuning_steps = max(FAST_FLOORS["epochs"] * -(-refs // tuning_batch), int(tuning_steps * refs / (refs + 1)))
+                    tuning_steps = max(
+                        FAST_FLOORS["epochs"] * -(-refs // tuning_batch), int(tuning_steps * refs / (refs + 1))
+                    )
             notes.append(f"fast schedule shrunk to fit a budget of {options.budget_s / 60:.0f} min")
-    return BuildPlan(preset, refs, invert_steps, min(invert_batch, refs), tuning_steps, invert_step_s, tuning_step_s,
-                     paper_s, notes)
+    return BuildPlan(
+        preset, refs, invert_steps, min(invert_batch, refs), tuning_steps, invert_step_s, tuning_step_s, paper_s, notes
+    )
 
 
 def _make_losses(options: BuildOptions, device: torch.device, projector: ProjectorConfig, tuning: TuningConfig):
     """(inversion loss, tuning loss, loss kind). Stops with a one-line message when LPIPS is missing."""
-    from photokit.prior.losses import ReconstructionLoss, make_reconstruction_loss
+    from photokit.stylegan2.losses import ReconstructionLoss, make_reconstruction_loss
 
     if options.loss == "mse":
         return ReconstructionLoss(None, 1.0).to(device), ReconstructionLoss(None, tuning.mse_weight).to(device), "mse"
@@ -383,14 +440,26 @@ def _make_losses(options: BuildOptions, device: torch.device, projector: Project
 def _anchor_signature(base: BaseGenerator, refs, projector: ProjectorConfig, loss_kind: str) -> str:
     import hashlib
 
-    data = {"base": base.fingerprint, "faces": [f["face_id"] for f in refs.faces], "loss": loss_kind,
-            "projector": projector.to_json()}
+    data = {
+        "base": base.fingerprint,
+        "faces": [f["face_id"] for f in refs.faces],
+        "loss": loss_kind,
+        "projector": projector.to_json(),
+    }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def compute_anchors(base: BaseGenerator, refs, targets: torch.Tensor, loss_fn, projector: ProjectorConfig,
-                    loss_kind: str, work: Path, progress=None,
-                    on_step: Callable[[int, float], None] | None = None) -> tuple[torch.Tensor, list[float], list[float]]:
+def compute_anchors(
+    base: BaseGenerator,
+    refs,
+    targets: torch.Tensor,
+    loss_fn,
+    projector: ProjectorConfig,
+    loss_kind: str,
+    work: Path,
+    progress=None,
+    on_step: Callable[[int, float], None] | None = None,
+) -> tuple[torch.Tensor, list[float], list[float]]:
     """Invert every reference, batch by batch; finished batches are saved, so an interruption loses at
     most the batch in progress. Returns (anchors (N, w_dim), start losses, final losses)."""
     G = base.generator
@@ -407,14 +476,19 @@ def compute_anchors(base: BaseGenerator, refs, targets: torch.Tensor, loss_fn, p
             final_losses = json.loads(meta["final_losses"])
     n = len(targets)
     w_stats = w_statistics(G, projector.w_avg_samples, targets.device, projector.seed)
-    task = progress.add_task("anchors (W inversion)", total=n * projector.steps,
-                             completed=len(done) * projector.steps) if progress else None
+    task = (
+        progress.add_task("anchors (W inversion)", total=n * projector.steps, completed=len(done) * projector.steps)
+        if progress
+        else None
+    )
     while len(done) < n:
         lo, hi = len(done), min(n, len(done) + projector.batch_size)
 
         def step(i: int, loss: float) -> None:
             if progress:
-                progress.update(task, advance=hi - lo, status=f"batch {lo // projector.batch_size + 1}, loss {loss:.4f}")
+                progress.update(
+                    task, advance=hi - lo, status=f"batch {lo // projector.batch_size + 1}, loss {loss:.4f}"
+                )
             if on_step is not None:
                 on_step(i, loss)
 
@@ -422,9 +496,15 @@ def compute_anchors(base: BaseGenerator, refs, targets: torch.Tensor, loss_fn, p
         done = torch.cat([done, result.ws.cpu()])
         start_losses += result.start_loss
         final_losses += result.final_loss
-        _save_safetensors(partial, {"anchors": done}, {"signature": signature,
-                                                       "start_losses": json.dumps(start_losses),
-                                                       "final_losses": json.dumps(final_losses)})
+        _save_safetensors(
+            partial,
+            {"anchors": done},
+            {
+                "signature": signature,
+                "start_losses": json.dumps(start_losses),
+                "final_losses": json.dumps(final_losses),
+            },
+        )
     return done.to(targets.device), start_losses, final_losses
 
 
@@ -446,8 +526,8 @@ def build_prior(
     """
     from photokit.devices import describe_device, resolve_device
     from photokit.faces.people import resolve_person
-    from photokit.prior.cost import time_step
     from photokit.progress import format_duration
+    from photokit.stylegan2.timing import time_step
 
     started = time.perf_counter()
     device = device if isinstance(device, torch.device) else resolve_device(device)
@@ -467,8 +547,9 @@ def build_prior(
 
     projector = projector or ProjectorConfig()
     tuning = tuning or TuningConfig()
-    tuning = replace(tuning, adapter_rank=options.adapter_rank or tuning.adapter_rank,
-                     checkpoint_every_s=options.checkpoint_every_s)
+    tuning = replace(
+        tuning, adapter_rank=options.adapter_rank or tuning.adapter_rank, checkpoint_every_s=options.checkpoint_every_s
+    )
     inv_loss, tun_loss, loss_kind = _make_losses(options, device, projector, tuning)
     if loss_kind == "mse":
         notify("loss: MSE only (--loss mse): explicitly degraded quality, recorded in prior.json")
@@ -484,10 +565,17 @@ def build_prior(
     probe = torch.rand(invert_batch, 3, resolution, resolution, generator=torch.Generator().manual_seed(0)).to(device)
     inv_step_s = time_step(inversion_step_probe(G, probe * 2 - 1, inv_loss, projector), device)
     probe_anchors = G.w_avg.to(device).reshape(1, -1).repeat(tuning.batch_size, 1)
-    tun_step_s = time_step(tuning_step_probe(G, probe_anchors, probe.repeat(tuning.batch_size, 1, 1, 1)[:tuning.batch_size],
-                                             tun_loss, tuning), device)
-    max_refs = upper if state or options.max_refs else \
-        plan_schedule(preset, upper, invert_batch, inv_step_s, tun_step_s, options, tuning.batch_size).refs
+    tun_step_s = time_step(
+        tuning_step_probe(
+            G, probe_anchors, probe.repeat(tuning.batch_size, 1, 1, 1)[: tuning.batch_size], tun_loss, tuning
+        ),
+        device,
+    )
+    max_refs = (
+        upper
+        if state or options.max_refs
+        else plan_schedule(preset, upper, invert_batch, inv_step_s, tun_step_s, options, tuning.batch_size).refs
+    )
 
     # -- stage 1: references -------------------------------------------------------------------------
     refs = None if options.restart else read_reference_set(folder)
@@ -507,26 +595,48 @@ def build_prior(
         state = None
 
     # -- the schedule: a resumed build keeps the one it started with (fast depends on timings) ---------
-    plan = plan_schedule(preset, n, min(invert_batch, n), inv_step_s * min(invert_batch, n) / invert_batch,
-                         tun_step_s, replace(options, max_refs=n), tuning.batch_size)
+    plan = plan_schedule(
+        preset,
+        n,
+        min(invert_batch, n),
+        inv_step_s * min(invert_batch, n) / invert_batch,
+        tun_step_s,
+        replace(options, max_refs=n),
+        tuning.batch_size,
+    )
     if state is not None:
         plan.invert_steps = options.invert_steps or state["invert_steps"]
         plan.tuning_steps = options.tuning_steps or state["tuning_steps"]
         plan.notes.append("resuming an unfinished build with its original schedule")
     else:
-        atomic_write_text(state_path, json.dumps({"faces": face_ids, "base": base.fingerprint, "max_refs": max_refs,
-                                                  "invert_steps": plan.invert_steps,
-                                                  "tuning_steps": plan.tuning_steps}))
+        atomic_write_text(
+            state_path,
+            json.dumps(
+                {
+                    "faces": face_ids,
+                    "base": base.fingerprint,
+                    "max_refs": max_refs,
+                    "invert_steps": plan.invert_steps,
+                    "tuning_steps": plan.tuning_steps,
+                }
+            ),
+        )
     projector = replace(projector, steps=plan.invert_steps)
     tuning = replace(tuning, steps=plan.tuning_steps)
-    notify(f"preset {preset}{' (auto on ' + device.type + ')' if options.preset == 'auto' else ''} on "
-           f"{describe_device(device)}: {n} references at {resolution} px, loss {loss_kind}"
-           + (f", low-rank adapters R={tuning.adapter_rank}" if tuning.adapter_rank else ", full tuning"))
-    notify(f"  anchors: {plan.invert_batches} batch(es) x {plan.invert_steps} steps at {plan.invert_step_s:.3g} s/step "
-           f"= about {format_duration(plan.invert_s)}")
+    notify(
+        f"preset {preset}{' (auto on ' + device.type + ')' if options.preset == 'auto' else ''} on "
+        f"{describe_device(device)}: {n} references at {resolution} px, loss {loss_kind}"
+        + (f", low-rank adapters R={tuning.adapter_rank}" if tuning.adapter_rank else ", full tuning")
+    )
+    notify(
+        f"  anchors: {plan.invert_batches} batch(es) x {plan.invert_steps} steps at {plan.invert_step_s:.3g} s/step "
+        f"= about {format_duration(plan.invert_s)}"
+    )
     notify(f"  tuning: {plan.tuning_steps} steps at {tun_step_s:.3g} s/step = about {format_duration(plan.tuning_s)}")
     if preset != "paper":
-        notify(f"  (the paper schedule, --preset paper, would take about {format_duration(plan.paper_estimate_s)} here)")
+        notify(
+            f"  (the paper schedule, --preset paper, would take about {format_duration(plan.paper_estimate_s)} here)"
+        )
     for line in plan.notes:
         notify(f"  {line}")
 
@@ -547,31 +657,56 @@ def build_prior(
             if bar is not None:
                 bar.update(task, completed=step, status=f"loss {loss:.4f}")
 
-        result = tune(base.generator, anchors, targets, tun_loss, tuning, base.fingerprint,
-                      checkpoint=work / TUNING_CHECKPOINT, on_step=on_step)
+        result = tune(
+            base.generator,
+            anchors,
+            targets,
+            tun_loss,
+            tuning,
+            base.fingerprint,
+            checkpoint=work / TUNING_CHECKPOINT,
+            on_step=on_step,
+        )
         timings["tuning_s"] = round(result.seconds, 2)
     if result.resumed_from:
         notify(f"tuning resumed from its checkpoint at step {result.resumed_from}")
 
-    full_bytes = sum(p.numel() for p in synthesis_parameters(base.generator.synthesis).values()) * \
-        torch.finfo(getattr(torch, tuning.storage_dtype)).bits // 8
+    full_bytes = (
+        sum(p.numel() for p in synthesis_parameters(base.generator.synthesis).values())
+        * torch.finfo(getattr(torch, tuning.storage_dtype)).bits
+        // 8
+    )
     mean = lambda xs: float(sum(xs) / len(xs))  # noqa: E731
     meta = {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
-        "person_id": person_id, "person_name": person_name, "owner": owner,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "preset": preset, "device": str(device),
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "person_id": person_id,
+        "person_name": person_name,
+        "owner": owner,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "preset": preset,
+        "device": str(device),
         "base": base.to_json(),
-        "loss": {"kind": loss_kind, "degraded": loss_kind == "mse",
-                 "inversion": f"lpips-{projector.lpips_net}" if loss_kind != "mse" else "mse",
-                 "tuning": loss_kind},
+        "loss": {
+            "kind": loss_kind,
+            "degraded": loss_kind == "mse",
+            "inversion": f"lpips-{projector.lpips_net}" if loss_kind != "mse" else "mse",
+            "tuning": loss_kind,
+        },
         "references": [{"index": i, **f} for i, f in enumerate(refs.faces)],
         "projector": projector.to_json(),
         "anchors": {"loss_start": mean(inv_start), "loss_final": mean(inv_final), "per_reference": inv_final},
-        "tuning": {**tuning.to_json(), "kind": result.kind, "steps_done": result.steps,
-                   "resumed_from": result.resumed_from, "loss_before": mean(result.losses_before),
-                   "loss_after": mean(result.losses_after), "per_reference_after": result.losses_after,
-                   "stored_bytes": stored_bytes(result.stored), "full_delta_bytes": full_bytes},
+        "tuning": {
+            **tuning.to_json(),
+            "kind": result.kind,
+            "steps_done": result.steps,
+            "resumed_from": result.resumed_from,
+            "loss_before": mean(result.losses_before),
+            "loss_after": mean(result.losses_after),
+            "per_reference_after": result.losses_after,
+            "stored_bytes": stored_bytes(result.stored),
+            "full_delta_bytes": full_bytes,
+        },
         "plan": plan.to_json(),
         "timings": {**timings, "total_s": round(time.perf_counter() - started, 2)},
         "warnings": [w for w in [warning] if w],

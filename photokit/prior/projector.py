@@ -12,14 +12,14 @@ does) and tuning/restoration use the generator's constant noise, so the anchor i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from photokit.prior.losses import area_downsample
+from photokit.stylegan2.losses import area_downsample
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def _batched_noise_works(noise: _BatchedNoise, ws: torch.Tensor) -> bool:
         with torch.no_grad():
             img = noise(ws[:1].expand(len(noise.maps[0]), -1, -1).contiguous())
         return img.shape[0] == noise.maps[0].shape[0]
-    except Exception:  # noqa: BLE001 - any failure means: this network does not take batched noise
+    except Exception:
         return False
 
 
@@ -179,7 +179,9 @@ def invert_w(
     def anchor_loss() -> torch.Tensor:
         """The loss of the current w as the anchor will be used: the generator's constant noise."""
         with torch.no_grad():
-            return per_sample_loss(w_opt.detach().repeat(1, G.num_ws, 1), lambda ws: G.synthesis(ws, noise_mode="const"))
+            return per_sample_loss(
+                w_opt.detach().repeat(1, G.num_ws, 1), lambda ws: G.synthesis(ws, noise_mode="const")
+            )
 
     start = anchor_loss()
 
@@ -211,9 +213,11 @@ def invert_w(
     )
 
 
-def inversion_step_probe(G: nn.Module, targets: torch.Tensor, loss_fn: Callable, config: ProjectorConfig) -> Callable[[], None]:
+def inversion_step_probe(
+    G: nn.Module, targets: torch.Tensor, loss_fn: Callable, config: ProjectorConfig
+) -> Callable[[], None]:
     """One inversion step's work (forward + backward through the frozen generator and the loss) for
-    ``photokit.prior.cost.time_step``: what an up-front estimate multiplies by the number of steps."""
+    ``photokit.stylegan2.timing.time_step``: what an up-front estimate multiplies by the number of steps."""
     size = min(config.loss_size, targets.shape[-1])
     target_small = area_downsample(targets, size)
     w = G.w_avg.detach().reshape(1, 1, -1).repeat(targets.shape[0], G.num_ws, 1).to(targets.device)

@@ -13,9 +13,9 @@ Selection is pure (``select_references`` on ``Candidate`` values); database and 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -25,8 +25,17 @@ REFS_JSON = "refs.json"
 REFS_DIR = "refs"
 
 # Drop reasons, in the order they are checked (a face gets the first that applies).
-REASONS = ("no_landmarks", "no_embedding", "too_small", "blurry", "grayscale", "turned", "duplicate",
-           "unreadable", "not_selected")
+REASONS = (
+    "no_landmarks",
+    "no_embedding",
+    "too_small",
+    "blurry",
+    "grayscale",
+    "turned",
+    "duplicate",
+    "unreadable",
+    "not_selected",
+)
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,10 @@ def quality_reason(c: Candidate, resolution: int, config: RefsConfig) -> tuple[s
     if c.embedding is None:
         return "no_embedding", "no face descriptor"
     if c.side_px < config.min_side_px(resolution):
-        return "too_small", f"{c.side_px:.0f} px < {config.min_side_px(resolution):.0f} px for a {resolution} px generator"
+        return (
+            "too_small",
+            f"{c.side_px:.0f} px < {config.min_side_px(resolution):.0f} px for a {resolution} px generator",
+        )
     if c.blur is not None and c.blur < config.min_blur:
         return "blurry", f"sharpness {c.blur:.0f} < {config.min_blur:.0f}"
     if c.is_gray:
@@ -103,7 +115,9 @@ def quality_reason(c: Candidate, resolution: int, config: RefsConfig) -> tuple[s
     return None
 
 
-def drop_near_duplicates(candidates: list[Candidate], threshold: float) -> tuple[list[Candidate], list[tuple[Candidate, Candidate, float]]]:
+def drop_near_duplicates(
+    candidates: list[Candidate], threshold: float
+) -> tuple[list[Candidate], list[tuple[Candidate, Candidate, float]]]:
     """Greedy: walk faces best-first, drop one within ``threshold`` of a face already kept.
 
     Returns (kept, [(dropped, duplicate_of, distance)]).
@@ -169,8 +183,14 @@ def select_references(candidates: Iterable[Candidate], resolution: int, config: 
             decisions[c.face_id] = Decision(c.face_id, c.photo_id, c.path, False, *why)
     distinct, duplicates = drop_near_duplicates(usable, config.duplicate_distance)
     for c, of, dist in duplicates:
-        decisions[c.face_id] = Decision(c.face_id, c.photo_id, c.path, False, "duplicate",
-                                        f"same shot as face {of.face_id} (distance {dist:.3f} < {config.duplicate_distance})")
+        decisions[c.face_id] = Decision(
+            c.face_id,
+            c.photo_id,
+            c.path,
+            False,
+            "duplicate",
+            f"same shot as face {of.face_id} (distance {dist:.3f} < {config.duplicate_distance})",
+        )
     kept: list[Candidate] = []
     if distinct:
         order = farthest_point_sampling(np.stack([c.embedding for c in distinct]), config.max_refs)
@@ -178,8 +198,14 @@ def select_references(candidates: Iterable[Candidate], resolution: int, config: 
         chosen = {c.face_id for c in kept}
         for c in distinct:
             if c.face_id not in chosen:
-                decisions[c.face_id] = Decision(c.face_id, c.photo_id, c.path, False, "not_selected",
-                                                f"beyond --max {config.max_refs} (less diverse)")
+                decisions[c.face_id] = Decision(
+                    c.face_id,
+                    c.photo_id,
+                    c.path,
+                    False,
+                    "not_selected",
+                    f"beyond --max {config.max_refs} (less diverse)",
+                )
     for i, c in enumerate(kept):
         decisions[c.face_id] = Decision(c.face_id, c.photo_id, c.path, True, order=i)
     return Selection(kept, [decisions[c.face_id] for c in sorted(candidates, key=lambda c: c.face_id)])
@@ -189,11 +215,15 @@ def too_few_message(person_label: str, selection: Selection, config: RefsConfig)
     counts = {k: v for k, v in selection.counts().items() if k != "kept"}
     why = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
     usable = len(selection.kept) + counts.get("not_selected", 0)
-    return (f"{person_label} has only {usable} usable face(s), a prior needs at least {config.min_refs}"
-            + (f" (dropped: {why})" if why else "") + "; add more photos of them and scan again")
+    return (
+        f"{person_label} has only {usable} usable face(s), a prior needs at least {config.min_refs}"
+        + (f" (dropped: {why})" if why else "")
+        + "; add more photos of them and scan again"
+    )
 
 
 # -- database and files ---------------------------------------------------------------------------
+
 
 def load_candidates(session, person) -> list[Candidate]:
     """The person's faces as candidates (faces the user rejected are not theirs)."""
@@ -209,11 +239,19 @@ def load_candidates(session, person) -> list[Candidate]:
         if f.user_rejected:
             continue
         side = FaceAlignment.from_json(f.alignment).side_px if f.alignment else float(f.size_px or 0.0)
-        out.append(Candidate(
-            face_id=f.id, photo_id=f.photo_id, path=photo_path(session, f.photo_id), side_px=side, blur=f.blur,
-            is_gray=bool(f.is_gray), yaw=f.yaw,
-            embedding=embedding_from_bytes(f.embedding) if f.embedding else None, alignment=f.alignment,
-        ))
+        out.append(
+            Candidate(
+                face_id=f.id,
+                photo_id=f.photo_id,
+                path=photo_path(session, f.photo_id),
+                side_px=side,
+                blur=f.blur,
+                is_gray=bool(f.is_gray),
+                yaw=f.yaw,
+                embedding=embedding_from_bytes(f.embedding) if f.embedding else None,
+                alignment=f.alignment,
+            )
+        )
     return out
 
 
@@ -250,15 +288,27 @@ class ReferenceSet:
 
     def to_json(self) -> dict:
         return {
-            "person_id": self.person_id, "person_name": self.person_name, "resolution": self.resolution,
-            "faces": self.faces, "counts": self.counts(), "decisions": [d.to_json() for d in self.decisions],
-            "config": self.config, "folder": str(self.folder),
+            "person_id": self.person_id,
+            "person_name": self.person_name,
+            "resolution": self.resolution,
+            "faces": self.faces,
+            "counts": self.counts(),
+            "decisions": [d.to_json() for d in self.decisions],
+            "config": self.config,
+            "folder": str(self.folder),
         }
 
     @classmethod
-    def from_json(cls, data: dict, folder: Path) -> "ReferenceSet":
-        return cls(data["person_id"], data.get("person_name"), int(data["resolution"]), list(data["faces"]),
-                   [Decision(**d) for d in data["decisions"]], dict(data.get("config", {})), folder)
+    def from_json(cls, data: dict, folder: Path) -> ReferenceSet:
+        return cls(
+            data["person_id"],
+            data.get("person_name"),
+            int(data["resolution"]),
+            list(data["faces"]),
+            [Decision(**d) for d in data["decisions"]],
+            dict(data.get("config", {})),
+            folder,
+        )
 
 
 def person_label(person) -> str:
@@ -277,8 +327,9 @@ def preview_selection(db, person_ref: str, resolution: int, config: RefsConfig =
     return selection
 
 
-def build_reference_set(db, person_ref: str, resolution: int, folder: Path, config: RefsConfig = RefsConfig(),
-                        progress: bool = False) -> ReferenceSet:
+def build_reference_set(
+    db, person_ref: str, resolution: int, folder: Path, config: RefsConfig = RefsConfig(), progress: bool = False
+) -> ReferenceSet:
     """Select a person's references and write their aligned crops + ``refs.json`` into ``folder``.
 
     Raises PhotokitError when fewer than ``config.min_refs`` usable faces remain (the message says why).
@@ -300,6 +351,7 @@ def build_reference_set(db, person_ref: str, resolution: int, folder: Path, conf
     bar = None
     if progress:
         from photokit.progress import make_progress
+
         bar = make_progress(transient=True)
         bar.start()
         task = bar.add_task("aligning references", total=len(selection.kept))
@@ -313,9 +365,17 @@ def build_reference_set(db, person_ref: str, resolution: int, folder: Path, conf
                 d = by_id[c.face_id]
                 d.kept, d.order, d.reason, d.detail = False, None, "unreadable", str(exc)
             else:
-                faces.append({"face_id": c.face_id, "photo_id": c.photo_id, "path": c.path,
-                              "crop": f"{REFS_DIR}/{crop_name(c.face_id)}", "side_px": round(c.side_px, 1),
-                              "blur": c.blur, "yaw": c.yaw})
+                faces.append(
+                    {
+                        "face_id": c.face_id,
+                        "photo_id": c.photo_id,
+                        "path": c.path,
+                        "crop": f"{REFS_DIR}/{crop_name(c.face_id)}",
+                        "side_px": round(c.side_px, 1),
+                        "blur": c.blur,
+                        "yaw": c.yaw,
+                    }
+                )
             if bar is not None:
                 bar.update(task, advance=1)
     finally:
@@ -323,11 +383,14 @@ def build_reference_set(db, person_ref: str, resolution: int, folder: Path, conf
             bar.stop()
     for i, f in enumerate(faces):
         by_id[f["face_id"]].order = i
-    refs = ReferenceSet(person_id, name, resolution, faces, selection.decisions,
-                        {**asdict(config), "max_refs": config.max_refs}, folder)
+    refs = ReferenceSet(
+        person_id, name, resolution, faces, selection.decisions, {**asdict(config), "max_refs": config.max_refs}, folder
+    )
     if len(faces) < config.min_refs:
-        raise PhotokitError(f"{label} has only {len(faces)} reference photo(s) that could be read "
-                            f"(need {config.min_refs}); check the files reported as unreadable")
+        raise PhotokitError(
+            f"{label} has only {len(faces)} reference photo(s) that could be read "
+            f"(need {config.min_refs}); check the files reported as unreadable"
+        )
     keep = {crop_name(f["face_id"]) for f in faces}
     for stale in crops_dir.glob("face_*.png"):  # crops of an earlier selection
         if stale.name not in keep:
@@ -358,8 +421,9 @@ def load_reference_images(refs: ReferenceSet):
             with Image.open(path) as im:
                 arr = np.asarray(im.convert("RGB"), dtype=np.float32)
         except (OSError, ValueError) as exc:
-            raise PhotokitError(f"reference crop {path} is unreadable ({exc.__class__.__name__}); "
-                                "run `photokit prior refs` again") from None
+            raise PhotokitError(
+                f"reference crop {path} is unreadable ({exc.__class__.__name__}); run `photokit prior refs` again"
+            ) from None
         if arr.shape[:2] != (refs.resolution, refs.resolution):
             raise PhotokitError(f"reference crop {path} is not {refs.resolution} px; run `photokit prior refs` again")
         images.append(torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1.0)

@@ -12,9 +12,9 @@ import copy
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -61,7 +61,7 @@ def batch_indices(step: int, num_anchors: int, batch_size: int, seed: int) -> to
     per_epoch = steps_per_epoch(num_anchors, batch_size)
     epoch, position = divmod(step, per_epoch)
     order = torch.randperm(num_anchors, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-    return order[position * batch_size:(position + 1) * batch_size]
+    return order[position * batch_size : (position + 1) * batch_size]
 
 
 @torch.no_grad()
@@ -76,8 +76,8 @@ def reconstruction_losses(
     """Per-reference loss of G(anchor_i) against reference i (the quantity tuning minimises)."""
     out: list[float] = []
     for start in range(0, len(anchors), batch_size):
-        ws = anchors[start:start + batch_size].unsqueeze(1).repeat(1, num_ws, 1)
-        out += [float(x) for x in loss_fn(synthesize(ws), targets[start:start + batch_size])]
+        ws = anchors[start : start + batch_size].unsqueeze(1).repeat(1, num_ws, 1)
+        out += [float(x) for x in loss_fn(synthesize(ws), targets[start : start + batch_size])]
     return out
 
 
@@ -97,13 +97,23 @@ class TuningResult:
 def _signature(config: TuningConfig, anchors: torch.Tensor, loss_name: str, base_fingerprint: str) -> str:
     """What must not change between an interrupted run and its resumption."""
     data = {k: v for k, v in config.to_json().items() if k not in ("steps", "epochs", "checkpoint_every_s")}
-    data.update(loss=loss_name, base=base_fingerprint,
-                anchors=hashlib.sha256(anchors.detach().cpu().float().numpy().tobytes()).hexdigest())
+    data.update(
+        loss=loss_name,
+        base=base_fingerprint,
+        anchors=hashlib.sha256(anchors.detach().cpu().float().numpy().tobytes()).hexdigest(),
+    )
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-def save_checkpoint(path: Path, signature: str, step: int, trainable: list[torch.Tensor],
-                    optimizer: torch.optim.Optimizer, history: list[float], elapsed: float) -> None:
+def save_checkpoint(
+    path: Path,
+    signature: str,
+    step: int,
+    trainable: list[torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    history: list[float],
+    elapsed: float,
+) -> None:
     state = {
         "signature": signature,
         "step": step,
@@ -122,12 +132,15 @@ def load_checkpoint(path: Path, signature: str) -> dict | None:
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)  # never plain unpickling
-    except Exception as exc:  # noqa: BLE001
-        raise PhotokitError(f"tuning checkpoint {path} is unreadable ({exc.__class__.__name__}); "
-                            "start over with --restart") from None
+    except Exception as exc:
+        raise PhotokitError(
+            f"tuning checkpoint {path} is unreadable ({exc.__class__.__name__}); start over with --restart"
+        ) from None
     if state.get("signature") != signature:
-        raise PhotokitError(f"tuning checkpoint {path} was made with other settings, anchors or base generator; "
-                            "start over with --restart or use the same options")
+        raise PhotokitError(
+            f"tuning checkpoint {path} was made with other settings, anchors or base generator; "
+            "start over with --restart or use the same options"
+        )
     return state
 
 
@@ -171,8 +184,15 @@ def tune(
 
     def save() -> None:
         if checkpoint is not None:
-            save_checkpoint(checkpoint, signature, step, trainable, optimizer, history,
-                            elapsed_before + time.perf_counter() - started)
+            save_checkpoint(
+                checkpoint,
+                signature,
+                step,
+                trainable,
+                optimizer,
+                history,
+                elapsed_before + time.perf_counter() - started,
+            )
 
     try:
         while step < total:
@@ -198,23 +218,31 @@ def tune(
     tuned = copy.deepcopy(base).to(device)
     apply_stored(tuned.synthesis, {k: v.to(device) for k, v in stored.items()})
     tuned.eval().requires_grad_(False)
-    losses_after = reconstruction_losses(lambda ws: tuned.synthesis(ws, noise_mode="const"), anchors, targets,
-                                         loss_fn, tuned.num_ws)
+    losses_after = reconstruction_losses(
+        lambda ws: tuned.synthesis(ws, noise_mode="const"), anchors, targets, loss_fn, tuned.num_ws
+    )
     return TuningResult(
-        generator=tuned, stored=stored, kind=tunable.kind, losses_before=losses_before, losses_after=losses_after,
-        steps=step, resumed_from=start_step, seconds=elapsed_before + time.perf_counter() - started,
+        generator=tuned,
+        stored=stored,
+        kind=tunable.kind,
+        losses_before=losses_before,
+        losses_after=losses_after,
+        steps=step,
+        resumed_from=start_step,
+        seconds=elapsed_before + time.perf_counter() - started,
         loss_history=history,
     )
 
 
-def tuning_step_probe(base: nn.Module, anchors: torch.Tensor, targets: torch.Tensor, loss_fn: Callable,
-                      config: TuningConfig) -> Callable[[], None]:
+def tuning_step_probe(
+    base: nn.Module, anchors: torch.Tensor, targets: torch.Tensor, loss_fn: Callable, config: TuningConfig
+) -> Callable[[], None]:
     """One tuning step's work (forward + backward into the weights, one Adam update) on a throw-away copy."""
     work = copy.deepcopy(base).to(anchors.device)
     tunable = make_tunable(work.synthesis, config.adapter_rank, config.seed)
     optimizer = torch.optim.Adam(tunable.trainable(), lr=0.0)
-    ws = anchors[:config.batch_size].unsqueeze(1).repeat(1, work.num_ws, 1)
-    target = targets[:config.batch_size]
+    ws = anchors[: config.batch_size].unsqueeze(1).repeat(1, work.num_ws, 1)
+    target = targets[: config.batch_size]
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from sqlalchemy import select
 
@@ -34,14 +34,23 @@ class BatchSummary:
     failed: list[dict] = field(default_factory=list)  # {source, error}
 
     def to_json(self) -> dict:
-        return {"batch": self.batch_key, "total": self.total, "restored": len(self.done),
-                "already_done": len(self.already_done), "skipped": len(self.skipped), "failed": len(self.failed),
-                "reports": self.done, "already_done_photos": self.already_done, "skipped_photos": self.skipped,
-                "failures": self.failed}
+        return {
+            "batch": self.batch_key,
+            "total": self.total,
+            "restored": len(self.done),
+            "already_done": len(self.already_done),
+            "skipped": len(self.skipped),
+            "failed": len(self.failed),
+            "reports": self.done,
+            "already_done_photos": self.already_done,
+            "skipped_photos": self.skipped,
+            "failures": self.failed,
+        }
 
 
-def collect_sources(paths: list[str | Path], suffix: str = "_restored",
-                    out_dir: Path | None = None) -> dict[Path, Path | None]:
+def collect_sources(
+    paths: list[str | Path], suffix: str = "_restored", out_dir: Path | None = None
+) -> dict[Path, Path | None]:
     """Every photo to restore (resolved path) -> its folder relative to the album it was found in
     (None for a file given directly). Folders are searched recursively, sorted, hidden folders skipped.
 
@@ -82,6 +91,7 @@ def plan_outputs(sources: dict[Path, Path | None], out_dir: Path | None, suffix:
     """One output path per photo (``output_path_for``), never shared by two photos of the batch and never
     one of its originals: a clash (e.g. ``a.heic`` and ``a.bmp`` both become ``a_restored.png``) gets
     ``_1``, ``_2``... Deterministic, so a resumed batch finds the same outputs."""
+
     def key(path: Path) -> str:  # case-insensitive file systems see IMG.JPG and img.jpg as one file
         return str(path.resolve()).casefold()
 
@@ -99,13 +109,21 @@ def plan_outputs(sources: dict[Path, Path | None], out_dir: Path | None, suffix:
 
 
 def batch_key(paths: list[str | Path], out_dir: Path | None, options_fingerprint: str) -> str:
-    data = {"inputs": sorted(str(Path(p).expanduser().resolve()) for p in paths),
-            "out": str(out_dir.resolve()) if out_dir else None, "options": options_fingerprint}
+    data = {
+        "inputs": sorted(str(Path(p).expanduser().resolve()) for p in paths),
+        "out": str(out_dir.resolve()) if out_dir else None,
+        "options": options_fingerprint,
+    }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def run_batch(db, inputs: list[str | Path], enhancer: Enhancer, progress=None,
-              on_photo_done: Callable[[Path, str], None] | None = None) -> BatchSummary:
+def run_batch(
+    db,
+    inputs: list[str | Path],
+    enhancer: Enhancer,
+    progress=None,
+    on_photo_done: Callable[[Path, str], None] | None = None,
+) -> BatchSummary:
     """Restore every photo of ``inputs``; ``progress`` is a rich Progress (or None)."""
     options = enhancer.options
     sources = collect_sources(inputs, options.suffix, options.out_dir)
@@ -114,16 +132,25 @@ def run_batch(db, inputs: list[str | Path], enhancer: Enhancer, progress=None,
     key = batch_key(inputs, options.out_dir, options.fingerprint())
     summary = BatchSummary(batch_key=key, total=len(photos))
     with db.session() as session:
-        existing = {job.source_path: job for job in session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == key))}
+        existing = {
+            job.source_path: job for job in session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == key))
+        }
         for photo in photos:
             if str(photo) not in existing:
-                session.add(EnhanceJob(batch_key=key, source_path=str(photo), status="queued",
-                                       options={"fingerprint": options.fingerprint()}))
+                session.add(
+                    EnhanceJob(
+                        batch_key=key,
+                        source_path=str(photo),
+                        status="queued",
+                        options={"fingerprint": options.fingerprint()},
+                    )
+                )
     task = progress.add_task("restoring photos", total=len(photos)) if progress is not None else None
     for photo in photos:
         with db.session() as session:
-            job = session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == key,
-                                                           EnhanceJob.source_path == str(photo))).one()
+            job = session.scalars(
+                select(EnhanceJob).where(EnhanceJob.batch_key == key, EnhanceJob.source_path == str(photo))
+            ).one()
             if job.status == "done" and job.output_path and Path(job.output_path).is_file():
                 summary.already_done.append({"source": str(photo), "output": job.output_path})
                 if task is not None:
@@ -134,8 +161,9 @@ def run_batch(db, inputs: list[str | Path], enhancer: Enhancer, progress=None,
             progress.update(task, status=photo.name)
         status, error, output, report = _process(enhancer, photo, targets[photo])
         with db.session() as session:
-            job = session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == key,
-                                                           EnhanceJob.source_path == str(photo))).one()
+            job = session.scalars(
+                select(EnhanceJob).where(EnhanceJob.batch_key == key, EnhanceJob.source_path == str(photo))
+            ).one()
             if status == "interrupted":
                 job.status = "queued"
             else:

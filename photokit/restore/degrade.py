@@ -17,8 +17,7 @@ import numpy as np
 import torch
 
 from photokit.faces.align import FaceAlignment, align_face
-from photokit.prior.losses import area_downsample
-
+from photokit.stylegan2.losses import area_downsample
 
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
 
@@ -71,8 +70,9 @@ def inpainting(mask: np.ndarray | torch.Tensor, downsample_to: int | None = None
     return Degradation(size=size, mask=m[None, None])
 
 
-def match_low_frequencies(restored: torch.Tensor, observed: torch.Tensor, degradation: Degradation,
-                          blur_fraction: float = 1 / 16) -> torch.Tensor:
+def match_low_frequencies(
+    restored: torch.Tensor, observed: torch.Tensor, degradation: Degradation, blur_fraction: float = 1 / 16
+) -> torch.Tensor:
     """Give the restored face the photo's colour and lighting: add the *low-passed* residual
     ``observed - phi(restored)`` (Gaussian, sigma = ``blur_fraction`` of the face's size), upsampled.
 
@@ -91,8 +91,9 @@ def match_low_frequencies(restored: torch.Tensor, observed: torch.Tensor, degrad
     blurred = residual
     for k in (kernel, kernel.transpose(-1, -2)):  # separable: rows, then columns
         p = pad if k.shape[-1] > 1 else (0, 0, radius, radius)
-        blurred = torch.nn.functional.conv2d(torch.nn.functional.pad(blurred, p, mode="replicate"), k,
-                                             groups=residual.shape[1])
+        blurred = torch.nn.functional.conv2d(
+            torch.nn.functional.pad(blurred, p, mode="replicate"), k, groups=residual.shape[1]
+        )
     full = restored.shape[-1]
     if size != full:
         blurred = torch.nn.functional.interpolate(blurred, size=(full, full), mode="bicubic", align_corners=False)
@@ -111,8 +112,12 @@ def warp_mask_to_crop(mask: np.ndarray, alignment: FaceAlignment, size: int) -> 
     (it carries no face the user wants repainted).
     """
     m = cv2.warpAffine(
-        np.ascontiguousarray(mask, dtype=np.float32), alignment.crop_matrix(size), (size, size),
-        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=1.0,
+        np.ascontiguousarray(mask, dtype=np.float32),
+        alignment.crop_matrix(size),
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=1.0,
     )
     return (m > 0.5).astype(np.float32)
 

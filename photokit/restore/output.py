@@ -125,12 +125,21 @@ def load_photo(path: str | Path) -> Photo:
         else:
             rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     gray = gray_mode or bool(np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max() < 1.5 / 255.0)
-    return Photo(path=path, format=fmt, rgb=rgb, alpha=alpha, gray=gray, bit_depth=16 if sixteen else 8,
-                 icc_profile=info.get("icc_profile") or None, exif=exif_bytes)
+    return Photo(
+        path=path,
+        format=fmt,
+        rgb=rgb,
+        alpha=alpha,
+        gray=gray,
+        bit_depth=16 if sixteen else 8,
+        icc_profile=info.get("icc_profile") or None,
+        exif=exif_bytes,
+    )
 
 
-def output_path_for(source: Path, out_dir: Path | None, suffix: str = "_restored",
-                    subfolder: Path | None = None) -> Path:
+def output_path_for(
+    source: Path, out_dir: Path | None, suffix: str = "_restored", subfolder: Path | None = None
+) -> Path:
     """Where the restored copy of ``source`` goes: ``out_dir`` (default: next to it), with ``suffix``.
 
     ``subfolder`` is the photo's folder relative to the album it was found in: under ``out_dir`` the

@@ -64,8 +64,13 @@ def warp_face(crop: np.ndarray, alignment: FaceAlignment, out_shape: tuple[int, 
     return unalign_face(crop, alignment, out_shape, photo_scale=scale, interpolation=cv2.INTER_LANCZOS4)
 
 
-def face_weight(alignment: FaceAlignment, out_shape: tuple[int, int], scale: float,
-                config: PasteConfig = PasteConfig(), size: int = 256) -> np.ndarray:
+def face_weight(
+    alignment: FaceAlignment,
+    out_shape: tuple[int, int],
+    scale: float,
+    config: PasteConfig = PasteConfig(),
+    size: int = 256,
+) -> np.ndarray:
     """The blending weight of one face in the output frame (H, W) in [0, 1]."""
     mask = crop_mask(size, config)
     return np.clip(unalign_face(mask, alignment, out_shape, photo_scale=scale, interpolation=cv2.INTER_LINEAR), 0, 1)
@@ -76,8 +81,13 @@ def match_gray(face: np.ndarray) -> np.ndarray:
     return np.repeat((face @ LUMA)[:, :, None], 3, axis=2)
 
 
-def paste_super_resolution(background: np.ndarray, crop: np.ndarray, alignment: FaceAlignment, scale: float,
-                           config: PasteConfig = PasteConfig()) -> tuple[np.ndarray, np.ndarray]:
+def paste_super_resolution(
+    background: np.ndarray,
+    crop: np.ndarray,
+    alignment: FaceAlignment,
+    scale: float,
+    config: PasteConfig = PasteConfig(),
+) -> tuple[np.ndarray, np.ndarray]:
     """Blend one restored face into ``background`` (already at output scale). Returns (image, weight)."""
     out_shape = background.shape[:2]
     face = warp_face(crop, alignment, out_shape, scale)
@@ -89,8 +99,13 @@ def paste_super_resolution(background: np.ndarray, crop: np.ndarray, alignment: 
     return result, weight
 
 
-def hole_mask(known: np.ndarray, alignment: FaceAlignment, out_shape: tuple[int, int], scale: float,
-              config: PasteConfig = PasteConfig()) -> np.ndarray:
+def hole_mask(
+    known: np.ndarray,
+    alignment: FaceAlignment,
+    out_shape: tuple[int, int],
+    scale: float,
+    config: PasteConfig = PasteConfig(),
+) -> np.ndarray:
     """Output-frame boolean mask of what inpainting replaces: the user's hole, dilated in proportion to the
     face, and limited to the face's aligned square (the only place the generator knows about)."""
     h, w = out_shape
@@ -101,8 +116,14 @@ def hole_mask(known: np.ndarray, alignment: FaceAlignment, out_shape: tuple[int,
     return (hole > 0) & square
 
 
-def paste_inpainting(background: np.ndarray, crop: np.ndarray, alignment: FaceAlignment, known: np.ndarray,
-                     scale: float, config: PasteConfig = PasteConfig()) -> tuple[np.ndarray, np.ndarray]:
+def paste_inpainting(
+    background: np.ndarray,
+    crop: np.ndarray,
+    alignment: FaceAlignment,
+    known: np.ndarray,
+    scale: float,
+    config: PasteConfig = PasteConfig(),
+) -> tuple[np.ndarray, np.ndarray]:
     """Poisson-blend the restored face into the hole only. Returns (image, replaced mask as float)."""
     out_shape = background.shape[:2]
     region = hole_mask(known, alignment, out_shape, scale, config)

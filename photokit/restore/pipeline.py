@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -20,11 +20,11 @@ from photokit.devices import describe_device, resolve_device
 from photokit.errors import PhotokitError
 from photokit.faces.align import FaceAlignment
 from photokit.prior.alpha import AlphaConfig
-from photokit.prior.cost import describe_cost, time_step
 from photokit.restore import degrade, paste
 from photokit.restore.output import Photo, load_photo, output_path_for, save_photo
 from photokit.restore.priors import INSTALL_HINT, PeopleIndex, PriorChoice, PriorSource, choose_prior
 from photokit.restore.project import AlphaProjection, SmallImageLoss, WPlusConfig, WPlusProjection
+from photokit.stylegan2.timing import describe_cost, time_step
 
 # The paper's 1000 steps are GPU work (minutes per face at 1024 px); on a CPU photokit defaults to a
 # tenth of that so a face takes minutes, and says so. ``--steps`` overrides both.
@@ -39,7 +39,7 @@ class EnhanceOptions:
     scale: float | None = None  # None: 2 for super-resolution, 1 with a mask
     mask: Path | None = None  # inpainting: white = known, in photo coordinates
     person: str | None = None  # forces the person of a single-face photo
-    beta: float | None | str = "auto"  # 'auto': the paper's per-task beta; None: unconstrained span
+    beta: float | str | None = "auto"  # 'auto': the paper's per-task beta; None: unconstrained span
     steps: int | None = None  # None: GPU_DEFAULT_STEPS on a GPU, CPU_DEFAULT_STEPS on a CPU
     loss: str = "lpips"  # 'lpips' (LPIPS + MSE, the paper's) or 'mse'
     lpips_net: str = "alex"
@@ -129,11 +129,20 @@ class _Plan:
 class Enhancer:
     """Restores photos; create once per command (it loads the loss and models once)."""
 
-    def __init__(self, options: EnhanceOptions, priors: PriorSource, people: PeopleIndex, analyzer=None,
-                 device: str | torch.device = "auto", note: Callable[[str], None] | None = None,
-                 progress=None, alpha_config: AlphaConfig = AlphaConfig(), wplus_config: WPlusConfig = WPlusConfig(),
-                 allow_random_lpips: bool = False) -> None:
-        from photokit.prior.losses import make_reconstruction_loss
+    def __init__(
+        self,
+        options: EnhanceOptions,
+        priors: PriorSource,
+        people: PeopleIndex,
+        analyzer=None,
+        device: str | torch.device = "auto",
+        note: Callable[[str], None] | None = None,
+        progress=None,
+        alpha_config: AlphaConfig = AlphaConfig(),
+        wplus_config: WPlusConfig = WPlusConfig(),
+        allow_random_lpips: bool = False,
+    ) -> None:
+        from photokit.stylegan2.losses import make_reconstruction_loss
 
         self.options = options
         self.priors = priors
@@ -153,8 +162,11 @@ class Enhancer:
         # missing (the message says what to install, or to pass --loss mse).
         self.loss_fn: SmallImageLoss | None = None
         if priors.base() is not None:
-            self.loss_fn = SmallImageLoss(make_reconstruction_loss(options.loss, options.lpips_net, self.device,
-                                                                   allow_random_backbone=allow_random_lpips))
+            self.loss_fn = SmallImageLoss(
+                make_reconstruction_loss(
+                    options.loss, options.lpips_net, self.device, allow_random_backbone=allow_random_lpips
+                )
+            )
         self._analyzer = analyzer
         self._step_seconds: dict[int, float] = {}
         self._mask_cache: tuple[Path, np.ndarray] | None = None
@@ -191,8 +203,10 @@ class Enhancer:
             self._mask_cache = (path, (mask_photo.rgb.mean(axis=2) > 0.5).astype(np.float32))
         known = self._mask_cache[1]
         if known.shape != photo.shape:
-            raise PhotokitError(f"mask {path.name} is {known.shape[1]}x{known.shape[0]} px but the photo is "
-                                f"{photo.shape[1]}x{photo.shape[0]} px: draw the mask on the photo itself")
+            raise PhotokitError(
+                f"mask {path.name} is {known.shape[1]}x{known.shape[0]} px but the photo is "
+                f"{photo.shape[1]}x{photo.shape[0]} px: draw the mask on the photo itself"
+            )
         return known
 
     # -- planning -----------------------------------------------------------------------------------
@@ -206,14 +220,19 @@ class Enhancer:
             if len(faces) == 1:
                 forced = self.people.resolve(self.options.person)
             else:
-                report.warnings.append(f"--person ignored: it applies to single-face photos and this one has "
-                                       f"{len(faces)} faces (each was identified from the library)")
+                report.warnings.append(
+                    f"--person ignored: it applies to single-face photos and this one has "
+                    f"{len(faces)} faces (each was identified from the library)"
+                )
         beta = self.options.beta_value(self.alpha_config)
         plans = []
         for index, face in enumerate(faces):
             alignment = face.alignment
-            fr = FaceReport(index=index, box=[round(float(v), 1) for v in face.box],
-                            side_px=round(alignment.side_px, 1) if alignment is not None else None)
+            fr = FaceReport(
+                index=index,
+                box=[round(float(v), 1) for v in face.box],
+                side_px=round(alignment.side_px, 1) if alignment is not None else None,
+            )
             report.faces.append(fr)
             if forced is not None:
                 fr.person_id, fr.person, fr.identified_by = forced[0], forced[1], "--person"
@@ -251,8 +270,10 @@ class Enhancer:
             else:
                 degradation = degrade.super_resolution(resolution, alignment.side_px)
                 if alignment.side_px >= resolution:
-                    fr.reason = (f"already has more detail ({alignment.side_px:.0f} px) than the {resolution} px "
-                                 "generator can add: left to the Lanczos upscale")
+                    fr.reason = (
+                        f"already has more detail ({alignment.side_px:.0f} px) than the {resolution} px "
+                        "generator can add: left to the Lanczos upscale"
+                    )
                     continue
             degradation = degrade.Degradation(degradation.size, degradation.mask, gray=photo.gray)
             fr.beta = beta if choice.kind == "personal" else None
@@ -265,8 +286,15 @@ class Enhancer:
         target_t = plan.degradation.observe(degrade.to_tensor(target, self.device))
         generator = plan.prior.generator
         if plan.prior.kind == "personal":
-            return AlphaProjection(generator, plan.prior.anchors, target_t, plan.degradation, self.loss_fn,
-                                   plan.report.beta, self.alpha_config)
+            return AlphaProjection(
+                generator,
+                plan.prior.anchors,
+                target_t,
+                plan.degradation,
+                self.loss_fn,
+                plan.report.beta,
+                self.alpha_config,
+            )
         return WPlusProjection(generator, target_t, plan.degradation, self.loss_fn, self.wplus_config)
 
     def estimate(self, plans: list[_Plan], photo: Photo) -> float:
@@ -279,8 +307,10 @@ class Enhancer:
             total += self._step_seconds[key] * self.steps
         if plans:
             per_step = total / max(1, self.steps * len(plans))
-            self.note(f"{photo.path.name}: " + describe_cost(f"{len(plans)} face(s) x projection", self.steps,
-                                                              per_step * len(plans), self.device))
+            self.note(
+                f"{photo.path.name}: "
+                + describe_cost(f"{len(plans)} face(s) x projection", self.steps, per_step * len(plans), self.device)
+            )
         return total
 
     # -- the work -----------------------------------------------------------------------------------
@@ -290,11 +320,18 @@ class Enhancer:
         scale = self.options.effective_scale
         out_h, out_w = paste.output_shape(photo.shape, scale)
         if out_h * out_w > MAX_OUTPUT_PIXELS:
-            raise PhotokitError(f"{photo.path.name}: the {scale:g}x output would be {out_w}x{out_h} px "
-                                f"({out_h * out_w / 1e6:.0f} MP); use a smaller --scale")
-        report = PhotoReport(source=str(Path(path)), task=self.options.task, scale=scale,
-                             device=describe_device(self.device), loss=self.loss_fn.name if self.loss_fn else None,
-                             warnings=self.warnings())
+            raise PhotokitError(
+                f"{photo.path.name}: the {scale:g}x output would be {out_w}x{out_h} px "
+                f"({out_h * out_w / 1e6:.0f} MP); use a smaller --scale"
+            )
+        report = PhotoReport(
+            source=str(Path(path)),
+            task=self.options.task,
+            scale=scale,
+            device=describe_device(self.device),
+            loss=self.loss_fn.name if self.loss_fn else None,
+            warnings=self.warnings(),
+        )
         plans = self._plan(photo, report)
         self.estimate(plans, photo)
         background = paste.lanczos_upscale(photo.rgb, scale)
@@ -309,8 +346,11 @@ class Enhancer:
             task = None
             if self.progress is not None:
                 task = self.progress.add_task(f"face {fr.index + 1} ({fr.person or 'unknown'})", total=self.steps)
-            callback = None if task is None else (
-                lambda step, loss: self.progress.update(task, advance=1, status=f"loss {loss:.4f}"))
+            callback = (
+                None
+                if task is None
+                else (lambda step, loss: self.progress.update(task, advance=1, status=f"loss {loss:.4f}"))
+            )
             result = projection.run(self.steps, callback)
             if task is not None:
                 self.progress.remove_task(task)

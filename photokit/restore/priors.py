@@ -10,16 +10,17 @@ the product hands it the model store and the library database:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
 from photokit.errors import MissingModelError, PhotokitError
-from photokit.prior.base import INSTALL_HINT, BaseGenerator, resolve_base
 from photokit.settings import Settings
+from photokit.stylegan2.base import INSTALL_HINT, BaseGenerator, resolve_base
 
 
 @dataclass
@@ -45,12 +46,13 @@ class StorePriors:
     built for another library or for an earlier person with the same id.
     """
 
-    def __init__(self, settings: Settings, device: torch.device,
-                 owner_of: Callable[[int], dict | None] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, device: torch.device, owner_of: Callable[[int], dict | None] | None = None
+    ) -> None:
         self.settings = settings
         self.device = device
         self.owner_of = owner_of
-        self._base: BaseGenerator | None | bool = False
+        self._base: BaseGenerator | bool | None = False
         self._personal: dict[int, Any] = {}
 
     def base(self) -> BaseGenerator | None:
@@ -148,5 +150,15 @@ class NoPeople:
         raise PhotokitError(f"unknown person '{ref}': scan your library first (`photokit scan PATH`)")
 
 
-__all__ = ["BaseGenerator", "PriorChoice", "PriorSource", "StorePriors", "StaticPriors", "choose_prior",
-           "PeopleIndex", "DatabasePeople", "NoPeople", "INSTALL_HINT"]
+__all__ = [
+    "INSTALL_HINT",
+    "BaseGenerator",
+    "DatabasePeople",
+    "NoPeople",
+    "PeopleIndex",
+    "PriorChoice",
+    "PriorSource",
+    "StaticPriors",
+    "StorePriors",
+    "choose_prior",
+]

@@ -4,15 +4,15 @@ once degraded by phi, best matches the degraded photo; the restored face is the 
 - ``AlphaProjection``: into a person's alpha+ space (the personal prior).
 - ``WPlusProjection``: into the base generator's own W+ space (the generic prior for people without one),
   starting from the mean w and with the same Delta regulariser on its per-layer offsets.
-Both expose ``step()`` so commands can time one real step up front (``photokit.prior.cost``).
+Both expose ``step()`` so commands can time one real step up front (``photokit.stylegan2.timing``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -20,8 +20,8 @@ from torch import nn
 
 from photokit.prior import alpha as alpha_space
 from photokit.prior.alpha import AlphaConfig
-from photokit.prior.losses import weighted_squared_error
 from photokit.restore.degrade import Degradation
+from photokit.stylegan2.losses import weighted_squared_error
 
 LossFn = Callable[..., torch.Tensor]  # ReconstructionLoss: (pred, target, weight=None) -> (B,)
 
@@ -51,7 +51,9 @@ class SmallImageLoss(nn.Module):
         mse = weighted_squared_error(pred, target, weight)
         size = (self.min_size, self.min_size)
         up = [F.interpolate(x, size=size, mode="bilinear", align_corners=False) for x in (pred, target)]
-        return self.loss.mse_weight * mse.flatten(1).mean(dim=1) + lpips_model(*up, normalize=False).flatten(1).mean(dim=1)
+        return self.loss.mse_weight * mse.flatten(1).mean(dim=1) + lpips_model(*up, normalize=False).flatten(1).mean(
+            dim=1
+        )
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,16 @@ class ProjectionResult:
 class _Projection:
     """Adam on a few latent parameters; the generator is only differentiated through, never updated."""
 
-    def __init__(self, generator: nn.Module, target: torch.Tensor, degradation: Degradation, loss_fn: LossFn,
-                 params: list[torch.Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999)) -> None:
+    def __init__(
+        self,
+        generator: nn.Module,
+        target: torch.Tensor,
+        degradation: Degradation,
+        loss_fn: LossFn,
+        params: list[torch.Tensor],
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+    ) -> None:
         self.generator = generator
         self.target = target
         if degradation.mask is not None:  # masks are built on the CPU; the loss runs where the target is
@@ -108,8 +118,7 @@ class _Projection:
         return self.generator.synthesis(ws.unsqueeze(0), noise_mode="const")
 
     def step(self) -> float:
-        rec = self.loss_fn(self.degradation(self.render(self.ws())), self.target,
-                           weight=self.degradation.mask).mean()
+        rec = self.loss_fn(self.degradation(self.render(self.ws())), self.target, weight=self.degradation.mask).mean()
         total = rec + self.penalty()
         # Gradients for the latent parameters only: the generator's weights are left alone.
         grads = torch.autograd.grad(total, self.params)
@@ -140,8 +149,16 @@ class _Projection:
 class AlphaProjection(_Projection):
     """Projection into alpha+ (or alpha) space of ``anchors`` (N, w_dim): eq. (8)."""
 
-    def __init__(self, generator: nn.Module, anchors: torch.Tensor, target: torch.Tensor, degradation: Degradation,
-                 loss_fn: LossFn, beta: float | None, config: AlphaConfig = AlphaConfig()) -> None:
+    def __init__(
+        self,
+        generator: nn.Module,
+        anchors: torch.Tensor,
+        target: torch.Tensor,
+        degradation: Degradation,
+        loss_fn: LossFn,
+        beta: float | None,
+        config: AlphaConfig = AlphaConfig(),
+    ) -> None:
         num_ws = int(generator.num_ws)
         device = target.device
         self.anchors = anchors.detach().to(device=device, dtype=torch.float32)
@@ -163,16 +180,29 @@ class AlphaProjection(_Projection):
         return alpha_space.regularisation(self.alpha, self.delta, self.beta, self.config)
 
     def _result(self, ws, image, final, seconds) -> ProjectionResult:
-        return ProjectionResult(ws=ws, image=image, coefficients=self.coefficients().detach(), beta=self.beta,
-                                steps=self.steps_done, reconstruction_loss=final, seconds=seconds,
-                                losses=list(self.losses))
+        return ProjectionResult(
+            ws=ws,
+            image=image,
+            coefficients=self.coefficients().detach(),
+            beta=self.beta,
+            steps=self.steps_done,
+            reconstruction_loss=final,
+            seconds=seconds,
+            losses=list(self.losses),
+        )
 
 
 class WPlusProjection(_Projection):
     """Projection into the base generator's W+: ws = w + Delta[l], w from the mean w."""
 
-    def __init__(self, generator: nn.Module, target: torch.Tensor, degradation: Degradation, loss_fn: LossFn,
-                 config: WPlusConfig = WPlusConfig()) -> None:
+    def __init__(
+        self,
+        generator: nn.Module,
+        target: torch.Tensor,
+        degradation: Degradation,
+        loss_fn: LossFn,
+        config: WPlusConfig = WPlusConfig(),
+    ) -> None:
         device = target.device
         num_ws, w_dim = int(generator.num_ws), int(generator.w_dim)
         w_avg = getattr(generator, "w_avg", None)
@@ -190,5 +220,13 @@ class WPlusProjection(_Projection):
         return self.config.reg_weight * alpha_space.delta_penalty(self.delta, n)
 
     def _result(self, ws, image, final, seconds) -> ProjectionResult:
-        return ProjectionResult(ws=ws, image=image, coefficients=None, beta=None, steps=self.steps_done,
-                                reconstruction_loss=final, seconds=seconds, losses=list(self.losses))
+        return ProjectionResult(
+            ws=ws,
+            image=image,
+            coefficients=None,
+            beta=None,
+            steps=self.steps_done,
+            reconstruction_loss=final,
+            seconds=seconds,
+            losses=list(self.losses),
+        )

@@ -39,9 +39,18 @@ class CatalogEntry:
     expect_keys: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "title": self.title, "unlocks": self.unlocks,
-                "url": self.url, "catalog_sha256": self.sha256, "catalog_sha256_prefix": self.sha256_prefix,
-                "catalog_size": self.size, "get_it": self.get_it, "required": self.required}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "title": self.title,
+            "unlocks": self.unlocks,
+            "url": self.url,
+            "catalog_sha256": self.sha256,
+            "catalog_sha256_prefix": self.sha256_prefix,
+            "catalog_size": self.size,
+            "get_it": self.get_it,
+            "required": self.required,
+        }
 
 
 _NV = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained"
@@ -55,7 +64,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
         unlocks="personal priors and face restoration at 1024 px (MyStyle's base generator; a GPU is advised)",
         url=f"{_NV}/ffhq.pkl",
         get_it=f"{_NV}/ffhq.pkl (NVIDIA, Nvidia Source Code License-NC); rosinality's "
-               "stylegan2-ffhq-config-f.pt also works: photokit models install ffhq-1024 --from FILE",
+        "stylegan2-ffhq-config-f.pt also works: photokit models install ffhq-1024 --from FILE",
         resolution=1024,
     ),
     CatalogEntry(
@@ -66,7 +75,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
         unlocks="personal priors and face restoration at 256 px (about 10x cheaper than 1024 px; the CPU choice)",
         url=f"{_NV}/transfer-learning-source-nets/ffhq-res256-mirror-paper256-noaug.pkl",
         get_it=f"{_NV}/transfer-learning-source-nets/ffhq-res256-mirror-paper256-noaug.pkl (NVIDIA); any 256 px "
-               "FFHQ StyleGAN2 in rosinality or NVIDIA format: photokit models install ffhq-256 --from FILE",
+        "FFHQ StyleGAN2 in rosinality or NVIDIA format: photokit models install ffhq-256 --from FILE",
         resolution=256,
     ),
     CatalogEntry(
@@ -99,7 +108,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
         filename="20180402-114759-vggface2.pt",
         title="facenet-pytorch InceptionResnetV1 VGGFace2 weights (optional)",
         unlocks="optional 512-D face embeddings from facenet-pytorch (photokit's default embeddings are dlib's, "
-                "which ship with face-recognition-models)",
+        "which ship with face-recognition-models)",
         url="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt",
         location=TORCH_CHECKPOINTS,
         get_it="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt",

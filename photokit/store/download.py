@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import re
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -35,8 +34,16 @@ class DownloadInterrupted(PhotokitError):
 
 
 def _progress(enabled: bool) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    TextColumn("eta"), TimeRemainingColumn(), console=stderr_console, disable=not enabled)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=stderr_console,
+        disable=not enabled,
+    )
 
 
 def _open(url: str, start: int, timeout: float):
@@ -46,8 +53,14 @@ def _open(url: str, start: int, timeout: float):
     return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
-def download(url: str, partial: Path, expected_size: int | None = None, progress: bool = True,
-             timeout: float = 60.0, label: str | None = None) -> Path:
+def download(
+    url: str,
+    partial: Path,
+    expected_size: int | None = None,
+    progress: bool = True,
+    timeout: float = 60.0,
+    label: str | None = None,
+) -> Path:
     """Download ``url`` into ``partial`` (resuming what is there); returns ``partial`` once complete.
 
     Raises ``DownloadInterrupted`` (partial kept) when the transfer stops early, and ``PhotokitError``
@@ -71,7 +84,9 @@ def download(url: str, partial: Path, expected_size: int | None = None, progress
         raise PhotokitError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
-        raise DownloadInterrupted(f"cannot reach {url} ({reason}); check the network and run the same command again") from None
+        raise DownloadInterrupted(
+            f"cannot reach {url} ({reason}); check the network and run the same command again"
+        ) from None
 
     partial.parent.mkdir(parents=True, exist_ok=True)
     with response:
@@ -79,7 +94,9 @@ def download(url: str, partial: Path, expected_size: int | None = None, progress
         if response.status == 206:
             match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", ""))
             if not match or int(match.group(1)) != start:
-                raise PhotokitError(f"download of {url} failed: the server answered a resume request with a wrong range")
+                raise PhotokitError(
+                    f"download of {url} failed: the server answered a resume request with a wrong range"
+                )
             total = int(match.group(3)) if match.group(3) != "*" else None
             mode = "ab"
         else:  # 200: the server ignored Range (or there was nothing to resume): start over
@@ -88,7 +105,9 @@ def download(url: str, partial: Path, expected_size: int | None = None, progress
             total = int(length) if length and length.isdigit() else None
         if expected_size is not None and total is not None and total != expected_size:
             partial.unlink(missing_ok=True)
-            raise PhotokitError(f"download of {url} failed: the server's file is {total} bytes, expected {expected_size}")
+            raise PhotokitError(
+                f"download of {url} failed: the server's file is {total} bytes, expected {expected_size}"
+            )
         done = start
         with _progress(progress) as bar, open(partial, mode) as fh:
             task = bar.add_task(label or Path(url).name, total=total, completed=start)
@@ -97,15 +116,17 @@ def download(url: str, partial: Path, expected_size: int | None = None, progress
                     fh.write(block)
                     done += len(block)
                     bar.update(task, completed=done)
-            except (OSError, socket.timeout, http.client.HTTPException) as exc:
+            except (TimeoutError, OSError, http.client.HTTPException) as exc:
                 fh.flush()
                 raise DownloadInterrupted(
                     f"download of {url} interrupted after {done} of {total or '?'} bytes ({exc.__class__.__name__}); "
-                    f"run the same command again to resume") from None
+                    f"run the same command again to resume"
+                ) from None
     final = partial.stat().st_size
     if total is not None and final < total:
-        raise DownloadInterrupted(f"download of {url} stopped after {final} of {total} bytes; "
-                                  f"run the same command again to resume")
+        raise DownloadInterrupted(
+            f"download of {url} stopped after {final} of {total} bytes; run the same command again to resume"
+        )
     if (total is not None and final > total) or (expected_size is not None and final != expected_size):
         partial.unlink(missing_ok=True)
         raise PhotokitError(f"download of {url} failed: got {final} bytes, expected {expected_size or total}")

@@ -40,7 +40,7 @@ RECORDS_FILE = "installed.json"
 
 class GeneratorFiles(Protocol):
     """Reading, checking and converting generator checkpoints. The prior layer provides it
-    (``photokit.prior.checkpoints.GENERATOR_FILES``), so the store stays beneath the prior layer."""
+    (``photokit.stylegan2.GENERATOR_FILES``), so the store stays beneath the generator layer."""
 
     def install(self, source: Path, target: Path, label: str, resolution: int | None, metadata: dict) -> dict:
         """Read ``source`` safely, check it, write it to ``target`` in photokit's format; describe it."""
@@ -70,8 +70,15 @@ class ModelStatus:
 
     def to_json(self) -> dict[str, Any]:
         data = self.entry.to_json()
-        data.update({"installed": self.installed, "path": str(self.path), "bytes": self.bytes, "sha256": self.sha256,
-                     "changed": self.changed})
+        data.update(
+            {
+                "installed": self.installed,
+                "path": str(self.path),
+                "bytes": self.bytes,
+                "sha256": self.sha256,
+                "changed": self.changed,
+            }
+        )
         if self.record:
             data["installed_from"] = self.record.get("source")
             data["source_sha256"] = self.record.get("source_sha256")
@@ -82,8 +89,12 @@ class ModelStatus:
 
 
 class ModelStore:
-    def __init__(self, settings: Settings, catalog: tuple[CatalogEntry, ...] = CATALOG,
-                 generator_files: GeneratorFiles | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: tuple[CatalogEntry, ...] = CATALOG,
+        generator_files: GeneratorFiles | None = None,
+    ) -> None:
         self.settings = settings
         self.root = settings.models_dir
         self.catalog = catalog
@@ -150,9 +161,16 @@ class ModelStore:
             return ModelStatus(entry, True, path, stat.st_size, sha, record)
         if not hash_files:
             return ModelStatus(entry, True, path, stat.st_size, None, record)
-        record = self._update_record(name, {"path": str(path), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                                            "sha256": file_sha256(path),
-                                            "source": (record or {}).get("source", "found in place")})
+        record = self._update_record(
+            name,
+            {
+                "path": str(path),
+                "bytes": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+                "sha256": file_sha256(path),
+                "source": (record or {}).get("source", "found in place"),
+            },
+        )
         return ModelStatus(entry, True, path, stat.st_size, record["sha256"], record)
 
     def _update_record(self, name: str, fields: dict[str, Any]) -> dict:
@@ -171,7 +189,9 @@ class ModelStore:
     def default_generator_path(self) -> Path | None:
         """The base face generator for priors and restoration: the best one installed (1024 px first)."""
         generators = [e.name for e in self.catalog if e.kind == GENERATOR]
-        ranked = [n for n in GENERATOR_PREFERENCE if n in generators] + [n for n in generators if n not in GENERATOR_PREFERENCE]
+        ranked = [n for n in GENERATOR_PREFERENCE if n in generators] + [
+            n for n in generators if n not in GENERATOR_PREFERENCE
+        ]
         for name in ranked:
             path = self.installed_path(name)
             if path is not None:
@@ -185,12 +205,14 @@ class ModelStore:
             raise MissingModelError(
                 "no StyleGAN2 face generator is installed: run `photokit models install ffhq-256` (or ffhq-1024), "
                 "or `photokit models install ffhq-256 --from FILE` with a file you downloaded "
-                "(see `photokit models list`)")
+                "(see `photokit models list`)"
+            )
         return path
 
     # -- install / remove / verify --------------------------------------------------------------------
-    def install(self, name: str, from_file: str | os.PathLike | None = None, url: str | None = None,
-                progress: bool = True) -> ModelStatus:
+    def install(
+        self, name: str, from_file: str | os.PathLike | None = None, url: str | None = None, progress: bool = True
+    ) -> ModelStatus:
         entry = self.entry(name)
         if from_file is not None and url is not None:
             raise PhotokitError("give either --from FILE or --url URL, not both")
@@ -203,8 +225,10 @@ class ModelStore:
         else:
             url = url or entry.url
             if not url:
-                raise MissingModelError(f"photokit knows no download URL for {name}: get it from {entry.get_it}, "
-                                        f"then run `photokit models install {name} --from FILE`")
+                raise MissingModelError(
+                    f"photokit knows no download URL for {name}: get it from {entry.get_it}, "
+                    f"then run `photokit models install {name} --from FILE`"
+                )
             downloaded = download(url, self._partial_path(name, url), entry.size, progress=progress, label=name)
             source, source_label = downloaded, url
 
@@ -212,9 +236,12 @@ class ModelStore:
             source_sha = file_sha256(source)
             self._check_source(entry, source, source_sha, downloaded)
             target = self.target_path(entry)
-            record: dict[str, Any] = {"source": source_label, "source_sha256": source_sha,
-                                      "source_bytes": source.stat().st_size,
-                                      "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            record: dict[str, Any] = {
+                "source": source_label,
+                "source_sha256": source_sha,
+                "source_bytes": source.stat().st_size,
+                "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
             if entry.kind == GENERATOR:
                 record.update(self._install_generator(entry, source, source_sha, target))
             else:
@@ -228,8 +255,14 @@ class ModelStore:
         if downloaded is not None:
             downloaded.unlink(missing_ok=True)
         stat = target.stat()
-        record.update({"path": str(target), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                       "sha256": source_sha if entry.kind != GENERATOR else file_sha256(target)})
+        record.update(
+            {
+                "path": str(target),
+                "bytes": stat.st_size,
+                "mtime_ns": stat.st_mtime_ns,
+                "sha256": source_sha if entry.kind != GENERATOR else file_sha256(target),
+            }
+        )
         records = self._records()
         records[name] = record
         self._write_records(records)
@@ -237,24 +270,33 @@ class ModelStore:
 
     def _check_source(self, entry: CatalogEntry, source: Path, sha: str, downloaded: Path | None) -> None:
         if entry.size is not None and downloaded is not None and source.stat().st_size != entry.size:
-            raise PhotokitError(f"{entry.name}: downloaded file is {source.stat().st_size} bytes, expected {entry.size}")
+            raise PhotokitError(
+                f"{entry.name}: downloaded file is {source.stat().st_size} bytes, expected {entry.size}"
+            )
         if entry.sha256 and sha != entry.sha256:
-            raise PhotokitError(f"{entry.name}: SHA-256 mismatch (got {sha[:16]}..., expected {entry.sha256[:16]}...): "
-                                f"the file is not the one photokit expects")
+            raise PhotokitError(
+                f"{entry.name}: SHA-256 mismatch (got {sha[:16]}..., expected {entry.sha256[:16]}...): "
+                f"the file is not the one photokit expects"
+            )
         if entry.sha256_prefix and not sha.startswith(entry.sha256_prefix):
-            raise PhotokitError(f"{entry.name}: SHA-256 {sha[:16]}... does not start with {entry.sha256_prefix} "
-                                f"as torchvision's file name {entry.filename} says: wrong or damaged file")
+            raise PhotokitError(
+                f"{entry.name}: SHA-256 {sha[:16]}... does not start with {entry.sha256_prefix} "
+                f"as torchvision's file name {entry.filename} says: wrong or damaged file"
+            )
 
     def _install_generator(self, entry: CatalogEntry, source: Path, source_sha: str, target: Path) -> dict:
-        return self._generator_files().install(source, target, entry.name, entry.resolution,
-                                               {"installed_as": entry.name, "source_sha256": source_sha})
+        return self._generator_files().install(
+            source, target, entry.name, entry.resolution, {"installed_as": entry.name, "source_sha256": source_sha}
+        )
 
     def _check_state_dict(self, entry: CatalogEntry, source: Path) -> None:
         try:
             state = torch.load(str(source), map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise PhotokitError(f"{source.name} is not a loadable PyTorch weights file for {entry.name} "
-                                f"({str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__})") from None
+            raise PhotokitError(
+                f"{source.name} is not a loadable PyTorch weights file for {entry.name} "
+                f"({str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__})"
+            ) from None
         missing = [k for k in entry.expect_keys if not (isinstance(state, dict) and k in state)]
         if missing:
             raise PhotokitError(f"{source.name} does not look like {entry.title}: missing '{missing[0]}'")
@@ -297,6 +339,15 @@ class ModelStore:
                         self._check_state_dict(entry, path)
                 except PhotokitError as exc:
                     problem = str(exc)
-            results.append({"name": entry.name, "installed": True, "ok": problem is None, "problem": problem,
-                            "path": str(path), "sha256": sha, "bytes": path.stat().st_size})
+            results.append(
+                {
+                    "name": entry.name,
+                    "installed": True,
+                    "ok": problem is None,
+                    "problem": problem,
+                    "path": str(path),
+                    "sha256": sha,
+                    "bytes": path.stat().st_size,
+                }
+            )
         return results

@@ -17,8 +17,10 @@ from torch import nn
 from photokit.errors import PhotokitError
 from photokit.settings import Settings
 
-INSTALL_HINT = ("install a face generator: `photokit models install ffhq-256 --from FILE` (or ffhq-1024; "
-                "see `photokit models list`)")
+INSTALL_HINT = (
+    "install a face generator: `photokit models install ffhq-256 --from FILE` (or ffhq-1024; "
+    "see `photokit models list`)"
+)
 
 
 def is_test_generator(generator: nn.Module) -> bool:
@@ -38,31 +40,42 @@ class BaseGenerator:
     def fingerprint(self) -> str:
         """Identity of the weights (priors are deltas against exactly these)."""
         if self._fingerprint is None:
-            from photokit.prior.checkpoints import generator_fingerprint
+            from photokit.stylegan2 import state  # looked up at call time, so tests can count the hashing
 
-            self._fingerprint = generator_fingerprint(self.generator)
+            self._fingerprint = state.generator_fingerprint(self.generator)
         return self._fingerprint
 
     def to_json(self) -> dict:
         cfg = self.generator.config
-        return {"name": self.name, "path": str(self.path) if self.path else None, "fingerprint": self.fingerprint,
-                "resolution": cfg.resolution, "w_dim": cfg.w_dim, "num_ws": self.generator.num_ws,
-                "source": cfg.source, "pretrained_face_model": self.pretrained}
+        return {
+            "name": self.name,
+            "path": str(self.path) if self.path else None,
+            "fingerprint": self.fingerprint,
+            "resolution": cfg.resolution,
+            "w_dim": cfg.w_dim,
+            "num_ws": self.generator.num_ws,
+            "source": cfg.source,
+            "pretrained_face_model": self.pretrained,
+        }
 
     def warning(self) -> str | None:
         if self.pretrained:
             return None
         if is_test_generator(self.generator):
-            return (f"base generator {self.name} has random weights (a test generator): its faces are noise, "
-                    f"so this is NOT a real face prior or restoration; {INSTALL_HINT}")
-        return (f"base generator {self.name} is not an installed FFHQ model from `photokit models`: "
-                "if its weights are random (test fixtures are), this is NOT a real face prior")
+            return (
+                f"base generator {self.name} has random weights (a test generator): its faces are noise, "
+                f"so this is NOT a real face prior or restoration; {INSTALL_HINT}"
+            )
+        return (
+            f"base generator {self.name} is not an installed FFHQ model from `photokit models`: "
+            "if its weights are random (test fixtures are), this is NOT a real face prior"
+        )
 
 
 def resolve_base(settings: Settings, device: torch.device, generator_path: str | Path | None = None) -> BaseGenerator:
     """The installed default face generator, or ``generator_path`` when given (MissingModelError if none)."""
-    from photokit.prior import load_generator
     from photokit.store.models import ModelStore
+    from photokit.stylegan2 import load_generator
 
     store = ModelStore(settings)
     installed = {}

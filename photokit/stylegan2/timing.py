@@ -4,7 +4,7 @@ how long the whole job will take before it starts."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -34,5 +34,7 @@ def time_step(step: Callable[[], object], device: torch.device, repeats: int = 1
 
 def describe_cost(what: str, steps: int, seconds_per_step: float, device: torch.device) -> str:
     """e.g. 'anchors: 8 x 450 steps at 0.21 s/step on cpu = about 13 min'."""
-    return (f"{what}: {steps} steps at {seconds_per_step:.3g} s/step on {device.type} "
-            f"= about {format_duration(steps * seconds_per_step)}")
+    return (
+        f"{what}: {steps} steps at {seconds_per_step:.3g} s/step on {device.type} "
+        f"= about {format_duration(steps * seconds_per_step)}"
+    )

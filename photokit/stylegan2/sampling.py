@@ -19,19 +19,25 @@ def images_to_grid(images: torch.Tensor) -> np.ndarray:
     grid = torch.full((3, rows * h, cols * w), -1.0)
     for i, img in enumerate(images.detach().float().cpu()):
         r, c = divmod(i, cols)
-        grid[:, r * h:(r + 1) * h, c * w:(c + 1) * w] = img
+        grid[:, r * h : (r + 1) * h, c * w : (c + 1) * w] = img
     return ((grid.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
 @torch.no_grad()
-def render_samples(generator_path: str | os.PathLike, out: str | os.PathLike, seed: int = 0, count: int = 4,
-                   truncation_psi: float = 0.7, device: str = "auto") -> dict:
+def render_samples(
+    generator_path: str | os.PathLike,
+    out: str | os.PathLike,
+    seed: int = 0,
+    count: int = 4,
+    truncation_psi: float = 0.7,
+    device: str = "auto",
+) -> dict:
     """Render ``count`` samples (one at a time, so memory stays flat) into a PNG grid, written atomically."""
     from PIL import Image
 
     from photokit.devices import resolve_device
-    from photokit.prior import load_generator
     from photokit.store.atomic import atomic_path
+    from photokit.stylegan2 import load_generator
 
     dev = resolve_device(device)
     G = load_generator(generator_path, device=dev)

@@ -1,7 +1,7 @@
 """StyleGAN2 generator (Karras et al., CVPR 2020, config F) in plain PyTorch, written for photokit.
 
 It reproduces the two public PyTorch implementations numerically (NVlabs/stylegan2-ada-pytorch and
-rosinality/stylegan2-pytorch) when loaded with their weights (see ``photokit.prior.checkpoints``), with
+rosinality/stylegan2-pytorch) when loaded with their weights (see ``photokit.stylegan2.loader``), with
 no custom CUDA kernels, so it runs on CPU, CUDA and MPS alike.
 
 Parameters are stored the way both references store them ("equalised learning rate"): raw weights,
@@ -86,16 +86,20 @@ class GeneratorConfig:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "z_dim": self.z_dim, "w_dim": self.w_dim, "resolution": self.resolution,
+            "z_dim": self.z_dim,
+            "w_dim": self.w_dim,
+            "resolution": self.resolution,
             "mapping_layers": self.mapping_layers,
             "channels": {str(k): v for k, v in sorted(self.channels.items())},
-            "img_channels": self.img_channels, "mapping_lr_multiplier": self.mapping_lr_multiplier,
-            "conv_clamp": self.conv_clamp, "fan_in_before_demod": self.fan_in_before_demod,
+            "img_channels": self.img_channels,
+            "mapping_lr_multiplier": self.mapping_lr_multiplier,
+            "conv_clamp": self.conv_clamp,
+            "fan_in_before_demod": self.fan_in_before_demod,
             "source": self.source,
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "GeneratorConfig":
+    def from_json(cls, data: dict[str, Any]) -> GeneratorConfig:
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:
@@ -112,8 +116,9 @@ def bias_lrelu(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x + bias, LRELU_SLOPE) * LRELU_GAIN
 
 
-def upfirdn_pad_filter(x: torch.Tensor, f: torch.Tensor, pad: tuple[int, int, int, int], gain: float,
-                       bias: torch.Tensor | None = None) -> torch.Tensor:
+def upfirdn_pad_filter(
+    x: torch.Tensor, f: torch.Tensor, pad: tuple[int, int, int, int], gain: float, bias: torch.Tensor | None = None
+) -> torch.Tensor:
     """Pad (x0, x1, y0, y1), convolve every channel with the 2-D filter ``f`` times ``gain``, add ``bias``."""
     channels = x.shape[1]
     # A contiguous depthwise kernel: PyTorch's CPU path for an expanded (strided) one is several times slower.
@@ -172,8 +177,13 @@ def modulated_conv2d(
             x = F.conv_transpose2d(x, w, stride=2, groups=batch)
             x = x.reshape(batch, out_channels, *x.shape[2:])
             return upfirdn_pad_filter(x, resample_filter, (1, 1, 1, 1), gain=4.0, bias=bias)
-        x = F.conv2d(x, w.reshape(batch * out_channels, in_channels, kh, kw),
-                     bias=None if bias is None else bias.repeat(batch), padding=kh // 2, groups=batch)
+        x = F.conv2d(
+            x,
+            w.reshape(batch * out_channels, in_channels, kh, kw),
+            bias=None if bias is None else bias.repeat(batch),
+            padding=kh // 2,
+            groups=batch,
+        )
         return x.reshape(batch, out_channels, *x.shape[2:])
 
     x = x * styles.reshape(batch, in_channels, 1, 1)
@@ -202,8 +212,14 @@ def normalize_2nd_moment(z: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 class EqualizedLinear(nn.Module):
     """Fully connected layer with run-time weight scaling ``lr_multiplier / sqrt(in_features)``."""
 
-    def __init__(self, in_features: int, out_features: int, lr_multiplier: float = 1.0, bias_init: float = 0.0,
-                 activation: bool = False) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        lr_multiplier: float = 1.0,
+        bias_init: float = 0.0,
+        activation: bool = False,
+    ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
         self.bias = nn.Parameter(torch.full((out_features,), float(bias_init)))
@@ -230,7 +246,9 @@ class MappingNetwork(nn.Module):
             self.add_module(f"fc{i}", EqualizedLinear(in_features, w_dim, lr_multiplier, activation=True))
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None) -> torch.Tensor:
+    def forward(
+        self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None
+    ) -> torch.Tensor:
         """ws (B, num_ws, w_dim); truncation moves w towards ``w_avg`` (the first ``truncation_cutoff`` ws only)."""
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must have shape (batch, {self.z_dim}), got {tuple(z.shape)}")
@@ -250,8 +268,16 @@ class MappingNetwork(nn.Module):
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 conv (optionally upsampling 2x), per-pixel noise with learnt strength, bias, lReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool = False,
-                 conv_clamp: float | None = None, fan_in_before_demod: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        resolution: int,
+        up: bool = False,
+        conv_clamp: float | None = None,
+        fan_in_before_demod: bool = False,
+    ) -> None:
         super().__init__()
         self.resolution, self.up, self.conv_clamp = resolution, up, conv_clamp
         self.affine = EqualizedLinear(w_dim, in_channels, bias_init=1.0)
@@ -261,21 +287,35 @@ class SynthesisLayer(nn.Module):
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
         self.weight_gain = 1.0 / math.sqrt(in_channels * 9) if fan_in_before_demod else 1.0
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str, resample_filter: torch.Tensor,
-                fused: bool = True) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, w: torch.Tensor, noise_mode: str, resample_filter: torch.Tensor, fused: bool = True
+    ) -> torch.Tensor:
         # Reference order: conv, + noise, + bias, leaky ReLU, x sqrt(2). The sqrt(2) is folded into the
         # convolution, bias and noise (leaky ReLU is positively homogeneous), so the activations are
         # touched twice instead of four times; the result differs only by float rounding.
         gain = LRELU_GAIN
         styles = self.affine(w)
-        x = modulated_conv2d(x, self.weight.to(x.dtype), styles, demodulate=True, up=self.up,
-                             resample_filter=resample_filter, weight_gain=self.weight_gain, fused=fused,
-                             output_gain=gain, bias=self.bias.to(x.dtype) * gain)
+        x = modulated_conv2d(
+            x,
+            self.weight.to(x.dtype),
+            styles,
+            demodulate=True,
+            up=self.up,
+            resample_filter=resample_filter,
+            weight_gain=self.weight_gain,
+            fused=fused,
+            output_gain=gain,
+            bias=self.bias.to(x.dtype) * gain,
+        )
         strength = self.noise_strength.to(x.dtype) * gain
         if noise_mode == "const":
             x = x + self.noise_const.to(x.dtype) * strength
         elif noise_mode == "random":
-            x = x + torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype) * strength
+            x = (
+                x
+                + torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype)
+                * strength
+            )
         x = F.leaky_relu(x, LRELU_SLOPE)
         return x if self.conv_clamp is None else x.clamp(-self.conv_clamp, self.conv_clamp)
 
@@ -293,8 +333,9 @@ class ToRGBLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool = True) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
-        x = modulated_conv2d(x, self.weight.to(x.dtype), styles, demodulate=False, fused=fused,
-                             bias=self.bias.to(x.dtype))
+        x = modulated_conv2d(
+            x, self.weight.to(x.dtype), styles, demodulate=False, fused=fused, bias=self.bias.to(x.dtype)
+        )
         if self.conv_clamp is not None:
             x = x.clamp(-self.conv_clamp, self.conv_clamp)
         return x
@@ -303,22 +344,50 @@ class ToRGBLayer(nn.Module):
 class SynthesisBlock(nn.Module):
     """One resolution: (constant input | upsampling conv0), conv1, toRGB added to the upsampled skip image."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
-                 conv_clamp: float | None, fan_in_before_demod: bool) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        resolution: int,
+        img_channels: int,
+        conv_clamp: float | None,
+        fan_in_before_demod: bool,
+    ) -> None:
         super().__init__()
         self.resolution = resolution
         if in_channels == 0:
             self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
         else:
-            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=True,
-                                        conv_clamp=conv_clamp, fan_in_before_demod=fan_in_before_demod)
-        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution,
-                                    conv_clamp=conv_clamp, fan_in_before_demod=fan_in_before_demod)
+            self.conv0 = SynthesisLayer(
+                in_channels,
+                out_channels,
+                w_dim,
+                resolution,
+                up=True,
+                conv_clamp=conv_clamp,
+                fan_in_before_demod=fan_in_before_demod,
+            )
+        self.conv1 = SynthesisLayer(
+            out_channels,
+            out_channels,
+            w_dim,
+            resolution,
+            conv_clamp=conv_clamp,
+            fan_in_before_demod=fan_in_before_demod,
+        )
         self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
         self.num_conv = 1 if in_channels == 0 else 2
 
-    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor, noise_mode: str,
-                resample_filter: torch.Tensor, fused: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        x: torch.Tensor | None,
+        img: torch.Tensor | None,
+        ws: torch.Tensor,
+        noise_mode: str,
+        resample_filter: torch.Tensor,
+        fused: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if x is None:
             x = self.const.to(ws.dtype).unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
             x = self.conv1(x, ws[:, 0], noise_mode, resample_filter, fused)
@@ -341,8 +410,15 @@ class SynthesisNetwork(nn.Module):
         self.register_buffer("resample_filter", fir_filter(), persistent=False)
         for res in self.block_resolutions:
             in_channels = config.channels[res // 2] if res > 4 else 0
-            block = SynthesisBlock(in_channels, config.channels[res], config.w_dim, res, config.img_channels,
-                                   config.conv_clamp, config.fan_in_before_demod)
+            block = SynthesisBlock(
+                in_channels,
+                config.channels[res],
+                config.w_dim,
+                res,
+                config.img_channels,
+                config.conv_clamp,
+                config.fan_in_before_demod,
+            )
             self.add_module(f"b{res}", block)
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
@@ -356,7 +432,7 @@ class SynthesisNetwork(nn.Module):
         for res in self.block_resolutions:
             block = getattr(self, f"b{res}")
             # Consecutive blocks share one w: block i's toRGB style is block i+1's first conv style.
-            x, img = block(x, img, ws[:, w_idx:w_idx + block.num_conv + 1], noise_mode, f, self.fused_modconv)
+            x, img = block(x, img, ws[:, w_idx : w_idx + block.num_conv + 1], noise_mode, f, self.fused_modconv)
             w_idx += block.num_conv
         return img
 
@@ -367,9 +443,15 @@ class Generator(nn.Module):
     def __init__(self, config: GeneratorConfig) -> None:
         super().__init__()
         self.config = config
-        self.z_dim, self.w_dim, self.resolution, self.num_ws = config.z_dim, config.w_dim, config.resolution, config.num_ws
-        self.mapping = MappingNetwork(config.z_dim, config.w_dim, config.num_ws, config.mapping_layers,
-                                      config.mapping_lr_multiplier)
+        self.z_dim, self.w_dim, self.resolution, self.num_ws = (
+            config.z_dim,
+            config.w_dim,
+            config.resolution,
+            config.num_ws,
+        )
+        self.mapping = MappingNetwork(
+            config.z_dim, config.w_dim, config.num_ws, config.mapping_layers, config.mapping_lr_multiplier
+        )
         self.synthesis = SynthesisNetwork(config)
 
     @property
@@ -398,8 +480,9 @@ def estimate_w_avg(G: Generator, samples: int = 4096, seed: int = 0, batch: int 
     return total / samples
 
 
-def build_tiny_generator(resolution: int = 32, w_dim: int = 64, channels: int = 32, mapping_layers: int = 2,
-                         seed: int = 0) -> Generator:
+def build_tiny_generator(
+    resolution: int = 32, w_dim: int = 64, channels: int = 32, mapping_layers: int = 2, seed: int = 0
+) -> Generator:
     """A small random generator for tests: deterministic for a seed, seconds for hundreds of steps on CPU.
 
     Random weights (the references' initialisation: unit-variance weights, affine biases 1) with random
@@ -408,8 +491,14 @@ def build_tiny_generator(resolution: int = 32, w_dim: int = 64, channels: int = 
     turns them on for what it trains (``G.synthesis.requires_grad_(True)``). The global RNG is untouched.
     """
     blocks = [2**i for i in range(2, int(math.log2(resolution)) + 1)]
-    config = GeneratorConfig(z_dim=w_dim, w_dim=w_dim, resolution=resolution, mapping_layers=mapping_layers,
-                             channels={res: channels for res in blocks}, source="tiny")
+    config = GeneratorConfig(
+        z_dim=w_dim,
+        w_dim=w_dim,
+        resolution=resolution,
+        mapping_layers=mapping_layers,
+        channels={res: channels for res in blocks},
+        source="tiny",
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         G = Generator(config)

@@ -88,7 +88,9 @@ def make_reconstruction_loss(
     return ReconstructionLoss(model, mse_weight).to(device)
 
 
-def weighted_squared_error(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+def weighted_squared_error(
+    pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """(pred - target)^2, times ``weight`` (e.g. an inpainting mask: only known pixels count) where given.
 
     The weight follows the prediction's device and dtype: masks are built on the CPU from photo files,

@@ -1,0 +1,54 @@
+"""The CLI's ``Reporter``: rich progress bars (count, elapsed, ETA) on stderr, notes as dim lines.
+
+stdout stays clean for ``--json``; with ``enabled=False`` (``--json``) only warnings are printed.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.markup import escape
+from rich.progress import Progress, TaskID
+
+from photokit.progress import make_progress, stderr_console
+from photokit.reporting import NoteLevel
+
+
+class RichReporter:
+    """Use as a context manager around the work: ``with RichReporter() as reporter: job(..., reporter)``."""
+
+    def __init__(self, enabled: bool = True, transient: bool = False) -> None:
+        self.enabled = enabled
+        self._progress: Progress | None = make_progress(transient=transient) if enabled else None
+        self._tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> RichReporter:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def task_started(self, key: str, description: str, total: float | None, completed: float = 0) -> None:
+        if self._progress is not None:
+            self._tasks[key] = self._progress.add_task(escape(description), total=total, completed=completed)
+
+    def task_advanced(self, key: str, advance: float = 1, status: str | None = None) -> None:
+        if self._progress is not None and key in self._tasks:
+            fields = {} if status is None else {"status": status}
+            self._progress.update(self._tasks[key], advance=advance, **fields)
+
+    def task_finished(self, key: str) -> None:
+        task = self._tasks.pop(key, None)
+        if self._progress is not None and task is not None:
+            self._progress.remove_task(task)
+
+    def note(self, message: str, level: NoteLevel = NoteLevel.INFO) -> None:
+        if level is NoteLevel.WARNING:
+            stderr_console.print(f"[yellow]warning:[/yellow] {escape(message)}")
+        elif self.enabled:
+            stderr_console.print(escape(message), style="dim")
