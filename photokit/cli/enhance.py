@@ -39,6 +39,12 @@ def enhance(
     loss: str = typer.Option(
         "lpips", "--loss", help="lpips (LPIPS + MSE, needs `photokit models install lpips-alex`) or mse."
     ),
+    force: bool = typer.Option(
+        False, "--force", help="Paste restored faces even when they fail the consistency/identity checks."
+    ),
+    report_html: Path | None = typer.Option(
+        None, "--report", help="Write an HTML page: before/after crops of every face, routing, prior, check scores."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Restore every face in the photos with that person's prior and paste it back; albums resume after Ctrl-C."""
@@ -56,11 +62,16 @@ def enhance(
             raise PhotokitError(f"{path}: no such file or folder")
     if mask is not None and not mask.is_file():
         raise PhotokitError(f"--mask {mask}: no such file")
+    from photokit.cli.html_report import report_path
+
+    report_html = report_path(report_html)
     settings = settings_from(ctx)
     torch_device = resolve_device(device)
     options = EnhanceOptions(
-        scale=scale, mask=mask, person=person, beta=_parse_beta(beta), steps=steps, loss=loss, out_dir=out
+        scale=scale, mask=mask, person=person, beta=_parse_beta(beta), steps=steps, loss=loss, out_dir=out, force=force
     )
+    crops: dict = {}
+    on_face = None if report_html is None else _crop_collector(crops)
     db = database_from(ctx)
     with make_progress() as progress:
         # While the bar is live, everything printed goes through its console (another one would garble it).
@@ -69,7 +80,13 @@ def enhance(
 
         priors = StorePriors(settings, torch_device, owner_of=lambda person_id: person_owner(db, person_id))
         enhancer = Enhancer(
-            options, priors, DatabasePeople(db), device=torch_device, note=progress_note, progress=progress
+            options,
+            priors,
+            DatabasePeople(db),
+            device=torch_device,
+            note=progress_note,
+            progress=progress,
+            on_face=on_face,
         )
         progress_note(
             f"restoring on {describe_device(torch_device)}, {enhancer.steps} projection steps per face, "
@@ -78,6 +95,11 @@ def enhance(
         for warning in enhancer.warnings():
             progress_note(f"warning: {warning}")
         summary = run_batch(db, paths, enhancer, progress=progress)
+    if report_html is not None:
+        from photokit.cli.html_report import enhance_report_html, write_html
+
+        write_html(report_html, enhance_report_html(summary.done, crops))
+        typer.echo(f"report: {report_html}", err=True)
     if as_json:
         print_json(summary.to_json())
     else:
@@ -86,6 +108,16 @@ def enhance(
         raise PhotokitError("no photos found in " + ", ".join(str(p) for p in paths))
     if summary.failed or not (summary.done or summary.already_done):
         raise typer.Exit(1)
+
+
+def _crop_collector(crops: dict):
+    """``on_face`` for the HTML report: small copies of each face's input and restored crops."""
+    from photokit.cli.html_report import thumbnail
+
+    def collect(source: str, face, before, after) -> None:
+        crops[(source, face.index)] = (thumbnail(before), thumbnail(after))
+
+    return collect
 
 
 def _print_summary(summary) -> None:
@@ -100,7 +132,8 @@ def _print_summary(summary) -> None:
             if face["status"] == "restored":
                 console.print(
                     f"  face {face['index'] + 1}: {who}, {face['prior_name']}, beta {face['beta']}, "
-                    f"{face['steps']} steps, loss {face['loss']:.4f}",
+                    f"{face['steps']} steps, loss {face['loss']:.4f}"
+                    + (f"; FORCED past failed checks: {face['checks']['reason']}" if face.get("forced") else ""),
                     highlight=False,
                 )
             else:

@@ -2,9 +2,10 @@
 
 - super-resolution: the background is the whole photo upscaled with Lanczos (MyStyle does the same, using
   a segmentation to find the background); each restored face is warped back with the inverse of its
-  alignment at output scale and blended in through a soft elliptical mask inside the aligned square,
-  whose size and feathering are fractions of the crop, i.e. proportional to the face's size. Outside
-  every mask the output *is* the Lanczos upscale, bit for bit.
+  alignment at output scale and blended in through a soft mask inside the aligned square: the face's
+  own outline from its 68 landmarks (``restore.mask``) when they are known, else an ellipse; size and
+  feathering are proportional to the face's size. Outside every mask the output *is* the Lanczos
+  upscale, bit for bit.
 - inpainting: only the (dilated) hole is replaced, with Poisson blending (OpenCV ``seamlessClone``,
   NORMAL_CLONE), as the authors' code does.
 Faces are composited one at a time, smallest first, so where faces overlap the larger (usually nearer)
@@ -70,9 +71,11 @@ def face_weight(
     scale: float,
     config: PasteConfig = PasteConfig(),
     size: int = 256,
+    mask: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The blending weight of one face in the output frame (H, W) in [0, 1]."""
-    mask = crop_mask(size, config)
+    """The blending weight of one face in the output frame (H, W) in [0, 1]; ``mask`` is the crop-frame
+    weight to use (e.g. ``restore.mask.landmark_mask``), the ellipse when None."""
+    mask = crop_mask(size, config) if mask is None else mask
     return np.clip(unalign_face(mask, alignment, out_shape, photo_scale=scale, interpolation=cv2.INTER_LINEAR), 0, 1)
 
 
@@ -87,11 +90,13 @@ def paste_super_resolution(
     alignment: FaceAlignment,
     scale: float,
     config: PasteConfig = PasteConfig(),
+    mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Blend one restored face into ``background`` (already at output scale). Returns (image, weight)."""
+    """Blend one restored face into ``background`` (already at output scale) through ``mask`` (crop frame;
+    the ellipse when None). Returns (image, weight)."""
     out_shape = background.shape[:2]
     face = warp_face(crop, alignment, out_shape, scale)
-    weight = face_weight(alignment, out_shape, scale, config)
+    weight = face_weight(alignment, out_shape, scale, config, mask=mask)
     inside = weight > 0
     result = background.copy()
     w = weight[inside][:, None]

@@ -21,9 +21,11 @@ from photokit.errors import PhotokitError
 from photokit.faces.align import FaceAlignment
 from photokit.prior.alpha import AlphaConfig
 from photokit.restore import degrade, paste
+from photokit.restore import mask as face_mask
 from photokit.restore.output import Photo, load_photo, output_path_for, save_photo
 from photokit.restore.priors import INSTALL_HINT, PeopleIndex, PriorChoice, PriorSource, choose_prior
 from photokit.restore.project import AlphaProjection, SmallImageLoss, WPlusConfig, WPlusProjection
+from photokit.restore.verify import CheckResult, Describe, VerifyConfig, analyzer_describe, verify_face
 from photokit.stylegan2.timing import describe_cost, time_step
 
 # The paper's 1000 steps are GPU work (minutes per face at 1024 px); on a CPU photokit defaults to a
@@ -48,6 +50,8 @@ class EnhanceOptions:
     min_face_px: float = 24.0  # smallest aligned square (photo px) worth aligning
     max_yaw: float = 50.0  # degrees; beyond it the frontal alignment fails
     consistency: bool = True  # super-resolution: the restored face takes the photo's colour and lighting
+    verify: bool = True  # check consistency and identity before pasting (restore.verify)
+    force: bool = False  # paste faces that fail the checks anyway (the report says forced)
 
     @property
     def task(self) -> str:
@@ -90,6 +94,8 @@ class FaceReport:
     loss: float | None = None
     seconds: float = 0.0
     min_dilation: float | None = None
+    checks: dict | None = None  # restore.verify.CheckResult: scores, verdict, reason, forced
+    forced: bool = False  # pasted although the checks failed (--force)
 
 
 @dataclass
@@ -124,6 +130,8 @@ class _Plan:
     prior: PriorChoice
     degradation: degrade.Degradation
     known: np.ndarray | None
+    landmarks: np.ndarray | None = None  # (68, 2) photo coordinates: the paste-back mask
+    embedding: np.ndarray | None = None  # the input face's descriptor: the identity check
 
 
 class Enhancer:
@@ -141,7 +149,12 @@ class Enhancer:
         alpha_config: AlphaConfig = AlphaConfig(),
         wplus_config: WPlusConfig = WPlusConfig(),
         allow_random_lpips: bool = False,
+        verify_config: VerifyConfig = VerifyConfig(),
+        describe: Describe | None = None,
+        on_face: Callable[[str, FaceReport, np.ndarray, np.ndarray], None] | None = None,
     ) -> None:
+        """``describe`` (crop -> descriptor) defaults to the face analyzer; ``on_face(source, report, before,
+        after)`` receives each projected face's input crop and restored crop (float RGB in [0, 1]) for reports."""
         from photokit.stylegan2.losses import make_reconstruction_loss
 
         self.options = options
@@ -168,6 +181,9 @@ class Enhancer:
                 )
             )
         self._analyzer = analyzer
+        self.verify_config = verify_config
+        self._describe = describe
+        self.on_face = on_face
         self._step_seconds: dict[int, float] = {}
         self._mask_cache: tuple[Path, np.ndarray] | None = None
 
@@ -278,7 +294,7 @@ class Enhancer:
             degradation = degrade.Degradation(degradation.size, degradation.mask, gray=photo.gray)
             fr.beta = beta if choice.kind == "personal" else None
             fr.sr_factor = round(degradation.factor(resolution), 3)
-            plans.append(_Plan(fr, alignment, choice, degradation, known))
+            plans.append(_Plan(fr, alignment, choice, degradation, known, face.landmarks68, face.embedding))
         return plans
 
     def _projection(self, plan: _Plan, photo: Photo):
@@ -360,17 +376,50 @@ class Enhancer:
             crop = degrade.to_image(restored)
             if photo.gray:
                 crop = paste.match_gray(crop)
+            fr.steps, fr.loss = result.steps, round(result.reconstruction_loss, 6)
+            fr.min_dilation = None if result.min_dilation is None else round(result.min_dilation, 5)
+            check = self._check(plan, projection, result.image)
+            if self.on_face is not None:
+                self.on_face(report.source, fr, degrade.to_image(projection.target), crop)
+            fr.seconds = round(time.perf_counter() - face_start, 3)
+            if not check.passed and not check.forced:
+                fr.status, fr.reason = "rejected", f"failed the checks, left as it was: {check.reason}"
+                continue
             if plan.known is not None:
                 image, w = paste.paste_inpainting(image, crop, plan.alignment, plan.known, scale)
             else:
-                image, w = paste.paste_super_resolution(image, crop, plan.alignment, scale)
+                image, w = paste.paste_super_resolution(
+                    image, crop, plan.alignment, scale, mask=face_mask.crop_mask_for(plan.alignment, plan.landmarks)
+                )
             weight = np.maximum(weight, w)
-            fr.status, fr.steps = "restored", result.steps
-            fr.loss = round(result.reconstruction_loss, 6)
-            fr.min_dilation = None if result.min_dilation is None else round(result.min_dilation, 5)
-            fr.seconds = round(time.perf_counter() - face_start, 3)
+            fr.status = "restored"
         report.seconds = round(time.perf_counter() - start, 3)
         return Rendered(photo, np.clip(image, 0, 1), alpha, weight, report)
+
+    # -- checks ------------------------------------------------------------------------------------
+    def _check(self, plan: _Plan, projection, restored) -> CheckResult:
+        """Consistency and identity of the generator's face (restore.verify); --force lets failures through."""
+        fr = plan.report
+        if not self.options.verify:
+            return CheckResult(True, "checks disabled")
+        references = np.zeros((0, 128), np.float32)
+        lookup = getattr(self.people, "embeddings", None)
+        if fr.person_id is not None and lookup is not None:
+            references = lookup(fr.person_id)
+        if self._describe is None:
+            self._describe = analyzer_describe(self.analyzer)
+        check = verify_face(
+            restored,
+            projection.target,
+            projection.degradation,
+            self._describe,
+            plan.embedding,
+            references,
+            self.verify_config,
+        )
+        check.forced = fr.forced = bool(self.options.force and not check.passed)
+        fr.checks = check.to_json()
+        return check
 
     def output_path(self, path: str | Path) -> Path:
         return output_path_for(Path(path), self.options.out_dir, self.options.suffix)

@@ -5,7 +5,8 @@ the product hands it the model store and the library database:
 
 - ``PriorSource``: ``base()`` -> the base generator (the generic W+ prior) or None; ``personal(person_id)``
   -> that person's ``PersonalPrior`` or None.
-- ``PeopleIndex``: ``identify(embedding)`` -> (person id, name, distance); ``resolve(ref)`` -> (id, name).
+- ``PeopleIndex``: ``identify(embedding)`` -> (person id, name, distance); ``resolve(ref)`` -> (id, name);
+  optionally ``embeddings(person_id)`` -> the person's face descriptors (the identity check's references).
 """
 
 from __future__ import annotations
@@ -139,6 +140,22 @@ class DatabasePeople:
             person = resolve_person(session, ref)
             return person.id, person.name
 
+    def embeddings(self, person_id: int) -> np.ndarray:
+        """The person's face descriptors (M, 128), faces the user rejected left out: the identity check's
+        reference faces."""
+        from sqlalchemy import select
+
+        from photokit.db.models import Face
+        from photokit.faces.people import embedding_from_bytes
+
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(Face.embedding).where(
+                    Face.person_id == int(person_id), Face.user_rejected.is_(False), Face.embedding.is_not(None)
+                )
+            ).all()
+        return np.stack([embedding_from_bytes(r) for r in rows]) if rows else np.zeros((0, 128), np.float32)
+
 
 class NoPeople:
     """No library: every face is unknown (the generic prior), and --person cannot be resolved."""
@@ -148,6 +165,9 @@ class NoPeople:
 
     def resolve(self, ref: str) -> tuple[int, str | None]:
         raise PhotokitError(f"unknown person '{ref}': scan your library first (`photokit scan PATH`)")
+
+    def embeddings(self, person_id: int) -> np.ndarray:
+        return np.zeros((0, 128), np.float32)
 
 
 __all__ = [
