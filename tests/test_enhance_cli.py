@@ -66,7 +66,7 @@ def test_without_a_generator_faces_are_left_alone_and_the_report_says_what_to_in
     assert (out / "obama_restored.jpg").is_file() and report["output"] == str(out / "obama_restored.jpg")
 
 
-def test_random_generator_restores_and_is_called_what_it_is(settings, photo, tmp_path):
+def test_random_generator_is_refused_by_the_checks_and_called_what_it_is(settings, photo, tmp_path):
     install_random_generator(settings)
     out = tmp_path / "out"
     args = [
@@ -89,8 +89,10 @@ def test_random_generator_restores_and_is_called_what_it_is(settings, photo, tmp
     data = json.loads(result.stdout)
     [report] = data["reports"]
     [face] = report["faces"]
-    assert face["status"] == "restored" and face["prior"] == "generic" and face["steps"] == 2
-    assert {"person", "prior_name", "beta", "loss", "seconds"} <= set(face)
+    # A random network's output is no face: the checks refuse it and the photo keeps its own (Lanczos) face.
+    assert face["status"] == "rejected" and face["prior"] == "generic" and face["steps"] == 2
+    assert "left as it was" in face["reason"] and face["checks"]["passed"] is False and not face["forced"]
+    assert {"person", "prior_name", "beta", "loss", "seconds", "checks"} <= set(face)
     assert any("random weights" in w for w in report["warnings"])
     assert "random weights" in result.stderr  # said up front too
     assert "s/step" in result.stderr  # the cost estimate
@@ -101,6 +103,21 @@ def test_random_generator_restores_and_is_called_what_it_is(settings, photo, tmp
     again = runner.invoke(app, args)  # the same album again: nothing to redo
     assert again.exit_code == 0
     assert json.loads(again.stdout)["already_done"] == 1 and json.loads(again.stdout)["restored"] == 0
+
+
+def test_force_pastes_and_the_html_report_says_forced(settings, photo, tmp_path):
+    install_random_generator(settings)
+    out, page = tmp_path / "out", tmp_path / "report.html"
+    args = ["enhance", str(photo), "--loss", "mse", "--out", str(out), "--json", "--device", "cpu", "--steps", "2"]
+    result = runner.invoke(app, [*args, "--force", "--report", str(page)])
+    assert result.exit_code == 0, result.stderr
+    [face] = json.loads(result.stdout)["reports"][0]["faces"]
+    assert face["status"] == "restored" and face["forced"] and face["checks"]["forced"]
+    html = page.read_text()
+    assert "FORCED" in html and "consistency PSNR" in html and "generic prior" in html
+    assert html.count("data:image/png;base64,") == 2  # before and after crops of the one face
+    bad = runner.invoke(app, [*args, "--report", str(tmp_path)])  # a folder: refused before any work
+    assert bad.exit_code == 2 and ".html" in bad.stderr
 
 
 def test_unknown_person_is_a_one_line_error(settings, photo):

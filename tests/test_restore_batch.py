@@ -53,7 +53,7 @@ def album(tmp_path):
 
 
 def make(generator, out_dir, analyzer):
-    options = EnhanceOptions(scale=2, steps=2, loss="mse", out_dir=out_dir)
+    options = EnhanceOptions(scale=2, steps=2, loss="mse", out_dir=out_dir, force=True)  # random generator
     return CountingEnhancer(
         options,
         StaticPriors(BaseGenerator(generator, "tiny", pretrained=False)),

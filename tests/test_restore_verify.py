@@ -93,7 +93,9 @@ def planted_32():
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         anchors = G.mapping(torch.randn(8, G.z_dim, generator=gen))[:, 0]
-    truth = A.alpha_plus(1 / 8 + 0.3 * torch.randn(8, generator=gen), 0.05 * torch.randn(G.num_ws, 8, generator=gen), 0.05)
+    truth = A.alpha_plus(
+        1 / 8 + 0.3 * torch.randn(8, generator=gen), 0.05 * torch.randn(G.num_ws, 8, generator=gen), 0.05
+    )
     with torch.no_grad():
         target = G.synthesis((truth @ anchors)[None], noise_mode="const")
     return G, anchors, target
@@ -108,7 +110,7 @@ def test_planted_truth_passes_both_checks(planted_32):
     phi = super_resolution(G.resolution, G.resolution / 4)
     observed = phi(target)
     result = AlphaProjection(G, anchors, observed, phi, ReconstructionLoss(None), beta=0.05).run(600)
-    projection = torch.randn(32 * 32 * 3, 128, generator=torch.Generator().manual_seed(7)) / 32
+    projection = torch.randn(32 * 32 * 3, 128, generator=torch.Generator().manual_seed(7)) / 256
 
     def describe(image: np.ndarray) -> np.ndarray:
         return (torch.from_numpy(np.ascontiguousarray(image)).reshape(1, -1) @ projection)[0].numpy()

@@ -56,7 +56,8 @@ def landmark_mask(
     polygon = region_polygon(landmarks, config)
     inside = np.zeros((size, size), np.uint8)
     shift = int(np.log2(subpixel))
-    cv2.fillPoly(inside, [np.rint((polygon + 0.0) * subpixel).astype(np.int32)], 1, cv2.LINE_8, shift)
+    cv2.fillPoly(inside, [np.rint(polygon * subpixel).astype(np.int32)], 1, cv2.LINE_8, shift)
+    inside = cv2.dilate(inside, np.ones((3, 3), np.uint8))  # every pixel the outline touches is inside
     outside_distance = cv2.distanceTransform(1 - inside, cv2.DIST_L2, 5)
     width = max(1.0, config.feather * face_size(landmarks))
     ramp = np.clip(1.0 - outside_distance / width, 0.0, 1.0)
