@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from photokit.prior import alpha as A
 from photokit.restore import paste
 from photokit.restore.degrade import super_resolution
 from photokit.restore.pipeline import EnhanceOptions, Enhancer
@@ -17,6 +16,7 @@ from photokit.restore.verify import VerifyConfig, consistency_psnr, identity_ver
 from photokit.stylegan2.losses import ReconstructionLoss
 from photokit.stylegan2.network import build_tiny_generator
 from tests.conftest import shared_path
+from tests.test_restore_projection import planted  # noqa: F401 - the planted-truth fixture
 
 
 @pytest.fixture(scope="module")
@@ -86,27 +86,12 @@ def test_identity_verdict_rules():
     assert identity_verdict(near, input_face, input_face[None]).identity_against == "input face"
 
 
-@pytest.fixture(scope="module")
-def planted_32():
-    """MyStyle's setting with the truth known: a target rendered from an alpha+ code inside P_beta."""
-    G = build_tiny_generator(resolution=32, seed=0)
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        anchors = G.mapping(torch.randn(8, G.z_dim, generator=gen))[:, 0]
-    truth = A.alpha_plus(
-        1 / 8 + 0.3 * torch.randn(8, generator=gen), 0.05 * torch.randn(G.num_ws, 8, generator=gen), 0.05
-    )
-    with torch.no_grad():
-        target = G.synthesis((truth @ anchors)[None], noise_mode="const")
-    return G, anchors, target
-
-
-def test_planted_truth_passes_both_checks(planted_32):
+def test_planted_truth_passes_both_checks(planted):  # noqa: F811 - the fixture imported above
     """The identity function is injected: a random 32 px generator draws no face dlib could detect, so the
     real descriptor would fail safe ("no face found") and say nothing about the check's logic. The
     injected descriptor is a fixed random projection of the pixels (close images -> close descriptors),
     scaled so the planted truth itself sits at a typical same-person distance from its references."""
-    G, anchors, target = planted_32
+    G, anchors, target = planted  # target = G(alpha+ . anchors), alpha+ inside P_0.05
     phi = super_resolution(G.resolution, G.resolution / 4)
     observed = phi(target)
     result = AlphaProjection(G, anchors, observed, phi, ReconstructionLoss(None), beta=0.05).run(600)

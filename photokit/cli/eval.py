@@ -20,7 +20,9 @@ def eval_command(
     invert_steps: int | None = typer.Option(
         None, "--invert-steps", help="Anchor inversion steps (default 450 GPU / 30 CPU)."
     ),
-    tuning_steps: int | None = typer.Option(None, "--tuning-steps", help="Tuning steps (default 3500 GPU / 50 CPU)."),
+    tuning_steps: int | None = typer.Option(
+        None, "--tuning-steps", help="Tuning steps (default 350 epochs on GPU, 5 on CPU)."
+    ),
     loss: str = typer.Option("lpips", "--loss", help="lpips (needs `photokit models install lpips-alex`) or mse."),
     device: str = DeviceOption,
     as_json: bool = JsonOption,
@@ -46,7 +48,7 @@ def eval_command(
     schedule = replace(
         schedule,
         invert_steps=invert_steps or schedule.invert_steps,
-        tuning_steps=tuning_steps or schedule.tuning_steps,
+        tuning_steps=tuning_steps,
     )
     db = database_from(ctx)
     from photokit.progress import make_progress

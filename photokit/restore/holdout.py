@@ -28,8 +28,12 @@ from photokit.stylegan2.base import BaseGenerator
 @dataclass(frozen=True)
 class BuildSchedule:
     invert_steps: int
-    tuning_steps: int
+    tuning_epochs: int  # passes over the training faces (MyStyle/PTI: 350)
     max_train: int = 100
+    tuning_steps: int | None = None  # overrides tuning_epochs: total tuning steps
+
+    def total_tuning_steps(self, n_train: int) -> int:
+        return self.tuning_steps if self.tuning_steps is not None else self.tuning_epochs * n_train
 
 
 @dataclass
@@ -123,34 +127,44 @@ def build_holdout_prior(
     folder: Path,
     on_step=None,
 ) -> tuple[torch.nn.Module, torch.Tensor]:
-    """Anchors (W inversion) + pivotal tuning on the training crops, saved to ``folder`` (atomically)."""
-    from safetensors.torch import save_file
+    """Anchors (W inversion) + pivotal tuning on the training crops, saved to ``folder`` (atomically).
 
-    from photokit.prior.projector import ProjectorConfig, invert_w
+    After Ctrl-C a rerun resumes: finished anchors are reused and tuning continues from its checkpoint."""
+    from safetensors.torch import load_file, save_file
+
+    from photokit.prior.projector import ProjectorConfig, invert_w, w_statistics
     from photokit.prior.tuning import TuningConfig, tune
     from photokit.store.atomic import atomic_path, atomic_write_text
 
-    projector = ProjectorConfig(steps=schedule.invert_steps)
-    anchors = []
-    for lo in range(0, len(targets), projector.batch_size):
-        result = invert_w(base.generator, targets[lo : lo + projector.batch_size], loss_fn, projector, on_step=on_step)
-        anchors.append(result.ws)
-    anchors_t = torch.cat(anchors).detach()
-    tuned = tune(
-        base.generator, anchors_t, targets, loss_fn, TuningConfig(steps=schedule.tuning_steps), base.fingerprint
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, tensors in (("anchors.safetensors", {"anchors": anchors_t}), ("weights.safetensors", tuned.stored)):
+    def save(name: str, tensors: dict) -> None:
         with atomic_path(folder / name) as tmp:
             save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+
+    folder.mkdir(parents=True, exist_ok=True)
+    G, device = base.generator, targets.device
+    if (folder / "anchors.safetensors").is_file():
+        anchors_t = load_file(str(folder / "anchors.safetensors"))["anchors"].to(device)
+    else:
+        projector = ProjectorConfig(steps=schedule.invert_steps)
+        w_stats = w_statistics(G, projector.w_avg_samples, device, projector.seed)
+        anchors = []
+        for lo in range(0, len(targets), projector.batch_size):
+            batch = targets[lo : lo + projector.batch_size]
+            anchors.append(invert_w(G, batch, loss_fn, projector, w_stats=w_stats, on_step=on_step).ws)
+        anchors_t = torch.cat(anchors).detach()
+        save("anchors.safetensors", {"anchors": anchors_t})
+    config = TuningConfig(steps=schedule.total_tuning_steps(len(targets)))
+    tuned = tune(G, anchors_t, targets, loss_fn, config, base.fingerprint, checkpoint=folder / "tuning.ckpt")
+    save("weights.safetensors", tuned.stored)
     atomic_write_text(folder / "done.json", json.dumps({"anchors": len(anchors_t), **asdict(schedule)}))
+    (folder / "tuning.ckpt").unlink(missing_ok=True)
     return tuned.generator, anchors_t
 
 
 # -- the whole protocol on a library person -----------------------------------------------------------
 
-CPU_DEFAULTS = BuildSchedule(invert_steps=30, tuning_steps=50, max_train=10)  # minutes on 2 cores at 256 px
-GPU_DEFAULTS = BuildSchedule(invert_steps=450, tuning_steps=350 * 10, max_train=100)  # PTI's / MyStyle's
+CPU_DEFAULTS = BuildSchedule(invert_steps=30, tuning_epochs=5, max_train=10)  # minutes on 2 cores at 256 px
+GPU_DEFAULTS = BuildSchedule(invert_steps=450, tuning_epochs=350, max_train=100)  # PTI's / MyStyle's
 CPU_PROJECTION_STEPS, GPU_PROJECTION_STEPS = 50, 1000
 
 
@@ -191,20 +205,20 @@ def estimate_seconds(base: BaseGenerator, loss_fn, device, n_eval: int, steps: i
     from photokit.prior.projector import ProjectorConfig, inversion_step_probe
     from photokit.prior.tuning import TuningConfig, tuning_step_probe
     from photokit.restore.degrade import Degradation
-    from photokit.restore.project import AlphaProjection
+    from photokit.restore.project import AlphaProjection, SmallImageLoss
     from photokit.stylegan2.timing import time_step
 
     G, r = base.generator, int(base.generator.resolution)
     probe = torch.rand(1, 3, r, r, generator=torch.Generator().manual_seed(0)).to(device) * 2 - 1
     anchors = G.w_avg.detach().reshape(1, -1)[:, : G.w_dim].repeat(2, 1).to(device)
     phi = Degradation(size=max(4, r // 8))
-    project_s = time_step(AlphaProjection(G, anchors, phi(probe), phi, loss_fn, 0.05).step, device)
+    project_s = time_step(AlphaProjection(G, anchors, phi(probe), phi, SmallImageLoss(loss_fn), 0.05).step, device)
     total = 2 * n_eval * steps * project_s
     if not cached:
         batch = min(ProjectorConfig.batch_size, n_train)
         inv_s = time_step(inversion_step_probe(G, probe.repeat(batch, 1, 1, 1), loss_fn, ProjectorConfig()), device)
         tun_s = time_step(tuning_step_probe(G, anchors, probe, loss_fn, TuningConfig()), device)
-        total += schedule.invert_steps * -(-n_train // batch) * inv_s + schedule.tuning_steps * tun_s
+        total += schedule.invert_steps * -(-n_train // batch) * inv_s + schedule.total_tuning_steps(n_train) * tun_s
     return total, project_s
 
 
@@ -230,6 +244,7 @@ def evaluate_person(
     from photokit.devices import resolve_device
     from photokit.progress import format_duration
     from photokit.restore.evaluate import Restorers, evaluate, task_degradation
+    from photokit.restore.project import SmallImageLoss
     from photokit.restore.verify import analyzer_describe
     from photokit.stylegan2.base import resolve_base
     from photokit.stylegan2.losses import build_lpips, lpips_available, make_reconstruction_loss
@@ -264,7 +279,7 @@ def evaluate_person(
         + (
             "reused from its cache"
             if cached
-            else f"built ({schedule.invert_steps} inversion + {schedule.tuning_steps} tuning steps)"
+            else f"built ({schedule.invert_steps} inversion + {schedule.total_tuning_steps(len(split.train))} tuning steps)"
         )
         + f"; {2 * n_eval} projections x {steps} steps at {step_s:.3g} s/step on {device.type}: about "
         + format_duration(estimate)
@@ -275,7 +290,7 @@ def evaluate_person(
     else:
         tuned, anchors = cached
     truths = aligned_crops(split.held_out, resolution, device)
-    references = np.stack([c.embedding for c in split.train if c.embedding is not None])
+    references = np.array([c.embedding for c in split.train if c.embedding is not None], np.float32).reshape(-1, 128)
     if describe is None:
         from photokit.faces.analyze import FaceAnalyzer
 
@@ -285,7 +300,7 @@ def evaluate_person(
         warnings.append(
             "LPIPS is not reported: its AlexNet weights are not installed (photokit models install lpips-alex)"
         )
-    restorers = Restorers(tuned, anchors, base.generator, loss_fn, steps)
+    restorers = Restorers(tuned, anchors, base.generator, SmallImageLoss(loss_fn), steps)
     result = evaluate(
         truths,
         [c.face_id for c in split.held_out],
