@@ -121,6 +121,9 @@ def test_eval_refuses_a_holdout_that_leaves_too_few_faces(library_with_generator
     monkeypatch.setenv("PHOTOKIT_DB_URL", library.settings.db_url)
     from photokit.cli.app import app
 
-    result = runner.invoke(app, ["eval", str(person_id), "--holdout", "50", "--loss", "mse", "--device", "cpu"])
+    args = ["eval", str(person_id), "--loss", "mse", "--device", "cpu"]
+    result = runner.invoke(app, [*args, "--holdout", "50", "--task", "sr8"])
     assert result.exit_code == 2 and "--holdout" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    too_far = runner.invoke(app, [*args, "--task", "sr32"])  # 64 px / 32 = 2 px: nothing left to restore
+    assert too_far.exit_code == 2 and "sr32" in too_far.stderr and len(too_far.stderr.strip().splitlines()) == 1

@@ -53,15 +53,19 @@ def eval_command(
     db = database_from(ctx)
     from photokit.progress import make_progress
 
-    with make_progress() as progress:
-        bar = progress.add_task("eval (held-out faces x tasks x methods)", total=None)
+    # The bar starts when the work does (after the checks and the cost line), so errors stay one line.
+    progress = make_progress()
+    bar = None
 
-        def on_sample(sample) -> None:
-            progress.update(bar, advance=1, status=f"{sample.task} {sample.method}: {sample.psnr:.1f} dB")
+    def on_start(total: int) -> None:
+        nonlocal bar
+        progress.start()
+        bar = progress.add_task("eval: prior without the held-out faces, then restorations", total=total)
 
-        def say(message: str) -> None:
-            progress.console.print(message, highlight=False)
+    def on_sample(sample) -> None:
+        progress.update(bar, advance=1, status=f"{sample.task} {sample.method}: {sample.psnr:.1f} dB")
 
+    try:
         result = evaluate_person(
             db,
             settings_from(ctx),
@@ -72,9 +76,12 @@ def eval_command(
             loss,
             steps,
             schedule,
-            notify=say,
+            notify=note,
+            on_start=on_start,
             on_sample=on_sample,
         )
+    finally:
+        progress.stop()
     if out is not None:
         from photokit.cli.html_report import eval_report_html, write_html
 

@@ -233,12 +233,16 @@ def evaluate_person(
     steps: int | None = None,
     schedule: BuildSchedule | None = None,
     notify=lambda message: None,
+    on_start=None,
     on_sample=None,
     describe=None,
     allow_random_lpips: bool = False,
     seed: int = 0,
 ) -> PersonEval:
-    """MyStyle's protocol on a library person: split, prior without the held-out faces, restore, score."""
+    """MyStyle's protocol on a library person: split, prior without the held-out faces, restore, score.
+
+    ``notify`` gets the warnings and the cost line; ``on_start(samples)`` is called when the long work
+    begins, ``on_sample(Sample)`` after each restoration (progress)."""
     import time
 
     from photokit.devices import resolve_device
@@ -284,6 +288,8 @@ def evaluate_person(
         + f"; {2 * n_eval} projections x {steps} steps at {step_s:.3g} s/step on {device.type}: about "
         + format_duration(estimate)
     )
+    if on_start is not None:
+        on_start(n_eval * 3)  # samples: held-out faces x tasks x the three methods
     if cached is None:
         targets = aligned_crops(split.train, resolution, device)
         tuned, anchors = build_holdout_prior(base, targets, loss_fn, schedule, folder)
