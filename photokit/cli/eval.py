@@ -51,37 +51,12 @@ def eval_command(
         tuning_steps=tuning_steps,
     )
     db = database_from(ctx)
-    from photokit.progress import make_progress
+    from photokit.cli.reporters import RichReporter
 
-    # The bar starts when the work does (after the checks and the cost line), so errors stay one line.
-    progress = make_progress()
-    bar = None
-
-    def on_start(total: int) -> None:
-        nonlocal bar
-        progress.start()
-        bar = progress.add_task("eval: prior without the held-out faces, then restorations", total=total)
-
-    def on_sample(sample) -> None:
-        progress.update(bar, advance=1, status=f"{sample.task} {sample.method}: {sample.psnr:.1f} dB")
-
-    try:
+    with RichReporter() as reporter:
         result = evaluate_person(
-            db,
-            settings_from(ctx),
-            person,
-            tasks,
-            holdout,
-            torch_device,
-            loss,
-            steps,
-            schedule,
-            notify=note,
-            on_start=on_start,
-            on_sample=on_sample,
+            db, settings_from(ctx), person, tasks, holdout, torch_device, loss, steps, schedule, reporter=reporter
         )
-    finally:
-        progress.stop()
     if out is not None:
         from photokit.cli.html_report import eval_report_html, write_html
 

@@ -21,6 +21,7 @@ import torch
 
 from photokit.errors import PhotokitError
 from photokit.prior.refs import Candidate, RefsConfig, load_candidates, select_references
+from photokit.reporting import NULL_REPORTER, NoteLevel, Reporter
 from photokit.settings import Settings
 from photokit.stylegan2.base import BaseGenerator
 
@@ -232,17 +233,15 @@ def evaluate_person(
     loss: str = "lpips",
     steps: int | None = None,
     schedule: BuildSchedule | None = None,
-    notify=lambda message: None,
-    on_start=None,
-    on_sample=None,
+    reporter: Reporter = NULL_REPORTER,
     describe=None,
     allow_random_lpips: bool = False,
     seed: int = 0,
 ) -> PersonEval:
     """MyStyle's protocol on a library person: split, prior without the held-out faces, restore, score.
 
-    ``notify`` gets the warnings and the cost line; ``on_start(samples)`` is called when the long work
-    begins, ``on_sample(Sample)`` after each restoration (progress)."""
+    ``reporter`` gets the warnings and the cost (notes, before any long work), then one task ("eval")
+    advanced per restoration."""
     import time
 
     from photokit.devices import resolve_device
@@ -272,12 +271,12 @@ def evaluate_person(
     if loss_fn.lpips is None:
         warnings.append("loss is MSE only (--loss mse): restorations are blurrier than with LPIPS")
     for warning in warnings:
-        notify(f"warning: {warning}")
+        reporter.note(warning, NoteLevel.WARNING)
     n_eval = len(split.held_out) * len(tasks)
     estimate, step_s = estimate_seconds(
         base, loss_fn, device, n_eval, steps, schedule, len(split.train), cached is not None
     )
-    notify(
+    reporter.note(
         f"eval of {split.person_name or f'person {split.person_id}'}: {len(split.train)} training and "
         f"{len(split.held_out)} held-out faces at {resolution} px, tasks {', '.join(tasks)}; prior "
         + (
@@ -288,8 +287,7 @@ def evaluate_person(
         + f"; {2 * n_eval} projections x {steps} steps at {step_s:.3g} s/step on {device.type}: about "
         + format_duration(estimate)
     )
-    if on_start is not None:
-        on_start(n_eval * 3)  # samples: held-out faces x tasks x the three methods
+    reporter.task_started("eval", "eval: prior without the held-out faces, then restorations", n_eval * 3)
     if cached is None:
         targets = aligned_crops(split.train, resolution, device)
         tuned, anchors = build_holdout_prior(base, targets, loss_fn, schedule, folder)
@@ -315,8 +313,9 @@ def evaluate_person(
         describe,
         references,
         lpips_model,
-        on_sample=on_sample,
+        on_sample=lambda s: reporter.task_advanced("eval", 1, f"{s.task} {s.method}: {s.psnr:.1f} dB"),
     )
+    reporter.task_finished("eval")
     return PersonEval(
         split,
         base.to_json(),
