@@ -91,7 +91,7 @@ def test_random_generator_is_refused_by_the_checks_and_called_what_it_is(setting
     [face] = report["faces"]
     # A random network's output is no face: the checks refuse it and the photo keeps its own (Lanczos) face.
     assert face["status"] == "rejected" and face["prior"] == "generic" and face["steps"] == 2
-    assert "left as it was" in face["reason"] and face["checks"]["passed"] is False and not face["forced"]
+    assert face["reason"].startswith("failed the checks") and face["checks"]["passed"] is False and not face["forced"]
     assert {"person", "prior_name", "beta", "loss", "seconds", "checks"} <= set(face)
     assert any("random weights" in w for w in report["warnings"])
     assert "random weights" in result.stderr  # said up front too

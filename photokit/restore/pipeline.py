@@ -383,7 +383,7 @@ class Enhancer:
                 self.on_face(report.source, fr, degrade.to_image(projection.target), crop)
             fr.seconds = round(time.perf_counter() - face_start, 3)
             if not check.passed and not check.forced:
-                fr.status, fr.reason = "rejected", f"failed the checks, left as it was: {check.reason}"
+                fr.status, fr.reason = "rejected", f"failed the checks: {check.reason}"
                 continue
             if plan.known is not None:
                 image, w = paste.paste_inpainting(image, crop, plan.alignment, plan.known, scale)
