@@ -32,14 +32,14 @@ Describe = Callable[[np.ndarray], np.ndarray | None]
 
 @dataclass(frozen=True)
 class VerifyConfig:
-    # Consistency at the input's resolution. Measured on deepface/ at x4 / x8 / x16: a Lanczos upscale,
-    # degraded again, scores 32-42 dB; another photo of the same person, aligned the same way, 6-18.5 dB;
-    # a random generator's face 4.5-11 dB. 22 dB is above every "plausible but not this photo" face.
+    # Consistency at the input's resolution. Measured on deepface/ (62 faces) at x4 / x8 / x16: a Lanczos
+    # upscale, degraded again, scores 31-44 dB; another photo of the same person, aligned the same way,
+    # 4-18.5 dB; a random generator's face 4-12 dB. 22 dB is above every "plausible but not this photo".
     min_psnr_db: float = 22.0
     # Same-person distance of the clustering (``ClusterConfig.max_distance``).
     same_person_distance: float = ClusterConfig.max_distance
     # Measured: resampling a face x2 (area down, Lanczos up; no identity lost) moves its distance to the
-    # person's other photos by at most 0.02; x4 by up to 0.15 (95th percentile 0.11), x8 by 0.10-0.36.
+    # person's other photos by at most 0.02; x4 by up to 0.12 (95th percentile 0.11), x8 by up to 0.41.
     # 0.05 is above the descriptor's own noise and below what a x4 blur costs.
     identity_margin: float = 0.05
     # References closer than this to the input face are the same shot (the photo itself, if it is in
