@@ -213,3 +213,8 @@ def jobs_api(request: Request) -> Response:
     g = gallery(request)
     with g.db.session() as session:
         return JSONResponse({"jobs": _recent_jobs(session)}, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    return RedirectResponse("/static/icon.svg", status_code=301)
