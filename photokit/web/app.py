@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +133,9 @@ def _install_security(app: FastAPI, state: Gallery) -> None:
             origin = request.headers.get("origin")
             if origin and origin != "null" and not security.host_allowed(origin.split("://", 1)[-1], app.state.hosts):
                 return _denied(state, request, 403, "cross-site request refused")
+        started = time.perf_counter()
         response = await call_next(request)
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
         for key, value in SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
         return response

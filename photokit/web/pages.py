@@ -17,6 +17,7 @@ from photokit.web.app import gallery
 
 router = APIRouter()
 FACES_PER_PAGE = 200
+PEOPLE_PER_PAGE = 300
 ROWS_PER_PAGE = 50
 
 
@@ -67,21 +68,28 @@ def home() -> Response:
 
 
 @router.get("/people")
-def people_page(request: Request, show: PeopleFilter = PeopleFilter.DEFAULT) -> Response:
+def people_page(
+    request: Request, show: PeopleFilter = PeopleFilter.DEFAULT, page: int = Query(1, ge=1, le=1_000_000)
+) -> Response:
     g = gallery(request)
     with g.db.session() as session:
         everyone = list_people(session, include_all=True)
         suggestions = merge_suggestions(session)
     rows = _filtered(everyone, show)
+    pages = max(1, -(-len(rows) // PEOPLE_PER_PAGE))
+    if page > pages:
+        raise HTTPException(404, f"there are {pages} page(s) of people")
     counts = {f.value: len(_filtered(everyone, f)) for f in PeopleFilter}
     return g.render(
         request,
         "people.html",
-        people=rows,
+        people=rows[(page - 1) * PEOPLE_PER_PAGE : page * PEOPLE_PER_PAGE],
         show=show.value,
         counts=counts,
         suggestions=suggestions,
         filters=PeopleFilter,
+        page=page,
+        pages=pages,
     )
 
 
