@@ -137,7 +137,7 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
         library = build_library(settings, faces, people, big)
         build_s = time.perf_counter() - t0
         token = "bench"
-        app = create_app(settings, token=token, run_jobs=False)
+        app = create_app(settings, token=token, run_jobs=False, hosts=frozenset({"testserver"}))
         with TestClient(app) as client:
             client.cookies.set("photokit_token", token)
             pages = {

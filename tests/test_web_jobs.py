@@ -172,5 +172,7 @@ def test_an_album_restoration_runs_as_a_job_and_shows_before_and_after(settings,
             assert session.query(EnhanceJob).count() == 1
         if rows[0].status == "done":
             assert again["result"]["already_done"] == 1
+        batches = client.get("/jobs").text  # the batch shows on the Jobs page with its counts
+        assert 'id="batches"' in batches and rows[0].batch_key[:10] in batches
         db.dispose()
     assert (album / "obama_small.jpg").read_bytes() == original

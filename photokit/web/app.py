@@ -70,7 +70,7 @@ def back_to(path: str, **params) -> RedirectResponse:
 def create_app(
     settings: Settings,
     token: str | None = None,
-    hosts: frozenset[str] = frozenset(security.LOOPBACK_HOSTS | {"testserver"}),
+    hosts: frozenset[str] = security.LOOPBACK_HOSTS,
     run_jobs: bool = True,
     handlers: dict | None = None,
 ) -> FastAPI:

@@ -208,12 +208,37 @@ def _recent_jobs(session, limit: int = 100) -> list[dict]:
     return [job_json(j) for j in rows]
 
 
+def _restore_batches(session, limit: int = 20) -> list[dict]:
+    """Album restorations however they were started (`photokit enhance` too): photos per status, last errors."""
+    rows = session.execute(
+        select(EnhanceJob.batch_key, EnhanceJob.status, func.count(), func.max(EnhanceJob.created_at)).group_by(
+            EnhanceJob.batch_key, EnhanceJob.status
+        )
+    ).all()
+    batches: dict[str, dict] = {}
+    for key, status, count, created in rows:
+        batch = batches.setdefault(key, {"key": key, "counts": {}, "created": created})
+        batch["counts"][status] = count
+        batch["created"] = max(batch["created"], created)
+    recent = sorted(batches.values(), key=lambda b: b["created"], reverse=True)[:limit]
+    for batch in recent:
+        batch["total"] = sum(batch["counts"].values())
+        batch["errors"] = session.scalars(
+            select(EnhanceJob.error)
+            .where(EnhanceJob.batch_key == batch["key"], EnhanceJob.status == "failed")
+            .order_by(EnhanceJob.id.desc())
+            .limit(3)
+        ).all()
+    return recent
+
+
 @router.get("/jobs")
 def jobs_page(request: Request) -> Response:
     g = gallery(request)
     with g.db.session() as session:
         jobs = _recent_jobs(session)
-    return g.render(request, "jobs.html", jobs=jobs)
+        batches = _restore_batches(session)
+    return g.render(request, "jobs.html", jobs=jobs, batches=batches)
 
 
 @router.get("/api/jobs")
