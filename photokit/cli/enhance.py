@@ -42,9 +42,10 @@ def enhance(
     as_json: bool = JsonOption,
 ) -> None:
     """Restore every face in the photos with that person's prior and paste it back; albums resume after Ctrl-C."""
+    from photokit.cli.reporters import RichReporter
     from photokit.devices import describe_device, resolve_device
-    from photokit.prior.personal import person_owner
-    from photokit.progress import make_progress
+    from photokit.prior.storage import person_owner
+    from photokit.reporting import NoteLevel
     from photokit.restore.batch import run_batch
     from photokit.restore.pipeline import EnhanceOptions, Enhancer
     from photokit.restore.priors import DatabasePeople, StorePriors
@@ -62,22 +63,16 @@ def enhance(
         scale=scale, mask=mask, person=person, beta=_parse_beta(beta), steps=steps, loss=loss, out_dir=out
     )
     db = database_from(ctx)
-    with make_progress() as progress:
-        # While the bar is live, everything printed goes through its console (another one would garble it).
-        def progress_note(message: str) -> None:
-            progress.console.print(message, highlight=False)
-
+    with RichReporter(enabled=not as_json) as reporter:
         priors = StorePriors(settings, torch_device, owner_of=lambda person_id: person_owner(db, person_id))
-        enhancer = Enhancer(
-            options, priors, DatabasePeople(db), device=torch_device, note=progress_note, progress=progress
-        )
-        progress_note(
+        enhancer = Enhancer(options, priors, DatabasePeople(db), device=torch_device, reporter=reporter)
+        reporter.note(
             f"restoring on {describe_device(torch_device)}, {enhancer.steps} projection steps per face, "
             f"scale {options.effective_scale:g}, loss {enhancer.loss_fn.name if enhancer.loss_fn else 'none'}"
         )
         for warning in enhancer.warnings():
-            progress_note(f"warning: {warning}")
-        summary = run_batch(db, paths, enhancer, progress=progress)
+            reporter.note(warning, NoteLevel.WARNING)
+        summary = run_batch(db, paths, enhancer, reporter=reporter)
     if as_json:
         print_json(summary.to_json())
     else:

@@ -75,11 +75,13 @@ def install(
     as_json: bool = JsonOption,
 ) -> None:
     """Install a model from the catalog URL, another URL, or a local file (resumes interrupted downloads)."""
+    from photokit.cli.reporters import RichReporter
     from photokit.store.models import ModelStore
     from photokit.stylegan2 import GENERATOR_FILES
 
     store = ModelStore(settings_from(ctx), generator_files=GENERATOR_FILES)
-    status = store.install(name, from_file=from_file, url=url, progress=not as_json)
+    with RichReporter(enabled=not as_json) as reporter:
+        status = store.install(name, from_file=from_file, url=url, reporter=reporter)
     if as_json:
         print_json(status.to_json())
     else:

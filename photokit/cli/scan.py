@@ -30,14 +30,14 @@ def _counts_line(summary: dict) -> str:
     return ", ".join(parts)
 
 
-def _run_faces(ctx: typer.Context, db, device: str, detector: str, progress: bool) -> dict:
+def _run_faces(db, device: str, detector: str, reporter) -> dict:
     try:
         from photokit.faces.pipeline import process_pending_photos
     except ModuleNotFoundError as exc:
         if exc.name == "photokit.faces.pipeline":
             raise PhotokitError("face detection is not part of this photokit build; use --no-faces") from None
         raise
-    return process_pending_photos(db, settings_from(ctx), device=device, detector=detector, progress=progress)
+    return process_pending_photos(db, device=device, detector=detector, reporter=reporter).to_json()
 
 
 def scan_cmd(
@@ -49,6 +49,8 @@ def scan_cmd(
     detector: str = DetectorOption,
 ) -> None:
     """Index photos under PATH (recursively, incrementally), then detect and group faces."""
+    from photokit.cli.hints import error_line
+    from photokit.cli.reporters import RichReporter
     from photokit.library.scan import scan_library
     from photokit.library.walk import resolve_roots
 
@@ -61,14 +63,15 @@ def scan_cmd(
             raise PhotokitError(f"unknown face detector '{detector}': use one of {', '.join(DETECTORS)}")
     roots = resolve_roots(paths)  # a typo fails before the database is touched
     db = database_from(ctx)
-    summary = scan_library(db, roots, progress=not json_out).to_json()
     faces_error = None
-    if not no_faces:
-        try:
-            summary["faces"] = _run_faces(ctx, db, device, detector, progress=not json_out)
-        except PhotokitError as exc:  # the index is saved; say what failed and exit non-zero
-            faces_error = exc
-            summary["faces"] = {"error": str(exc)}
+    with RichReporter(enabled=not json_out) as reporter:
+        summary = scan_library(db, roots, reporter=reporter).to_json()
+        if not no_faces:
+            try:
+                summary["faces"] = _run_faces(db, device, detector, reporter)
+            except PhotokitError as exc:  # the index is saved; say what failed and exit non-zero
+                faces_error = exc
+                summary["faces"] = {"error": error_line(exc)}
     if json_out:
         print_json(summary)
     else:

@@ -11,6 +11,7 @@ Who decides what:
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from sqlalchemy import delete, func, select
@@ -107,9 +108,24 @@ def _fixed_person_ids(session: Session) -> set[int]:
     return curated
 
 
+@dataclass
+class ClusterStats:
+    """What a clustering pass did."""
+
+    clustered_faces: int = 0  # unassigned clusterable faces it looked at
+    assigned: int = 0
+    new_people: int = 0
+    unassigned: int = 0
+    released: int | None = None  # recluster only: automatic assignments forgotten first
+    removed_people: int | None = None  # recluster only: people left without faces
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
 def cluster_faces(
     session: Session, config: ClusterConfig = ClusterConfig(), previous: dict[int, int] | None = None
-) -> dict:
+) -> ClusterStats:
     """Incremental pass: place every unassigned clusterable face; people already formed stay.
 
     ``previous`` (face id -> the person it was in before a recluster) lets a re-formed group keep
@@ -130,7 +146,7 @@ def cluster_faces(
         )
         .order_by(Face.id)
     ).all()
-    stats = {"clustered_faces": len(pending), "assigned": 0, "new_people": 0, "unassigned": 0}
+    stats = ClusterStats(clustered_faces=len(pending))
     if not pending:
         return stats
     labelled = Labelled.empty(EMBEDDING_DIM)
@@ -149,7 +165,7 @@ def cluster_faces(
     groups: dict[int, list[Face]] = {}
     for face, label in zip(pending, labels.tolist()):
         groups.setdefault(label, []).append(face)
-    stats["unassigned"] = len(groups.pop(0, []))
+    stats.unassigned = len(groups.pop(0, []))
     taken = {int(p) for p in labelled.person_ids}
     for label, faces in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
         person_id = label
@@ -161,18 +177,18 @@ def cluster_faces(
                 session.add(person)
                 session.flush()
                 person_id = person.id
-                stats["new_people"] += 1
+                stats.new_people += 1
             taken.add(person_id)
         for face in faces:
             face.person_id = person_id
             face.assigned_by = "auto"
-        stats["assigned"] += len(faces)
+        stats.assigned += len(faces)
     session.flush()
     refresh_covers(session)
     return stats
 
 
-def recluster(session: Session, config: ClusterConfig = ClusterConfig()) -> dict:
+def recluster(session: Session, config: ClusterConfig = ClusterConfig()) -> ClusterStats:
     """Full pass: forget automatic assignments (not the user's) and cluster everything again."""
     fixed = _fixed_person_ids(session)
     previous: dict[int, int] = {}
@@ -183,8 +199,8 @@ def recluster(session: Session, config: ClusterConfig = ClusterConfig()) -> dict
             face.assigned_by = None
     session.flush()
     stats = cluster_faces(session, config, previous=previous)
-    stats["released"] = len(previous)
-    stats["removed_people"] = _delete_empty_people(session)
+    stats.released = len(previous)
+    stats.removed_people = _delete_empty_people(session)
     refresh_covers(session)
     return stats
 
@@ -366,6 +382,7 @@ def person_detail(session: Session, person: Person) -> dict:
 
 __all__ = [
     "ClusterConfig",
+    "ClusterStats",
     "cluster_faces",
     "embedding_from_bytes",
     "embedding_to_bytes",
