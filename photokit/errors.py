@@ -13,7 +13,7 @@ class Remedy(StrEnum):
     BUILD_PRIOR = "build_prior"  # the person has no prior yet
     RESTART = "restart"  # unfinished work cannot be resumed with these options: start over
     OTHER_DEVICE = "other_device"  # the asked-for accelerator is not there
-    MSE_LOSS = "mse_loss"  # the LPIPS backbone is missing; MSE works without it
+    INSTALL_OR_MSE_LOSS = "install_or_mse_loss"  # a loss backbone is missing: install it, or use MSE
     SMALLER_SCALE = "smaller_scale"  # the output would be too large
     INSTALL_FROM_FILE = "install_from_file"  # a model must be installed from a file the user has
 

@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 
 from photokit.cli.common import DeviceOption, JsonOption, database_from, print_json, settings_from
+from photokit.devices import Device
 from photokit.errors import PhotokitError
+from photokit.stylegan2.vocab import LossKind
 
 
 def _parse_beta(value: str | None):
@@ -35,9 +37,9 @@ def enhance(
         None, "--beta", help="Prior dilation: number, 'auto' (0.05 SR / 0.02 inpainting) or 'none'."
     ),
     steps: int | None = typer.Option(None, "--steps", help="Projection steps (default 1000 on GPU, 100 on CPU)."),
-    device: str = DeviceOption,
-    loss: str = typer.Option(
-        "lpips", "--loss", help="lpips (LPIPS + MSE, needs `photokit models install lpips-alex`) or mse."
+    device: Device = DeviceOption,
+    loss: LossKind = typer.Option(
+        LossKind.LPIPS, "--loss", help="lpips (LPIPS + MSE, needs `photokit models install lpips-alex`) or mse."
     ),
     as_json: bool = JsonOption,
 ) -> None:
@@ -50,8 +52,6 @@ def enhance(
     from photokit.restore.pipeline import EnhanceOptions, Enhancer
     from photokit.restore.priors import DatabasePeople, StorePriors
 
-    if loss not in ("lpips", "mse"):
-        raise PhotokitError(f"--loss {loss!r}: use lpips or mse")
     for path in paths:
         if not path.expanduser().exists():
             raise PhotokitError(f"{path}: no such file or folder")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from photokit.cli.common import DetectorOption, DeviceOption, JsonOption, database_from, note, print_json
+from photokit.devices import Device
+from photokit.faces.vocab import Detector
 
 faces_app = typer.Typer(help="Face detection on the library.", no_args_is_help=True)
 
@@ -15,8 +17,8 @@ def detect(
     redo: bool = typer.Option(
         False, "--redo", help="Detect again on every photo (faces found again keep their id and person)."
     ),
-    device: str = DeviceOption,
-    detector: str = DetectorOption,
+    device: Device = DeviceOption,
+    detector: Detector = DetectorOption,
     max_side: int = typer.Option(
         1024, "--max-side", min=0, help="Detect on a copy at most this many px long (0 = full size)."
     ),

@@ -13,7 +13,9 @@ def _remedy_text(remedy: Remedy, context: dict) -> str:
         Remedy.BUILD_PRIOR: f"run `photokit prior build {person}`",
         Remedy.RESTART: "start over with --restart",
         Remedy.OTHER_DEVICE: "try --device cpu",
-        Remedy.MSE_LOSS: "or pass --loss mse (lower quality)",
+        Remedy.INSTALL_OR_MSE_LOSS: (
+            f"run `photokit models install {model} --from FILE`, or pass --loss mse (lower quality)"
+        ),
         Remedy.SMALLER_SCALE: "use a smaller --scale",
         Remedy.INSTALL_FROM_FILE: f"then run `photokit models install {model} --from FILE`",
     }[remedy]

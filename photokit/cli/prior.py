@@ -8,7 +8,10 @@ import typer
 from rich.table import Table
 
 from photokit.cli.common import DeviceOption, JsonOption, console, database_from, print_json, settings_from
+from photokit.devices import Device
 from photokit.errors import PhotokitError
+from photokit.prior.vocab import Preset
+from photokit.stylegan2.vocab import LossKind
 
 prior_app = typer.Typer(
     help="Personal generative priors: reference sets, anchors, tuned generators.", no_args_is_help=True
@@ -99,9 +102,11 @@ def refs_command(
 def build_command(
     ctx: typer.Context,
     person: str = typer.Argument(..., help="Person id or name."),
-    preset: str = typer.Option("auto", "--preset", help="auto (paper on a GPU, fast elsewhere), paper or fast."),
-    loss: str = typer.Option(
-        "lpips",
+    preset: Preset = typer.Option(
+        Preset.AUTO, "--preset", help="auto (paper on a GPU, fast elsewhere), paper or fast."
+    ),
+    loss: LossKind = typer.Option(
+        LossKind.LPIPS,
         "--loss",
         help="lpips (needs `photokit models install lpips-alex lpips-vgg`) or mse (explicitly lower quality).",
     ),
@@ -116,7 +121,7 @@ def build_command(
         True, "--resume/--restart", help="Continue an interrupted build (default) or start over."
     ),
     generator: Path | None = GeneratorOption,
-    device: str = DeviceOption,
+    device: Device = DeviceOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Build a person's prior end to end: references -> anchors (W inversion) -> pivotal tuning."""

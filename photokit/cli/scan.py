@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 
 from photokit.cli.common import DetectorOption, DeviceOption, console, database_from, note, print_json, settings_from
+from photokit.devices import Device
 from photokit.errors import PhotokitError
+from photokit.faces.vocab import Detector
 
 
 def _counts_line(summary: dict) -> str:
@@ -45,8 +47,8 @@ def scan_cmd(
     paths: list[Path] = typer.Argument(..., help="Folders (or single files) to index.", show_default=False),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     no_faces: bool = typer.Option(False, "--no-faces", help="Only index files; do not detect faces."),
-    device: str = DeviceOption,
-    detector: str = DetectorOption,
+    device: Device = DeviceOption,
+    detector: Detector = DetectorOption,
 ) -> None:
     """Index photos under PATH (recursively, incrementally), then detect and group faces."""
     from photokit.cli.hints import error_line
@@ -56,11 +58,8 @@ def scan_cmd(
 
     if not no_faces:  # bad options fail before any work
         from photokit.devices import resolve_device
-        from photokit.faces.analyze import DETECTORS
 
         resolve_device(device)
-        if detector not in DETECTORS:
-            raise PhotokitError(f"unknown face detector '{detector}': use one of {', '.join(DETECTORS)}")
     roots = resolve_roots(paths)  # a typo fails before the database is touched
     db = database_from(ctx)
     faces_error = None

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from photokit.db.models import Face, Person, PhotoLocation
+from photokit.db.vocab import AssignedBy
 from photokit.errors import PhotokitError
 from photokit.faces.cluster import ClusterConfig, Labelled, assign_faces
 
@@ -104,7 +105,7 @@ def photo_path(session: Session, photo_id: int) -> str | None:
 def _fixed_person_ids(session: Session) -> set[int]:
     """People the user has curated (named, ignored, merged or given faces): recluster keeps them whole."""
     curated = set(session.scalars(select(Person.id).where((Person.name.is_not(None)) | Person.ignored.is_(True))))
-    curated |= set(session.scalars(select(Face.person_id).where(Face.assigned_by == "user").distinct()))
+    curated |= set(session.scalars(select(Face.person_id).where(Face.assigned_by == AssignedBy.USER).distinct()))
     return curated
 
 
@@ -181,7 +182,7 @@ def cluster_faces(
             taken.add(person_id)
         for face in faces:
             face.person_id = person_id
-            face.assigned_by = "auto"
+            face.assigned_by = AssignedBy.AUTO
         stats.assigned += len(faces)
     session.flush()
     refresh_covers(session)
@@ -192,7 +193,7 @@ def recluster(session: Session, config: ClusterConfig = ClusterConfig()) -> Clus
     """Full pass: forget automatic assignments (not the user's) and cluster everything again."""
     fixed = _fixed_person_ids(session)
     previous: dict[int, int] = {}
-    for face in session.scalars(select(Face).where(Face.person_id.is_not(None), Face.assigned_by != "user")):
+    for face in session.scalars(select(Face).where(Face.person_id.is_not(None), Face.assigned_by != AssignedBy.USER)):
         if face.person_id not in fixed:
             previous[face.id] = face.person_id
             face.person_id = None
@@ -257,7 +258,7 @@ def merge_people(session: Session, target: Person, source: Person) -> Person:
     ignored = target.ignored and source.ignored
     for face in list(source.faces) + list(target.faces):
         face.person = target  # through the relationship, so deleting ``source`` does not orphan them
-        face.assigned_by = "user"
+        face.assigned_by = AssignedBy.USER
     source.name = None
     session.flush()
     session.delete(source)
@@ -280,7 +281,7 @@ def move_faces(session: Session, face_refs: list, person: Person) -> list[Face]:
     faces = [resolve_face(session, ref) for ref in face_refs]
     for face in faces:
         face.person_id = person.id
-        face.assigned_by = "user"
+        face.assigned_by = AssignedBy.USER
         face.user_rejected = False
     _after_reassignment(session)
     return faces

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from photokit.db import Database
 from photokit.db.models import Face, Photo
+from photokit.db.vocab import AssignedBy, FacesStatus
 from photokit.errors import PhotokitError
 from photokit.faces.analyze import DetectedFace, FaceAnalyzer, FaceConfig
 from photokit.faces.cluster import ClusterConfig
@@ -68,10 +69,10 @@ def store_faces(session: Session, photo: Photo, faces: list[DetectedFace], detec
     for i, row in enumerate(old):
         if i in matched_old:
             _fill(row, faces[matched_old[i]], detector)
-            if row.cluster_exclusion is not None and row.assigned_by == "auto":
+            if row.cluster_exclusion is not None and row.assigned_by == AssignedBy.AUTO:
                 row.person_id, row.assigned_by = None, None  # no longer good enough to be clustered
             stats["kept"] += 1
-        elif row.assigned_by != "user":
+        elif row.assigned_by != AssignedBy.USER:
             session.delete(row)
             stats["removed"] += 1
     for j, face in enumerate(faces):
@@ -139,7 +140,7 @@ def process_pending_photos(
     with db.session() as session:
         query = select(Photo.id).order_by(Photo.id)
         if not redo:
-            query = query.where(Photo.faces_status == "pending")
+            query = query.where(Photo.faces_status == FacesStatus.PENDING)
         photo_ids = list(session.scalars(query))
     summary = FaceRunSummary(photos=len(photo_ids), detector=config.detector)
     analyzer = FaceAnalyzer(config, device=device) if photo_ids else None
@@ -188,7 +189,7 @@ def _process_photo(
         # One bad photo (unreadable now, too large, a model error) must not stop the library.
         # Transient causes stay 'pending' so the next scan tries again; the rest are 'failed'.
         transient = _is_transient(exc)
-        photo.faces_status = "pending" if transient else "failed"
+        photo.faces_status = FacesStatus.PENDING if transient else FacesStatus.FAILED
         photo.faces_error = " ".join(str(exc).split()) or type(exc).__name__
         if transient:
             summary.retry_later += 1
@@ -201,7 +202,7 @@ def _process_photo(
     summary.kept += stats["kept"]
     summary.added += stats["added"]
     summary.removed += stats["removed"]
-    photo.faces_status, photo.faces_error = "done", None
+    photo.faces_status, photo.faces_error = FacesStatus.DONE, None
     summary.done += 1
     summary.faces += len(faces)
     return f"{len(faces)} face(s) in {path.rsplit('/', 1)[-1]}"

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from photokit.db import Database
 from photokit.db.models import Photo, PhotoLocation, ScanRun, SkippedFile, utcnow
+from photokit.db.vocab import FacesStatus, LocationStatus
 from photokit.library import images
 from photokit.library.walk import FoundFile, WalkResult, resolve_roots, walk_roots
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
@@ -30,7 +31,7 @@ DEFAULT_BATCH_SIZE = 200
 MAX_BATCH_SECONDS = 1.0  # how long one batch may hold the database's write lock
 _SQL_CHUNK = 500  # ids per bulk UPDATE/DELETE (SQLite's bound-parameter limit is far above)
 
-PRESENT, MISSING, MOVED = "present", "missing", "moved"
+PRESENT, MISSING, MOVED = LocationStatus.PRESENT, LocationStatus.MISSING, LocationStatus.MOVED
 
 
 @dataclass
@@ -237,7 +238,7 @@ class _Scanner:
             camera_make=info.camera_make,
             camera_model=info.camera_model,
             created_at=now,
-            faces_status="pending",
+            faces_status=FacesStatus.PENDING,
         )
         session.add(photo)
         session.flush()

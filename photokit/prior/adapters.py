@@ -21,6 +21,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from photokit.prior.vocab import PriorKind
+
 STORAGE_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
@@ -55,7 +57,7 @@ def low_rank_delta(up: torch.Tensor, down: torch.Tensor, shape: torch.Size) -> t
 class FullDelta:
     """Tune all synthesis parameters in place; store tuned - base."""
 
-    kind = "full"
+    kind = PriorKind.FULL
 
     def __init__(self, synthesis: nn.Module) -> None:
         self.synthesis = synthesis
@@ -83,7 +85,7 @@ class FullDelta:
 class LowRankAdapters:
     """Tune rank-R factors per synthesis weight; the synthesis module itself stays the base."""
 
-    kind = "lowrank"
+    kind = PriorKind.LOWRANK
 
     def __init__(self, synthesis: nn.Module, rank: int, seed: int = 0) -> None:
         if rank < 1:
@@ -138,8 +140,8 @@ def make_tunable(synthesis: nn.Module, adapter_rank: int | None, seed: int = 0) 
     return LowRankAdapters(synthesis, adapter_rank, seed) if adapter_rank else FullDelta(synthesis)
 
 
-def stored_kind(tensors: dict[str, torch.Tensor]) -> str:
-    return "lowrank" if any(k.startswith("up.") for k in tensors) else "full"
+def stored_kind(tensors: dict[str, torch.Tensor]) -> PriorKind:
+    return PriorKind.LOWRANK if any(k.startswith("up.") for k in tensors) else PriorKind.FULL
 
 
 def _stored_entries(tensors: dict[str, torch.Tensor]) -> Iterator[tuple[str, str]]:

@@ -36,6 +36,7 @@ from photokit.prior.schedule import (  # noqa: F401 - re-exported for callers of
     PRESETS,
     BuildOptions,
     BuildPlan,
+    Preset,
     plan_schedule,
     resolve_preset,
 )
@@ -67,19 +68,26 @@ from photokit.settings import Settings
 from photokit.store.atomic import atomic_write_text
 from photokit.stylegan2.base import BaseGenerator, resolve_base
 from photokit.stylegan2.timing import time_step
+from photokit.stylegan2.vocab import LossKind
 
 
 def _make_losses(options: BuildOptions, device: torch.device, projector: ProjectorConfig, tuning: TuningConfig):
     """(inversion loss, tuning loss, loss kind). Stops with a one-line message when LPIPS is missing."""
     from photokit.stylegan2.losses import ReconstructionLoss, make_reconstruction_loss
 
-    if options.loss == "mse":
-        return ReconstructionLoss(None, 1.0).to(device), ReconstructionLoss(None, tuning.mse_weight).to(device), "mse"
-    if options.loss != "lpips":
-        raise PhotokitError(f"unknown loss '{options.loss}': use lpips or mse")
+    if options.loss == LossKind.MSE:
+        return (
+            ReconstructionLoss(None, 1.0).to(device),
+            ReconstructionLoss(None, tuning.mse_weight).to(device),
+            LossKind.MSE,
+        )
+    if options.loss != LossKind.LPIPS:
+        raise PhotokitError(f"unknown loss '{options.loss}': use one of {', '.join(LossKind)}")
     # The projector's loss is LPIPS alone; tuning adds lambda_L2 x MSE (MyStyle eq. 1).
-    inv = make_reconstruction_loss("lpips", projector.lpips_net, device, 0.0, options.allow_random_lpips)
-    tun = make_reconstruction_loss("lpips", tuning.lpips_net, device, tuning.mse_weight, options.allow_random_lpips)
+    inv = make_reconstruction_loss(LossKind.LPIPS, projector.lpips_net, device, 0.0, options.allow_random_lpips)
+    tun = make_reconstruction_loss(
+        LossKind.LPIPS, tuning.lpips_net, device, tuning.mse_weight, options.allow_random_lpips
+    )
     return inv, tun, tun.name
 
 
@@ -235,7 +243,7 @@ def _start_build(
         tuning, adapter_rank=options.adapter_rank or tuning.adapter_rank, checkpoint_every_s=options.checkpoint_every_s
     )
     inv_loss, tun_loss, loss_kind = _make_losses(options, device, projector, tuning)
-    if loss_kind == "mse":
+    if loss_kind == LossKind.MSE:
         reporter.note("loss: MSE only: explicitly degraded quality, recorded in prior.json", NoteLevel.WARNING)
     owner = person_owner(db, person_id)
     return _Build(
@@ -317,7 +325,7 @@ def _schedule_stage(
 def _announce_plan(b: _Build, plan: BuildPlan, asked_preset: str, reporter: Reporter) -> None:
     """The up-front plan and what each stage will cost."""
     reporter.note(
-        f"preset {b.preset}{' (auto on ' + b.device.type + ')' if asked_preset == 'auto' else ''} on "
+        f"preset {b.preset}{' (auto on ' + b.device.type + ')' if asked_preset == Preset.AUTO else ''} on "
         f"{describe_device(b.device)}: {plan.refs} references at {b.base.generator.resolution} px, "
         f"loss {b.loss_kind}"
         + (f", low-rank adapters R={b.tuning.adapter_rank}" if b.tuning.adapter_rank else ", full tuning")
@@ -329,7 +337,7 @@ def _announce_plan(b: _Build, plan: BuildPlan, asked_preset: str, reporter: Repo
     reporter.note(
         f"  tuning: {plan.tuning_steps} steps at {plan.tuning_step_s:.3g} s/step = about {format_duration(plan.tuning_s)}"
     )
-    if b.preset != "paper":
+    if b.preset != Preset.PAPER:
         reporter.note(f"  (the paper schedule would take about {format_duration(plan.paper_estimate_s)} here)")
     for line in plan.notes:
         reporter.note(f"  {line}")
@@ -388,8 +396,8 @@ def _prior_meta(
         "base": b.base.to_json(),
         "loss": {
             "kind": b.loss_kind,
-            "degraded": b.loss_kind == "mse",
-            "inversion": f"lpips-{b.projector.lpips_net}" if b.loss_kind != "mse" else "mse",
+            "degraded": b.loss_kind == LossKind.MSE,
+            "inversion": f"lpips-{b.projector.lpips_net}" if b.loss_kind != LossKind.MSE else "mse",
             "tuning": b.loss_kind,
         },
         "references": [{"index": i, **f} for i, f in enumerate(refs.faces)],

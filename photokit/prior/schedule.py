@@ -9,16 +9,18 @@ import torch
 from photokit.errors import PhotokitError
 from photokit.prior.projector import ProjectorConfig
 from photokit.prior.tuning import TuningConfig
+from photokit.prior.vocab import Preset
+from photokit.stylegan2.vocab import LossKind
 
-PRESETS = ("auto", "paper", "fast")
+PRESETS = tuple(Preset)
 
 
 @dataclass(frozen=True)
 class BuildOptions:
     """What `photokit prior build` was asked for. ``None`` = the preset's value."""
 
-    preset: str = "auto"  # auto = paper on a GPU, fast elsewhere
-    loss: str = "lpips"  # 'mse' = explicitly degraded (no LPIPS backbone installed)
+    preset: str = Preset.AUTO
+    loss: str = LossKind.LPIPS  # MSE: explicitly degraded (no LPIPS backbone installed)
     max_refs: int | None = None
     invert_steps: int | None = None
     tuning_steps: int | None = None
@@ -32,18 +34,19 @@ class BuildOptions:
 # The published schedules, and a CPU-sized one. Fast: fewer, most diverse references (farthest-point order),
 # a short projection and ~30 tuning epochs, then shrunk further to fit ``budget_s``.
 PRESET_SCHEDULES = {
-    "paper": {"max_refs": 100, "invert_steps": ProjectorConfig.steps, "epochs": TuningConfig.epochs},
-    "fast": {"max_refs": 10, "invert_steps": 100, "epochs": 30},
+    Preset.PAPER: {"max_refs": 100, "invert_steps": ProjectorConfig.steps, "epochs": TuningConfig.epochs},
+    Preset.FAST: {"max_refs": 10, "invert_steps": 100, "epochs": 30},
 }
 FAST_FLOORS = {"invert_steps": 30, "epochs": 5, "refs": 5}
 
 
-def resolve_preset(preset: str, device: torch.device) -> str:
+def resolve_preset(preset: str, device: torch.device) -> Preset:
+    """The schedule a preset means on ``device`` (auto: paper on a GPU, fast elsewhere)."""
     if preset not in PRESETS:
         raise PhotokitError(f"unknown preset '{preset}': use one of {', '.join(PRESETS)}")
-    if preset == "auto":
-        return "paper" if device.type == "cuda" else "fast"
-    return preset
+    if preset == Preset.AUTO:
+        return Preset.PAPER if device.type == "cuda" else Preset.FAST
+    return Preset(preset)
 
 
 @dataclass

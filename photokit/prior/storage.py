@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from photokit.errors import PhotokitError, Remedy
-from photokit.prior.adapters import apply_stored, stored_kind
+from photokit.prior.adapters import PriorKind, apply_stored, stored_kind
 from photokit.settings import Settings
 from photokit.store.atomic import atomic_path, atomic_write_text
 from photokit.stylegan2.base import BaseGenerator, resolve_base
@@ -33,7 +33,7 @@ FORMAT = "photokit-personal-prior"
 FORMAT_VERSION = 1
 PRIOR_JSON = "prior.json"
 ANCHORS_FILE = "anchors.safetensors"
-WEIGHT_FILES = {"full": "delta.safetensors", "lowrank": "adapters.safetensors"}
+WEIGHT_FILES = {PriorKind.FULL: "delta.safetensors", PriorKind.LOWRANK: "adapters.safetensors"}
 WORK_DIR = "work"
 ANCHORS_PARTIAL = "anchors.partial.safetensors"
 TUNING_CHECKPOINT = "tuning.ckpt"

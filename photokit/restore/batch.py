@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from photokit.db.models import EnhanceJob, utcnow
+from photokit.db.vocab import JobStatus
 from photokit.errors import PhotokitError
 from photokit.library.images import sniff_format
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
@@ -143,11 +144,11 @@ def run_batch(
             reporter.task_advanced(task, 0, photo.name)
             status, error, output, report = _process(enhancer, photo, targets[photo])
             _record(db, key, photo, status, error, output, report)
-            if status == "interrupted":
+            if status is None:  # interrupted
                 raise KeyboardInterrupt
-            if status == "done":
+            if status == JobStatus.DONE:
                 summary.done.append(report)
-            elif status == "skipped":
+            elif status == JobStatus.SKIPPED:
                 summary.skipped.append({"source": str(photo), "reason": error})
             else:
                 summary.failed.append({"source": str(photo), "error": error})
@@ -169,7 +170,7 @@ def _queue_jobs(db, key: str, photos: list[Path], fingerprint: str) -> None:
                     EnhanceJob(
                         batch_key=key,
                         source_path=str(photo),
-                        status="queued",
+                        status=JobStatus.QUEUED,
                         options={"fingerprint": fingerprint},
                     )
                 )
@@ -185,34 +186,39 @@ def _claim(db, key: str, photo: Path) -> str | None:
     """Mark the photo's job running; returns its output instead when it is already done (and still there)."""
     with db.session() as session:
         job = _job(session, key, photo)
-        if job.status == "done" and job.output_path and Path(job.output_path).is_file():
+        if job.status == JobStatus.DONE and job.output_path and Path(job.output_path).is_file():
             return job.output_path
-        job.status, job.error = "running", None
+        job.status, job.error = JobStatus.RUNNING, None
     return None
 
 
-def _record(db, key: str, photo: Path, status: str, error: str | None, output: str | None, report: dict | None) -> None:
+def _record(
+    db, key: str, photo: Path, status: JobStatus | None, error: str | None, output: str | None, report: dict | None
+) -> None:
     """Store the outcome of one photo (an interrupted one goes back to the queue)."""
     with db.session() as session:
         job = _job(session, key, photo)
-        if status == "interrupted":
-            job.status = "queued"
+        if status is None:  # interrupted: back to the queue
+            job.status = JobStatus.QUEUED
         else:
             job.status, job.error, job.output_path, job.report = status, error, output, report
             job.finished_at = utcnow()
 
 
-def _process(enhancer: Enhancer, photo: Path, target: Path) -> tuple[str, str | None, str | None, dict | None]:
-    """(status, error or reason, output path, report) for one photo; never raises except on Ctrl-C."""
+def _process(
+    enhancer: Enhancer, photo: Path, target: Path
+) -> tuple[JobStatus | None, str | None, str | None, dict | None]:
+    """(status, error or reason, output path, report) for one photo (status None: interrupted by Ctrl-C);
+    never raises."""
     try:
         report = enhancer.enhance(photo, target)
     except KeyboardInterrupt:
-        return "interrupted", None, None, None
+        return None, None, None, None
     except NoFacesError as exc:
-        return "skipped", str(exc), None, None
+        return JobStatus.SKIPPED, str(exc), None, None
     except PhotokitError as exc:
-        return "failed", str(exc), None, None
+        return JobStatus.FAILED, str(exc), None, None
     except Exception as exc:  # one broken photo must not stop an album; the reason is kept
         detail = " ".join(str(exc).split()) or type(exc).__name__
-        return "failed", f"{photo}: unexpected {type(exc).__name__}: {detail}", None, None
-    return "done", None, report.output, report.to_json()
+        return JobStatus.FAILED, f"{photo}: unexpected {type(exc).__name__}: {detail}", None, None
+    return JobStatus.DONE, None, report.output, report.to_json()

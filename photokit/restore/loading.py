@@ -7,6 +7,7 @@ import torch
 from photokit.restore.options import EnhanceOptions
 from photokit.restore.priors import INSTALL_HINT, PriorSource
 from photokit.restore.project import SmallImageLoss
+from photokit.stylegan2.vocab import LossKind
 
 
 def load_restoration_loss(
@@ -29,7 +30,7 @@ def model_warnings(loss_fn: SmallImageLoss | None, priors: PriorSource) -> list[
     out = []
     if loss_fn is None:
         out.append(f"no face generator is installed, so faces are left as they are: {INSTALL_HINT}")
-    elif loss_fn.name == "mse":
+    elif loss_fn.name == LossKind.MSE:
         out.append("loss is MSE only: expect blurrier faces than with LPIPS")
     elif "random" in loss_fn.name:
         out.append("LPIPS runs on a random backbone (test mode): its perceptual term is meaningless")

@@ -12,6 +12,7 @@ import torch
 from photokit.errors import PhotokitError, Remedy
 from photokit.prior.alpha import AlphaConfig
 from photokit.restore.paste import output_shape
+from photokit.stylegan2.vocab import LossKind
 
 # The paper's 1000 steps are GPU work (minutes per face at 1024 px); on a CPU photokit defaults to a
 # tenth of that so a face takes minutes, and says so. An explicit step count overrides both.
@@ -29,7 +30,7 @@ class EnhanceOptions:
     person: str | None = None  # forces the person of a single-face photo
     beta: float | str | None = "auto"  # 'auto': the paper's per-task beta; None: unconstrained span
     steps: int | None = None  # None: GPU_DEFAULT_STEPS on a GPU, CPU_DEFAULT_STEPS on a CPU
-    loss: str = "lpips"  # 'lpips' (LPIPS + MSE, the paper's) or 'mse'
+    loss: str = LossKind.LPIPS
     lpips_net: str = "alex"
     out_dir: Path | None = None
     suffix: str = "_restored"
