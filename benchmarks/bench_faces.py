@@ -68,7 +68,7 @@ def _labelled_faces(db) -> tuple[list[str], list, list[np.ndarray | None]]:
 
 
 def _quality(db) -> dict:
-    from photokit.faces.cluster import pairwise_precision_recall
+    from photokit.faces.evaluation import pairwise_precision_recall
 
     truth, people, descriptors = _labelled_faces(db)
     precision, recall = pairwise_precision_recall(people, truth)
@@ -82,7 +82,8 @@ def _quality(db) -> dict:
 
 def _threshold_study(db) -> dict:
     """Distances between labelled descriptors, and clustering quality for other thresholds."""
-    from photokit.faces.cluster import ClusterConfig, assign_faces, pairwise_distances, pairwise_precision_recall
+    from photokit.faces.cluster import ClusterConfig, assign_faces, pairwise_distances
+    from photokit.faces.evaluation import pairwise_precision_recall
 
     truth, _, descriptors = _labelled_faces(db)
     keep = [i for i, d in enumerate(descriptors) if d is not None]

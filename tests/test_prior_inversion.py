@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from photokit.prior.personal import compute_anchors
-from photokit.prior.projector import ProjectorConfig, invert_w, w_statistics
+from photokit.prior.projector import ProjectorConfig, invert_w
 from photokit.prior.refs import ReferenceSet
 from photokit.prior.storage import ANCHORS_PARTIAL
 from photokit.stylegan2.base import BaseGenerator
 from photokit.stylegan2.losses import make_reconstruction_loss
-from photokit.stylegan2.network import build_tiny_generator
+from photokit.stylegan2.network import build_tiny_generator, w_statistics
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,19 @@ def low_rank_delta(up: torch.Tensor, down: torch.Tensor, shape: torch.Size) -> t
     return (up @ down).reshape(shape)
 
 
-class FullDelta:
+class _Tunable:
+    """What tuning resumes from a checkpoint: the trainable tensors, in ``trainable()`` order."""
+
+    def trainable(self) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def load_trainable_state(self, tensors: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for p, t in zip(self.trainable(), tensors, strict=True):
+                p.copy_(t)
+
+
+class FullDelta(_Tunable):
     """Tune all synthesis parameters in place; store tuned - base."""
 
     kind = PriorKind.FULL
@@ -76,13 +88,8 @@ class FullDelta:
         current = synthesis_parameters(self.synthesis)
         return {f"delta.{k}": (current[k].detach() - self.base[k]).to(dtype).cpu().contiguous() for k in self.base}
 
-    def load_trainable_state(self, tensors: list[torch.Tensor]) -> None:
-        with torch.no_grad():
-            for p, t in zip(self.trainable(), tensors, strict=True):
-                p.copy_(t)
 
-
-class LowRankAdapters:
+class LowRankAdapters(_Tunable):
     """Tune rank-R factors per synthesis weight; the synthesis module itself stays the base."""
 
     kind = PriorKind.LOWRANK
@@ -129,11 +136,6 @@ class LowRankAdapters:
             out[f"up.{name}"] = up.detach().to(dtype).cpu().contiguous()
             out[f"down.{name}"] = down.detach().to(dtype).cpu().contiguous()
         return out
-
-    def load_trainable_state(self, tensors: list[torch.Tensor]) -> None:
-        with torch.no_grad():
-            for p, t in zip(self.trainable(), tensors, strict=True):
-                p.copy_(t)
 
 
 def make_tunable(synthesis: nn.Module, adapter_rank: int | None, seed: int = 0) -> FullDelta | LowRankAdapters:

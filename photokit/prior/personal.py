@@ -21,7 +21,7 @@ import torch
 from photokit.devices import describe_device, resolve_device
 from photokit.errors import PhotokitError
 from photokit.prior.adapters import stored_bytes, synthesis_parameters
-from photokit.prior.projector import ProjectorConfig, inversion_step_probe, invert_w, w_statistics
+from photokit.prior.projector import ProjectorConfig, inversion_step_probe, invert_w
 from photokit.prior.refs import (
     ReferenceSet,
     RefsConfig,
@@ -67,6 +67,7 @@ from photokit.reporting import NULL_REPORTER, NoteLevel, Reporter, format_durati
 from photokit.settings import Settings
 from photokit.store.atomic import atomic_write_text
 from photokit.stylegan2.base import BaseGenerator, resolve_base
+from photokit.stylegan2.network import w_statistics
 from photokit.stylegan2.timing import time_step
 from photokit.stylegan2.vocab import LossKind
 

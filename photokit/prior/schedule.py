@@ -8,7 +8,7 @@ import torch
 
 from photokit.errors import PhotokitError
 from photokit.prior.projector import ProjectorConfig
-from photokit.prior.tuning import TuningConfig
+from photokit.prior.tuning import TuningConfig, ceil_div, steps_per_epoch
 from photokit.prior.vocab import Preset
 from photokit.stylegan2.vocab import LossKind
 
@@ -63,7 +63,7 @@ class BuildPlan:
 
     @property
     def invert_batches(self) -> int:
-        return -(-self.refs // self.invert_batch)
+        return ceil_div(self.refs, self.invert_batch)
 
     @property
     def invert_s(self) -> float:
@@ -92,8 +92,8 @@ def plan_schedule(
 ) -> BuildPlan:
     """Step counts for a preset from measured per-step costs (pure). Explicit options always win;
     the fast preset then shrinks what is left to fit ``options.budget_s``, down to fixed floors."""
-    per_epoch = -(-refs // tuning_batch)
-    batches = -(-refs // invert_batch)
+    per_epoch = steps_per_epoch(refs, tuning_batch)
+    batches = ceil_div(refs, invert_batch)
     sched = PRESET_SCHEDULES[preset]
     invert_steps = options.invert_steps or sched["invert_steps"]
     tuning_steps = options.tuning_steps or sched["epochs"] * per_epoch
@@ -103,7 +103,7 @@ def plan_schedule(
     if preset == "fast":
 
         def cost(refs: int, invert_steps: int, tuning_steps: int) -> float:
-            return invert_steps * -(-refs // invert_batch) * invert_step_s + tuning_steps * tuning_step_s
+            return invert_steps * ceil_div(refs, invert_batch) * invert_step_s + tuning_steps * tuning_step_s
 
         total = cost(refs, invert_steps, tuning_steps)
         if total > options.budget_s:
@@ -121,7 +121,8 @@ def plan_schedule(
                 refs -= 1
                 if options.tuning_steps is None:
                     tuning_steps = max(
-                        FAST_FLOORS["epochs"] * -(-refs // tuning_batch), int(tuning_steps * refs / (refs + 1))
+                        FAST_FLOORS["epochs"] * steps_per_epoch(refs, tuning_batch),
+                        int(tuning_steps * refs / (refs + 1)),
                     )
             notes.append(f"fast schedule shrunk to fit a budget of {options.budget_s / 60:.0f} min")
     return BuildPlan(

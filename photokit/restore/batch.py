@@ -84,11 +84,6 @@ def collect_sources(
     return found
 
 
-def collect_photos(paths: list[str | Path], suffix: str = "_restored", out_dir: Path | None = None) -> list[Path]:
-    """The photos ``collect_sources`` finds, in order."""
-    return list(collect_sources(paths, suffix, out_dir))
-
-
 def plan_outputs(sources: dict[Path, Path | None], out_dir: Path | None, suffix: str) -> dict[Path, Path]:
     """One output path per photo (``output_path_for``), never shared by two photos of the batch and never
     one of its originals: a clash (e.g. ``a.heic`` and ``a.bmp`` both become ``a_restored.png``) gets
