@@ -70,8 +70,9 @@ def _register() -> None:
     from photokit.cli import people as people_cli
     from photokit.cli import prior as prior_cli
     from photokit.cli import scan as scan_cli
+    from photokit.cli import serve as serve_cli
 
-    for module in (scan_cli, db_cli, faces_cli, people_cli, models_cli, prior_cli, enhance_cli):
+    for module in (scan_cli, db_cli, faces_cli, people_cli, models_cli, prior_cli, enhance_cli, serve_cli):
         module.register(app)
 
 
