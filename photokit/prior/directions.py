@@ -206,3 +206,42 @@ def build_catalog(
     for name, (array, source) in sorted(files.items()):
         directions.append(file_direction(name, array, w_dim, num_ws, source))
     return DirectionCatalog(directions)
+
+
+# -- assembling a person's directions (I/O at the edge) ---------------------------------------------
+def installed_file_directions(models_root) -> tuple[dict[str, tuple[np.ndarray, str]], list[Direction]]:
+    """The store's direction files, read safely; damaged ones come back as refused directions."""
+    from photokit.store.directions import installed_directions, read_direction
+
+    files, broken = {}, []
+    for name, path in installed_directions(models_root).items():
+        try:
+            files[name] = (read_direction(path), str(path))
+        except PhotokitError as exc:
+            broken.append(Direction(name, DirectionKind.FILE, None, "", {"file": str(path)}, str(exc)))
+    return files, broken
+
+
+def person_catalog(db, anchors: torch.Tensor, meta: dict, base: nn.Module | None, models_root, num_ws: int):
+    """Every direction for one person's prior: ``meta`` is its prior.json (references in anchor order)."""
+    from photokit.prior.attributes import reference_measures
+
+    face_ids = [int(r["face_id"]) for r in meta.get("references", [])]
+    measures = reference_measures(db, face_ids) if db is not None and face_ids else {}
+    files, broken = installed_file_directions(models_root)
+    catalog = build_catalog(anchors.detach().float().cpu(), measures, base, files, num_ws)
+    catalog.directions.extend(broken)
+    return catalog
+
+
+def stored_anchors(settings, person_id: int) -> torch.Tensor:
+    """A prior's anchors without loading its generator (for summaries)."""
+    from safetensors.torch import load_file
+
+    from photokit.prior.personal import ANCHORS_FILE, prior_dir
+
+    path = prior_dir(settings, person_id) / ANCHORS_FILE
+    try:
+        return load_file(str(path))["anchors"].float()
+    except Exception as exc:  # a damaged file: the summary says so, loading the prior would refuse it
+        raise PhotokitError(f"cannot read {path.name} of person {person_id}'s prior ({type(exc).__name__})") from None

@@ -55,3 +55,49 @@ def render_codes(generator: torch.nn.Module, codes: torch.Tensor, batch: int = 4
         ws = chunk.unsqueeze(1).repeat(1, int(generator.num_ws), 1)
         images.append(generator.synthesis(ws, noise_mode="const").float().cpu())
     return torch.cat(images)
+
+
+def sample_sheet(prior, out, count: int = 16, beta: float = 0.0, seed: int = 0, note=None) -> dict:
+    """Sample ``count`` faces of ``prior`` (a PersonalPrior) into a PNG contact sheet at ``out``, atomically.
+
+    The same seed gives the same sheet. ``note`` gets the cost estimate before the work starts.
+    """
+    import time
+    from pathlib import Path
+
+    from PIL import Image
+
+    from photokit.store.atomic import atomic_path
+    from photokit.stylegan2.sampling import images_to_grid
+
+    anchors = prior.anchors.detach().float()
+    weights = sample_weights(anchors.shape[0], count, torch.Generator().manual_seed(int(seed)), beta)
+    codes = codes_from_weights(weights, anchors.cpu())
+    started = time.perf_counter()
+    first = render_codes(prior.generator, codes[:1])
+    per_image = time.perf_counter() - started
+    if note is not None:
+        note(f"sampling {count} faces at {per_image:.3g} s/face = about {per_image * count:.0f} s")
+    images = torch.cat([first, render_codes(prior.generator, codes[1:])]) if count > 1 else first
+    with atomic_path(Path(out)) as tmp:
+        Image.fromarray(images_to_grid(images)).save(tmp, format="PNG")
+    refs = [r.get("face_id") for r in prior.meta.get("references", [])]
+    samples = []
+    for row in weights:
+        picked = [int(i) for i in torch.nonzero(row).flatten()]
+        samples.append(
+            {
+                "anchors": picked,
+                "weights": [round(float(row[i]), 6) for i in picked],
+                "face_ids": [refs[i] if i < len(refs) else None for i in picked],
+            }
+        )
+    return {
+        "out": str(out),
+        "count": count,
+        "beta": beta,
+        "seed": int(seed),
+        "resolution": int(prior.generator.resolution),
+        "seconds": round(time.perf_counter() - started, 3),
+        "samples": samples,
+    }
