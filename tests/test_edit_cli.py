@@ -88,7 +88,7 @@ def obama_prior(settings, face_recognition_library):
 
 # -- prior sample ----------------------------------------------------------------------------------------
 def test_prior_sample_writes_a_sheet_from_the_convex_hull_and_repeats_with_the_seed(obama_prior, tmp_path):
-    db, pid, anchors = obama_prior
+    db, pid, _ = obama_prior
     runs = []
     for name in ("a.png", "b.png"):
         result = _invoke([*db, "prior", "sample", pid, "--count", 5, "--seed", 7, "--out", tmp_path / name, "--json"])
@@ -118,10 +118,10 @@ def test_prior_sample_with_beta_reaches_below_zero_but_not_below_minus_beta(obam
 # -- edit ------------------------------------------------------------------------------------------------
 @pytest.fixture
 def photo(tmp_path):
-    """obama.jpg as a PNG (lossless, so the pixels outside the face can be compared exactly)."""
+    """obama-240p.jpg as a PNG (lossless, so the pixels outside the face can be compared exactly)."""
     target = tmp_path / "album" / "obama.png"
     target.parent.mkdir()
-    Image.open(shared_path("data", "faces", "face_recognition", "obama.jpg")).convert("RGB").save(target)
+    Image.open(shared_path("data", "faces", "face_recognition", "obama-240p.jpg")).convert("RGB").save(target)
     return target
 
 
@@ -152,6 +152,7 @@ def test_edit_changes_only_the_face_and_reports_what_the_policy_did(obama_prior,
     assert output == photo.with_name("obama_edited.png") and output.is_file()
     [face] = [f for f in report["faces"] if f["status"] == "edited"]
     first, second = face["edits"]
+    assert second["name"] == "sefa-1" and second["requested"] == -5 and "kept_fraction" in second
     assert first["name"] == "sefa-0" and first["requested"] == 40 and first["dilation_needed"] > report["beta"]
     if policy == "stop":
         assert first["action"] == "stopped" and abs(first["applied"]) < 40

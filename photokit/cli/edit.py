@@ -142,16 +142,14 @@ def _run_edit(ctx, photo, person, requests, policy, beta, steps, loss, device, a
         def progress_note(message: str) -> None:
             progress.console.print(message, highlight=False)
 
+        intro = (
+            f"editing {name or f'person {person_id}'} on {torch_device.type}: {options.steps_for(torch_device)} "
+            f"projection steps per face, policy {chosen.value}, beta {beta:g}"
+        )
         editor = PhotoEditor(
             prior, catalog, DatabasePeople(db), options, loss_fn, torch_device, note=progress_note,
-            progress=progress, warnings=warnings,
+            progress=progress, warnings=warnings, intro=intro,
         )  # fmt: skip
-        progress_note(
-            f"editing {name or f'person {person_id}'} on {torch_device.type}: {editor.steps} projection steps "
-            f"per face, policy {chosen.value}, beta {beta:g}"
-        )
-        for warning in warnings:
-            progress_note(f"warning: {warning}")
         report = editor.edit(photo)
     if as_json:
         print_json(report.to_json())

@@ -132,6 +132,7 @@ class PhotoEditor:
         progress=None,
         alpha_config: AlphaConfig = AlphaConfig(),
         warnings: list[str] | None = None,
+        intro: str | None = None,
     ) -> None:
         if not options.edits:
             raise PhotokitError("no edit given: e.g. --edit smile=10 (see `photokit edit --list PERSON`)")
@@ -142,6 +143,7 @@ class PhotoEditor:
         self.note = note or (lambda message: None)
         self.alpha_config = alpha_config
         self.warnings = list(warnings or [])
+        self.intro = intro  # said once, with the warnings, when there is work to do (not before an error)
         self.steps = options.steps_for(device)
         anchors = prior.anchors.detach().float().cpu()
         self.anchors = anchors
@@ -194,6 +196,11 @@ class PhotoEditor:
         return projection, degradation
 
     def _announce_cost(self, photo: Photo, alignment, resolution: int, faces: int) -> None:
+        if self.intro is not None:
+            self.note(self.intro)
+            for warning in self.warnings:
+                self.note(f"warning: {warning}")
+            self.intro = None
         if self._step_seconds is None:
             probe, _ = self._projection(photo, alignment, resolution)
             self._step_seconds = time_step(probe.step, self.device)
