@@ -125,7 +125,7 @@ def photo(tmp_path):
     return target
 
 
-def test_list_shows_all_three_kinds_with_reasons(obama_prior, settings, tmp_path):
+def test_list_shows_all_three_kinds_with_reasons(obama_prior, face_recognition_library, tmp_path):
     db, pid, _ = obama_prior
     source = tmp_path / "boundary.npy"
     np.save(source, np.random.default_rng(0).normal(size=(1, 64)).astype(np.float32))
@@ -139,6 +139,18 @@ def test_list_shows_all_three_kinds_with_reasons(obama_prior, settings, tmp_path
     assert kinds["smile-ifg"]["usable"] and kinds["smile-ifg"]["kind"] == "file"
     human = _invoke([*db, "edit", "--list", pid])
     assert human.exit_code == 0 and "sefa-0" in human.stdout and "smile-ifg" in human.stdout
+
+    shown = json.loads(_invoke([*db, "people", "show", pid, "--json"]).stdout)["edit_directions"]
+    assert shown["prior"] and shown["sefa"][0] == "sefa-0" and shown["files"] == ["smile-ifg"]
+    personal = {d["name"] for d in data["directions"] if d["kind"] == "personal" and d["usable"]}
+    assert set(shown["personal"]) == personal and set(shown["refused"]) == {
+        "yaw", "pitch", "smile", "mouth", "eyes", "years"} - personal  # fmt: skip
+    assert "edit directions: " in _invoke([*db, "people", "show", pid]).stdout
+    from photokit.db.models import Person
+
+    with face_recognition_library.db.session() as session:
+        other = next(p.id for p in session.query(Person).all() if p.id != pid)
+    assert "none yet" in _invoke([*db, "people", "show", other]).stdout
 
 
 @pytest.mark.parametrize("policy", ["stop", "continue", "project"])
@@ -173,8 +185,9 @@ def test_edit_changes_only_the_face_and_reports_what_the_policy_did(obama_prior,
     assert xs.min() >= box[0] - side and xs.max() <= box[2] + side
     assert ys.min() >= box[1] - side and ys.max() <= box[3] + side
 
-    again = _invoke([*args, "--loss", "mse", "--steps", 1, "--device", "cpu", "--json"])
-    assert json.loads(again.stdout)["output"] == str(photo.with_name("obama_edited-2.png"))  # never overwrites
+    if policy == "stop":
+        again = _invoke([*args, "--loss", "mse", "--steps", 1, "--device", "cpu", "--json"])
+        assert json.loads(again.stdout)["output"] == str(photo.with_name("obama_edited-2.png"))  # never overwrites
 
 
 def test_edited_photo_equals_the_input_outside_the_pasted_face_in_memory(obama_prior, photo, settings):

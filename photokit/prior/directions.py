@@ -245,3 +245,27 @@ def stored_anchors(settings, person_id: int) -> torch.Tensor:
         return load_file(str(path))["anchors"].float()
     except Exception as exc:  # a damaged file: the summary says so, loading the prior would refuse it
         raise PhotokitError(f"cannot read {path.name} of person {person_id}'s prior ({type(exc).__name__})") from None
+
+
+def directions_summary(db, settings, person_id: int) -> dict:
+    """What ``photokit edit`` can do for a person, without loading any generator (for ``people show``)."""
+    from photokit.prior.personal import has_prior, read_prior_meta
+    from photokit.store.directions import installed_directions
+    from photokit.store.models import ModelStore
+
+    if not has_prior(settings, person_id):
+        return {"prior": False}
+    try:
+        anchors, meta = stored_anchors(settings, person_id), read_prior_meta(settings, person_id)
+    except PhotokitError as exc:  # a damaged prior: say so, the rest of the summary still shows
+        return {"prior": True, "error": str(exc)}
+    catalog = person_catalog(db, anchors, meta, None, settings.models_dir, 1)
+    personal = [d for d in catalog.directions if d.kind is DirectionKind.PERSONAL]
+    has_base = ModelStore(settings).default_generator_path() is not None
+    return {
+        "prior": True,
+        "personal": [d.name for d in personal if d.refused is None],
+        "refused": {d.name: d.refused for d in personal if d.refused},
+        "sefa": [f"sefa-{k}" for k in range(SEFA_COUNT)] if has_base else [],
+        "files": sorted(installed_directions(settings.models_dir)),
+    }
