@@ -64,6 +64,7 @@ def root(
 def _register() -> None:
     """Sub-command modules each expose ``register(app)``."""
     from photokit.cli import db as db_cli
+    from photokit.cli import edit as edit_cli
     from photokit.cli import enhance as enhance_cli
     from photokit.cli import faces as faces_cli
     from photokit.cli import models as models_cli
@@ -72,7 +73,7 @@ def _register() -> None:
     from photokit.cli import scan as scan_cli
     from photokit.cli import serve as serve_cli
 
-    for module in (scan_cli, db_cli, faces_cli, people_cli, models_cli, prior_cli, enhance_cli, serve_cli):
+    for module in (scan_cli, db_cli, faces_cli, people_cli, models_cli, prior_cli, enhance_cli, edit_cli, serve_cli):
         module.register(app)
 
 

@@ -250,6 +250,56 @@ def show_command(
     console.print(f"  base generator: {meta['base']['name']} ({meta['base']['fingerprint'][:12]})")
 
 
+@prior_app.command("sample")
+def sample_command(
+    ctx: typer.Context,
+    person: str = typer.Argument(..., help="Person id or name."),
+    out: Path = typer.Option(..., "--out", help="Contact sheet to write (PNG)."),
+    count: int = typer.Option(16, "--count", min=1, max=256, help="How many faces."),
+    beta: float = typer.Option(
+        0.0, "--beta", min=0.0, help="Dilation: 0 samples the anchors' convex hull P0 (MyStyle B.1); > 0 reaches out."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (the same seed gives the same sheet)."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    device: str = DeviceOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """New faces of a person from their prior: 3 random anchors, uniform weights (MyStyle appendix B.1)."""
+    import secrets
+
+    from photokit.cli.common import new_output_path
+    from photokit.devices import resolve_device
+    from photokit.prior.personal import person_owner
+    from photokit.prior.personal_sampling import sample_sheet
+    from photokit.restore.priors import StorePriors
+
+    out = new_output_path(out, force)
+    person_id, name = _person_id(ctx, person)
+    torch_device = resolve_device(device)
+    db = database_from(ctx)
+    priors = StorePriors(settings_from(ctx), torch_device, owner_of=lambda pid: person_owner(db, pid))
+    prior = priors.personal(person_id)
+    if prior is None:
+        raise PhotokitError(f"person {person_id} has no personal prior: run `photokit prior build {person_id}`")
+    warnings = [w for w in [priors.base().warning()] if w]
+    for w in warnings:
+        note(f"warning: {w}")
+    seed = secrets.randbelow(2**31) if seed is None else seed
+    info = sample_sheet(prior, out, count, beta, seed, note=note)
+    info.update(person_id=person_id, person=name, device=torch_device.type, warnings=warnings)
+    if json_out:
+        print_json(info)
+        return
+    console.print(
+        f"wrote {out}: {count} faces of {name or f'person {person_id}'} from "
+        + ("P0 (the anchors' convex hull)" if beta == 0 else f"P_beta, beta {beta:g}")
+        + f", seed {seed}, {info['resolution']} px, {info['seconds']:.1f} s",
+        highlight=False,
+    )
+    for w in warnings:
+        console.print(f"warning: {w}", highlight=False)
+
+
 @prior_app.command("remove")
 def remove_command(
     ctx: typer.Context,
