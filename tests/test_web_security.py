@@ -117,7 +117,7 @@ def _scan_folder(settings, root: Path):
     from photokit.library.scan import scan_library
 
     db = open_database(settings)
-    scan_library(db, [str(root)], progress=False)
+    scan_library(db, [str(root)])
     return db
 
 

@@ -20,6 +20,7 @@ from photokit.db import Database, open_database
 from photokit.errors import PhotokitError
 from photokit.settings import Settings
 from photokit.web import security
+from photokit.web.hints import error_text
 from photokit.web.jobs import JobRunner
 from photokit.web.media import MediaCache
 
@@ -177,7 +178,7 @@ def _install_error_pages(app: FastAPI, state: Gallery) -> None:
     @app.exception_handler(PhotokitError)
     async def library_error(request: Request, exc: PhotokitError) -> Response:
         text = str(exc)
-        return error_response(request, 404 if text.startswith("unknown ") else 400, text)
+        return error_response(request, 404 if text.startswith("unknown ") else 400, error_text(exc))
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> Response:
