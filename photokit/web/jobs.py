@@ -97,8 +97,7 @@ class JobReporter:
         if status:
             task[0] = task[0].split(" · ")[0] + " · " + status
         self._flush()
-        if self.should_stop():
-            raise JobStopped
+        self._stop_if_asked()
 
     def task_finished(self, key: str) -> None:
         self._tasks.pop(key, None)
@@ -109,7 +108,11 @@ class JobReporter:
     def note(self, message: str, level: NoteLevel = NoteLevel.INFO) -> None:
         self._notes.append([NoteLevel(level).value, str(message)])
         self._flush(force=True)
+        self._stop_if_asked()
+
+    def _stop_if_asked(self) -> None:
         if self.should_stop():
+            self._flush(force=True)  # the row shows where the work stopped
             raise JobStopped
 
     # -- storage --------------------------------------------------------------------------------
