@@ -146,8 +146,18 @@ def test_an_album_restoration_runs_as_a_job_and_shows_before_and_after(settings,
     shutil.copy(shared_path("data", "faces", "face_recognition", "obama_small.jpg"), album / "obama_small.jpg")
     original = (album / "obama_small.jpg").read_bytes()
     out = tmp_path / "restored"
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    from photokit.db import open_database
+    from photokit.library.scan import scan_library
+
+    scanned = open_database(settings)
+    scan_library(scanned, [str(album)])  # the gallery restores only folders of the library
+    scanned.dispose()
     with make_client(settings) as client:
         token = csrf(client)
+        refused = client.post("/jobs/restore", data={"path": str(outside), "loss": "mse", "csrf": token})
+        assert refused.status_code == 400 and "not inside a folder of your library" in refused.text
         r = client.post("/jobs/restore", data={"path": str(album), "out": str(out), "loss": "mse", "csrf": token})
         assert r.status_code == 303
         job_id = max(j["id"] for j in client.get("/api/jobs").json()["jobs"])
