@@ -8,6 +8,7 @@ install (source, sizes, SHA-256) so ``models verify`` can tell when a file chang
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import os
@@ -318,7 +319,7 @@ class ModelStore:
             self._write_records(records)
         return path
 
-    def verify(self, names: list[str] | None = None) -> list[dict[str, Any]]:
+    def verify(self, names: builtins.list[str] | None = None) -> builtins.list[dict[str, Any]]:
         """Re-hash every installed model (and load generators) against catalog and install records."""
         results = []
         for entry in self.catalog if not names else [self.entry(n) for n in names]:

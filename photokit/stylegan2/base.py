@@ -2,7 +2,7 @@
 
 One place decides whether it is a real face model: only a generator installed through
 ``photokit models`` under a catalogue name (which checks its architecture) counts, and never one
-built by ``build_tiny_generator``. Reports must say so plainly when it is not (brief: never pretend a
+built by ``build_tiny_generator``. Reports must say so plainly when it is not (never pretend a
 random generator restores faces).
 """
 
