@@ -100,3 +100,27 @@ def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
     bad.write_text("def f():\n    from photokit.restore.pipeline import Enhancer\n")
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "photokit")
     assert upward_imports() == ["photokit.library.bad (library) imports photokit.restore.pipeline (restore)"]
+
+
+def third_party_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_presentation_lives_on_top():
+    """Progress bars, consoles and command-line parsing belong to the top layer; below it, code reports
+    through ``photokit.reporting``."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if RANKS[layer_of(module_name(path))] >= RANKS["status"]:
+            continue
+        used = third_party_imports(path) & {"rich", "typer", "click"}
+        if used or "photokit.progress" in imported_modules(path):
+            offenders.append(f"{module_name(path)}: {sorted(used) or ['photokit.progress']}")
+    assert offenders == []
