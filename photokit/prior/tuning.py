@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from photokit.errors import PhotokitError
+from photokit.errors import PhotokitError, Remedy
 from photokit.interrupts import deferred_interrupt
 from photokit.prior.adapters import STORAGE_DTYPES, apply_stored, make_tunable
 from photokit.store.atomic import atomic_path
@@ -139,12 +139,12 @@ def load_checkpoint(path: Path, signature: str) -> dict | None:
         state = torch.load(path, map_location="cpu", weights_only=True)  # never plain unpickling
     except Exception as exc:
         raise PhotokitError(
-            f"tuning checkpoint {path} is unreadable ({exc.__class__.__name__}); start over with --restart"
+            f"tuning checkpoint {path} is unreadable ({exc.__class__.__name__})", Remedy.RESTART
         ) from None
     if state.get("signature") != signature:
         raise PhotokitError(
-            f"tuning checkpoint {path} was made with other settings, anchors or base generator; "
-            "start over with --restart or use the same options"
+            f"tuning checkpoint {path} was made with other settings, anchors or base generator (use the same options)",
+            Remedy.RESTART,
         )
     return state
 

@@ -205,9 +205,9 @@ class ModelStore:
         path = self.default_generator_path()
         if path is None:
             raise MissingModelError(
-                "no StyleGAN2 face generator is installed: run `photokit models install ffhq-256` (or ffhq-1024), "
-                "or `photokit models install ffhq-256 --from FILE` with a file you downloaded "
-                "(see `photokit models list`)"
+                "no StyleGAN2 face generator is installed: run `photokit models install ffhq-256` (or ffhq-1024)",
+                Remedy.INSTALL_FROM_FILE,
+                model="ffhq-256",
             )
         return path
 

@@ -18,8 +18,8 @@ from photokit.errors import PhotokitError
 from photokit.settings import Settings
 
 INSTALL_HINT = (
-    "install a face generator: `photokit models install ffhq-256 --from FILE` (or ffhq-1024; "
-    "see `photokit models list`)"
+    "install a face generator: `photokit models install ffhq-256` (or ffhq-1024; a file you downloaded "
+    "works too, see `photokit models list`)"
 )
 
 
