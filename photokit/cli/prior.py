@@ -139,7 +139,7 @@ def build_command(
         budget_s=budget_min * 60,
         restart=not resume,
     )
-    with RichReporter(enabled=not json_out) as reporter:
+    with RichReporter(enabled=not json_out, notes=True) as reporter:  # the plan and cost, also with --json
         built = build_prior(
             database_from(ctx),
             settings_from(ctx),
