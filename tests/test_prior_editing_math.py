@@ -131,6 +131,47 @@ def test_project_lands_inside_p_beta_and_is_the_closest_such_code():
         assert editing.w_distance(projected, wanted, anchors) <= editing.w_distance(random_point, wanted, anchors)
 
 
+def exact_hull_projection(target: np.ndarray, a: np.ndarray, beta: float) -> float:
+    """The QP's optimum by brute force over active sets: for every set S of coefficients held at -beta,
+    the best of the others under sum = 1 (a KKT linear system); the least objective over feasible ones."""
+    n = a.shape[0]
+    gram, rhs = a @ a.T, a @ target
+    best = np.inf
+    for mask in itertools.product([False, True], repeat=n):
+        held = np.array(mask)
+        free = ~held
+        if not free.any():
+            continue
+        k = int(free.sum())
+        x = np.full(n, -beta)
+        # minimise |x a - target|^2 over x[free] with sum(x) = 1: [2G_ff 1; 1^T 0][x_f; mu] = [2(r_f - G_fh x_h); s]
+        kkt = np.zeros((k + 1, k + 1))
+        kkt[:k, :k] = 2 * gram[np.ix_(free, free)]
+        kkt[:k, k] = kkt[k, :k] = 1
+        b = np.concatenate([2 * (rhs[free] - gram[np.ix_(free, held)] @ x[held]), [1 - x[held].sum()]])
+        x[free] = np.linalg.lstsq(kkt, b, rcond=None)[0][:k]
+        if (x >= -beta - 1e-9).all():
+            best = min(best, float(np.sum((x @ a - target) ** 2)))
+    return best
+
+
+def test_project_is_the_exact_optimum_on_anchors_with_a_common_part():
+    g = torch.Generator().manual_seed(8)
+    anchors = 5.0 * torch.randn(W_DIM, generator=g) + 0.5 * torch.randn(7, W_DIM, generator=g)  # like w_avg + x
+    alpha = torch.full((2, 7), 1.0 / 7)
+    gamma = editing.hull_coordinates(anchors, torch.randn(2, W_DIM, generator=g))
+    beta = 0.05
+    wanted = editing.apply_edit(alpha, gamma, 6.0)
+    assert min_dilation(wanted) > 0.5  # far outside P_beta
+    ours = editing.project_to_hull(wanted, anchors, beta)
+    a = anchors.double().numpy()
+    for layer in range(2):
+        target = wanted[layer].double().numpy() @ a
+        optimum = exact_hull_projection(target, a, beta)
+        mine = float(np.sum((ours[layer].double().numpy() @ a - target) ** 2))
+        assert mine == pytest.approx(optimum, rel=1e-4, abs=1e-6)
+
+
 def test_continue_reports_a_dilation_that_grows_with_the_amount():
     anchors, alpha, n = edit_setup()
     gamma = editing.hull_coordinates(anchors, n)

@@ -126,11 +126,15 @@ def project_to_hull(
 
     ``target`` (num_ws, N) are the (out-of-bounds) coefficients of the edited code. A convex quadratic
     program, solved by accelerated projected gradient (FISTA) with the exact projection above; the metric
-    is the anchors' Gram matrix, so the distance is measured in W, as the paper asks.
+    is the anchors' Gram matrix, so the distance is measured in W, as the paper asks. The step comes from
+    the Gram matrix restricted to the plane sum = 1 (real anchors share a large common part, w_avg, whose
+    eigenvalue would otherwise make the step tiny and the solver crawl).
     """
     a = anchors.double()
     gram = a @ a.T
-    step = 1.0 / max(float(torch.linalg.eigvalsh(gram).max()), 1e-12)
+    n = gram.shape[0]
+    centre = torch.eye(n, dtype=gram.dtype) - 1.0 / n
+    step = 1.0 / max(float(torch.linalg.eigvalsh(centre @ gram @ centre).max()), 1e-12)
     t_goal = target.double()
     x = project_dilated_simplex(t_goal, beta)
     y, t = x.clone(), 1.0
