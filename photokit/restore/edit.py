@@ -278,6 +278,11 @@ class PhotoEditor:
         image = photo.rgb.copy()
         weight = np.zeros(photo.shape, np.float32)
         for face, fr in sorted(usable, key=lambda item: item[0].alignment.side_px):
+            if face.alignment.side_px > 1.5 * resolution:
+                report.warnings.append(
+                    f"face {fr.index + 1} is {face.alignment.side_px:.0f} px but the generator makes {resolution} px: "
+                    "the edited face is softer than the rest of the photo (a 1024 px generator keeps more detail)"
+                )
             image, w = self._edit_face(photo, face, fr, image)
             weight = np.maximum(weight, w)
         report.seconds = round(time.perf_counter() - start, 3)
