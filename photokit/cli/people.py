@@ -229,11 +229,11 @@ def recluster_cmd(
     with database_from(ctx).session() as session:
         stats = recluster(session, config)
     if as_json:
-        print_json(stats)
+        print_json(stats.to_json())
     else:
         note(
-            f"reclustered {stats['clustered_faces']} face(s): {stats['assigned']} assigned, "
-            f"{stats['new_people']} new people, {stats['unassigned']} unassigned"
+            f"reclustered {stats.clustered_faces} face(s): {stats.assigned} assigned, "
+            f"{stats.new_people} new people, {stats.unassigned} unassigned"
         )
 
 

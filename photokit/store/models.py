@@ -19,7 +19,8 @@ from typing import Any, Protocol
 
 import torch
 
-from photokit.errors import MissingModelError, PhotokitError
+from photokit.errors import MissingModelError, PhotokitError, Remedy
+from photokit.reporting import NULL_REPORTER, Reporter
 from photokit.settings import Settings
 from photokit.store.atomic import atomic_path, atomic_write_text
 from photokit.store.catalog import (
@@ -227,14 +228,18 @@ class ModelStore:
 
     # -- install / remove / verify --------------------------------------------------------------------
     def install(
-        self, name: str, from_file: str | os.PathLike | None = None, url: str | None = None, progress: bool = True
+        self,
+        name: str,
+        from_file: str | os.PathLike | None = None,
+        url: str | None = None,
+        reporter: Reporter = NULL_REPORTER,
     ) -> ModelStatus:
         if is_direction_file(from_file) and not any(e.name == name for e in self.catalog):
             entry = direction_entry(check_name(name))
         else:
             entry = self.entry(name)
         if from_file is not None and url is not None:
-            raise PhotokitError("give either --from FILE or --url URL, not both")
+            raise PhotokitError("give either a file or a URL to install from, not both")
         downloaded: Path | None = None
         if from_file is not None:
             source = Path(from_file).expanduser()
@@ -245,10 +250,11 @@ class ModelStore:
             url = url or entry.url
             if not url:
                 raise MissingModelError(
-                    f"photokit knows no download URL for {name}: get it from {entry.get_it}, "
-                    f"then run `photokit models install {name} --from FILE`"
+                    f"photokit knows no download URL for {name}: get it from {entry.get_it}",
+                    Remedy.INSTALL_FROM_FILE,
+                    model=name,
                 )
-            downloaded = download(url, self._partial_path(name, url), entry.size, progress=progress, label=name)
+            downloaded = download(url, self._partial_path(name, url), entry.size, reporter=reporter, label=name)
             source, source_label = downloaded, url
 
         try:
