@@ -17,8 +17,8 @@ from photokit.prior.directions import (
     sefa,
     style_affine_weights,
 )
-from photokit.prior.editing import Policy
 from photokit.prior.personal_sampling import codes_from_weights, sample_weights
+from photokit.prior.vocab import EditPolicy
 from photokit.stylegan2.network import build_tiny_generator
 
 W_DIM = 64
@@ -105,7 +105,7 @@ def test_stop_never_needs_more_than_beta(amount):
     anchors, alpha, n = edit_setup()
     gamma = editing.hull_coordinates(anchors, n)
     beta = 0.02
-    result, outcome = editing.resolve_edit(alpha, gamma, amount, beta, Policy.STOP, anchors)
+    result, outcome = editing.resolve_edit(alpha, gamma, amount, beta, EditPolicy.STOP, anchors)
     assert min_dilation(result) <= beta + 1e-6 and outcome.dilation_after <= beta + 1e-6
     assert torch.allclose(result.sum(dim=1), torch.ones(4), atol=1e-5)
     if outcome.dilation_needed > beta:
@@ -119,10 +119,10 @@ def test_project_lands_inside_p_beta_and_is_the_closest_such_code():
     beta = 0.02
     wanted = editing.apply_edit(alpha, gamma, 8.0)
     assert min_dilation(wanted) > beta  # the edit really leaves P_beta
-    projected, outcome = editing.resolve_edit(alpha, gamma, 8.0, beta, Policy.PROJECT, anchors)
+    projected, outcome = editing.resolve_edit(alpha, gamma, 8.0, beta, EditPolicy.PROJECT, anchors)
     assert outcome.action == "projected back" and min_dilation(projected) <= beta + 1e-9
     assert torch.allclose(projected.sum(dim=1), torch.ones(4), atol=1e-6)
-    stopped, _ = editing.resolve_edit(alpha, gamma, 8.0, beta, Policy.STOP, anchors)
+    stopped, _ = editing.resolve_edit(alpha, gamma, 8.0, beta, EditPolicy.STOP, anchors)
     # STOP's result is in P_beta too, so the projection is at least as close to the requested code
     assert editing.w_distance(projected, wanted, anchors) <= editing.w_distance(stopped, wanted, anchors) + 1e-6
     g = torch.Generator().manual_seed(3)
@@ -177,7 +177,7 @@ def test_continue_reports_a_dilation_that_grows_with_the_amount():
     gamma = editing.hull_coordinates(anchors, n)
     needed = []
     for amount in (1.0, 2.0, 4.0, 8.0, 16.0):
-        result, outcome = editing.resolve_edit(alpha, gamma, amount, 0.02, Policy.CONTINUE, anchors)
+        result, outcome = editing.resolve_edit(alpha, gamma, amount, 0.02, EditPolicy.CONTINUE, anchors)
         assert outcome.applied == amount and min_dilation(result) == pytest.approx(outcome.dilation_needed)
         needed.append(outcome.dilation_needed)
     assert all(b >= a for a, b in itertools.pairwise(needed)) and needed[-1] > needed[0] and needed[-1] > 0.02

@@ -261,13 +261,13 @@ def sample_command(
     ),
     seed: int | None = typer.Option(None, "--seed", help="Random seed (the same seed gives the same sheet)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
-    device: str = DeviceOption,
+    device: Device = DeviceOption,
     json_out: bool = JsonOption,
 ) -> None:
     """New faces of a person from their prior: 3 random anchors, uniform weights (MyStyle appendix B.1)."""
     import secrets
 
-    from photokit.cli.common import new_output_path
+    from photokit.cli.common import new_output_path, note
     from photokit.devices import resolve_device
     from photokit.prior.personal import person_owner
     from photokit.prior.personal_sampling import sample_sheet

@@ -24,8 +24,10 @@ from photokit.errors import PhotokitError
 from photokit.prior import editing
 from photokit.prior.alpha import AlphaConfig, latent_from_alpha, min_dilation
 from photokit.prior.directions import Direction, DirectionCatalog
-from photokit.prior.editing import EDIT_BETA, Policy
+from photokit.prior.editing import EDIT_BETA
+from photokit.prior.vocab import EditPolicy
 from photokit.restore import degrade, paste
+from photokit.restore.loading import default_analyzer
 from photokit.restore.output import Photo, load_photo, output_path_for, save_photo
 from photokit.restore.priors import PeopleIndex
 from photokit.restore.project import AlphaProjection, SmallImageLoss
@@ -45,7 +47,7 @@ class EditRequest:
 @dataclass(frozen=True)
 class EditOptions:
     edits: tuple[EditRequest, ...]
-    policy: Policy = Policy.STOP
+    policy: EditPolicy = EditPolicy.STOP
     beta: float = EDIT_BETA
     steps: int | None = None  # None: GPU_DEFAULT_STEPS on a GPU, CPU_DEFAULT_STEPS on a CPU
     suffix: str = "_edited"
@@ -135,9 +137,9 @@ class PhotoEditor:
         intro: str | None = None,
     ) -> None:
         if not options.edits:
-            raise PhotokitError("no edit given: e.g. --edit smile=10 (see `photokit edit --list PERSON`)")
+            raise PhotokitError("no edit to apply: give at least one direction and amount")
         if options.beta < 0:
-            raise PhotokitError("--beta must be 0 or more")
+            raise PhotokitError(f"the allowed dilation beta must be 0 or more, not {options.beta:g}")
         self.prior, self.people, self.options, self.loss_fn = prior, people, options, loss_fn
         self.device, self._analyzer, self.progress = device, analyzer, progress
         self.note = note or (lambda message: None)
@@ -158,9 +160,7 @@ class PhotoEditor:
     @property
     def analyzer(self):
         if self._analyzer is None:
-            from photokit.faces.analyze import FaceAnalyzer
-
-            self._analyzer = FaceAnalyzer(device=str(self.device))
+            self._analyzer = default_analyzer(self.device)
         return self._analyzer
 
     def _faces_of_person(self, photo: Photo) -> tuple[list, list[FaceEdit], str]:
