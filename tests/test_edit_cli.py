@@ -102,7 +102,7 @@ def test_prior_sample_writes_a_sheet_from_the_convex_hull_and_repeats_with_the_s
     assert any("random weights" in w for w in runs[0]["warnings"])  # never passed off as a face prior
     other = _invoke([*db, "prior", "sample", pid, "--count", 5, "--seed", 8, "--out", tmp_path / "c.png"])
     assert other.exit_code == 0 and not np.array_equal(a, np.asarray(Image.open(tmp_path / "c.png")))
-    assert "random weights" in other.output
+    assert "random weights" in other.stderr
     again = _invoke([*db, "prior", "sample", pid, "--seed", 7, "--out", tmp_path / "a.png"])
     assert "already exists" in _one_line_error(again)
 

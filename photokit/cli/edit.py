@@ -114,9 +114,9 @@ def edit(
 
 
 def _run_edit(ctx, photo, person, requests, policy, beta, steps, loss, device, as_json) -> None:
+    from photokit.cli.reporters import RichReporter
     from photokit.devices import resolve_device
     from photokit.prior.directions import person_catalog
-    from photokit.progress import make_progress
     from photokit.restore.edit import EditOptions, PhotoEditor
     from photokit.restore.loading import model_warnings
     from photokit.restore.priors import DatabasePeople
@@ -137,18 +137,14 @@ def _run_edit(ctx, photo, person, requests, policy, beta, steps, loss, device, a
     loss_fn = SmallImageLoss(make_reconstruction_loss(loss, "alex", torch_device))
     options = EditOptions(requests, chosen, beta, steps)
     warnings = model_warnings(loss_fn, priors)
-    with make_progress() as progress:
-
-        def progress_note(message: str) -> None:
-            progress.console.print(message, highlight=False)
-
-        intro = (
-            f"editing {name or f'person {person_id}'} on {torch_device.type}: {options.steps_for(torch_device)} "
-            f"projection steps per face, policy {chosen.value}, beta {beta:g}"
-        )
+    intro = (
+        f"editing {name or f'person {person_id}'} on {torch_device.type}: {options.steps_for(torch_device)} "
+        f"projection steps per face, policy {chosen.value}, beta {beta:g}"
+    )
+    with RichReporter() as reporter:  # JSON goes to stdout; the cost and the bars to stderr
         editor = PhotoEditor(
-            prior, catalog, DatabasePeople(db), options, loss_fn, torch_device, note=progress_note,
-            progress=progress, warnings=warnings, intro=intro,
+            prior, catalog, DatabasePeople(db), options, loss_fn, torch_device, reporter=reporter,
+            warnings=warnings, intro=intro,
         )  # fmt: skip
         report = editor.edit(photo)
     if as_json:
