@@ -222,3 +222,39 @@ def test_catalog_refuses_unknown_names_listing_the_available_ones():
         catalog.get("smile")
     with pytest.raises(Exception, match="shape"):
         catalog.get("bad")
+
+
+def rough_face(mouth_open: float = 0.0, mouth_width: float = 1.0, eye_open: float = 1.0) -> np.ndarray:
+    """68 iBUG-ordered landmarks of a schematic frontal face (unit: eye distance 1)."""
+    lm = np.zeros((68, 2))
+    jaw = np.linspace(np.pi, 0, 17)
+    lm[0:17] = np.c_[np.cos(jaw) * 1.0, 0.2 + np.sin(jaw) * 1.3]
+    lm[17:27] = np.c_[np.linspace(-0.8, 0.8, 10), np.full(10, -0.35)]
+    lm[27:31] = np.c_[np.zeros(4), np.linspace(0.0, 0.55, 4)]
+    lm[31:36] = np.c_[np.linspace(-0.2, 0.2, 5), np.full(5, 0.62)]
+    for start, cx in ((36, -0.5), (42, 0.5)):
+        t = np.linspace(0, 2 * np.pi, 7)[:-1]
+        lm[start : start + 6] = np.c_[cx - 0.15 * np.cos(t), -0.06 * eye_open * np.sin(t)]
+    t = np.linspace(0, 2 * np.pi, 13)[:-1]
+    lm[48:60] = np.c_[-0.4 * mouth_width * np.cos(t), 0.95 - (0.12 + mouth_open / 2) * np.sin(t)]
+    t = np.linspace(0, 2 * np.pi, 9)[:-1]
+    lm[60:68] = np.c_[-0.3 * mouth_width * np.cos(t), 0.95 - (mouth_open / 2) * np.sin(t)]
+    return lm
+
+
+def test_landmark_measures_respond_to_what_they_name_and_ignore_scale_and_rotation():
+    from photokit.prior.attributes import landmark_measures
+
+    base = landmark_measures(rough_face())
+    assert abs(base["yaw"]) < 1 and base["mouth"] < 1
+    assert landmark_measures(rough_face(mouth_width=1.2))["smile"] > base["smile"] + 10
+    assert landmark_measures(rough_face(mouth_open=0.2))["mouth"] > base["mouth"] + 10
+    assert landmark_measures(rough_face(eye_open=0.3))["eyes"] < base["eyes"] - 5
+    angle = np.radians(20)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = landmark_measures(3.0 * rough_face() @ rot.T + np.array([100.0, 40.0]))
+    for name, value in base.items():
+        assert moved[name] == pytest.approx(value, abs=1e-6), name
+    nose_down = rough_face()
+    nose_down[30, 1] += 0.3
+    assert landmark_measures(nose_down)["pitch"] > base["pitch"] + 5
