@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test lint bench venv clean
 
 venv: $(STAMP)
 
@@ -12,13 +12,19 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "photokit needs $(PYTHON) (Python >= 3.11) on PATH" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,heic,demo]"
+	$(PY) -m pip install --quiet -e ".[test,heic,demo,web]"
 	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m photokit.demo
 
-test: $(STAMP)
+# Lint first: formatting, lint rules and types are checked before the suite runs.
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: $(STAMP) lint
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 
 from photokit.cli.common import DeviceOption, JsonOption, database_from, note, print_json, settings_from
+from photokit.devices import Device
 from photokit.errors import PhotokitError
+from photokit.stylegan2.vocab import LossKind
 
 
 def eval_command(
@@ -23,8 +25,10 @@ def eval_command(
     tuning_steps: int | None = typer.Option(
         None, "--tuning-steps", help="Tuning steps (default 350 epochs on GPU, 5 on CPU)."
     ),
-    loss: str = typer.Option("lpips", "--loss", help="lpips (needs `photokit models install lpips-alex`) or mse."),
-    device: str = DeviceOption,
+    loss: LossKind = typer.Option(
+        LossKind.LPIPS, "--loss", help="lpips (needs `photokit models install lpips-alex`) or mse."
+    ),
+    device: Device = DeviceOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Hold out faces of a person, build the prior without them, degrade and restore them with the personal
@@ -38,8 +42,6 @@ def eval_command(
 
     tasks = parse_tasks(task)
     out = report_path(out)
-    if loss not in ("lpips", "mse"):
-        raise PhotokitError(f"--loss {loss!r}: use lpips or mse")
     for name, value in (("--steps", steps), ("--invert-steps", invert_steps), ("--tuning-steps", tuning_steps)):
         if value is not None and value < 1:
             raise PhotokitError(f"{name} must be at least 1")

@@ -1,4 +1,4 @@
-"""Resumable HTTP(S) downloads with a byte progress bar (stdlib ``urllib``; no extra dependency).
+"""Resumable HTTP(S) downloads, reporting bytes as progress (stdlib ``urllib``; no extra dependency).
 
 A download is written to a ``.part`` file that survives interruption; running the same install again
 asks the server for the rest with an HTTP ``Range`` request. The caller checks the checksum and moves
@@ -13,37 +13,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-
 from photokit import __version__
 from photokit.errors import PhotokitError
-from photokit.progress import stderr_console
+from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 
 CHUNK = 1 << 16
 
 
 class DownloadInterrupted(PhotokitError):
     """The connection broke; the partial file is kept so the next attempt resumes."""
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=stderr_console,
-        disable=not enabled,
-    )
 
 
 def _open(url: str, start: int, timeout: float):
@@ -53,11 +31,51 @@ def _open(url: str, start: int, timeout: float):
     return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
+def _resume_point(
+    response, url: str, start: int, expected_size: int | None, partial: Path
+) -> tuple[int, str, int | None]:
+    """(first byte, file mode, total size or None) from the server's answer: 206 continues the partial
+    file, 200 (the server ignored Range, or nothing to resume) starts over."""
+    if response.status == 206:
+        match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", ""))
+        if not match or int(match.group(1)) != start:
+            raise PhotokitError(f"download of {url} failed: the server answered a resume request with a wrong range")
+        total = int(match.group(3)) if match.group(3) != "*" else None
+        mode = "ab"
+    else:
+        start, mode = 0, "wb"
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+    if expected_size is not None and total is not None and total != expected_size:
+        partial.unlink(missing_ok=True)
+        raise PhotokitError(f"download of {url} failed: the server's file is {total} bytes, expected {expected_size}")
+    return start, mode, total
+
+
+def _copy_body(
+    response, partial: Path, mode: str, url: str, start: int, total: int | None, reporter: Reporter, label: str
+) -> None:
+    """Append the response body to ``partial``, reporting bytes; a broken transfer keeps what arrived."""
+    done = start
+    with reported_task(reporter, f"download {url}", label, total, start) as task, open(partial, mode) as fh:
+        try:
+            while block := response.read(CHUNK):
+                fh.write(block)
+                done += len(block)
+                reporter.task_advanced(task, len(block))
+        except (TimeoutError, OSError, http.client.HTTPException) as exc:
+            fh.flush()
+            raise DownloadInterrupted(
+                f"download of {url} interrupted after {done} of {total or '?'} bytes ({exc.__class__.__name__}); "
+                f"run the same command again to resume"
+            ) from None
+
+
 def download(
     url: str,
     partial: Path,
     expected_size: int | None = None,
-    progress: bool = True,
+    reporter: Reporter = NULL_REPORTER,
     timeout: float = 60.0,
     label: str | None = None,
 ) -> Path:
@@ -80,7 +98,7 @@ def download(
             if match and int(match.group(1)) == start and expected_size in (None, start):
                 return partial  # nothing left to fetch: the previous attempt got everything
             partial.unlink(missing_ok=True)  # the server's file is not what we have half of: start over
-            return download(url, partial, expected_size, progress, timeout, label)
+            return download(url, partial, expected_size, reporter, timeout, label)
         raise PhotokitError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
@@ -90,38 +108,8 @@ def download(
 
     partial.parent.mkdir(parents=True, exist_ok=True)
     with response:
-        total: int | None = None
-        if response.status == 206:
-            match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", ""))
-            if not match or int(match.group(1)) != start:
-                raise PhotokitError(
-                    f"download of {url} failed: the server answered a resume request with a wrong range"
-                )
-            total = int(match.group(3)) if match.group(3) != "*" else None
-            mode = "ab"
-        else:  # 200: the server ignored Range (or there was nothing to resume): start over
-            start, mode = 0, "wb"
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-        if expected_size is not None and total is not None and total != expected_size:
-            partial.unlink(missing_ok=True)
-            raise PhotokitError(
-                f"download of {url} failed: the server's file is {total} bytes, expected {expected_size}"
-            )
-        done = start
-        with _progress(progress) as bar, open(partial, mode) as fh:
-            task = bar.add_task(label or Path(url).name, total=total, completed=start)
-            try:
-                while block := response.read(CHUNK):
-                    fh.write(block)
-                    done += len(block)
-                    bar.update(task, completed=done)
-            except (TimeoutError, OSError, http.client.HTTPException) as exc:
-                fh.flush()
-                raise DownloadInterrupted(
-                    f"download of {url} interrupted after {done} of {total or '?'} bytes ({exc.__class__.__name__}); "
-                    f"run the same command again to resume"
-                ) from None
+        start, mode, total = _resume_point(response, url, start, expected_size, partial)
+        _copy_body(response, partial, mode, url, start, total, reporter, label or Path(url).name)
     final = partial.stat().st_size
     if total is not None and final < total:
         raise DownloadInterrupted(
