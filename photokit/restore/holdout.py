@@ -245,7 +245,7 @@ def evaluate_person(
     import time
 
     from photokit.devices import resolve_device
-    from photokit.progress import format_duration
+    from photokit.reporting import format_duration
     from photokit.restore.evaluate import Restorers, evaluate, task_degradation
     from photokit.restore.project import SmallImageLoss
     from photokit.restore.verify import analyzer_describe
