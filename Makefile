@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "photokit needs $(PYTHON) (Python >= 3.11) on PATH" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,heic,demo]"
+	$(PY) -m pip install --quiet -e ".[test,heic,demo,web]"
 	@touch $(STAMP)
 
 demo: $(STAMP)

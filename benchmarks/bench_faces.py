@@ -33,9 +33,9 @@ def _scan(roots: list[Path], device: str, detector: str, home: Path) -> tuple[ob
 
     settings = Settings.load(home=home, models=home / "models", db_url=f"sqlite:///{home / 'library.db'}")
     db = open_database(settings)
-    scan_library(db, [str(r) for r in roots], progress=False)
+    scan_library(db, [str(r) for r in roots])
     started = time.perf_counter()
-    summary = process_pending_photos(db, settings, device=device, detector=detector, progress=False)
+    summary = process_pending_photos(db, device=device, detector=detector)
     return db, summary, time.perf_counter() - started
 
 
@@ -68,7 +68,7 @@ def _labelled_faces(db) -> tuple[list[str], list, list[np.ndarray | None]]:
 
 
 def _quality(db) -> dict:
-    from photokit.faces.cluster import pairwise_precision_recall
+    from photokit.faces.evaluation import pairwise_precision_recall
 
     truth, people, descriptors = _labelled_faces(db)
     precision, recall = pairwise_precision_recall(people, truth)
@@ -82,7 +82,8 @@ def _quality(db) -> dict:
 
 def _threshold_study(db) -> dict:
     """Distances between labelled descriptors, and clustering quality for other thresholds."""
-    from photokit.faces.cluster import ClusterConfig, assign_faces, pairwise_distances, pairwise_precision_recall
+    from photokit.faces.cluster import ClusterConfig, assign_faces, pairwise_distances
+    from photokit.faces.evaluation import pairwise_precision_recall
 
     truth, _, descriptors = _labelled_faces(db)
     keep = [i for i, d in enumerate(descriptors) if d is not None]
@@ -191,15 +192,15 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
             try:
                 entry = {
                     "folders": [r.name for r in roots],
-                    "photos": summary["done"],
-                    "faces": summary["faces"],
+                    "photos": summary.done,
+                    "faces": summary.faces,
                     "seconds": round(seconds, 2),
-                    "photos_per_s": round(summary["done"] / seconds, 3),
-                    "faces_per_s": round(summary["faces"] / seconds, 3),
-                    "model_load_seconds": summary["load_seconds"],
-                    "detect_seconds": summary["detect_seconds"],
-                    "clustering_seconds": summary["cluster_seconds"],
-                    "people": summary["clustering"]["new_people"],
+                    "photos_per_s": round(summary.done / seconds, 3),
+                    "faces_per_s": round(summary.faces / seconds, 3),
+                    "model_load_seconds": summary.load_seconds,
+                    "detect_seconds": summary.detect_seconds,
+                    "clustering_seconds": summary.cluster_seconds,
+                    "people": summary.clustering.new_people,
                     "deepface": _quality(db),
                 }
                 if detector == "mtcnn":

@@ -24,8 +24,9 @@ import torch
 
 from benchmarks.bench_generator import ffhq_architecture
 from photokit.prior.adapters import FullDelta, LowRankAdapters, stored_bytes
-from photokit.prior.personal import PRESET_SCHEDULES, _save_safetensors
 from photokit.prior.projector import ProjectorConfig, inversion_step_probe
+from photokit.prior.schedule import PRESET_SCHEDULES
+from photokit.prior.storage import save_safetensors
 from photokit.prior.tuning import TuningConfig, tuning_step_probe
 from photokit.stylegan2.losses import make_reconstruction_loss
 from photokit.stylegan2.network import Generator
@@ -35,7 +36,7 @@ from photokit.stylegan2.timing import time_step
 def _file_bytes(tensors: dict[str, torch.Tensor]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "w.safetensors"
-        _save_safetensors(path, tensors, {"format": "bench"})
+        save_safetensors(path, tensors, {"format": "bench"})
         return path.stat().st_size
 
 
@@ -88,7 +89,7 @@ def measure(
         out["bytes"][key] = {"tensor_bytes": stored_bytes(stored), "file_bytes": _file_bytes(stored)}
         del tunable, stored
     full = out["bytes"]["full"]["file_bytes"]
-    for key, value in out["bytes"].items():
+    for value in out["bytes"].values():
         value["x_smaller_than_full"] = round(full / value["file_bytes"], 1)
     return out
 

@@ -53,10 +53,10 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
         db = open_database(settings)
         try:
             t0 = time.perf_counter()
-            first = scan_library(db, [tmp_path / "library"], progress=False)
+            first = scan_library(db, [tmp_path / "library"])
             first_s = time.perf_counter() - t0
             t0 = time.perf_counter()
-            again = scan_library(db, [tmp_path / "library"], progress=False)
+            again = scan_library(db, [tmp_path / "library"])
             rescan_s = time.perf_counter() - t0
         finally:
             db.dispose()

@@ -1,16 +1,31 @@
-"""``--device auto|cpu|cuda|mps``: one place that turns the option into a ``torch.device``."""
+"""Where models run (auto, cpu, cuda or mps): one place that turns the choice into a ``torch.device``."""
 
 from __future__ import annotations
 
-import torch
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from photokit.errors import PhotokitError
+from photokit.errors import PhotokitError, Remedy
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+if TYPE_CHECKING:
+    import torch
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    name = (name or "auto").lower()
+class Device(StrEnum):
+    AUTO = "auto"  # a CUDA GPU, else Apple MPS, else the CPU
+    CPU = "cpu"
+    CUDA = "cuda"
+    MPS = "mps"
+
+
+DEVICE_CHOICES = tuple(Device)
+
+
+def resolve_device(name: str = Device.AUTO) -> torch.device:
+    """The torch device for a choice (library callers may also name ``cuda:N``)."""
+    import torch
+
+    name = str(name or Device.AUTO).lower()
     if name not in DEVICE_CHOICES and not name.startswith("cuda:"):
         raise PhotokitError(f"unknown device '{name}': use one of {', '.join(DEVICE_CHOICES)}")
     if name == "auto":
@@ -20,13 +35,15 @@ def resolve_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise PhotokitError("--device cuda was asked for but no CUDA GPU is available (try --device cpu)")
+        raise PhotokitError("device cuda was asked for but no CUDA GPU is available", Remedy.OTHER_DEVICE)
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise PhotokitError("--device mps was asked for but Apple MPS is not available (try --device cpu)")
+        raise PhotokitError("device mps was asked for but Apple MPS is not available", Remedy.OTHER_DEVICE)
     return torch.device(name)
 
 
 def describe_device(device: torch.device) -> str:
+    import torch
+
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":

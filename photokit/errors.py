@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
+
+class Remedy(StrEnum):
+    """What the user can do about an error. The CLI (or the web app) turns it into its own words, so
+    library messages never name a command-line flag."""
+
+    REBUILD_PRIOR = "rebuild_prior"  # the stored prior must be rebuilt from scratch
+    BUILD_PRIOR = "build_prior"  # the person has no prior yet
+    RESTART = "restart"  # unfinished work cannot be resumed with these options: start over
+    OTHER_DEVICE = "other_device"  # the asked-for accelerator is not there
+    INSTALL_OR_MSE_LOSS = "install_or_mse_loss"  # a loss backbone is missing: install it, or use MSE
+    SMALLER_SCALE = "smaller_scale"  # the output would be too large
+    INSTALL_FROM_FILE = "install_from_file"  # a model must be installed from a file the user has
+
 
 class PhotokitError(Exception):
     """An expected failure the user can act on (bad input, missing file, missing model...)."""
 
     exit_code = 2
+    remedy: Remedy | None = None
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, remedy: Remedy | None = None, **context: object) -> None:
         super().__init__(" ".join(str(message).split()))  # always one line
+        if remedy is not None:
+            self.remedy = remedy
+        self.context = context  # what the remedy needs (a person id, a model name)
 
 
 class MissingModelError(PhotokitError):

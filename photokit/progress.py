@@ -14,6 +14,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from photokit.reporting import format_duration  # noqa: F401 - kept importable here
+
 stderr_console = Console(stderr=True)
 
 
@@ -40,12 +42,3 @@ def make_progress(transient: bool = False, console: Console | None = None) -> Pr
         console=console or stderr_console,
         transient=transient,
     )
-
-
-def format_duration(seconds: float) -> str:
-    """'45 s', '12 min', '3.5 h': how long something will take, for up-front estimates."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

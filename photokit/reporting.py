@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 
-class NoteLevel(str, Enum):
+class NoteLevel(StrEnum):
     """How much a note matters to the user."""
 
     INFO = "info"  # an estimate, a choice made on the user's behalf
@@ -94,3 +94,12 @@ def reported_task(
         yield key
     finally:
         reporter.task_finished(key)
+
+
+def format_duration(seconds: float) -> str:
+    """'45 s', '12 min', '3.5 h': how long something will take, for up-front estimates."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

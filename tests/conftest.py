@@ -39,13 +39,13 @@ def settings(_isolated_home):
     return Settings.load()
 
 
-# -- faces engineer: real-photo libraries scanned with faces, once per session ------------------------
+# -- real-photo libraries scanned with faces, once per session ------------------------
 class FaceLibrary:
     """A library of ../shared/data/faces/<name> scanned with faces: ``.settings``, ``.db``, ``.root``,
-    ``.summary`` (the dict ``process_pending_photos`` returned). Its home is private to the session
+    ``.summary`` (the ``FaceRunSummary`` of ``process_pending_photos``). Its home is private to the session
     (not the per-test PHOTOKIT_HOME); treat it as read-only or copy it."""
 
-    def __init__(self, settings, db, root: Path, summary: dict) -> None:
+    def __init__(self, settings, db, root: Path, summary) -> None:
         self.settings, self.db, self.root, self.summary = settings, db, root, summary
 
 
@@ -58,8 +58,8 @@ def scan_faces_library(home: Path, roots: list[Path]) -> FaceLibrary:
 
     settings = Settings.load(home=home, models=home / "models", db_url=f"sqlite:///{home / 'library.db'}")
     db = open_database(settings)
-    scan_library(db, [str(r) for r in roots], progress=False)
-    summary = process_pending_photos(db, settings, device="cpu", progress=False)
+    scan_library(db, [str(r) for r in roots])
+    summary = process_pending_photos(db, device="cpu")
     return FaceLibrary(settings, db, Path(roots[0]), summary)
 
 

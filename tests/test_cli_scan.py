@@ -103,9 +103,9 @@ def test_status_of_an_empty_library(settings):
 def test_scan_calls_the_faces_pipeline_and_reports_it(album, monkeypatch):
     calls = []
 
-    def process_pending_photos(db, settings, device="auto", detector="mtcnn", progress=True):
-        calls.append({"device": device, "detector": detector, "progress": progress, "home": settings.home})
-        return {"photos": 4, "faces": 0}
+    def process_pending_photos(db, device="auto", detector="mtcnn", reporter=None):
+        calls.append({"device": device, "detector": detector, "reporter": reporter})
+        return types.SimpleNamespace(to_json=lambda: {"photos": 4, "faces": 0})
 
     fake = types.ModuleType("photokit.faces.pipeline")
     fake.process_pending_photos = process_pending_photos
@@ -115,11 +115,11 @@ def test_scan_calls_the_faces_pipeline_and_reports_it(album, monkeypatch):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["faces"] == {"photos": 4, "faces": 0}
     assert calls and calls[0]["device"] == "cpu" and calls[0]["detector"] == "hog"
-    assert calls[0]["progress"] is False  # --json keeps the terminal quiet
+    assert calls[0]["reporter"].enabled is False  # --json keeps the terminal quiet
 
 
 def test_faces_failure_keeps_the_index_prints_summary_and_exits_2(album, monkeypatch):
-    def process_pending_photos(db, settings, **kwargs):
+    def process_pending_photos(db, **kwargs):
         raise PhotokitError("face models are not installed")
 
     fake = types.ModuleType("photokit.faces.pipeline")

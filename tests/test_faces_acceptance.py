@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from photokit.db.models import Face, PhotoLocation
-from photokit.faces.cluster import pairwise_precision_recall
+from photokit.faces.evaluation import pairwise_precision_recall
 
 
 def _faces_by_file(library) -> dict[str, list[Face]]:

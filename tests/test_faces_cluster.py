@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from photokit.faces.cluster import ClusterConfig, Labelled, assign_faces, pairwise_distances, pairwise_precision_recall
+from photokit.faces.cluster import ClusterConfig, Labelled, assign_faces, pairwise_distances
+from photokit.faces.evaluation import pairwise_precision_recall
 
 
 def _identities(n_people: int, per_person: int, spread: float = 0.15, seed: int = 0):

@@ -75,13 +75,13 @@ def test_unreadable_photos_fail_alone(settings, tmp_path):
                 photo = Photo(sha256=f"{k:064d}", size=1, format="jpeg", width=1, height=1)
                 photo.locations.append(PhotoLocation(path=str(path), size=1, mtime_ns=0, status="present"))
                 session.add(photo)
-        summary = process_pending_photos(db, settings, device="cpu", progress=False)
-        assert summary["done"] == 1 and summary["failed"] == 1 and summary["faces"] == 1
-        assert "bad.jpg" in summary["errors"][0]["error"]
+        summary = process_pending_photos(db, device="cpu")
+        assert summary.done == 1 and summary.failed == 1 and summary.faces == 1
+        assert "bad.jpg" in summary.errors[0]["error"]
         with db.session() as session:
             status = dict(session.execute(select(PhotoLocation.path, Photo.faces_status).join(Photo)).all())
         assert status == {str(good): "done", str(bad): "failed"}
         # nothing pending: a second run has no work
-        assert process_pending_photos(db, settings, device="cpu", progress=False)["photos"] == 0
+        assert process_pending_photos(db, device="cpu").photos == 0
     finally:
         db.dispose()

@@ -56,9 +56,9 @@ def test_adding_photos_keeps_merge_and_names(tmp_path):
             shutil.copy(source / name, album / name)
         from photokit.library.scan import scan_library
 
-        scan_library(db, [str(album)], progress=False)
-        summary = process_pending_photos(db, library.settings, device="cpu", progress=False)
-        assert summary["done"] == 3 and summary["failed"] == 0
+        scan_library(db, [str(album)])
+        summary = process_pending_photos(db, device="cpu")
+        assert summary.done == 3 and summary.failed == 0
 
         faces = _faces_by_file(db)
         with db.session() as session:
@@ -100,7 +100,7 @@ def test_redo_detection_keeps_face_ids_and_user_decisions(tmp_path):
         result = runner.invoke(app, ["faces", "detect", "--redo", "--device", "cpu", "--json"], env=env)
         assert result.exit_code == 0, result.output
         summary = json.loads(result.stdout)
-        assert summary["done"] == 2 and summary["kept"] == len(ids_before) and summary["added"] == 0
+        assert summary.done == 2 and summary.kept == len(ids_before) and summary.added == 0
         after = _faces_by_file(db)
         assert sorted(f.id for fs in after.values() for f in fs) == ids_before
         assert {f.id: f.person_id for fs in after.values() for f in fs} == person_before

@@ -142,7 +142,7 @@ def assert_index_matches_disk(db, root: Path) -> None:
 
 def test_first_scan_indexes_formats_duplicates_and_skips_broken_files(db, library):
     root = library["root"]
-    summary = scan_library(db, [root], progress=False)
+    summary = scan_library(db, [root])
 
     good, bad = library["good"], library["bad"]
     distinct = {sha(p) for p in good}
@@ -175,12 +175,12 @@ def test_first_scan_indexes_formats_duplicates_and_skips_broken_files(db, librar
 
 def test_rescan_of_unchanged_library_opens_and_hashes_nothing(db, library, monkeypatch):
     root = library["root"]
-    first = scan_library(db, [root], progress=False)
+    first = scan_library(db, [root])
     opened = count_calls(monkeypatch, Image, "open")
     hashed = count_calls(monkeypatch, hashlib, "file_digest")
     sniffed = count_calls(monkeypatch, images, "sniff_bytes")
 
-    again = scan_library(db, [root], progress=False)
+    again = scan_library(db, [root])
 
     assert opened["open"] == 0 and hashed["file_digest"] == 0 and sniffed["sniff_bytes"] == 0
     assert again.unchanged == first.new + first.duplicates
@@ -189,7 +189,7 @@ def test_rescan_of_unchanged_library_opens_and_hashes_nothing(db, library, monke
     # the counters really count: touching one file makes exactly that file be read again
     target = root / "2001" / "img1.png"
     os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9))
-    touched = scan_library(db, [root], progress=False)
+    touched = scan_library(db, [root])
     assert hashed["file_digest"] == 1 and opened["open"] == 0  # known content: hashed, never decoded
     assert touched.unchanged == again.unchanged
     assert_index_matches_disk(db, root)
@@ -197,14 +197,14 @@ def test_rescan_of_unchanged_library_opens_and_hashes_nothing(db, library, monke
 
 def test_moved_file_is_recognised_by_hash(db, library, monkeypatch):
     root = library["root"]
-    scan_library(db, [root], progress=False)
+    scan_library(db, [root])
     before = photos_by_id(db)
     old, new = root / "2001" / "img0.jpg", root / "2002" / "renamed.jpg"
     new.parent.mkdir()
     old.rename(new)
     opened = count_calls(monkeypatch, Image, "open")
 
-    summary = scan_library(db, [root], progress=False)
+    summary = scan_library(db, [root])
 
     assert (summary.moved, summary.new, summary.missing) == (1, 0, 0)
     assert opened["open"] == 0
@@ -218,19 +218,19 @@ def test_moved_file_is_recognised_by_hash(db, library, monkeypatch):
 
 def test_deleted_file_is_marked_missing_kept_and_comes_back(db, library):
     root = library["root"]
-    scan_library(db, [root], progress=False)
+    scan_library(db, [root])
     gone = root / "2001" / "img2.gif"
     data, photo_count = gone.read_bytes(), len(photos_by_id(db))
     gone.unlink()
 
-    summary = scan_library(db, [root], progress=False)
+    summary = scan_library(db, [root])
     loc = locations(db)[str(gone)]
     assert summary.missing == 1 and loc.status == "missing" and loc.missing_since is not None
     assert len(photos_by_id(db)) == photo_count  # the photo (and anything attached to it) is kept
 
-    assert scan_library(db, [root], progress=False).missing == 0  # not counted twice
+    assert scan_library(db, [root]).missing == 0  # not counted twice
     gone.write_bytes(data)  # restored from a backup: same content, new mtime
-    back = scan_library(db, [root], progress=False)
+    back = scan_library(db, [root])
     loc = locations(db)[str(gone)]
     assert back.returned == 1 and loc.status == "present" and loc.missing_since is None
     assert_index_matches_disk(db, root)
@@ -238,9 +238,9 @@ def test_deleted_file_is_marked_missing_kept_and_comes_back(db, library):
 
 def test_duplicate_removal_is_missing_not_a_move(db, library):
     root = library["root"]
-    scan_library(db, [root], progress=False)
+    scan_library(db, [root])
     (root / "backup" / "beach copy.jpg").unlink()
-    summary = scan_library(db, [root], progress=False)
+    summary = scan_library(db, [root])
     assert (summary.missing, summary.moved) == (1, 0)
     locs = locations(db)
     assert locs[str(root / "backup" / "beach copy.jpg")].status == "missing"
@@ -249,14 +249,14 @@ def test_duplicate_removal_is_missing_not_a_move(db, library):
 
 def test_content_changed_in_place_and_broken_file_repaired(db, library):
     root = library["root"]
-    scan_library(db, [root], progress=False)
+    scan_library(db, [root])
     edited = root / "2001" / "img5.bmp"
     old_photo = locations(db)[str(edited)].photo_id
     write_image(edited, "bmp", seed=999)
     repaired = root / "misc" / "truncated.jpg"
     write_image(repaired, "jpeg", seed=998)
 
-    summary = scan_library(db, [root], progress=False)
+    summary = scan_library(db, [root])
 
     assert summary.changed == 1 and summary.new == 1  # the edit is "changed", the repaired file "new"
     assert "truncated" not in summary.skipped
@@ -271,7 +271,7 @@ def test_content_changed_in_place_and_broken_file_repaired(db, library):
 def test_interrupted_scan_loses_at_most_one_batch_and_next_scan_finishes(db, tmp_path, monkeypatch):
     root = tmp_path / "album"
     files = [write_image(root / f"{i:03d}.png", "png", seed=i) for i in range(23)]
-    scan_library(db, [root], progress=False, batch_size=5)
+    scan_library(db, [root], batch_size=5)
     files[0].unlink()  # deleted before the interrupted scan: only a complete scan may call it missing
     for i in range(23, 46):
         files.append(write_image(root / f"{i:03d}.png", "png", seed=i))
@@ -287,7 +287,7 @@ def test_interrupted_scan_loses_at_most_one_batch_and_next_scan_finishes(db, tmp
 
     monkeypatch.setattr(images, "probe_image", interrupting)
     with pytest.raises(KeyboardInterrupt):
-        scan_library(db, [root], progress=False, batch_size=5)
+        scan_library(db, [root], batch_size=5)
 
     with db.session() as s:
         committed = s.scalar(select(func.count()).select_from(Photo))
@@ -302,7 +302,7 @@ def test_interrupted_scan_loses_at_most_one_batch_and_next_scan_finishes(db, tmp
 
     monkeypatch.setattr(images, "probe_image", probe)
     decoded = count_calls(monkeypatch, images, "probe_image")
-    resumed = scan_library(db, [root], progress=False, batch_size=5)
+    resumed = scan_library(db, [root], batch_size=5)
     assert decoded["probe_image"] == 23 - committed_new  # only what the interrupted scan had not committed
     assert (resumed.new, resumed.unchanged, resumed.missing) == (23 - committed_new, 22 + committed_new, 1)
     with db.session() as s:
@@ -319,20 +319,20 @@ def test_symlinked_folders_are_followed_once_and_stored_by_real_path(db, tmp_pat
     os.symlink(outside, root / "link2")
     os.symlink(root, outside / "back")  # cycle through both trees
 
-    summary = scan_library(db, [root], progress=False)
+    summary = scan_library(db, [root])
 
     assert (summary.files, summary.new) == (2, 2)
     assert set(locations(db)) == {str(real), str(root / "a.jpg")}
     real.unlink()  # the followed folder is covered: a file gone there is missing
-    assert scan_library(db, [root], progress=False).missing == 1
+    assert scan_library(db, [root]).missing == 1
 
 
 def test_hidden_folder_scanned_directly_is_not_called_missing_from_its_parent(db, tmp_path):
     root = tmp_path / "root"
     inside = write_image(root / ".private" / "p.jpg", "jpeg", seed=3)
     write_image(root / "v.jpg", "jpeg", seed=4)
-    assert scan_library(db, [root / ".private"], progress=False).new == 1
-    summary = scan_library(db, [root], progress=False)
+    assert scan_library(db, [root / ".private"]).new == 1
+    summary = scan_library(db, [root])
     assert (summary.new, summary.missing) == (1, 0)
     assert locations(db)[str(inside)].status == "present"
 
@@ -340,7 +340,7 @@ def test_hidden_folder_scanned_directly_is_not_called_missing_from_its_parent(db
 def test_unreadable_folder_is_reported_and_its_photos_not_called_missing(db, tmp_path, monkeypatch):
     root = tmp_path / "root"
     locked = write_image(root / "locked" / "l.jpg", "jpeg", seed=5)
-    scan_library(db, [root], progress=False)
+    scan_library(db, [root])
     real_scandir = os.scandir
 
     def scandir(path="."):
@@ -349,20 +349,23 @@ def test_unreadable_folder_is_reported_and_its_photos_not_called_missing(db, tmp
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
-    summary = scan_library(db, [root], progress=False)
+    summary = scan_library(db, [root])
     assert summary.unreadable_dirs == [str(locked.parent)]
     assert summary.missing == 0 and locations(db)[str(locked)].status == "present"
 
 
 def test_single_file_root_and_missing_root(db, tmp_path):
     photo = write_image(tmp_path / "one.tiff", "tiff", seed=6)
-    assert scan_library(db, [photo], progress=False).new == 1
+    assert scan_library(db, [photo]).new == 1
     with pytest.raises(PhotokitError, match="path not found"):
-        scan_library(db, [tmp_path / "does-not-exist"], progress=False)
+        scan_library(db, [tmp_path / "does-not-exist"])
 
 
 def test_progress_bar_goes_to_stderr(db, library, capsys):
-    scan_library(db, [library["root"]], progress=True)
+    from photokit.cli.reporters import RichReporter
+
+    with RichReporter() as reporter:
+        scan_library(db, [library["root"]], reporter=reporter)
     out, _err = capsys.readouterr()
     assert out == ""
 
@@ -370,7 +373,7 @@ def test_progress_bar_goes_to_stderr(db, library, capsys):
 def test_summary_json_round_trip(db, library):
     import json
 
-    doc = json.loads(json.dumps(scan_library(db, [library["root"]], progress=False).to_json()))
+    doc = json.loads(json.dumps(scan_library(db, [library["root"]]).to_json()))
     assert doc["new"] + doc["duplicates"] + doc["skipped_total"] == doc["files"]
     assert set(doc["skipped"]) == set(library["bad"].values())
 
@@ -387,13 +390,13 @@ def test_unreadable_file_is_skipped_with_its_reason(db, tmp_path, monkeypatch):
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr("builtins.open", guarded_open)
-    summary = scan_library(db, [root], progress=False)
+    summary = scan_library(db, [root])
     assert (summary.new, summary.skipped) == (1, {"unreadable": 1})
     with db.session() as s:
         row = s.scalars(select(SkippedFile)).one()
     assert row.path == str(secret) and "Permission denied" in row.detail
     monkeypatch.setattr("builtins.open", real_open)
-    again = scan_library(db, [root], progress=False)  # access fixed (mtime unchanged): retried and indexed
+    again = scan_library(db, [root])  # access fixed (mtime unchanged): retried and indexed
     assert (again.new, again.skipped) == (1, {})
 
 
@@ -417,13 +420,13 @@ def test_batches_are_also_cut_by_time(settings, tmp_path, monkeypatch):
     monkeypatch.setattr(db, "session", counting_session)
     monkeypatch.setattr(scan_module, "MAX_BATCH_SECONDS", 0.0)  # every file is its own batch
     try:
-        summary = scan_module.scan_library(db, [album], progress=False, batch_size=200)
+        summary = scan_module.scan_library(db, [album], batch_size=200)
         assert summary.new == 5
         per_file_sessions = len(commits)
         commits.clear()
         monkeypatch.setattr(scan_module, "MAX_BATCH_SECONDS", 60.0)
         (album / "5.png").write_bytes((album / "0.png").read_bytes())
-        scan_module.scan_library(db, [album], progress=False, batch_size=200)
+        scan_module.scan_library(db, [album], batch_size=200)
         assert per_file_sessions - len(commits) == 4  # 5 one-file batches before, one 6-file batch now
     finally:
         db.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from PIL import Image, ImageOps
 from sqlalchemy import select
@@ -19,7 +20,7 @@ def test_real_photos_are_indexed_with_upright_dimensions(settings, monkeypatch):
     files = sorted(p.resolve() for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
     db = open_database(settings)
     try:
-        summary = scan_library(db, [root], progress=False)
+        summary = scan_library(db, [root])
         with db.session() as s:
             photo_of = {loc.path: loc.photo for loc in s.scalars(select(PhotoLocation))}
             skipped = {row.path: row.reason for row in s.scalars(select(SkippedFile))}
@@ -38,13 +39,13 @@ def test_real_photos_are_indexed_with_upright_dimensions(settings, monkeypatch):
         for path, size in expected_photos.items():
             photo = photo_of[path]
             assert (photo.width, photo.height) == size, path
-        distinct = {hashlib.sha256(open(p, "rb").read()).hexdigest() for p in expected_photos}
+        distinct = {hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in expected_photos}
         assert photo_count == len(distinct) == summary.new
 
         opened = []
         original_open = Image.open
         monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a) or original_open(*a, **k))
-        again = scan_library(db, [root], progress=False)
+        again = scan_library(db, [root])
         assert opened == [] and again.unchanged == len(expected_photos)
     finally:
         db.dispose()

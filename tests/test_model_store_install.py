@@ -124,7 +124,7 @@ def test_install_from_url_with_known_checksum(settings, server):
     store = ModelStore(
         settings, _fixture_catalog(hashlib.sha256(data).hexdigest(), len(data)), generator_files=GENERATOR_FILES
     )
-    status = store.install("tiny-64", url=server.url("/g.pt"), progress=False)
+    status = store.install("tiny-64", url=server.url("/g.pt"))
     assert status.installed and status.path.is_file()
     assert status.record["source_sha256"] == hashlib.sha256(data).hexdigest()
     G = load_generator(status.path)
@@ -141,12 +141,12 @@ def test_interrupted_download_resumes(settings, server):
     server.cut_after["/g.pt"] = 3_000_000
     store = ModelStore(settings, _fixture_catalog(hashlib.sha256(data).hexdigest()), generator_files=GENERATOR_FILES)
     with pytest.raises(DownloadInterrupted, match="resume"):
-        store.install("tiny-64", url=server.url("/g.pt"), progress=False)
+        store.install("tiny-64", url=server.url("/g.pt"))
     assert store.installed_path("tiny-64") is None  # nothing half-written in place
     partial = _files_under(settings.models_dir / ".downloads")
     assert len(partial) == 1 and partial[0].stat().st_size == 3_000_000
 
-    status = store.install("tiny-64", url=server.url("/g.pt"), progress=False)
+    status = store.install("tiny-64", url=server.url("/g.pt"))
     assert server.requests[-1] == ("/g.pt", "bytes=3000000-")  # only the rest was asked for
     assert status.installed and status.record["source_sha256"] == hashlib.sha256(data).hexdigest()
     assert load_generator(status.path).config.source == "nvlabs"
@@ -160,7 +160,7 @@ def test_wrong_download_is_rejected_and_leaves_nothing(settings, server, problem
     catalog = _fixture_catalog(sha256="0" * 64) if problem == "checksum" else _fixture_catalog(size=len(data) + 1)
     store = ModelStore(settings, catalog, generator_files=GENERATOR_FILES)
     with pytest.raises(PhotokitError) as info:
-        store.install("tiny-64", url=server.url("/g.pt"), progress=False)
+        store.install("tiny-64", url=server.url("/g.pt"))
     assert ("SHA-256" if problem == "checksum" else "bytes") in str(info.value)
     assert _files_under(settings.models_dir) == []
     assert not store.list()[-1].installed
@@ -178,7 +178,7 @@ def test_lpips_backbone_goes_where_torchvision_looks(settings, server, tmp_path)
     )
     server.files["/alexnet.pth"] = data
     assert not lpips_available("alex")
-    status = store.install("lpips-alex", url=server.url("/alexnet.pth"), progress=False)
+    status = store.install("lpips-alex", url=server.url("/alexnet.pth"))
     assert status.path == lpips_backbone_path("alex") and lpips_available("alex")
     assert status.sha256 == hashlib.sha256(data).hexdigest()
     store.remove("lpips-alex")
@@ -272,9 +272,9 @@ def test_default_generator_prefers_1024(settings):
     store = ModelStore(settings, catalog, generator_files=GENERATOR_FILES)
     src = shared_path("fixtures", "stylegan2", "nvlabs_tiny64.pt")
     assert store.default_generator_path() is None
-    small = store.install("ffhq-256", from_file=src, progress=False)
+    small = store.install("ffhq-256", from_file=src)
     assert store.default_generator_path() == small.path
-    large = store.install("ffhq-1024", from_file=src, progress=False)
+    large = store.install("ffhq-1024", from_file=src)
     assert store.default_generator_path() == large.path != small.path
     assert large.record["source"] == str(src.resolve())
 
@@ -288,12 +288,12 @@ def test_server_without_range_support_restarts_cleanly(settings, server):
     server.cut_after["/blob"] = 100_000
     partial = settings.models_dir / ".downloads" / "blob.part"
     with pytest.raises(DownloadInterrupted):
-        download(server.url("/blob"), partial, progress=False)
+        download(server.url("/blob"), partial)
     assert partial.stat().st_size == 100_000
     server.honour_range = False
-    assert download(server.url("/blob"), partial, progress=False).read_bytes() == data
+    assert download(server.url("/blob"), partial).read_bytes() == data
     server.honour_range = True
-    assert download(server.url("/blob"), partial, progress=False).read_bytes() == data  # already complete: 416
+    assert download(server.url("/blob"), partial).read_bytes() == data  # already complete: 416
     assert server.requests[-1] == ("/blob", f"bytes={len(data)}-")
 
 
@@ -301,9 +301,7 @@ def test_listing_a_replaced_file_keeps_its_install_record_so_verify_still_fails(
     """`models list` must not re-baseline: a file changed since install stays 'changed' for list and verify."""
     catalog = _fixture_catalog()
     store = ModelStore(settings, catalog, generator_files=GENERATOR_FILES)
-    status = store.install(
-        "tiny-64", from_file=shared_path("fixtures", "stylegan2", "nvlabs_tiny64.pt"), progress=False
-    )
+    status = store.install("tiny-64", from_file=shared_path("fixtures", "stylegan2", "nvlabs_tiny64.pt"))
     recorded = status.record["sha256"]
     assert not status.changed and status.sha256 == recorded
 
@@ -325,9 +323,7 @@ def test_a_touched_but_identical_file_is_not_changed(settings):
 
     catalog = _fixture_catalog()
     store = ModelStore(settings, catalog, generator_files=GENERATOR_FILES)
-    status = store.install(
-        "tiny-64", from_file=shared_path("fixtures", "stylegan2", "rosinality_tiny64.pt"), progress=False
-    )
+    status = store.install("tiny-64", from_file=shared_path("fixtures", "stylegan2", "rosinality_tiny64.pt"))
     stat = status.path.stat()
     os.utime(status.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     listed = store.status("tiny-64")

@@ -158,6 +158,7 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(
     deepface_library, tiny_file, monkeypatch, settings
 ):
     import photokit.prior.personal as personal
+    import photokit.prior.storage as storage
 
     db = deepface_library.settings.db_url
     person = largest_identity_person(deepface_library)
@@ -192,7 +193,7 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(
     monkeypatch.setattr(personal, "tune", interrupted_tune)
     result = _invoke(args)
     assert result.exit_code == 130 and "interrupted" in result.stderr
-    assert not personal.has_prior(settings, person)
+    assert not storage.has_prior(settings, person)
     monkeypatch.setattr(personal, "tune", real_tune)
 
     inversions = []
@@ -214,19 +215,19 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(
     from photokit.stylegan2 import load_generator
 
     base = load_generator(tiny_file)
-    owner = personal.person_owner(deepface_library.db, person)
+    owner = storage.person_owner(deepface_library.db, person)
     assert meta["owner"] == owner and len(owner["library_id"]) == 32
-    prior = personal.load_personal_prior(settings, person, "cpu", base_generator=base, owner=owner)
+    prior = storage.load_personal_prior(settings, person, "cpu", base_generator=base, owner=owner)
     assert prior.anchors.shape == (6, 64) and torch.isfinite(prior.anchors).all()
     # A prior is refused for another library, or for a later person who got the same id.
     with pytest.raises(PhotokitError, match="another library"):
-        personal.load_personal_prior(
+        storage.load_personal_prior(
             settings, person, "cpu", base_generator=base, owner={**owner, "library_id": "0" * 32}
         )
     with pytest.raises(PhotokitError, match="same id"):
-        personal.load_personal_prior(
+        storage.load_personal_prior(
             settings, person, "cpu", base_generator=base, owner={**owner, "person_created_at": "2000-01-01T00:00:00"}
         )
 
     removed = _invoke(["--db-url", db, "prior", "remove", person, "--yes"])
-    assert removed.exit_code == 0 and not personal.prior_dir(settings, person).exists()
+    assert removed.exit_code == 0 and not storage.prior_dir(settings, person).exists()

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from photokit.cli.app import app
 from photokit.prior.adapters import LowRankAdapters, is_constant_input
-from photokit.prior.personal import FORMAT, PRIOR_JSON, list_priors, prior_dir
+from photokit.prior.storage import FORMAT, PRIOR_JSON, list_priors, prior_dir
 from photokit.stylegan2.network import build_tiny_generator
 from photokit.stylegan2.timing import time_step
 

@@ -10,7 +10,9 @@ import torch
 
 from photokit.errors import PhotokitError
 from photokit.prior.adapters import stored_bytes
-from photokit.prior.personal import (
+from photokit.prior.projector import ProjectorConfig, invert_w
+from photokit.prior.refs import RefsConfig, build_reference_set, load_reference_images
+from photokit.prior.storage import (
     ANCHORS_FILE,
     WEIGHT_FILES,
     has_prior,
@@ -19,8 +21,6 @@ from photokit.prior.personal import (
     prior_dir,
     save_prior,
 )
-from photokit.prior.projector import ProjectorConfig, invert_w
-from photokit.prior.refs import RefsConfig, build_reference_set, load_reference_images
 from photokit.prior.tuning import TuningConfig, tune
 from photokit.stylegan2 import generator_fingerprint
 from photokit.stylegan2.losses import make_reconstruction_loss
@@ -36,9 +36,8 @@ def largest_identity_person(library) -> int:
 
     from photokit.db.models import Face, PhotoLocation
 
-    labels = {
-        r["file"]: r["identity"] for r in csv.DictReader(open(shared_path("data", "faces", "deepface", "labels.csv")))
-    }
+    with open(shared_path("data", "faces", "deepface", "labels.csv"), newline="") as fh:
+        labels = {r["file"]: r["identity"] for r in csv.DictReader(fh)}
     largest = max(set(labels.values()), key=lambda i: sum(v == i for v in labels.values()))
     votes: dict[int, int] = {}
     with library.db.session() as session:

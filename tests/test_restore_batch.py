@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from photokit.db import open_database
 from photokit.db.models import EnhanceJob
-from photokit.restore.batch import collect_photos, run_batch
+from photokit.restore.batch import collect_sources, run_batch
 from photokit.restore.pipeline import EnhanceOptions, Enhancer
 from photokit.restore.priors import BaseGenerator, NoPeople, StaticPriors
 from photokit.stylegan2.network import build_tiny_generator
@@ -127,7 +127,7 @@ def test_outputs_next_to_the_inputs_are_not_picked_up_again(album):
     (album / ".hidden").mkdir()
     (album / ".hidden" / "a.jpg").write_bytes(b"x")
     (album / "notes.txt").write_text("x")
-    names = [p.name for p in collect_photos([album])]
+    names = [p.name for p in collect_sources([album])]
     assert names == [f"photo{i}.jpg" for i in range(1, 7)]
 
 

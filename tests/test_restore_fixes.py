@@ -156,7 +156,7 @@ def test_sixteen_bit_gray_png_drops_an_rgb_profile_but_colour_keeps_it(tmp_path)
 
 # -- 7. store priors: failures and the base fingerprint are computed once ------------------------------
 def test_a_broken_prior_is_read_once_and_fails_the_same_way_for_every_face(settings, monkeypatch):
-    import photokit.prior.personal as personal
+    import photokit.prior.storage as personal
 
     folder = personal.prior_dir(settings, 3)
     folder.mkdir(parents=True)
@@ -176,7 +176,7 @@ def test_a_broken_prior_is_read_once_and_fails_the_same_way_for_every_face(setti
 
 def _store_tiny_prior(settings, person_id, G, fingerprint):
     from photokit.prior.adapters import FullDelta
-    from photokit.prior.personal import FORMAT, prior_dir, save_prior
+    from photokit.prior.storage import FORMAT, prior_dir, save_prior
 
     anchors = torch.randn(2, G.w_dim)
     stored = FullDelta(G.synthesis).stored_tensors(torch.float16)
@@ -219,7 +219,7 @@ def test_store_priors_hash_the_base_generator_once_for_all_people(settings, monk
 
 def test_load_personal_prior_uses_a_given_base_generators_fingerprint(settings, monkeypatch):
     import photokit.stylegan2.state as checkpoints
-    from photokit.prior.personal import load_personal_prior
+    from photokit.prior.storage import load_personal_prior
     from photokit.stylegan2 import generator_fingerprint
 
     G = build_tiny_generator(resolution=16, channels=8, seed=3)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from photokit.prior.personal import PersonalPrior
+from photokit.prior.storage import PersonalPrior
 from photokit.restore import paste
 from photokit.restore.output import load_photo
 from photokit.restore.pipeline import EnhanceOptions, Enhancer
@@ -132,7 +132,7 @@ def test_person_option_overrides_identification_for_a_single_face(face_recogniti
     )
     report = enhancer.render(shared_path("data", "faces", "face_recognition", "obama_small.jpg")).report
     [face] = report.faces
-    assert face.person_id == pid and face.identified_by == "--person" and face.prior == "personal"
+    assert face.person_id == pid and face.identified_by == "given" and face.prior == "personal"
 
 
 def test_faces_without_a_generator_are_left_alone_with_the_install_hint(tiny_generator):

@@ -9,6 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from photokit import __version__
+from photokit.cli.hints import error_line
 from photokit.errors import PhotokitError
 from photokit.settings import Settings
 
@@ -20,7 +21,7 @@ class PhotokitGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except PhotokitError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            typer.echo(f"error: {error_line(exc)}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except OSError as exc:  # unreadable folders, full or read-only disks, a file where a folder should be
             where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
@@ -63,14 +64,16 @@ def root(
 def _register() -> None:
     """Sub-command modules each expose ``register(app)``."""
     from photokit.cli import db as db_cli
+    from photokit.cli import edit as edit_cli
     from photokit.cli import enhance as enhance_cli
     from photokit.cli import faces as faces_cli
     from photokit.cli import models as models_cli
     from photokit.cli import people as people_cli
     from photokit.cli import prior as prior_cli
     from photokit.cli import scan as scan_cli
+    from photokit.cli import serve as serve_cli
 
-    for module in (scan_cli, db_cli, faces_cli, people_cli, models_cli, prior_cli, enhance_cli):
+    for module in (scan_cli, db_cli, faces_cli, people_cli, models_cli, prior_cli, enhance_cli, edit_cli, serve_cli):
         module.register(app)
 
 
@@ -81,5 +84,5 @@ def main() -> None:
     try:
         app()
     except PhotokitError as exc:  # raised outside a command (e.g. while parsing options)
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         sys.exit(exc.exit_code)

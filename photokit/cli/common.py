@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
+from photokit.devices import Device
 from photokit.errors import PhotokitError
+from photokit.faces.vocab import Detector
 from photokit.settings import Settings
 
 if TYPE_CHECKING:
@@ -19,9 +21,9 @@ if TYPE_CHECKING:
 console = Console()  # stdout: tables and human output
 err_console = Console(stderr=True)  # stderr: notes, warnings, progress
 
-DeviceOption = typer.Option("auto", "--device", help="Where models run: auto, cpu, cuda or mps.")
+DeviceOption = typer.Option(Device.AUTO, "--device", help="Where models run (auto: a GPU when there is one).")
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
-DetectorOption = typer.Option("mtcnn", "--detector", help="Face detector: mtcnn (default) or hog (dlib).")
+DetectorOption = typer.Option(Detector.MTCNN, "--detector", help="Face detector: mtcnn or hog (dlib, faster on a CPU).")
 
 
 def settings_from(ctx: typer.Context) -> Settings:

@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 
 from photokit.cli.common import DeviceOption, JsonOption, database_from, print_json, settings_from
+from photokit.devices import Device
 from photokit.errors import PhotokitError
+from photokit.stylegan2.vocab import LossKind
 
 
 def _parse_beta(value: str | None):
@@ -35,22 +37,21 @@ def enhance(
         None, "--beta", help="Prior dilation: number, 'auto' (0.05 SR / 0.02 inpainting) or 'none'."
     ),
     steps: int | None = typer.Option(None, "--steps", help="Projection steps (default 1000 on GPU, 100 on CPU)."),
-    device: str = DeviceOption,
-    loss: str = typer.Option(
-        "lpips", "--loss", help="lpips (LPIPS + MSE, needs `photokit models install lpips-alex`) or mse."
+    device: Device = DeviceOption,
+    loss: LossKind = typer.Option(
+        LossKind.LPIPS, "--loss", help="lpips (LPIPS + MSE, needs `photokit models install lpips-alex`) or mse."
     ),
     as_json: bool = JsonOption,
 ) -> None:
     """Restore every face in the photos with that person's prior and paste it back; albums resume after Ctrl-C."""
+    from photokit.cli.reporters import RichReporter
     from photokit.devices import describe_device, resolve_device
-    from photokit.prior.personal import person_owner
-    from photokit.progress import make_progress
+    from photokit.prior.storage import person_owner
+    from photokit.reporting import NoteLevel
     from photokit.restore.batch import run_batch
     from photokit.restore.pipeline import EnhanceOptions, Enhancer
     from photokit.restore.priors import DatabasePeople, StorePriors
 
-    if loss not in ("lpips", "mse"):
-        raise PhotokitError(f"--loss {loss!r}: use lpips or mse")
     for path in paths:
         if not path.expanduser().exists():
             raise PhotokitError(f"{path}: no such file or folder")
@@ -62,22 +63,16 @@ def enhance(
         scale=scale, mask=mask, person=person, beta=_parse_beta(beta), steps=steps, loss=loss, out_dir=out
     )
     db = database_from(ctx)
-    with make_progress() as progress:
-        # While the bar is live, everything printed goes through its console (another one would garble it).
-        def progress_note(message: str) -> None:
-            progress.console.print(message, highlight=False)
-
+    with RichReporter(enabled=not as_json) as reporter:
         priors = StorePriors(settings, torch_device, owner_of=lambda person_id: person_owner(db, person_id))
-        enhancer = Enhancer(
-            options, priors, DatabasePeople(db), device=torch_device, note=progress_note, progress=progress
-        )
-        progress_note(
+        enhancer = Enhancer(options, priors, DatabasePeople(db), device=torch_device, reporter=reporter)
+        reporter.note(
             f"restoring on {describe_device(torch_device)}, {enhancer.steps} projection steps per face, "
             f"scale {options.effective_scale:g}, loss {enhancer.loss_fn.name if enhancer.loss_fn else 'none'}"
         )
         for warning in enhancer.warnings():
-            progress_note(f"warning: {warning}")
-        summary = run_batch(db, paths, enhancer, progress=progress)
+            reporter.note(warning, NoteLevel.WARNING)
+        summary = run_batch(db, paths, enhancer, reporter=reporter)
     if as_json:
         print_json(summary.to_json())
     else:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from photokit.cli.common import DetectorOption, DeviceOption, JsonOption, database_from, note, print_json, settings_from
+from photokit.cli.common import DetectorOption, DeviceOption, JsonOption, database_from, note, print_json
+from photokit.devices import Device
+from photokit.faces.vocab import Detector
 
 faces_app = typer.Typer(help="Face detection on the library.", no_args_is_help=True)
 
@@ -15,41 +17,41 @@ def detect(
     redo: bool = typer.Option(
         False, "--redo", help="Detect again on every photo (faces found again keep their id and person)."
     ),
-    device: str = DeviceOption,
-    detector: str = DetectorOption,
+    device: Device = DeviceOption,
+    detector: Detector = DetectorOption,
     max_side: int = typer.Option(
         1024, "--max-side", min=0, help="Detect on a copy at most this many px long (0 = full size)."
     ),
     as_json: bool = JsonOption,
 ) -> None:
     """Find, measure and cluster faces on photos not processed yet (all photos with --redo)."""
+    from photokit.cli.reporters import RichReporter
     from photokit.faces.analyze import FaceConfig
     from photokit.faces.pipeline import process_pending_photos
 
-    settings = settings_from(ctx)
     db = database_from(ctx)
-    summary = process_pending_photos(
-        db,
-        settings,
-        device=device,
-        detector=detector,
-        redo=redo,
-        progress=True,
-        config=FaceConfig(detector=detector, max_side=max_side),
-    )
+    with RichReporter(enabled=not as_json) as reporter:
+        summary = process_pending_photos(
+            db,
+            device=device,
+            detector=detector,
+            redo=redo,
+            reporter=reporter,
+            config=FaceConfig(detector=detector, max_side=max_side),
+        )
     if as_json:
-        print_json(summary)
+        print_json(summary.to_json())
         return
-    clustering = summary["clustering"]
+    clustering = summary.clustering
     note(
-        f"{summary['done']} photo(s) processed, {summary['failed']} failed, {summary['faces']} face(s) found "
-        f"({summary['added']} new, {summary['kept']} kept, {summary['removed']} removed) in {summary['seconds']:.1f} s"
+        f"{summary.done} photo(s) processed, {summary.failed} failed, {summary.faces} face(s) found "
+        f"({summary.added} new, {summary.kept} kept, {summary.removed} removed) in {summary.seconds:.1f} s"
     )
     note(
-        f"clustering: {clustering['assigned']} face(s) assigned, {clustering['new_people']} new people, "
-        f"{clustering['unassigned']} left unassigned"
+        f"clustering: {clustering.assigned} face(s) assigned, {clustering.new_people} new people, "
+        f"{clustering.unassigned} left unassigned"
     )
-    for error in summary["errors"][:10]:
+    for error in summary.errors[:10]:
         note(f"  failed: {error['error']}")
 
 

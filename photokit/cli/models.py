@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from photokit.cli.common import DeviceOption, JsonOption, console, new_output_path, note, print_json, settings_from
+from photokit.devices import Device
 from photokit.errors import PhotokitError
 
 models_app = typer.Typer(
@@ -75,11 +76,13 @@ def install(
     as_json: bool = JsonOption,
 ) -> None:
     """Install a model from the catalog URL, another URL, or a local file (resumes interrupted downloads)."""
+    from photokit.cli.reporters import RichReporter
     from photokit.store.models import ModelStore
     from photokit.stylegan2 import GENERATOR_FILES
 
     store = ModelStore(settings_from(ctx), generator_files=GENERATOR_FILES)
-    status = store.install(name, from_file=from_file, url=url, progress=not as_json)
+    with RichReporter(enabled=not as_json) as reporter:
+        status = store.install(name, from_file=from_file, url=url, reporter=reporter)
     if as_json:
         print_json(status.to_json())
     else:
@@ -150,7 +153,7 @@ def sample(
     seed: int = typer.Option(0, "--seed"),
     count: int = typer.Option(4, "--count", min=1, max=64),
     truncation: float = typer.Option(0.7, "--truncation", help="Truncation psi (1 = none)."),
-    device: str = DeviceOption,
+    device: Device = DeviceOption,
     force: bool = typer.Option(False, "--force", help="Replace --out if it already exists."),
 ) -> None:
     """Render a few random faces from a generator: a quick check that an install works."""

@@ -49,10 +49,14 @@ def list_cmd(
 @people_app.command("show")
 def show_cmd(ctx: typer.Context, person: str = PersonArg, as_json: bool = JsonOption) -> None:
     """A person's faces, with photo paths and boxes."""
+    from photokit.cli.common import settings_from
     from photokit.faces.people import person_detail, resolve_person
+    from photokit.prior.directions import directions_summary
 
-    with database_from(ctx).session() as session:
+    db = database_from(ctx)
+    with db.session() as session:
         detail = person_detail(session, resolve_person(session, person))
+    detail["edit_directions"] = directions_summary(db, settings_from(ctx), detail["id"])
     if as_json:
         print_json(detail)
         return
@@ -74,6 +78,25 @@ def show_cmd(ctx: typer.Context, person: str = PersonArg, as_json: bool = JsonOp
             f["assigned_by"] or "",
         )
     console.print(table)
+    _print_directions(detail["id"], detail["edit_directions"])
+
+
+def _print_directions(person_id: int, summary: dict) -> None:
+    """Which `photokit edit` directions this person's prior supports."""
+    if not summary["prior"]:
+        console.print(f"edit directions: none yet (`photokit prior build {person_id}` first)", highlight=False)
+        return
+    if summary.get("error"):
+        console.print(f"edit directions: unknown ({summary['error']})", highlight=False)
+        return
+    sefa = [f"{summary['sefa'][0]}..{summary['sefa'][-1]}"] if summary["sefa"] else []
+    usable = summary["personal"] + sefa + summary["files"]
+    refused = "; ".join(f"{k}: {v}" for k, v in summary["refused"].items())
+    console.print(
+        "edit directions: " + (", ".join(usable) or "none") + (f"; not supported: {refused}" if refused else "")
+        + f"; details: `photokit edit --list {person_id}`",
+        highlight=False,
+    )  # fmt: skip
 
 
 @people_app.command("name")
@@ -206,11 +229,11 @@ def recluster_cmd(
     with database_from(ctx).session() as session:
         stats = recluster(session, config)
     if as_json:
-        print_json(stats)
+        print_json(stats.to_json())
     else:
         note(
-            f"reclustered {stats['clustered_faces']} face(s): {stats['assigned']} assigned, "
-            f"{stats['new_people']} new people, {stats['unassigned']} unassigned"
+            f"reclustered {stats.clustered_faces} face(s): {stats.assigned} assigned, "
+            f"{stats.new_people} new people, {stats.unassigned} unassigned"
         )
 
 

@@ -7,8 +7,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from photokit.cli.common import DeviceOption, JsonOption, console, database_from, note, print_json, settings_from
+from photokit.cli.common import DeviceOption, JsonOption, console, database_from, print_json, settings_from
+from photokit.devices import Device
 from photokit.errors import PhotokitError
+from photokit.prior.vocab import Preset
+from photokit.stylegan2.vocab import LossKind
 
 prior_app = typer.Typer(
     help="Personal generative priors: reference sets, anchors, tuned generators.", no_args_is_help=True
@@ -20,7 +23,7 @@ GeneratorOption = typer.Option(None, "--generator", help="Base StyleGAN2 file (d
 def _person_id(ctx: typer.Context, ref: str) -> tuple[int, str | None]:
     """A person by id or name; a bare id also works for a prior whose person left the library."""
     from photokit.faces.people import resolve_person
-    from photokit.prior.personal import prior_dir
+    from photokit.prior.storage import prior_dir
 
     try:
         with database_from(ctx).session() as session:
@@ -66,20 +69,23 @@ def refs_command(
     """Pick a person's reference faces and write their aligned crops into the prior's folder."""
     import torch
 
-    from photokit.prior.personal import prior_dir, resolve_base
+    from photokit.cli.reporters import RichReporter
     from photokit.prior.refs import RefsConfig, build_reference_set
+    from photokit.prior.storage import prior_dir
+    from photokit.stylegan2.base import resolve_base
 
     settings = settings_from(ctx)
     base = resolve_base(settings, torch.device("cpu"), generator)
     person_id, _ = _person_id(ctx, person)
-    refs = build_reference_set(
-        database_from(ctx),
-        str(person_id),
-        base.generator.resolution,
-        prior_dir(settings, person_id),
-        RefsConfig(max_refs=max_refs),
-        progress=not json_out,
-    )
+    with RichReporter(enabled=not json_out, transient=True) as reporter:
+        refs = build_reference_set(
+            database_from(ctx),
+            str(person_id),
+            base.generator.resolution,
+            prior_dir(settings, person_id),
+            RefsConfig(max_refs=max_refs),
+            reporter=reporter,
+        )
     if json_out:
         print_json(refs.to_json())
         return
@@ -96,9 +102,11 @@ def refs_command(
 def build_command(
     ctx: typer.Context,
     person: str = typer.Argument(..., help="Person id or name."),
-    preset: str = typer.Option("auto", "--preset", help="auto (paper on a GPU, fast elsewhere), paper or fast."),
-    loss: str = typer.Option(
-        "lpips",
+    preset: Preset = typer.Option(
+        Preset.AUTO, "--preset", help="auto (paper on a GPU, fast elsewhere), paper or fast."
+    ),
+    loss: LossKind = typer.Option(
+        LossKind.LPIPS,
         "--loss",
         help="lpips (needs `photokit models install lpips-alex lpips-vgg`) or mse (explicitly lower quality).",
     ),
@@ -113,11 +121,12 @@ def build_command(
         True, "--resume/--restart", help="Continue an interrupted build (default) or start over."
     ),
     generator: Path | None = GeneratorOption,
-    device: str = DeviceOption,
+    device: Device = DeviceOption,
     json_out: bool = JsonOption,
 ) -> None:
     """Build a person's prior end to end: references -> anchors (W inversion) -> pivotal tuning."""
-    from photokit.prior.personal import BuildOptions, build_prior, prior_summary
+    from photokit.cli.reporters import RichReporter
+    from photokit.prior.personal import BuildOptions, build_prior
 
     person_id, _ = _person_id(ctx, person)
     options = BuildOptions(
@@ -130,20 +139,20 @@ def build_command(
         budget_s=budget_min * 60,
         restart=not resume,
     )
-    meta = build_prior(
-        database_from(ctx),
-        settings_from(ctx),
-        str(person_id),
-        options,
-        device=device,
-        generator_path=generator,
-        notify=note,
-        progress=True,
-    )
+    with RichReporter(enabled=not json_out) as reporter:
+        built = build_prior(
+            database_from(ctx),
+            settings_from(ctx),
+            str(person_id),
+            options,
+            device=device,
+            generator_path=generator,
+            reporter=reporter,
+        )
     if json_out:
-        print_json(meta)
+        print_json(built.to_json())
         return
-    _print_summary(meta, prior_summary(meta))
+    _print_summary(built.meta, built.summary())
 
 
 def _number(value, spec: str = ".4f") -> str:
@@ -152,7 +161,7 @@ def _number(value, spec: str = ".4f") -> str:
 
 
 def _print_summary(meta: dict, summary: dict) -> None:
-    from photokit.progress import format_duration
+    from photokit.reporting import format_duration
 
     t, anchors, loss = meta["tuning"], meta.get("anchors", {}), meta.get("loss", {})
     lowrank = t["kind"] == "lowrank"
@@ -241,6 +250,56 @@ def show_command(
     console.print(f"  base generator: {meta['base']['name']} ({meta['base']['fingerprint'][:12]})")
 
 
+@prior_app.command("sample")
+def sample_command(
+    ctx: typer.Context,
+    person: str = typer.Argument(..., help="Person id or name."),
+    out: Path = typer.Option(..., "--out", help="Contact sheet to write (PNG)."),
+    count: int = typer.Option(16, "--count", min=1, max=256, help="How many faces."),
+    beta: float = typer.Option(
+        0.0, "--beta", min=0.0, help="Dilation: 0 samples the anchors' convex hull P0 (MyStyle B.1); > 0 reaches out."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (the same seed gives the same sheet)."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    device: str = DeviceOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """New faces of a person from their prior: 3 random anchors, uniform weights (MyStyle appendix B.1)."""
+    import secrets
+
+    from photokit.cli.common import new_output_path
+    from photokit.devices import resolve_device
+    from photokit.prior.personal import person_owner
+    from photokit.prior.personal_sampling import sample_sheet
+    from photokit.restore.priors import StorePriors
+
+    out = new_output_path(out, force)
+    person_id, name = _person_id(ctx, person)
+    torch_device = resolve_device(device)
+    db = database_from(ctx)
+    priors = StorePriors(settings_from(ctx), torch_device, owner_of=lambda pid: person_owner(db, pid))
+    prior = priors.personal(person_id)
+    if prior is None:
+        raise PhotokitError(f"person {person_id} has no personal prior: run `photokit prior build {person_id}`")
+    warnings = [w for w in [priors.base().warning()] if w]
+    for w in warnings:
+        note(f"warning: {w}")
+    seed = secrets.randbelow(2**31) if seed is None else seed
+    info = sample_sheet(prior, out, count, beta, seed, note=note)
+    info.update(person_id=person_id, person=name, device=torch_device.type, warnings=warnings)
+    if json_out:
+        print_json(info)
+        return
+    console.print(
+        f"wrote {out}: {count} faces of {name or f'person {person_id}'} from "
+        + ("P0 (the anchors' convex hull)" if beta == 0 else f"P_beta, beta {beta:g}")
+        + f", seed {seed}, {info['resolution']} px, {info['seconds']:.1f} s",
+        highlight=False,
+    )
+    for w in warnings:
+        console.print(f"warning: {w}", highlight=False)
+
+
 @prior_app.command("remove")
 def remove_command(
     ctx: typer.Context,
@@ -248,7 +307,7 @@ def remove_command(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask."),
 ) -> None:
     """Delete a person's prior (references, anchors and weights)."""
-    from photokit.prior.personal import remove_prior
+    from photokit.prior.storage import remove_prior
 
     person_id, _ = _person_id(ctx, person)
     if not yes and not typer.confirm(f"delete the personal prior of person {person_id}?"):

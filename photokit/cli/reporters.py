@@ -10,7 +10,8 @@ from types import TracebackType
 from rich.markup import escape
 from rich.progress import Progress, TaskID
 
-from photokit.progress import make_progress, stderr_console
+from photokit import progress as _progress_module
+from photokit.progress import make_progress
 from photokit.reporting import NoteLevel
 
 
@@ -48,7 +49,9 @@ class RichReporter:
             self._progress.remove_task(task)
 
     def note(self, message: str, level: NoteLevel = NoteLevel.INFO) -> None:
+        # While the bar is live, everything printed goes through its console (another one would garble it).
+        console = self._progress.console if self._progress is not None else _progress_module.stderr_console
         if level is NoteLevel.WARNING:
-            stderr_console.print(f"[yellow]warning:[/yellow] {escape(message)}")
+            console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
         elif self.enabled:
-            stderr_console.print(escape(message), style="dim")
+            console.print(escape(message), style="dim", highlight=False)

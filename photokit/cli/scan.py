@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 
 from photokit.cli.common import DetectorOption, DeviceOption, console, database_from, note, print_json, settings_from
+from photokit.devices import Device
 from photokit.errors import PhotokitError
+from photokit.faces.vocab import Detector
 
 
 def _counts_line(summary: dict) -> str:
@@ -30,14 +32,14 @@ def _counts_line(summary: dict) -> str:
     return ", ".join(parts)
 
 
-def _run_faces(ctx: typer.Context, db, device: str, detector: str, progress: bool) -> dict:
+def _run_faces(db, device: str, detector: str, reporter) -> dict:
     try:
         from photokit.faces.pipeline import process_pending_photos
     except ModuleNotFoundError as exc:
         if exc.name == "photokit.faces.pipeline":
             raise PhotokitError("face detection is not part of this photokit build; use --no-faces") from None
         raise
-    return process_pending_photos(db, settings_from(ctx), device=device, detector=detector, progress=progress)
+    return process_pending_photos(db, device=device, detector=detector, reporter=reporter).to_json()
 
 
 def scan_cmd(
@@ -45,30 +47,30 @@ def scan_cmd(
     paths: list[Path] = typer.Argument(..., help="Folders (or single files) to index.", show_default=False),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     no_faces: bool = typer.Option(False, "--no-faces", help="Only index files; do not detect faces."),
-    device: str = DeviceOption,
-    detector: str = DetectorOption,
+    device: Device = DeviceOption,
+    detector: Detector = DetectorOption,
 ) -> None:
     """Index photos under PATH (recursively, incrementally), then detect and group faces."""
+    from photokit.cli.hints import error_line
+    from photokit.cli.reporters import RichReporter
     from photokit.library.scan import scan_library
     from photokit.library.walk import resolve_roots
 
     if not no_faces:  # bad options fail before any work
         from photokit.devices import resolve_device
-        from photokit.faces.analyze import DETECTORS
 
         resolve_device(device)
-        if detector not in DETECTORS:
-            raise PhotokitError(f"unknown face detector '{detector}': use one of {', '.join(DETECTORS)}")
     roots = resolve_roots(paths)  # a typo fails before the database is touched
     db = database_from(ctx)
-    summary = scan_library(db, roots, progress=not json_out).to_json()
     faces_error = None
-    if not no_faces:
-        try:
-            summary["faces"] = _run_faces(ctx, db, device, detector, progress=not json_out)
-        except PhotokitError as exc:  # the index is saved; say what failed and exit non-zero
-            faces_error = exc
-            summary["faces"] = {"error": str(exc)}
+    with RichReporter(enabled=not json_out) as reporter:
+        summary = scan_library(db, roots, reporter=reporter).to_json()
+        if not no_faces:
+            try:
+                summary["faces"] = _run_faces(db, device, detector, reporter)
+            except PhotokitError as exc:  # the index is saved; say what failed and exit non-zero
+                faces_error = exc
+                summary["faces"] = {"error": error_line(exc)}
     if json_out:
         print_json(summary)
     else:

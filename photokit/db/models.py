@@ -173,3 +173,28 @@ class EnhanceJob(Base):
     report: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class BackgroundJob(Base):
+    """Long work started from the web gallery (a prior build, an album restoration). A server restart finds
+    ``queued``/``running`` rows and runs them again; the work itself resumes (EnhanceJob rows, prior
+    checkpoints). ``cancel_requested`` is the flag the worker checks between units of work."""
+
+    __tablename__ = "background_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # restore_album|prior_build
+    title: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    # queued|running|done|failed|cancelled
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    progress_done: Mapped[float] = mapped_column(Float, default=0.0)
+    progress_total: Mapped[float | None] = mapped_column(Float, nullable=True)
+    stage: Mapped[str | None] = mapped_column(Text, nullable=True)  # what the current progress counts
+    notes: Mapped[list] = mapped_column(JSON, default=list)  # [[level, sentence], ...]: estimates, warnings
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

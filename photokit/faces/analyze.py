@@ -19,9 +19,10 @@ from photokit.errors import PhotokitError
 from photokit.faces import models
 from photokit.faces.align import FaceAlignment, align_face
 from photokit.faces.quality import is_grayscale, laplacian_variance, yaw_from_landmarks
+from photokit.faces.vocab import Detector
 from photokit.library.pixels import PhotoPixels
 
-DETECTORS = ("mtcnn", "hog")
+DETECTORS = tuple(Detector)
 
 # dlib's 68-point predictor was trained on boxes from dlib's own HOG detector, which are tighter than
 # MTCNN's (no forehead). Median of the HOG box in MTCNN-box units over the 85 faces of
@@ -31,12 +32,12 @@ MTCNN_TO_DLIB_BOX = (-0.031, 0.179, 1.044, 0.970)  # x0, y0, x1, y1 as fractions
 
 @dataclass
 class FaceConfig:
-    """Detection and quality settings. Defaults follow the issue: 1024 px, 40 px, score 0.9."""
+    """Detection and quality settings (defaults: detect at 1024 px, cluster faces of 40 px and score 0.9 up)."""
 
     max_side: int = 1024  # detection runs on a copy at most this long (px); 0 = full size
     min_size: int = 40  # faces smaller than this (px, photo scale) are stored but not clustered
     min_score: float = 0.9  # MTCNN probability below which a face is stored but not clustered
-    detector: str = "mtcnn"  # "mtcnn" or "hog"
+    detector: str = Detector.MTCNN
     hog_upsample: int = 1  # HOG: upsample the detection copy this many times (finds ~40 px faces)
     mtcnn_min_face: int = 20  # MTCNN: smallest face searched for, in detection-copy pixels
     crop_size: int = 256  # aligned crop on which blur and colour are measured

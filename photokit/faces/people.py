@@ -11,12 +11,14 @@ Who decides what:
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from photokit.db.models import Face, Person, PhotoLocation
+from photokit.db.vocab import AssignedBy
 from photokit.errors import PhotokitError
 from photokit.faces.cluster import ClusterConfig, Labelled, assign_faces
 
@@ -103,13 +105,28 @@ def photo_path(session: Session, photo_id: int) -> str | None:
 def _fixed_person_ids(session: Session) -> set[int]:
     """People the user has curated (named, ignored, merged or given faces): recluster keeps them whole."""
     curated = set(session.scalars(select(Person.id).where((Person.name.is_not(None)) | Person.ignored.is_(True))))
-    curated |= set(session.scalars(select(Face.person_id).where(Face.assigned_by == "user").distinct()))
+    curated |= set(session.scalars(select(Face.person_id).where(Face.assigned_by == AssignedBy.USER).distinct()))
     return curated
+
+
+@dataclass
+class ClusterStats:
+    """What a clustering pass did."""
+
+    clustered_faces: int = 0  # unassigned clusterable faces it looked at
+    assigned: int = 0
+    new_people: int = 0
+    unassigned: int = 0
+    released: int | None = None  # recluster only: automatic assignments forgotten first
+    removed_people: int | None = None  # recluster only: people left without faces
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 def cluster_faces(
     session: Session, config: ClusterConfig = ClusterConfig(), previous: dict[int, int] | None = None
-) -> dict:
+) -> ClusterStats:
     """Incremental pass: place every unassigned clusterable face; people already formed stay.
 
     ``previous`` (face id -> the person it was in before a recluster) lets a re-formed group keep
@@ -130,7 +147,7 @@ def cluster_faces(
         )
         .order_by(Face.id)
     ).all()
-    stats = {"clustered_faces": len(pending), "assigned": 0, "new_people": 0, "unassigned": 0}
+    stats = ClusterStats(clustered_faces=len(pending))
     if not pending:
         return stats
     labelled = Labelled.empty(EMBEDDING_DIM)
@@ -149,7 +166,7 @@ def cluster_faces(
     groups: dict[int, list[Face]] = {}
     for face, label in zip(pending, labels.tolist()):
         groups.setdefault(label, []).append(face)
-    stats["unassigned"] = len(groups.pop(0, []))
+    stats.unassigned = len(groups.pop(0, []))
     taken = {int(p) for p in labelled.person_ids}
     for label, faces in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
         person_id = label
@@ -161,30 +178,30 @@ def cluster_faces(
                 session.add(person)
                 session.flush()
                 person_id = person.id
-                stats["new_people"] += 1
+                stats.new_people += 1
             taken.add(person_id)
         for face in faces:
             face.person_id = person_id
-            face.assigned_by = "auto"
-        stats["assigned"] += len(faces)
+            face.assigned_by = AssignedBy.AUTO
+        stats.assigned += len(faces)
     session.flush()
     refresh_covers(session)
     return stats
 
 
-def recluster(session: Session, config: ClusterConfig = ClusterConfig()) -> dict:
+def recluster(session: Session, config: ClusterConfig = ClusterConfig()) -> ClusterStats:
     """Full pass: forget automatic assignments (not the user's) and cluster everything again."""
     fixed = _fixed_person_ids(session)
     previous: dict[int, int] = {}
-    for face in session.scalars(select(Face).where(Face.person_id.is_not(None), Face.assigned_by != "user")):
+    for face in session.scalars(select(Face).where(Face.person_id.is_not(None), Face.assigned_by != AssignedBy.USER)):
         if face.person_id not in fixed:
             previous[face.id] = face.person_id
             face.person_id = None
             face.assigned_by = None
     session.flush()
     stats = cluster_faces(session, config, previous=previous)
-    stats["released"] = len(previous)
-    stats["removed_people"] = _delete_empty_people(session)
+    stats.released = len(previous)
+    stats.removed_people = _delete_empty_people(session)
     refresh_covers(session)
     return stats
 
@@ -241,7 +258,7 @@ def merge_people(session: Session, target: Person, source: Person) -> Person:
     ignored = target.ignored and source.ignored
     for face in list(source.faces) + list(target.faces):
         face.person = target  # through the relationship, so deleting ``source`` does not orphan them
-        face.assigned_by = "user"
+        face.assigned_by = AssignedBy.USER
     source.name = None
     session.flush()
     session.delete(source)
@@ -264,7 +281,7 @@ def move_faces(session: Session, face_refs: list, person: Person) -> list[Face]:
     faces = [resolve_face(session, ref) for ref in face_refs]
     for face in faces:
         face.person_id = person.id
-        face.assigned_by = "user"
+        face.assigned_by = AssignedBy.USER
         face.user_rejected = False
     _after_reassignment(session)
     return faces
@@ -366,6 +383,7 @@ def person_detail(session: Session, person: Person) -> dict:
 
 __all__ = [
     "ClusterConfig",
+    "ClusterStats",
     "cluster_faces",
     "embedding_from_bytes",
     "embedding_to_bytes",

@@ -6,9 +6,9 @@ next run continues with the photos still ``pending``.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
+from dataclasses import asdict, dataclass, field
 
 import cv2
 from sqlalchemy import select
@@ -16,13 +16,14 @@ from sqlalchemy.orm import Session
 
 from photokit.db import Database
 from photokit.db.models import Face, Photo
+from photokit.db.vocab import AssignedBy, FacesStatus
 from photokit.errors import PhotokitError
 from photokit.faces.analyze import DetectedFace, FaceAnalyzer, FaceConfig
 from photokit.faces.cluster import ClusterConfig
-from photokit.faces.people import cluster_faces, embedding_to_bytes, photo_path
+from photokit.faces.people import ClusterStats, cluster_faces, embedding_to_bytes, photo_path
 from photokit.faces.quality import box_iou
 from photokit.library.images import ImageReadError
-from photokit.settings import Settings
+from photokit.reporting import NULL_REPORTER, Reporter, format_duration, reported_task
 
 # Measured: 79 photos of ../shared/data/faces in 14 s (+3 s model loading) on 2 idle cores (bench_faces).
 CPU_SECONDS_PER_PHOTO = 0.2
@@ -68,10 +69,10 @@ def store_faces(session: Session, photo: Photo, faces: list[DetectedFace], detec
     for i, row in enumerate(old):
         if i in matched_old:
             _fill(row, faces[matched_old[i]], detector)
-            if row.cluster_exclusion is not None and row.assigned_by == "auto":
+            if row.cluster_exclusion is not None and row.assigned_by == AssignedBy.AUTO:
                 row.person_id, row.assigned_by = None, None  # no longer good enough to be clustered
             stats["kept"] += 1
-        elif row.assigned_by != "user":
+        elif row.assigned_by != AssignedBy.USER:
             session.delete(row)
             stats["removed"] += 1
     for j, face in enumerate(faces):
@@ -100,90 +101,109 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
 
 
+@dataclass
+class FaceRunSummary:
+    """What one pass of face detection and clustering did."""
+
+    photos: int  # photos it looked at
+    detector: str
+    done: int = 0
+    failed: int = 0
+    retry_later: int = 0  # transient failures: still pending, tried again next run
+    faces: int = 0
+    kept: int = 0  # faces found again (id and person kept)
+    added: int = 0
+    removed: int = 0
+    errors: list[dict] = field(default_factory=list)  # the first MAX_REPORTED_ERRORS {photo_id, error}
+    device: str | None = None
+    load_seconds: float = 0.0
+    detect_seconds: float = 0.0
+    cluster_seconds: float = 0.0
+    seconds: float = 0.0
+    clustering: ClusterStats = field(default_factory=ClusterStats)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "clustering": self.clustering.to_json()}
+
+
 def process_pending_photos(
     db: Database,
-    settings: Settings,
     device: str = "auto",
     detector: str = "mtcnn",
     redo: bool = False,
-    progress: bool = True,
+    reporter: Reporter = NULL_REPORTER,
     config: FaceConfig | None = None,
     cluster_config: ClusterConfig | None = None,
-) -> dict:
+) -> FaceRunSummary:
     """Detect faces on pending photos (all photos with ``redo``), store them, then cluster incrementally."""
-    del settings  # part of the contract; models come from installed packages, not the model store
     config = dataclasses.replace(config or FaceConfig(), detector=detector)
     started = time.perf_counter()
     with db.session() as session:
         query = select(Photo.id).order_by(Photo.id)
         if not redo:
-            query = query.where(Photo.faces_status == "pending")
+            query = query.where(Photo.faces_status == FacesStatus.PENDING)
         photo_ids = list(session.scalars(query))
-    summary = {
-        "photos": len(photo_ids),
-        "done": 0,
-        "failed": 0,
-        "retry_later": 0,
-        "faces": 0,
-        "kept": 0,
-        "added": 0,
-        "removed": 0,
-        "detector": config.detector,
-        "errors": [],
-    }
+    summary = FaceRunSummary(photos=len(photo_ids), detector=config.detector)
     analyzer = FaceAnalyzer(config, device=device) if photo_ids else None
     if analyzer is not None:
-        summary["device"] = str(analyzer.device)
+        summary.device = str(analyzer.device)
+        _announce(reporter, len(photo_ids), config.detector, analyzer.device)
     detect_started = time.perf_counter()
-    summary["load_seconds"] = round(detect_started - started, 2)
-    bar = None
-    if progress and photo_ids:
-        from photokit.devices import describe_device
-        from photokit.progress import format_duration, make_progress, stderr_console
-
-        cost = ""
-        if analyzer.device.type == "cpu":
-            cost = (
-                f", about {format_duration(len(photo_ids) * CPU_SECONDS_PER_PHOTO)} "
-                f"({CPU_SECONDS_PER_PHOTO} s per photo as measured on 2 CPU cores)"
-            )
-        stderr_console.print(
-            f"faces: {len(photo_ids)} photo(s) with {config.detector} on {describe_device(analyzer.device)}{cost}",
-            highlight=False,
-        )
-        bar = make_progress()
-    with bar if bar is not None else contextlib.nullcontext():
-        task = bar.add_task("faces", total=len(photo_ids)) if bar is not None else None
+    summary.load_seconds = round(detect_started - started, 2)
+    with reported_task(reporter, "faces", "faces", len(photo_ids)) as task:
         for photo_id in photo_ids:
             with db.session() as session:
-                photo = session.get(Photo, photo_id)
-                try:
-                    path, rgb = _read_photo(session, photo)
-                    faces = analyzer.analyze(rgb)
-                except (PhotokitError, MemoryError, RuntimeError, ValueError, cv2.error) as exc:
-                    # One bad photo (unreadable now, too large, a model error) must not stop the library.
-                    # Transient causes stay 'pending' so the next scan tries again; the rest are 'failed'.
-                    transient = _is_transient(exc)
-                    photo.faces_status = "pending" if transient else "failed"
-                    photo.faces_error = " ".join(str(exc).split()) or type(exc).__name__
-                    summary["retry_later" if transient else "failed"] += 1
-                    if len(summary["errors"]) < MAX_REPORTED_ERRORS:
-                        summary["errors"].append({"photo_id": photo_id, "error": photo.faces_error})
-                else:
-                    for key, value in store_faces(session, photo, faces, config.detector).items():
-                        summary[key] += value
-                    photo.faces_status, photo.faces_error = "done", None
-                    summary["done"] += 1
-                    summary["faces"] += len(faces)
-                    if bar is not None:
-                        bar.update(task, status=f"{len(faces)} face(s) in {path.rsplit('/', 1)[-1]}")
-            if bar is not None:
-                bar.advance(task)
+                status = _process_photo(session, photo_id, analyzer, config.detector, summary)
+            reporter.task_advanced(task, 1, status)
     cluster_started = time.perf_counter()
     with db.session() as session:
-        summary["clustering"] = cluster_faces(session, cluster_config or ClusterConfig())
+        summary.clustering = cluster_faces(session, cluster_config or ClusterConfig())
     finished = time.perf_counter()
-    summary["detect_seconds"] = round(cluster_started - detect_started, 2)
-    summary["cluster_seconds"] = round(finished - cluster_started, 2)
-    summary["seconds"] = round(finished - started, 2)
+    summary.detect_seconds = round(cluster_started - detect_started, 2)
+    summary.cluster_seconds = round(finished - cluster_started, 2)
+    summary.seconds = round(finished - started, 2)
     return summary
+
+
+def _announce(reporter: Reporter, photos: int, detector: str, device) -> None:
+    """The up-front line: how many photos, with what, and (on a CPU) about how long."""
+    from photokit.devices import describe_device
+
+    cost = ""
+    if device.type == "cpu":
+        cost = (
+            f", about {format_duration(photos * CPU_SECONDS_PER_PHOTO)} "
+            f"({CPU_SECONDS_PER_PHOTO} s per photo as measured on 2 CPU cores)"
+        )
+    reporter.note(f"faces: {photos} photo(s) with {detector} on {describe_device(device)}{cost}")
+
+
+def _process_photo(
+    session: Session, photo_id: int, analyzer: FaceAnalyzer, detector: str, summary: FaceRunSummary
+) -> str | None:
+    """Detect and store one photo's faces, counting into ``summary``; returns a short status for progress."""
+    photo = session.get(Photo, photo_id)
+    try:
+        path, rgb = _read_photo(session, photo)
+        faces = analyzer.analyze(rgb)
+    except (PhotokitError, MemoryError, RuntimeError, ValueError, cv2.error) as exc:
+        # One bad photo (unreadable now, too large, a model error) must not stop the library.
+        # Transient causes stay 'pending' so the next scan tries again; the rest are 'failed'.
+        transient = _is_transient(exc)
+        photo.faces_status = FacesStatus.PENDING if transient else FacesStatus.FAILED
+        photo.faces_error = " ".join(str(exc).split()) or type(exc).__name__
+        if transient:
+            summary.retry_later += 1
+        else:
+            summary.failed += 1
+        if len(summary.errors) < MAX_REPORTED_ERRORS:
+            summary.errors.append({"photo_id": photo_id, "error": photo.faces_error})
+        return None
+    stats = store_faces(session, photo, faces, detector)
+    summary.kept += stats["kept"]
+    summary.added += stats["added"]
+    summary.removed += stats["removed"]
+    photo.faces_status, photo.faces_error = FacesStatus.DONE, None
+    summary.done += 1
+    summary.faces += len(faces)
+    return f"{len(faces)} face(s) in {path.rsplit('/', 1)[-1]}"

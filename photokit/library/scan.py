@@ -22,14 +22,16 @@ from sqlalchemy.orm import Session
 
 from photokit.db import Database
 from photokit.db.models import Photo, PhotoLocation, ScanRun, SkippedFile, utcnow
+from photokit.db.vocab import FacesStatus, LocationStatus
 from photokit.library import images
 from photokit.library.walk import FoundFile, WalkResult, resolve_roots, walk_roots
+from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 
 DEFAULT_BATCH_SIZE = 200
 MAX_BATCH_SECONDS = 1.0  # how long one batch may hold the database's write lock
 _SQL_CHUNK = 500  # ids per bulk UPDATE/DELETE (SQLite's bound-parameter limit is far above)
 
-PRESENT, MISSING, MOVED = "present", "missing", "moved"
+PRESENT, MISSING, MOVED = LocationStatus.PRESENT, LocationStatus.MISSING, LocationStatus.MOVED
 
 
 @dataclass
@@ -236,7 +238,7 @@ class _Scanner:
             camera_make=info.camera_make,
             camera_model=info.camera_model,
             created_at=now,
-            faces_status="pending",
+            faces_status=FacesStatus.PENDING,
         )
         session.add(photo)
         session.flush()
@@ -341,19 +343,11 @@ class _Scanner:
             )
 
 
-@contextlib.contextmanager
-def _maybe_progress(enabled: bool):
-    if not enabled:
-        yield None
-        return
-    from photokit.progress import make_progress
-
-    with make_progress() as progress:
-        yield progress
-
-
 def scan_library(
-    db: Database, roots: Sequence[str | os.PathLike], progress: bool = True, batch_size: int = DEFAULT_BATCH_SIZE
+    db: Database,
+    roots: Sequence[str | os.PathLike],
+    reporter: Reporter = NULL_REPORTER,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> ScanSummary:
     """Bring the library index up to date with the files under ``roots``.
 
@@ -371,48 +365,48 @@ def scan_library(
         run_id = run.id
 
     try:
-        with _maybe_progress(progress) as bar:
-            finding = bar.add_task("finding files", total=None) if bar else None
+        with reported_task(reporter, "finding", "finding files", None) as finding:
 
             def on_file(count: int) -> None:
-                if bar is not None and count % 256 == 0:
-                    bar.update(finding, completed=count)
+                if count % 256 == 0:
+                    reporter.task_advanced(finding, 256)
 
             walk = walk_roots(root_paths, on_file=on_file)
-            summary.files = len(walk.files)
-            summary.unreadable_dirs = list(walk.unreadable_dirs)
-            if bar is not None:
-                bar.update(finding, total=len(walk.files), completed=len(walk.files))
-                indexing = bar.add_task("indexing", total=len(walk.files))
-            with db.session() as session:
-                scanner = _Scanner(session, walk, summary)
-            files, done = walk.files, 0
-            while done < len(files):
-                # A batch ends after ``batch_size`` files or MAX_BATCH_SECONDS, whichever comes first: it
-                # holds SQLite's write lock, so other photokit commands never wait long on a slow disk.
-                with db.session() as session:
-                    now, batch_started = utcnow(), time.perf_counter()
-                    batch_end = min(len(files), done + max(1, batch_size))
-                    while True:
-                        found = files[done]
-                        scanner.process(session, found, now)
-                        done += 1
-                        if bar is not None:
-                            bar.update(indexing, advance=1, status=os.path.basename(found.path)[:40])
-                        if done >= batch_end or time.perf_counter() - batch_started >= MAX_BATCH_SECONDS:
-                            break
-                    scanner.flush_seen(session, now)
-            with db.session() as session:
-                scanner.finish(session, utcnow())
-                summary.seconds = time.perf_counter() - started
-                session.execute(
-                    update(ScanRun).where(ScanRun.id == run_id).values(finished_at=utcnow(), summary=summary.to_json())
-                )
+        summary.files = len(walk.files)
+        summary.unreadable_dirs = list(walk.unreadable_dirs)
+        with db.session() as session:
+            scanner = _Scanner(session, walk, summary)
+        with reported_task(reporter, "indexing", "indexing", len(walk.files)) as indexing:
+            _index_files(db, scanner, walk.files, batch_size, lambda path: reporter.task_advanced(indexing, 1, path))
+        with db.session() as session:
+            scanner.finish(session, utcnow())
+            summary.seconds = time.perf_counter() - started
+            session.execute(
+                update(ScanRun).where(ScanRun.id == run_id).values(finished_at=utcnow(), summary=summary.to_json())
+            )
     except BaseException:
         summary.interrupted = True
         summary.seconds = time.perf_counter() - started
-        with contextlib.suppress(Exception):  # best effort: the database may be what failed
-            with db.session() as session:
-                session.execute(update(ScanRun).where(ScanRun.id == run_id).values(summary=summary.to_json()))
+        with contextlib.suppress(Exception), db.session() as session:  # best effort: the database may be what failed
+            session.execute(update(ScanRun).where(ScanRun.id == run_id).values(summary=summary.to_json()))
         raise
     return summary
+
+
+def _index_files(db: Database, scanner: _Scanner, files: list, batch_size: int, on_file) -> None:
+    """Process ``files`` in committed batches. A batch ends after ``batch_size`` files or
+    MAX_BATCH_SECONDS, whichever comes first: it holds SQLite's write lock, so other photokit commands
+    never wait long on a slow disk."""
+    done = 0
+    while done < len(files):
+        with db.session() as session:
+            now, batch_started = utcnow(), time.perf_counter()
+            batch_end = min(len(files), done + max(1, batch_size))
+            while True:
+                found = files[done]
+                scanner.process(session, found, now)
+                done += 1
+                on_file(os.path.basename(found.path)[:40])
+                if done >= batch_end or time.perf_counter() - batch_started >= MAX_BATCH_SECONDS:
+                    break
+            scanner.flush_seen(session, now)

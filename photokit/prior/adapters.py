@@ -21,6 +21,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from photokit.prior.vocab import PriorKind
+
 STORAGE_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
@@ -52,10 +54,22 @@ def low_rank_delta(up: torch.Tensor, down: torch.Tensor, shape: torch.Size) -> t
     return (up @ down).reshape(shape)
 
 
-class FullDelta:
+class _Tunable:
+    """What tuning resumes from a checkpoint: the trainable tensors, in ``trainable()`` order."""
+
+    def trainable(self) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def load_trainable_state(self, tensors: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for p, t in zip(self.trainable(), tensors, strict=True):
+                p.copy_(t)
+
+
+class FullDelta(_Tunable):
     """Tune all synthesis parameters in place; store tuned - base."""
 
-    kind = "full"
+    kind = PriorKind.FULL
 
     def __init__(self, synthesis: nn.Module) -> None:
         self.synthesis = synthesis
@@ -74,16 +88,11 @@ class FullDelta:
         current = synthesis_parameters(self.synthesis)
         return {f"delta.{k}": (current[k].detach() - self.base[k]).to(dtype).cpu().contiguous() for k in self.base}
 
-    def load_trainable_state(self, tensors: list[torch.Tensor]) -> None:
-        with torch.no_grad():
-            for p, t in zip(self.trainable(), tensors, strict=True):
-                p.copy_(t)
 
-
-class LowRankAdapters:
+class LowRankAdapters(_Tunable):
     """Tune rank-R factors per synthesis weight; the synthesis module itself stays the base."""
 
-    kind = "lowrank"
+    kind = PriorKind.LOWRANK
 
     def __init__(self, synthesis: nn.Module, rank: int, seed: int = 0) -> None:
         if rank < 1:
@@ -128,18 +137,13 @@ class LowRankAdapters:
             out[f"down.{name}"] = down.detach().to(dtype).cpu().contiguous()
         return out
 
-    def load_trainable_state(self, tensors: list[torch.Tensor]) -> None:
-        with torch.no_grad():
-            for p, t in zip(self.trainable(), tensors, strict=True):
-                p.copy_(t)
-
 
 def make_tunable(synthesis: nn.Module, adapter_rank: int | None, seed: int = 0) -> FullDelta | LowRankAdapters:
     return LowRankAdapters(synthesis, adapter_rank, seed) if adapter_rank else FullDelta(synthesis)
 
 
-def stored_kind(tensors: dict[str, torch.Tensor]) -> str:
-    return "lowrank" if any(k.startswith("up.") for k in tensors) else "full"
+def stored_kind(tensors: dict[str, torch.Tensor]) -> PriorKind:
+    return PriorKind.LOWRANK if any(k.startswith("up.") for k in tensors) else PriorKind.FULL
 
 
 def _stored_entries(tensors: dict[str, torch.Tensor]) -> Iterator[tuple[str, str]]:

@@ -1,6 +1,7 @@
 """A personal prior's description on disk (``prior.json``): where priors live, reading, checking, listing.
 
-Torch-free on purpose: ``photokit status`` and ``prior list`` read these and must start instantly.
+Torch-free on purpose: ``photokit status`` and ``prior list`` read these and must start instantly
+(``photokit.prior.storage``, which saves and loads the tensors, re-exports them).
 """
 
 from __future__ import annotations
@@ -8,14 +9,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from photokit.errors import PhotokitError
+from photokit.errors import PhotokitError, Remedy
+from photokit.prior.vocab import PriorKind
 from photokit.settings import Settings
 
 FORMAT = "photokit-personal-prior"
 FORMAT_VERSION = 1
 PRIOR_JSON = "prior.json"
 ANCHORS_FILE = "anchors.safetensors"
-WEIGHT_FILES = {"full": "delta.safetensors", "lowrank": "adapters.safetensors"}
+WEIGHT_FILES = {PriorKind.FULL: "delta.safetensors", PriorKind.LOWRANK: "adapters.safetensors"}
 WORK_DIR = "work"
 ANCHORS_PARTIAL = "anchors.partial.safetensors"
 TUNING_CHECKPOINT = "tuning.ckpt"
@@ -32,21 +34,18 @@ def has_prior(settings: Settings, person_id: int) -> bool:
 def read_prior_meta(settings: Settings, person_id: int) -> dict:
     path = prior_dir(settings, person_id) / PRIOR_JSON
     if not path.is_file():
-        raise PhotokitError(f"person {person_id} has no personal prior: run `photokit prior build {person_id}`")
+        raise PhotokitError(f"person {person_id} has no personal prior", Remedy.BUILD_PRIOR, person_id=person_id)
     try:
         meta = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise PhotokitError(
-            f"{path} is corrupt ({exc.__class__.__name__}); rebuild it with "
-            f"`photokit prior build {person_id} --restart`"
+            f"{path} is corrupt ({exc.__class__.__name__})", Remedy.REBUILD_PRIOR, person_id=person_id
         ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise PhotokitError(f"{path} is not a photokit prior description; rebuild it")
     problem = _meta_problem(meta)
     if problem:
-        raise PhotokitError(
-            f"{path} is incomplete ({problem}); rebuild it with `photokit prior build {person_id} --restart`"
-        )
+        raise PhotokitError(f"{path} is incomplete ({problem})", Remedy.REBUILD_PRIOR, person_id=person_id)
     return meta
 
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from photokit.stylegan2.losses import area_downsample
+from photokit.stylegan2.network import w_statistics
 
 
 @dataclass(frozen=True)
@@ -57,20 +58,6 @@ def learning_rate(t: float, config: ProjectorConfig) -> float:
 def w_noise_scale(t: float, w_std: float, config: ProjectorConfig) -> float:
     """Std of the noise added to w at progress ``t``: quadratic fade to 0 at ``noise_ramp_length``."""
     return w_std * config.initial_noise_factor * max(0.0, 1.0 - t / config.noise_ramp_length) ** 2
-
-
-@torch.no_grad()
-def w_statistics(G: nn.Module, samples: int, device: torch.device, seed: int = 123) -> tuple[torch.Tensor, float]:
-    """Mean w (w_dim,) and the spread of W (sqrt of the summed variance) from ``samples`` mapped z."""
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    ws = []
-    for start in range(0, samples, 2048):
-        z = torch.randn(min(2048, samples - start), G.z_dim, generator=gen).to(device)
-        ws.append(G.mapping(z)[:, 0, :].cpu().double())  # float64 on the CPU (MPS has none)
-    w_all = torch.cat(ws)
-    w_avg = w_all.mean(dim=0)
-    w_std = float(((w_all - w_avg) ** 2).sum() / samples) ** 0.5
-    return w_avg.float().to(device), w_std
 
 
 def noise_regularization(noise_maps: list[torch.Tensor]) -> torch.Tensor:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from photokit.errors import PhotokitError
+from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 
 REFS_JSON = "refs.json"
 REFS_DIR = "refs"
@@ -204,7 +205,7 @@ def select_references(candidates: Iterable[Candidate], resolution: int, config: 
                     c.path,
                     False,
                     "not_selected",
-                    f"beyond --max {config.max_refs} (less diverse)",
+                    f"beyond the limit of {config.max_refs} references (less diverse)",
                 )
     for i, c in enumerate(kept):
         decisions[c.face_id] = Decision(c.face_id, c.photo_id, c.path, True, order=i)
@@ -328,7 +329,12 @@ def preview_selection(db, person_ref: str, resolution: int, config: RefsConfig =
 
 
 def build_reference_set(
-    db, person_ref: str, resolution: int, folder: Path, config: RefsConfig = RefsConfig(), progress: bool = False
+    db,
+    person_ref: str,
+    resolution: int,
+    folder: Path,
+    config: RefsConfig = RefsConfig(),
+    reporter: Reporter = NULL_REPORTER,
 ) -> ReferenceSet:
     """Select a person's references and write their aligned crops + ``refs.json`` into ``folder``.
 
@@ -338,7 +344,7 @@ def build_reference_set(
     from photokit.store.atomic import atomic_write_text
 
     if config.max_refs < config.min_refs:
-        raise PhotokitError(f"--max must be at least {config.min_refs}")
+        raise PhotokitError(f"the reference limit must be at least {config.min_refs}")
     selection = preview_selection(db, person_ref, resolution, config)
     with db.session() as session:
         person = resolve_person(session, person_ref)
@@ -346,16 +352,29 @@ def build_reference_set(
 
     crops_dir = folder / REFS_DIR
     crops_dir.mkdir(parents=True, exist_ok=True)
+    faces = _write_crops(selection, resolution, crops_dir, reporter)
+    refs = ReferenceSet(
+        person_id, name, resolution, faces, selection.decisions, {**asdict(config), "max_refs": config.max_refs}, folder
+    )
+    if len(faces) < config.min_refs:
+        raise PhotokitError(
+            f"{label} has only {len(faces)} reference photo(s) that could be read "
+            f"(need {config.min_refs}); check the files reported as unreadable"
+        )
+    keep = {crop_name(f["face_id"]) for f in faces}
+    for stale in crops_dir.glob("face_*.png"):  # crops of an earlier selection
+        if stale.name not in keep:
+            stale.unlink()
+    atomic_write_text(folder / REFS_JSON, json.dumps(refs.to_json(), indent=2, default=float))
+    return refs
+
+
+def _write_crops(selection: Selection, resolution: int, crops_dir: Path, reporter: Reporter) -> list[dict]:
+    """Align and write every kept face; an unreadable one becomes a dropped decision. Returns the kept faces
+    in reference order (and numbers their decisions accordingly)."""
     by_id = {d.face_id: d for d in selection.decisions}
     faces = []
-    bar = None
-    if progress:
-        from photokit.progress import make_progress
-
-        bar = make_progress(transient=True)
-        bar.start()
-        task = bar.add_task("aligning references", total=len(selection.kept))
-    try:
+    with reported_task(reporter, "references", "aligning references", len(selection.kept)) as task:
         for c in selection.kept:
             try:
                 if c.path is None:
@@ -376,27 +395,10 @@ def build_reference_set(
                         "yaw": c.yaw,
                     }
                 )
-            if bar is not None:
-                bar.update(task, advance=1)
-    finally:
-        if bar is not None:
-            bar.stop()
+            reporter.task_advanced(task)
     for i, f in enumerate(faces):
         by_id[f["face_id"]].order = i
-    refs = ReferenceSet(
-        person_id, name, resolution, faces, selection.decisions, {**asdict(config), "max_refs": config.max_refs}, folder
-    )
-    if len(faces) < config.min_refs:
-        raise PhotokitError(
-            f"{label} has only {len(faces)} reference photo(s) that could be read "
-            f"(need {config.min_refs}); check the files reported as unreadable"
-        )
-    keep = {crop_name(f["face_id"]) for f in faces}
-    for stale in crops_dir.glob("face_*.png"):  # crops of an earlier selection
-        if stale.name not in keep:
-            stale.unlink()
-    atomic_write_text(folder / REFS_JSON, json.dumps(refs.to_json(), indent=2, default=float))
-    return refs
+    return faces
 
 
 def read_reference_set(folder: Path) -> ReferenceSet | None:
@@ -406,7 +408,7 @@ def read_reference_set(folder: Path) -> ReferenceSet | None:
     try:
         return ReferenceSet.from_json(json.loads(path.read_text()), folder)
     except (ValueError, KeyError, TypeError) as exc:
-        raise PhotokitError(f"{path} is corrupt ({exc.__class__.__name__}); run `photokit prior refs` again") from None
+        raise PhotokitError(f"{path} is corrupt ({exc.__class__.__name__}); pick the references again") from None
 
 
 def load_reference_images(refs: ReferenceSet):
@@ -422,9 +424,9 @@ def load_reference_images(refs: ReferenceSet):
                 arr = np.asarray(im.convert("RGB"), dtype=np.float32)
         except (OSError, ValueError) as exc:
             raise PhotokitError(
-                f"reference crop {path} is unreadable ({exc.__class__.__name__}); run `photokit prior refs` again"
+                f"reference crop {path} is unreadable ({exc.__class__.__name__}); pick the references again"
             ) from None
         if arr.shape[:2] != (refs.resolution, refs.resolution):
-            raise PhotokitError(f"reference crop {path} is not {refs.resolution} px; run `photokit prior refs` again")
+            raise PhotokitError(f"reference crop {path} is not {refs.resolution} px; pick the references again")
         images.append(torch.from_numpy(arr).permute(2, 0, 1) / 127.5 - 1.0)
     return torch.stack(images)

@@ -52,8 +52,13 @@ class TuningConfig:
         return asdict(self)
 
 
+def ceil_div(a: int, b: int) -> int:
+    """How many groups of ``b`` hold ``a`` items."""
+    return -(-a // b)
+
+
 def steps_per_epoch(num_anchors: int, batch_size: int) -> int:
-    return -(-num_anchors // batch_size)
+    return ceil_div(num_anchors, batch_size)
 
 
 def batch_indices(step: int, num_anchors: int, batch_size: int, seed: int) -> torch.Tensor:

@@ -16,8 +16,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from photokit.db.models import EnhanceJob, utcnow
+from photokit.db.vocab import JobStatus
 from photokit.errors import PhotokitError
 from photokit.library.images import sniff_format
+from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 from photokit.restore.output import output_path_for
 from photokit.restore.pipeline import Enhancer, NoFacesError
 
@@ -82,11 +84,6 @@ def collect_sources(
     return found
 
 
-def collect_photos(paths: list[str | Path], suffix: str = "_restored", out_dir: Path | None = None) -> list[Path]:
-    """The photos ``collect_sources`` finds, in order."""
-    return list(collect_sources(paths, suffix, out_dir))
-
-
 def plan_outputs(sources: dict[Path, Path | None], out_dir: Path | None, suffix: str) -> dict[Path, Path]:
     """One output path per photo (``output_path_for``), never shared by two photos of the batch and never
     one of its originals: a clash (e.g. ``a.heic`` and ``a.bmp`` both become ``a_restored.png``) gets
@@ -121,16 +118,43 @@ def run_batch(
     db,
     inputs: list[str | Path],
     enhancer: Enhancer,
-    progress=None,
+    reporter: Reporter = NULL_REPORTER,
     on_photo_done: Callable[[Path, str], None] | None = None,
 ) -> BatchSummary:
-    """Restore every photo of ``inputs``; ``progress`` is a rich Progress (or None)."""
+    """Restore every photo of ``inputs``, skipping those an earlier run of the same batch finished."""
     options = enhancer.options
     sources = collect_sources(inputs, options.suffix, options.out_dir)
     targets = plan_outputs(sources, options.out_dir, options.suffix)
     photos = list(sources)
     key = batch_key(inputs, options.out_dir, options.fingerprint())
     summary = BatchSummary(batch_key=key, total=len(photos))
+    _queue_jobs(db, key, photos, options.fingerprint())
+    with reported_task(reporter, "batch", "restoring photos", len(photos)) as task:
+        for photo in photos:
+            output = _claim(db, key, photo)
+            if output is not None:
+                summary.already_done.append({"source": str(photo), "output": output})
+                reporter.task_advanced(task, 1, f"{photo.name} already done")
+                continue
+            reporter.task_advanced(task, 0, photo.name)
+            status, error, output, report = _process(enhancer, photo, targets[photo])
+            _record(db, key, photo, status, error, output, report)
+            if status is None:  # interrupted
+                raise KeyboardInterrupt
+            if status == JobStatus.DONE:
+                summary.done.append(report)
+            elif status == JobStatus.SKIPPED:
+                summary.skipped.append({"source": str(photo), "reason": error})
+            else:
+                summary.failed.append({"source": str(photo), "error": error})
+            reporter.task_advanced(task, 1)
+            if on_photo_done is not None:
+                on_photo_done(photo, status)
+    return summary
+
+
+def _queue_jobs(db, key: str, photos: list[Path], fingerprint: str) -> None:
+    """One queued job row per photo the batch has not seen yet."""
     with db.session() as session:
         existing = {
             job.source_path: job for job in session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == key))
@@ -141,60 +165,55 @@ def run_batch(
                     EnhanceJob(
                         batch_key=key,
                         source_path=str(photo),
-                        status="queued",
-                        options={"fingerprint": options.fingerprint()},
+                        status=JobStatus.QUEUED,
+                        options={"fingerprint": fingerprint},
                     )
                 )
-    task = progress.add_task("restoring photos", total=len(photos)) if progress is not None else None
-    for photo in photos:
-        with db.session() as session:
-            job = session.scalars(
-                select(EnhanceJob).where(EnhanceJob.batch_key == key, EnhanceJob.source_path == str(photo))
-            ).one()
-            if job.status == "done" and job.output_path and Path(job.output_path).is_file():
-                summary.already_done.append({"source": str(photo), "output": job.output_path})
-                if task is not None:
-                    progress.update(task, advance=1, status=f"{photo.name} already done")
-                continue
-            job.status, job.error = "running", None
-        if task is not None:
-            progress.update(task, status=photo.name)
-        status, error, output, report = _process(enhancer, photo, targets[photo])
-        with db.session() as session:
-            job = session.scalars(
-                select(EnhanceJob).where(EnhanceJob.batch_key == key, EnhanceJob.source_path == str(photo))
-            ).one()
-            if status == "interrupted":
-                job.status = "queued"
-            else:
-                job.status, job.error, job.output_path, job.report = status, error, output, report
-                job.finished_at = utcnow()
-        if status == "interrupted":
-            raise KeyboardInterrupt
-        if status == "done":
-            summary.done.append(report)
-        elif status == "skipped":
-            summary.skipped.append({"source": str(photo), "reason": error})
+
+
+def _job(session, key: str, photo: Path) -> EnhanceJob:
+    return session.scalars(
+        select(EnhanceJob).where(EnhanceJob.batch_key == key, EnhanceJob.source_path == str(photo))
+    ).one()
+
+
+def _claim(db, key: str, photo: Path) -> str | None:
+    """Mark the photo's job running; returns its output instead when it is already done (and still there)."""
+    with db.session() as session:
+        job = _job(session, key, photo)
+        if job.status == JobStatus.DONE and job.output_path and Path(job.output_path).is_file():
+            return job.output_path
+        job.status, job.error = JobStatus.RUNNING, None
+    return None
+
+
+def _record(
+    db, key: str, photo: Path, status: JobStatus | None, error: str | None, output: str | None, report: dict | None
+) -> None:
+    """Store the outcome of one photo (an interrupted one goes back to the queue)."""
+    with db.session() as session:
+        job = _job(session, key, photo)
+        if status is None:  # interrupted: back to the queue
+            job.status = JobStatus.QUEUED
         else:
-            summary.failed.append({"source": str(photo), "error": error})
-        if task is not None:
-            progress.update(task, advance=1)
-        if on_photo_done is not None:
-            on_photo_done(photo, status)
-    return summary
+            job.status, job.error, job.output_path, job.report = status, error, output, report
+            job.finished_at = utcnow()
 
 
-def _process(enhancer: Enhancer, photo: Path, target: Path) -> tuple[str, str | None, str | None, dict | None]:
-    """(status, error or reason, output path, report) for one photo; never raises except on Ctrl-C."""
+def _process(
+    enhancer: Enhancer, photo: Path, target: Path
+) -> tuple[JobStatus | None, str | None, str | None, dict | None]:
+    """(status, error or reason, output path, report) for one photo (status None: interrupted by Ctrl-C);
+    never raises."""
     try:
         report = enhancer.enhance(photo, target)
     except KeyboardInterrupt:
-        return "interrupted", None, None, None
+        return None, None, None, None
     except NoFacesError as exc:
-        return "skipped", str(exc), None, None
+        return JobStatus.SKIPPED, str(exc), None, None
     except PhotokitError as exc:
-        return "failed", str(exc), None, None
+        return JobStatus.FAILED, str(exc), None, None
     except Exception as exc:  # one broken photo must not stop an album; the reason is kept
         detail = " ".join(str(exc).split()) or type(exc).__name__
-        return "failed", f"{photo}: unexpected {type(exc).__name__}: {detail}", None, None
-    return "done", None, report.output, report.to_json()
+        return JobStatus.FAILED, f"{photo}: unexpected {type(exc).__name__}: {detail}", None, None
+    return JobStatus.DONE, None, report.output, report.to_json()

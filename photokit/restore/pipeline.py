@@ -1,15 +1,14 @@
 """One photo in, one restored photo out: detect, identify, route each face to its prior, project, paste back.
 
-``Enhancer`` holds what stays the same across an album (device, loss, priors, people, face analyzer);
-``Enhancer.render(path)`` does the work in memory and ``Enhancer.enhance(path)`` also writes the output.
+``Enhancer`` holds what stays the same across an album (device, loss, priors, people, face analyzer) and
+orchestrates the steps; ``Enhancer.render(path)`` does the work in memory and ``Enhancer.enhance(path)`` also
+writes the output. The steps live beside it: option checks (``options.py``), which faces and how
+(``planning.py``), the models (``loading.py``), the mask (``masks.py``) and the cost estimate (``cost.py``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,78 +17,25 @@ import torch
 
 from photokit.devices import describe_device, resolve_device
 from photokit.errors import PhotokitError
-from photokit.faces.align import FaceAlignment
 from photokit.prior.alpha import AlphaConfig
+from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 from photokit.restore import degrade, paste
+from photokit.restore.cost import StepCosts
+from photokit.restore.loading import default_analyzer, load_restoration_loss, model_warnings
+from photokit.restore.masks import KnownMask
+from photokit.restore.options import (  # noqa: F401 - re-exported for callers of the former single module
+    CPU_DEFAULT_STEPS,
+    DEFAULT_SCALE,
+    GPU_DEFAULT_STEPS,
+    MAX_OUTPUT_PIXELS,
+    EnhanceOptions,
+    check_output_size,
+)
 from photokit.restore.output import Photo, load_photo, output_path_for, save_photo
-from photokit.restore.priors import INSTALL_HINT, PeopleIndex, PriorChoice, PriorSource, choose_prior
+from photokit.restore.planning import FacePlan, FaceReport, forced_person, plan_face
+from photokit.restore.priors import PeopleIndex, PriorSource
 from photokit.restore.project import AlphaProjection, SmallImageLoss, WPlusConfig, WPlusProjection
-from photokit.stylegan2.timing import describe_cost, time_step
-
-# The paper's 1000 steps are GPU work (minutes per face at 1024 px); on a CPU photokit defaults to a
-# tenth of that so a face takes minutes, and says so. ``--steps`` overrides both.
-GPU_DEFAULT_STEPS = AlphaConfig.steps
-CPU_DEFAULT_STEPS = 100
-DEFAULT_SCALE = 2.0
-MAX_OUTPUT_PIXELS = 200_000_000  # float32 working copies of larger outputs need tens of GB
-
-
-@dataclass(frozen=True)
-class EnhanceOptions:
-    scale: float | None = None  # None: 2 for super-resolution, 1 with a mask
-    mask: Path | None = None  # inpainting: white = known, in photo coordinates
-    person: str | None = None  # forces the person of a single-face photo
-    beta: float | str | None = "auto"  # 'auto': the paper's per-task beta; None: unconstrained span
-    steps: int | None = None  # None: GPU_DEFAULT_STEPS on a GPU, CPU_DEFAULT_STEPS on a CPU
-    loss: str = "lpips"  # 'lpips' (LPIPS + MSE, the paper's) or 'mse'
-    lpips_net: str = "alex"
-    out_dir: Path | None = None
-    suffix: str = "_restored"
-    min_face_px: float = 24.0  # smallest aligned square (photo px) worth aligning
-    max_yaw: float = 50.0  # degrees; beyond it the frontal alignment fails
-    consistency: bool = True  # super-resolution: the restored face takes the photo's colour and lighting
-
-    @property
-    def task(self) -> str:
-        return "inpaint" if self.mask is not None else "super_resolution"
-
-    @property
-    def effective_scale(self) -> float:
-        return float(self.scale) if self.scale is not None else (1.0 if self.mask is not None else DEFAULT_SCALE)
-
-    def beta_value(self, config: AlphaConfig = AlphaConfig()) -> float | None:
-        return config.beta_for(self.task) if self.beta == "auto" else self.beta
-
-    def steps_for(self, device: torch.device) -> int:
-        if self.steps is not None:
-            return int(self.steps)
-        return CPU_DEFAULT_STEPS if device.type == "cpu" else GPU_DEFAULT_STEPS
-
-    def fingerprint(self) -> str:
-        """Identifies what the output depends on (not the device), for batch resume."""
-        data = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
-        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-@dataclass
-class FaceReport:
-    index: int
-    box: list[float]
-    side_px: float | None
-    person_id: int | None = None
-    person: str | None = None
-    distance: float | None = None
-    identified_by: str | None = None  # 'library' or '--person'
-    prior: str | None = None  # 'personal' or 'generic'
-    prior_name: str | None = None
-    status: str = "untouched"  # 'restored' or 'untouched'
-    reason: str | None = None  # why it was left as it is
-    beta: float | None = None
-    steps: int = 0
-    sr_factor: float | None = None
-    loss: float | None = None
-    seconds: float = 0.0
-    min_dilation: float | None = None
+from photokit.stylegan2.timing import describe_cost
 
 
 @dataclass
@@ -117,15 +63,6 @@ class Rendered:
     report: PhotoReport
 
 
-@dataclass
-class _Plan:
-    report: FaceReport
-    alignment: FaceAlignment
-    prior: PriorChoice
-    degradation: degrade.Degradation
-    known: np.ndarray | None
-
-
 class Enhancer:
     """Restores photos; create once per command (it loads the loss and models once)."""
 
@@ -136,152 +73,53 @@ class Enhancer:
         people: PeopleIndex,
         analyzer=None,
         device: str | torch.device = "auto",
-        note: Callable[[str], None] | None = None,
-        progress=None,
+        reporter: Reporter = NULL_REPORTER,
         alpha_config: AlphaConfig = AlphaConfig(),
         wplus_config: WPlusConfig = WPlusConfig(),
         allow_random_lpips: bool = False,
     ) -> None:
-        from photokit.stylegan2.losses import make_reconstruction_loss
-
+        options.check()
         self.options = options
         self.priors = priors
         self.people = people
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
-        self.note = note or (lambda message: None)
-        self.progress = progress
+        self.reporter = reporter
         self.alpha_config = alpha_config
         self.wplus_config = wplus_config
         self.steps = options.steps_for(self.device)
-        if options.scale is not None and not 0.25 <= options.scale <= 16:
-            raise PhotokitError(f"--scale {options.scale:g} is out of range (use 0.25 to 16)")
-        if self.steps < 0:
-            raise PhotokitError("--steps must be 0 or more")
-        # Without any generator no face can be projected, so no loss is needed (faces stay as they are and
-        # the report says what to install). Otherwise this fails before any photo when LPIPS's backbone is
-        # missing (the message says what to install, or to pass --loss mse).
-        self.loss_fn: SmallImageLoss | None = None
-        if priors.base() is not None:
-            self.loss_fn = SmallImageLoss(
-                make_reconstruction_loss(
-                    options.loss, options.lpips_net, self.device, allow_random_backbone=allow_random_lpips
-                )
-            )
+        self.loss_fn: SmallImageLoss | None = load_restoration_loss(options, priors, self.device, allow_random_lpips)
         self._analyzer = analyzer
-        self._step_seconds: dict[int, float] = {}
-        self._mask_cache: tuple[Path, np.ndarray] | None = None
+        self._costs = StepCosts(self.device)
+        self._mask = KnownMask(options.mask)
 
-    # -- components ---------------------------------------------------------------------------------
     @property
     def analyzer(self):
         if self._analyzer is None:
-            from photokit.faces.analyze import FaceAnalyzer
-
-            self._analyzer = FaceAnalyzer(device=str(self.device))
+            self._analyzer = default_analyzer(self.device)
         return self._analyzer
 
     def warnings(self) -> list[str]:
         """What the user must know about the models in use (never pretend a random model restores)."""
-        out = []
-        if self.loss_fn is None:
-            out.append(f"no face generator is installed, so faces are left as they are: {INSTALL_HINT}")
-        elif self.loss_fn.name == "mse":
-            out.append("loss is MSE only (--loss mse): expect blurrier faces than with LPIPS")
-        elif "random" in self.loss_fn.name:
-            out.append("LPIPS runs on a random backbone (test mode): its perceptual term is meaningless")
-        base = self.priors.base()
-        if base is not None and base.warning():
-            out.append(base.warning())
-        return out
+        return model_warnings(self.loss_fn, self.priors)
 
-    def _known_mask(self, photo: Photo) -> np.ndarray | None:
-        path = self.options.mask
-        if path is None:
-            return None
-        if self._mask_cache is None or self._mask_cache[0] != path:
-            mask_photo = load_photo(path)
-            self._mask_cache = (path, (mask_photo.rgb.mean(axis=2) > 0.5).astype(np.float32))
-        known = self._mask_cache[1]
-        if known.shape != photo.shape:
-            raise PhotokitError(
-                f"mask {path.name} is {known.shape[1]}x{known.shape[0]} px but the photo is "
-                f"{photo.shape[1]}x{photo.shape[0]} px: draw the mask on the photo itself"
-            )
-        return known
-
-    # -- planning -----------------------------------------------------------------------------------
-    def _plan(self, photo: Photo, report: PhotoReport) -> list[_Plan]:
+    def _plan(self, photo: Photo, report: PhotoReport) -> list[FacePlan]:
         faces = self.analyzer.analyze(photo.rgb_uint8())
         if not faces:
             raise NoFacesError(f"{photo.path}: no faces found")
-        known = self._known_mask(photo)
-        forced = None
-        if self.options.person is not None:
-            if len(faces) == 1:
-                forced = self.people.resolve(self.options.person)
-            else:
-                report.warnings.append(
-                    f"--person ignored: it applies to single-face photos and this one has "
-                    f"{len(faces)} faces (each was identified from the library)"
-                )
+        known = self._mask.for_photo(photo)
+        forced = forced_person(self.options, self.people, faces, report.warnings)
         beta = self.options.beta_value(self.alpha_config)
         plans = []
         for index, face in enumerate(faces):
-            alignment = face.alignment
-            fr = FaceReport(
-                index=index,
-                box=[round(float(v), 1) for v in face.box],
-                side_px=round(alignment.side_px, 1) if alignment is not None else None,
+            face_report, plan = plan_face(
+                index, face, photo, known, forced, beta, self.priors, self.people, self.options
             )
-            report.faces.append(fr)
-            if forced is not None:
-                fr.person_id, fr.person, fr.identified_by = forced[0], forced[1], "--person"
-            elif face.embedding is not None:
-                pid, name, distance = self.people.identify(face.embedding)
-                fr.person_id, fr.person = pid, name
-                fr.distance = round(distance, 4) if np.isfinite(distance) else None
-                fr.identified_by = "library" if pid is not None else None
-            if alignment is None:
-                fr.reason = "no landmarks to align the face with"
-                continue
-            if alignment.side_px < self.options.min_face_px:
-                fr.reason = f"too small to align ({alignment.side_px:.0f} px < {self.options.min_face_px:.0f} px)"
-                continue
-            if face.yaw is not None and abs(face.yaw) > self.options.max_yaw:
-                fr.reason = f"turned too far to align (yaw {face.yaw:.0f} deg > {self.options.max_yaw:.0f})"
-                continue
-            try:
-                choice, why = choose_prior(self.priors, fr.person_id, fr.person)
-            except PhotokitError as exc:  # e.g. a prior built on another base generator: say so, keep going
-                choice, why = None, str(exc)
-            if choice is None:
-                fr.reason = why
-                continue
-            fr.prior, fr.prior_name = choice.kind, choice.name
-            resolution = int(choice.generator.resolution)
-            if known is not None:
-                hole = paste.hole_mask(known, alignment, photo.shape, 1.0)
-                if not hole.any():
-                    fr.reason = "the mask leaves this face untouched"
-                    continue
-                size = int(min(resolution, max(8, round(alignment.side_px))))
-                crop_known = degrade.warp_mask_to_crop(known, alignment, size)
-                degradation = degrade.inpainting(crop_known)
-            else:
-                degradation = degrade.super_resolution(resolution, alignment.side_px)
-                if alignment.side_px >= resolution:
-                    fr.reason = (
-                        f"already has more detail ({alignment.side_px:.0f} px) than the {resolution} px "
-                        "generator can add: left to the Lanczos upscale"
-                    )
-                    continue
-            degradation = degrade.Degradation(degradation.size, degradation.mask, gray=photo.gray)
-            fr.beta = beta if choice.kind == "personal" else None
-            fr.sr_factor = round(degradation.factor(resolution), 3)
-            plans.append(_Plan(fr, alignment, choice, degradation, known))
+            report.faces.append(face_report)
+            if plan is not None:
+                plans.append(plan)
         return plans
 
-    def _projection(self, plan: _Plan, photo: Photo):
+    def _projection(self, plan: FacePlan, photo: Photo):
         target = degrade.crop_target(photo.rgb, plan.alignment, plan.degradation.size)
         target_t = plan.degradation.observe(degrade.to_tensor(target, self.device))
         generator = plan.prior.generator
@@ -297,33 +135,49 @@ class Enhancer:
             )
         return WPlusProjection(generator, target_t, plan.degradation, self.loss_fn, self.wplus_config)
 
-    def estimate(self, plans: list[_Plan], photo: Photo) -> float:
-        """Seconds the projections will take, from one timed step per generator (printed up front)."""
-        total = 0.0
-        for plan in plans:
-            key = id(plan.prior.generator)  # the generator's cost dominates; face sizes barely matter
-            if key not in self._step_seconds:
-                self._step_seconds[key] = time_step(self._projection(plan, photo).step, self.device)
-            total += self._step_seconds[key] * self.steps
+    def estimate(self, plans: list[FacePlan], photo: Photo) -> float:
+        """Seconds the projections will take, from one timed step per generator (told up front)."""
+        jobs = [(id(plan.prior.generator), lambda plan=plan: self._projection(plan, photo).step) for plan in plans]
+        total = self._costs.total(self.steps, jobs)
         if plans:
             per_step = total / max(1, self.steps * len(plans))
-            self.note(
+            self.reporter.note(
                 f"{photo.path.name}: "
                 + describe_cost(f"{len(plans)} face(s) x projection", self.steps, per_step * len(plans), self.device)
             )
         return total
 
-    # -- the work -----------------------------------------------------------------------------------
+    def _restore_face(self, plan: FacePlan, photo: Photo, image: np.ndarray, scale: float):
+        """Project one face and paste it into ``image``; returns (image, blend weight)."""
+        fr = plan.report
+        face_start = time.perf_counter()
+        projection = self._projection(plan, photo)
+        description = f"face {fr.index + 1} ({fr.person or 'unknown'})"
+        with reported_task(self.reporter, f"face {fr.index}", description, self.steps) as task:
+            result = projection.run(
+                self.steps, lambda step, loss: self.reporter.task_advanced(task, 1, f"loss {loss:.4f}")
+            )
+        restored = result.image
+        if plan.known is None and self.options.consistency:
+            restored = degrade.match_low_frequencies(restored, projection.target, plan.degradation)
+        crop = degrade.to_image(restored)
+        if photo.gray:
+            crop = paste.match_gray(crop)
+        if plan.known is not None:
+            image, weight = paste.paste_inpainting(image, crop, plan.alignment, plan.known, scale)
+        else:
+            image, weight = paste.paste_super_resolution(image, crop, plan.alignment, scale)
+        fr.status, fr.steps = "restored", result.steps
+        fr.loss = round(result.reconstruction_loss, 6)
+        fr.min_dilation = None if result.min_dilation is None else round(result.min_dilation, 5)
+        fr.seconds = round(time.perf_counter() - face_start, 3)
+        return image, weight
+
     def render(self, path: str | Path) -> Rendered:
         start = time.perf_counter()
         photo = load_photo(path)
         scale = self.options.effective_scale
-        out_h, out_w = paste.output_shape(photo.shape, scale)
-        if out_h * out_w > MAX_OUTPUT_PIXELS:
-            raise PhotokitError(
-                f"{photo.path.name}: the {scale:g}x output would be {out_w}x{out_h} px "
-                f"({out_h * out_w / 1e6:.0f} MP); use a smaller --scale"
-            )
+        check_output_size(photo.path.name, photo.shape, scale)
         report = PhotoReport(
             source=str(Path(path)),
             task=self.options.task,
@@ -334,41 +188,13 @@ class Enhancer:
         )
         plans = self._plan(photo, report)
         self.estimate(plans, photo)
-        background = paste.lanczos_upscale(photo.rgb, scale)
+        image = paste.lanczos_upscale(photo.rgb, scale)
         alpha = None if photo.alpha is None else np.clip(paste.lanczos_upscale(photo.alpha, scale), 0, 1)
-        image = background
         weight = np.zeros(image.shape[:2], np.float32)
         # Smallest face first: where faces overlap, the larger (usually nearer) one ends on top.
         for plan in sorted(plans, key=lambda p: p.alignment.side_px):
-            fr = plan.report
-            face_start = time.perf_counter()
-            projection = self._projection(plan, photo)
-            task = None
-            if self.progress is not None:
-                task = self.progress.add_task(f"face {fr.index + 1} ({fr.person or 'unknown'})", total=self.steps)
-            callback = (
-                None
-                if task is None
-                else (lambda step, loss: self.progress.update(task, advance=1, status=f"loss {loss:.4f}"))
-            )
-            result = projection.run(self.steps, callback)
-            if task is not None:
-                self.progress.remove_task(task)
-            restored = result.image
-            if plan.known is None and self.options.consistency:
-                restored = degrade.match_low_frequencies(restored, projection.target, plan.degradation)
-            crop = degrade.to_image(restored)
-            if photo.gray:
-                crop = paste.match_gray(crop)
-            if plan.known is not None:
-                image, w = paste.paste_inpainting(image, crop, plan.alignment, plan.known, scale)
-            else:
-                image, w = paste.paste_super_resolution(image, crop, plan.alignment, scale)
+            image, w = self._restore_face(plan, photo, image, scale)
             weight = np.maximum(weight, w)
-            fr.status, fr.steps = "restored", result.steps
-            fr.loss = round(result.reconstruction_loss, 6)
-            fr.min_dilation = None if result.min_dilation is None else round(result.min_dilation, 5)
-            fr.seconds = round(time.perf_counter() - face_start, 3)
         report.seconds = round(time.perf_counter() - start, 3)
         return Rendered(photo, np.clip(image, 0, 1), alpha, weight, report)
 

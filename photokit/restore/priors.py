@@ -42,7 +42,7 @@ class PriorSource(Protocol):
 class StorePriors:
     """Priors from the model store (``photokit models install``, ``photokit prior build``), loaded once.
 
-    ``owner_of(person_id)`` (``photokit.prior.personal.person_owner``) lets loading refuse a prior that was
+    ``owner_of(person_id)`` (``photokit.prior.storage.person_owner``) lets loading refuse a prior that was
     built for another library or for an earlier person with the same id.
     """
 
@@ -77,7 +77,7 @@ class StorePriors:
         return cached
 
     def _load_personal(self, person_id: int) -> Any | None:
-        from photokit.prior.personal import has_prior, load_personal_prior
+        from photokit.prior.storage import has_prior, load_personal_prior
 
         if not has_prior(self.settings, person_id):
             return None

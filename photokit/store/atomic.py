@@ -54,11 +54,6 @@ def atomic_open(target: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         fh.flush()
 
 
-def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
-    with atomic_open(target, "wb") as fh:
-        fh.write(data)
-
-
 def atomic_write_text(target: str | os.PathLike, text: str) -> None:
     with atomic_open(target, "w") as fh:
         fh.write(text)

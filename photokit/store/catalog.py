@@ -127,4 +127,7 @@ def catalog_entry(name: str, catalog: tuple[CatalogEntry, ...] = CATALOG) -> Cat
     for entry in catalog:
         if entry.name == name:
             return entry
-    raise PhotokitError(f"unknown model '{name}': known models are {', '.join(e.name for e in catalog)}")
+    raise PhotokitError(
+        f"unknown model '{name}': known models are {', '.join(e.name for e in catalog)} "
+        "(an edit direction installs from a file: `photokit models install NAME --from FILE.npy`)"
+    )

@@ -1,4 +1,4 @@
-"""Resumable HTTP(S) downloads with a byte progress bar (stdlib ``urllib``; no extra dependency).
+"""Resumable HTTP(S) downloads, reporting bytes as progress (stdlib ``urllib``; no extra dependency).
 
 A download is written to a ``.part`` file that survives interruption; running the same install again
 asks the server for the rest with an HTTP ``Range`` request. The caller checks the checksum and moves
@@ -13,37 +13,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-
 from photokit import __version__
 from photokit.errors import PhotokitError
-from photokit.progress import stderr_console
+from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 
 CHUNK = 1 << 16
 
 
 class DownloadInterrupted(PhotokitError):
     """The connection broke; the partial file is kept so the next attempt resumes."""
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=stderr_console,
-        disable=not enabled,
-    )
 
 
 def _open(url: str, start: int, timeout: float):
@@ -57,7 +35,7 @@ def download(
     url: str,
     partial: Path,
     expected_size: int | None = None,
-    progress: bool = True,
+    reporter: Reporter = NULL_REPORTER,
     timeout: float = 60.0,
     label: str | None = None,
 ) -> Path:
@@ -80,7 +58,7 @@ def download(
             if match and int(match.group(1)) == start and expected_size in (None, start):
                 return partial  # nothing left to fetch: the previous attempt got everything
             partial.unlink(missing_ok=True)  # the server's file is not what we have half of: start over
-            return download(url, partial, expected_size, progress, timeout, label)
+            return download(url, partial, expected_size, reporter, timeout, label)
         raise PhotokitError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
@@ -109,13 +87,15 @@ def download(
                 f"download of {url} failed: the server's file is {total} bytes, expected {expected_size}"
             )
         done = start
-        with _progress(progress) as bar, open(partial, mode) as fh:
-            task = bar.add_task(label or Path(url).name, total=total, completed=start)
+        with (
+            reported_task(reporter, f"download {url}", label or Path(url).name, total, start) as task,
+            open(partial, mode) as fh,
+        ):
             try:
                 while block := response.read(CHUNK):
                     fh.write(block)
                     done += len(block)
-                    bar.update(task, completed=done)
+                    reporter.task_advanced(task, len(block))
             except (TimeoutError, OSError, http.client.HTTPException) as exc:
                 fh.flush()
                 raise DownloadInterrupted(

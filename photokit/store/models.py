@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from photokit.errors import MissingModelError, PhotokitError
+from photokit.errors import MissingModelError, PhotokitError, Remedy
+from photokit.reporting import NULL_REPORTER, Reporter
 from photokit.settings import Settings
 from photokit.store.atomic import atomic_path, atomic_write_text
 from photokit.store.catalog import (
@@ -30,6 +31,15 @@ from photokit.store.catalog import (
     TORCH_HUB,
     CatalogEntry,
     catalog_entry,
+)
+from photokit.store.directions import (
+    DIRECTION,
+    check_name,
+    direction_entry,
+    install_direction,
+    installed_directions,
+    is_direction_file,
+    read_direction,
 )
 from photokit.store.download import download
 from photokit.store.hashing import file_sha256
@@ -112,7 +122,13 @@ class ModelStore:
         return self.generator_files
 
     def entry(self, name: str) -> CatalogEntry:
-        return catalog_entry(name, self.catalog)
+        """A catalog model, or an installed edit direction (``store/directions.py``)."""
+        try:
+            return catalog_entry(name, self.catalog)
+        except PhotokitError:
+            if name in installed_directions(self.root):
+                return direction_entry(name)
+            raise
 
     # -- locations -----------------------------------------------------------------------------------
     def target_path(self, entry: CatalogEntry) -> Path:
@@ -121,7 +137,7 @@ class ModelStore:
         if entry.location == TORCH_CHECKPOINTS:
             return torch_home() / "checkpoints" / entry.filename
         assert entry.location == IN_STORE
-        subdir = "generators" if entry.kind == GENERATOR else entry.kind
+        subdir = "generators" if entry.kind == GENERATOR else "directions" if entry.kind == DIRECTION else entry.kind
         return self.root / subdir / entry.filename
 
     def _partial_path(self, name: str, url: str) -> Path:
@@ -186,7 +202,8 @@ class ModelStore:
         return records[name]
 
     def list(self, hash_files: bool = True) -> list[ModelStatus]:
-        return [self.status(entry.name, hash_files) for entry in self.catalog]
+        names = [entry.name for entry in self.catalog] + list(installed_directions(self.root))
+        return [self.status(name, hash_files) for name in names]
 
     def installed_path(self, name: str) -> Path | None:
         path = self.target_path(self.entry(name))
@@ -217,11 +234,18 @@ class ModelStore:
 
     # -- install / remove / verify --------------------------------------------------------------------
     def install(
-        self, name: str, from_file: str | os.PathLike | None = None, url: str | None = None, progress: bool = True
+        self,
+        name: str,
+        from_file: str | os.PathLike | None = None,
+        url: str | None = None,
+        reporter: Reporter = NULL_REPORTER,
     ) -> ModelStatus:
-        entry = self.entry(name)
+        if is_direction_file(from_file) and not any(e.name == name for e in self.catalog):
+            entry = direction_entry(check_name(name))
+        else:
+            entry = self.entry(name)
         if from_file is not None and url is not None:
-            raise PhotokitError("give either --from FILE or --url URL, not both")
+            raise PhotokitError("give either a file or a URL to install from, not both")
         downloaded: Path | None = None
         if from_file is not None:
             source = Path(from_file).expanduser()
@@ -232,10 +256,11 @@ class ModelStore:
             url = url or entry.url
             if not url:
                 raise MissingModelError(
-                    f"photokit knows no download URL for {name}: get it from {entry.get_it}, "
-                    f"then run `photokit models install {name} --from FILE`"
+                    f"photokit knows no download URL for {name}: get it from {entry.get_it}",
+                    Remedy.INSTALL_FROM_FILE,
+                    model=name,
                 )
-            downloaded = download(url, self._partial_path(name, url), entry.size, progress=progress, label=name)
+            downloaded = download(url, self._partial_path(name, url), entry.size, reporter=reporter, label=name)
             source, source_label = downloaded, url
 
         try:
@@ -250,6 +275,8 @@ class ModelStore:
             }
             if entry.kind == GENERATOR:
                 record.update(self._install_generator(entry, source, source_sha, target))
+            elif entry.kind == DIRECTION:
+                record["shape"] = list(install_direction(source, target).shape)
             else:
                 self._check_state_dict(entry, source)
                 with atomic_path(target) as tmp:
@@ -266,7 +293,7 @@ class ModelStore:
                 "path": str(target),
                 "bytes": stat.st_size,
                 "mtime_ns": stat.st_mtime_ns,
-                "sha256": source_sha if entry.kind != GENERATOR else file_sha256(target),
+                "sha256": source_sha if entry.kind not in (GENERATOR, DIRECTION) else file_sha256(target),
             }
         )
         records = self._records()
@@ -323,7 +350,8 @@ class ModelStore:
     def verify(self, names: list[str] | None = None) -> list[dict[str, Any]]:
         """Re-hash every installed model (and load generators) against catalog and install records."""
         results = []
-        for entry in self.catalog if not names else [self.entry(n) for n in names]:
+        everything = [*self.catalog, *(direction_entry(n) for n in installed_directions(self.root))]
+        for entry in everything if not names else [self.entry(n) for n in names]:
             path = self.target_path(entry)
             if not path.is_file():
                 results.append({"name": entry.name, "installed": False, "ok": None, "problem": None})
@@ -339,7 +367,9 @@ class ModelStore:
                 problem = f"SHA-256 does not start with {entry.sha256_prefix} (torchvision's file name)"
             else:
                 try:
-                    if entry.kind == GENERATOR:
+                    if entry.kind == DIRECTION:
+                        read_direction(path)
+                    elif entry.kind == GENERATOR:
                         fingerprint = self._generator_files().fingerprint(path)
                         if record.get("fingerprint") and fingerprint != record["fingerprint"]:
                             problem = "generator weights differ from the install record"

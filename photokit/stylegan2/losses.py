@@ -3,7 +3,7 @@
 LPIPS needs torchvision's ImageNet backbone weights, which photokit never downloads behind the
 user's back: ``photokit models install lpips-alex|lpips-vgg`` puts them where torchvision looks
 (``$TORCH_HOME/hub/checkpoints``). Without them, commands stop and say so, unless the user asks for
-``--loss mse`` explicitly. Tests may build LPIPS on a random backbone (``allow_random_backbone``).
+the MSE loss explicitly. Tests may build LPIPS on a random backbone (``allow_random_backbone``).
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from photokit.errors import MissingModelError
+from photokit.errors import MissingModelError, Remedy
+from photokit.stylegan2.vocab import LossKind
 
 # torchvision's file names for the ImageNet weights LPIPS builds on.
 LPIPS_BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
-LOSS_CHOICES = ("lpips", "mse")
+
+
+LOSS_CHOICES = tuple(LossKind)
 
 
 def torchvision_checkpoint_dir() -> Path:
@@ -42,8 +45,9 @@ def build_lpips(net: str, device: torch.device | str = "cpu", allow_random_backb
     random_backbone = not lpips_available(net)
     if random_backbone and not allow_random_backbone:
         raise MissingModelError(
-            f"LPIPS-{net} needs torchvision's ImageNet weights ({LPIPS_BACKBONE_FILES[net]}), which are not installed: "
-            f"run `photokit models install lpips-{net} --from FILE`, or pass --loss mse (lower quality)"
+            f"LPIPS-{net} needs torchvision's ImageNet weights ({LPIPS_BACKBONE_FILES[net]}), which are not installed",
+            Remedy.INSTALL_OR_MSE_LOSS,
+            model=f"lpips-{net}",
         )
     model = lpips.LPIPS(net=net, pretrained=True, pnet_rand=random_backbone, verbose=False)
     model.random_backbone = random_backbone
@@ -64,7 +68,7 @@ class ReconstructionLoss(nn.Module):
     @property
     def name(self) -> str:
         if self.lpips is None:
-            return "mse"
+            return LossKind.MSE
         return "lpips(random backbone)+mse" if getattr(self.lpips, "random_backbone", False) else "lpips+mse"
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -76,7 +80,7 @@ class ReconstructionLoss(nn.Module):
 
 
 def make_reconstruction_loss(
-    kind: str = "lpips",
+    kind: str = LossKind.LPIPS,
     net: str = "alex",
     device: torch.device | str = "cpu",
     mse_weight: float = 1.0,
@@ -84,7 +88,7 @@ def make_reconstruction_loss(
 ) -> ReconstructionLoss:
     if kind not in LOSS_CHOICES:
         raise ValueError(f"unknown loss {kind!r}: use one of {LOSS_CHOICES}")
-    model = build_lpips(net, device, allow_random_backbone) if kind == "lpips" else None
+    model = build_lpips(net, device, allow_random_backbone) if kind == LossKind.LPIPS else None
     return ReconstructionLoss(model, mse_weight).to(device)
 
 

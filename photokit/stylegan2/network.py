@@ -466,18 +466,21 @@ class Generator(nn.Module):
 
 
 @torch.no_grad()
-def estimate_w_avg(G: Generator, samples: int = 4096, seed: int = 0, batch: int = 1024) -> torch.Tensor:
-    """Mean of the mapping output over random z (what NVIDIA tracks during training as ``w_avg``)."""
-    gen = torch.Generator().manual_seed(seed)
-    device = G.mapping.w_avg.device
-    total = torch.zeros(G.w_dim, device=device)  # float32: MPS has no float64
-    done = 0
-    while done < samples:
-        n = min(batch, samples - done)
-        z = torch.randn(n, G.z_dim, generator=gen).to(device)
-        total += G.mapping(z)[:, 0].sum(0)
-        done += n
-    return total / samples
+def w_statistics(
+    G: nn.Module, samples: int, device: torch.device | None = None, seed: int = 0, batch: int = 2048
+) -> tuple[torch.Tensor, float]:
+    """Mean w (w_dim,) over ``samples`` mapped random z (what NVIDIA tracks during training as ``w_avg``),
+    and the spread of W (sqrt of the summed variance), accumulated in float64 on the CPU (MPS has none)."""
+    device = device if device is not None else G.mapping.w_avg.device
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    ws = []
+    for start in range(0, samples, batch):
+        z = torch.randn(min(batch, samples - start), G.z_dim, generator=gen).to(device)
+        ws.append(G.mapping(z)[:, 0, :].cpu().double())
+    w_all = torch.cat(ws)
+    w_avg = w_all.mean(dim=0)
+    w_std = float(((w_all - w_avg) ** 2).sum() / samples) ** 0.5
+    return w_avg.float().to(device), w_std
 
 
 def build_tiny_generator(
@@ -510,5 +513,5 @@ def build_tiny_generator(
                     p.copy_(torch.randn_like(p) * 0.1)
                 elif name.endswith("torgb.weight"):
                     p.mul_(0.3)  # keeps the random images roughly inside [-1, 1], like a trained generator's
-        G.mapping.w_avg.copy_(estimate_w_avg(G, samples=2048, seed=seed))
+        G.mapping.w_avg.copy_(w_statistics(G, 2048, seed=seed)[0])
     return G.eval().requires_grad_(False)

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from photokit.stylegan2.network import Generator, GeneratorConfig, block_resolutions, estimate_w_avg
+from photokit.stylegan2.network import Generator, GeneratorConfig, block_resolutions, w_statistics
 from photokit.stylegan2.state import CheckpointError, check_filter, generator_from_state, need_tensor
 
 
@@ -100,5 +100,5 @@ def from_rosinality_state_dict(
     # No latent_avg saved: estimate it as rosinality's own ``mean_latent`` does, from random z.
     state["mapping.w_avg"] = torch.zeros(config.w_dim)
     G = generator_from_state(config, state, source)
-    G.mapping.w_avg.copy_(estimate_w_avg(G))
+    G.mapping.w_avg.copy_(w_statistics(G, 4096)[0])
     return G

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import torch
 
-from photokit.progress import format_duration
+from photokit.reporting import format_duration
 
 
 def synchronize(device: torch.device) -> None:

@@ -1,0 +1,130 @@
+"""Build presets and the schedule: how many references and steps a prior build runs, from measured costs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from photokit.errors import PhotokitError
+from photokit.prior.projector import ProjectorConfig
+from photokit.prior.tuning import TuningConfig, ceil_div, steps_per_epoch
+from photokit.prior.vocab import Preset
+from photokit.stylegan2.vocab import LossKind
+
+PRESETS = tuple(Preset)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What `photokit prior build` was asked for. ``None`` = the preset's value."""
+
+    preset: str = Preset.AUTO
+    loss: str = LossKind.LPIPS  # MSE: explicitly degraded (no LPIPS backbone installed)
+    max_refs: int | None = None
+    invert_steps: int | None = None
+    tuning_steps: int | None = None
+    adapter_rank: int | None = None
+    budget_s: float = 600.0  # the fast preset shrinks its schedule to fit this (both stages together)
+    restart: bool = False
+    allow_random_lpips: bool = False  # tests only: LPIPS on a random backbone (never from the CLI)
+    checkpoint_every_s: float = 180.0
+
+
+# The published schedules, and a CPU-sized one. Fast: fewer, most diverse references (farthest-point order),
+# a short projection and ~30 tuning epochs, then shrunk further to fit ``budget_s``.
+PRESET_SCHEDULES = {
+    Preset.PAPER: {"max_refs": 100, "invert_steps": ProjectorConfig.steps, "epochs": TuningConfig.epochs},
+    Preset.FAST: {"max_refs": 10, "invert_steps": 100, "epochs": 30},
+}
+FAST_FLOORS = {"invert_steps": 30, "epochs": 5, "refs": 5}
+
+
+def resolve_preset(preset: str, device: torch.device) -> Preset:
+    """The schedule a preset means on ``device`` (auto: paper on a GPU, fast elsewhere)."""
+    if preset not in PRESETS:
+        raise PhotokitError(f"unknown preset '{preset}': use one of {', '.join(PRESETS)}")
+    if preset == Preset.AUTO:
+        return Preset.PAPER if device.type == "cuda" else Preset.FAST
+    return Preset(preset)
+
+
+@dataclass
+class BuildPlan:
+    preset: str
+    refs: int
+    invert_steps: int
+    invert_batch: int
+    tuning_steps: int
+    invert_step_s: float
+    tuning_step_s: float
+    paper_estimate_s: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def invert_batches(self) -> int:
+        return ceil_div(self.refs, self.invert_batch)
+
+    @property
+    def invert_s(self) -> float:
+        return self.invert_steps * self.invert_batches * self.invert_step_s
+
+    @property
+    def tuning_s(self) -> float:
+        return self.tuning_steps * self.tuning_step_s
+
+    def to_json(self) -> dict:
+        return {
+            **asdict(self),
+            "invert_estimate_s": round(self.invert_s, 1),
+            "tuning_estimate_s": round(self.tuning_s, 1),
+        }
+
+
+def plan_schedule(
+    preset: str,
+    refs: int,
+    invert_batch: int,
+    invert_step_s: float,
+    tuning_step_s: float,
+    options: BuildOptions,
+    tuning_batch: int = 1,
+) -> BuildPlan:
+    """Step counts for a preset from measured per-step costs (pure). Explicit options always win;
+    the fast preset then shrinks what is left to fit ``options.budget_s``, down to fixed floors."""
+    per_epoch = steps_per_epoch(refs, tuning_batch)
+    batches = ceil_div(refs, invert_batch)
+    sched = PRESET_SCHEDULES[preset]
+    invert_steps = options.invert_steps or sched["invert_steps"]
+    tuning_steps = options.tuning_steps or sched["epochs"] * per_epoch
+    paper = PRESET_SCHEDULES["paper"]
+    paper_s = paper["invert_steps"] * batches * invert_step_s + paper["epochs"] * per_epoch * tuning_step_s
+    notes = []
+    if preset == "fast":
+
+        def cost(refs: int, invert_steps: int, tuning_steps: int) -> float:
+            return invert_steps * ceil_div(refs, invert_batch) * invert_step_s + tuning_steps * tuning_step_s
+
+        total = cost(refs, invert_steps, tuning_steps)
+        if total > options.budget_s:
+            scale = options.budget_s / total
+            if options.invert_steps is None:
+                invert_steps = max(FAST_FLOORS["invert_steps"], int(invert_steps * scale))
+            if options.tuning_steps is None:
+                tuning_steps = max(FAST_FLOORS["epochs"] * per_epoch, int(tuning_steps * scale))
+            # Still too slow at the floors: fewer references (the most diverse come first).
+            while (
+                options.max_refs is None
+                and refs > FAST_FLOORS["refs"]
+                and cost(refs, invert_steps, tuning_steps) > options.budget_s
+            ):
+                refs -= 1
+                if options.tuning_steps is None:
+                    tuning_steps = max(
+                        FAST_FLOORS["epochs"] * steps_per_epoch(refs, tuning_batch),
+                        int(tuning_steps * refs / (refs + 1)),
+                    )
+            notes.append(f"fast schedule shrunk to fit a budget of {options.budget_s / 60:.0f} min")
+    return BuildPlan(
+        preset, refs, invert_steps, min(invert_batch, refs), tuning_steps, invert_step_s, tuning_step_s, paper_s, notes
+    )

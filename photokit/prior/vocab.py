@@ -1,0 +1,20 @@
+"""The prior layer's closed vocabularies, importable without loading torch (the CLI's option types)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Preset(StrEnum):
+    """A build schedule."""
+
+    AUTO = "auto"  # paper on a GPU, fast elsewhere
+    PAPER = "paper"  # the published schedule (100 references, 1000 inversion steps, 350 epochs)
+    FAST = "fast"  # CPU-sized: fewer, most diverse references and steps, shrunk to fit a time budget
+
+
+class PriorKind(StrEnum):
+    """How a prior stores its change against the base generator."""
+
+    FULL = "full"  # a delta for every synthesis tensor
+    LOWRANK = "lowrank"  # rank-R adapter factors (a compact prior)

@@ -1,0 +1,77 @@
+"""What a restoration was asked for (``EnhanceOptions``) and its checks, made once before any photo."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from photokit.errors import PhotokitError, Remedy
+from photokit.prior.alpha import AlphaConfig
+from photokit.restore.paste import output_shape
+from photokit.stylegan2.vocab import LossKind
+
+# The paper's 1000 steps are GPU work (minutes per face at 1024 px); on a CPU photokit defaults to a
+# tenth of that so a face takes minutes, and says so. An explicit step count overrides both.
+GPU_DEFAULT_STEPS = AlphaConfig.steps
+CPU_DEFAULT_STEPS = 100
+DEFAULT_SCALE = 2.0
+MIN_SCALE, MAX_SCALE = 0.25, 16.0
+MAX_OUTPUT_PIXELS = 200_000_000  # float32 working copies of larger outputs need tens of GB
+
+
+@dataclass(frozen=True)
+class EnhanceOptions:
+    scale: float | None = None  # None: 2 for super-resolution, 1 with a mask
+    mask: Path | None = None  # inpainting: white = known, in photo coordinates
+    person: str | None = None  # forces the person of a single-face photo
+    beta: float | str | None = "auto"  # 'auto': the paper's per-task beta; None: unconstrained span
+    steps: int | None = None  # None: GPU_DEFAULT_STEPS on a GPU, CPU_DEFAULT_STEPS on a CPU
+    loss: str = LossKind.LPIPS
+    lpips_net: str = "alex"
+    out_dir: Path | None = None
+    suffix: str = "_restored"
+    min_face_px: float = 24.0  # smallest aligned square (photo px) worth aligning
+    max_yaw: float = 50.0  # degrees; beyond it the frontal alignment fails
+    consistency: bool = True  # super-resolution: the restored face takes the photo's colour and lighting
+
+    @property
+    def task(self) -> str:
+        return "inpaint" if self.mask is not None else "super_resolution"
+
+    @property
+    def effective_scale(self) -> float:
+        return float(self.scale) if self.scale is not None else (1.0 if self.mask is not None else DEFAULT_SCALE)
+
+    def beta_value(self, config: AlphaConfig = AlphaConfig()) -> float | None:
+        return config.beta_for(self.task) if self.beta == "auto" else self.beta
+
+    def steps_for(self, device: torch.device) -> int:
+        if self.steps is not None:
+            return int(self.steps)
+        return CPU_DEFAULT_STEPS if device.type == "cpu" else GPU_DEFAULT_STEPS
+
+    def check(self) -> None:
+        """PhotokitError when an option is out of range (before any model is loaded)."""
+        if self.scale is not None and not MIN_SCALE <= self.scale <= MAX_SCALE:
+            raise PhotokitError(f"scale {self.scale:g} is out of range (use {MIN_SCALE:g} to {MAX_SCALE:g})")
+        if self.steps is not None and self.steps < 0:
+            raise PhotokitError("the number of projection steps must be 0 or more")
+
+    def fingerprint(self) -> str:
+        """Identifies what the output depends on (not the device), for batch resume."""
+        data = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def check_output_size(name: str, shape: tuple[int, int], scale: float) -> None:
+    """PhotokitError when the ``scale`` x output of a ``shape`` (h, w) photo would not fit in memory."""
+    out_h, out_w = output_shape(shape, scale)
+    if out_h * out_w > MAX_OUTPUT_PIXELS:
+        raise PhotokitError(
+            f"{name}: the {scale:g}x output would be {out_w}x{out_h} px ({out_h * out_w / 1e6:.0f} MP)",
+            Remedy.SMALLER_SCALE,
+        )

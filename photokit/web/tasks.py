@@ -1,0 +1,82 @@
+"""What the gallery's background jobs do: each kind calls the same library function as its CLI command."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from photokit.errors import PhotokitError
+from photokit.reporting import NoteLevel
+from photokit.settings import Settings
+from photokit.web.jobs import Handler, JobContext
+
+RESTORE_ALBUM = "restore_album"
+PRIOR_BUILD = "prior_build"
+LOSSES = ("lpips", "mse")
+
+
+def restore_album_params(path: str, out: str | None, loss: str, steps: int | None) -> dict:
+    """Checked parameters of an album restoration (same rules as `photokit enhance`)."""
+    folder = Path(path).expanduser()
+    if not path.strip() or not folder.exists():
+        raise PhotokitError(f"{path}: no such file or folder")
+    if loss not in LOSSES:
+        raise PhotokitError(f"loss {loss!r}: use lpips or mse")
+    if steps is not None and steps < 0:
+        raise PhotokitError("steps must be 0 or more")
+    return {"paths": [str(folder.resolve())], "out": out or None, "loss": loss, "steps": steps}
+
+
+def prior_build_params(person_id: int, preset: str, loss: str, budget_min: float) -> dict:
+    if loss not in LOSSES:
+        raise PhotokitError(f"loss {loss!r}: use lpips or mse")
+    if not 0.5 <= budget_min <= 24 * 60:
+        raise PhotokitError("budget must be between 0.5 and 1440 minutes")
+    return {"person_id": int(person_id), "preset": preset, "loss": loss, "budget_min": float(budget_min)}
+
+
+def handlers(db, settings: Settings) -> dict[str, Handler]:
+    def restore_album(ctx: JobContext) -> dict:
+        from photokit.devices import resolve_device
+        from photokit.prior.personal import person_owner
+        from photokit.restore.batch import run_batch
+        from photokit.restore.pipeline import EnhanceOptions, Enhancer
+        from photokit.restore.priors import DatabasePeople, StorePriors
+
+        p = ctx.params
+        device = resolve_device(p.get("device", "auto"))
+        out = Path(p["out"]) if p.get("out") else None
+        options = EnhanceOptions(steps=p.get("steps"), loss=p.get("loss", "lpips"), out_dir=out)
+        priors = StorePriors(settings, device, owner_of=lambda person_id: person_owner(db, person_id))
+        enhancer = Enhancer(
+            options, priors, DatabasePeople(db), device=device, note=ctx.reporter.note, progress=ctx.reporter
+        )
+        for warning in enhancer.warnings():
+            ctx.reporter.note(warning, NoteLevel.WARNING)
+        summary = run_batch(db, p["paths"], enhancer, progress=ctx.reporter, on_photo_done=lambda *_: ctx.check())
+        result = summary.to_json()
+        result.pop("reports", None)  # the per-photo reports live on the EnhanceJob rows
+        return result
+
+    def prior_build(ctx: JobContext) -> dict:
+        from photokit.prior.personal import BuildOptions, build_prior
+
+        p = ctx.params
+        options = BuildOptions(
+            preset=p.get("preset", "auto"), loss=p.get("loss", "lpips"), budget_s=p["budget_min"] * 60
+        )
+
+        def notify(message: str) -> None:  # build stages announce themselves here: a unit boundary
+            level = NoteLevel.WARNING if message.startswith("warning:") else NoteLevel.INFO
+            ctx.reporter.note(message.removeprefix("warning: "), level)
+            ctx.check()
+
+        kwargs = {"notify": notify, "progress": False}
+        if "reporter" in inspect.signature(build_prior).parameters:  # the Reporter-based API, where it exists
+            kwargs = {"notify": notify, "reporter": ctx.reporter}
+        meta = build_prior(db, settings, str(p["person_id"]), options, device=p.get("device", "auto"), **kwargs)
+        from photokit.prior.personal import prior_summary
+
+        return prior_summary(meta)
+
+    return {RESTORE_ALBUM: restore_album, PRIOR_BUILD: prior_build}
