@@ -1,7 +1,7 @@
 """Library scan speed: first scan vs. re-scan of an unchanged library (``--no-faces`` semantics).
 
 Generates N small photo-like images (mixed JPEG/PNG, no faces) in a temp folder, then times
-``scan_library`` twice on a fresh database. Target (issue 2): re-scan >= 20x faster than the first scan.
+``scan_library`` twice on a fresh database. Target: re-scan >= 20x faster than the first scan.
 The scan is CPU/disk work only; ``device`` is accepted for the common interface and not used.
 """
 

@@ -197,7 +197,9 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(
     monkeypatch.setattr(personal, "tune", real_tune)
 
     inversions = []
-    monkeypatch.setattr(personal, "invert_w", lambda *a, **kw: inversions.append(1))  # anchors must be reused
+    import photokit.prior.anchors as anchors_module
+
+    monkeypatch.setattr(anchors_module, "invert_w", lambda *a, **kw: inversions.append(1))  # anchors must be reused
     meta = _json(_invoke(args + ["--json"]))
     assert inversions == []
     assert meta["tuning"]["resumed_from"] == 25 and meta["tuning"]["steps_done"] == 60

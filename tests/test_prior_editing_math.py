@@ -17,8 +17,8 @@ from photokit.prior.directions import (
     sefa,
     style_affine_weights,
 )
-from photokit.prior.editing import Policy
 from photokit.prior.personal_sampling import codes_from_weights, sample_weights
+from photokit.prior.vocab import EditPolicy
 from photokit.stylegan2.network import build_tiny_generator
 
 W_DIM = 64
@@ -105,7 +105,7 @@ def test_stop_never_needs_more_than_beta(amount):
     anchors, alpha, n = edit_setup()
     gamma = editing.hull_coordinates(anchors, n)
     beta = 0.02
-    result, outcome = editing.resolve_edit(alpha, gamma, amount, beta, Policy.STOP, anchors)
+    result, outcome = editing.resolve_edit(alpha, gamma, amount, beta, EditPolicy.STOP, anchors)
     assert min_dilation(result) <= beta + 1e-6 and outcome.dilation_after <= beta + 1e-6
     assert torch.allclose(result.sum(dim=1), torch.ones(4), atol=1e-5)
     if outcome.dilation_needed > beta:
@@ -119,10 +119,10 @@ def test_project_lands_inside_p_beta_and_is_the_closest_such_code():
     beta = 0.02
     wanted = editing.apply_edit(alpha, gamma, 8.0)
     assert min_dilation(wanted) > beta  # the edit really leaves P_beta
-    projected, outcome = editing.resolve_edit(alpha, gamma, 8.0, beta, Policy.PROJECT, anchors)
+    projected, outcome = editing.resolve_edit(alpha, gamma, 8.0, beta, EditPolicy.PROJECT, anchors)
     assert outcome.action == "projected back" and min_dilation(projected) <= beta + 1e-9
     assert torch.allclose(projected.sum(dim=1), torch.ones(4), atol=1e-6)
-    stopped, _ = editing.resolve_edit(alpha, gamma, 8.0, beta, Policy.STOP, anchors)
+    stopped, _ = editing.resolve_edit(alpha, gamma, 8.0, beta, EditPolicy.STOP, anchors)
     # STOP's result is in P_beta too, so the projection is at least as close to the requested code
     assert editing.w_distance(projected, wanted, anchors) <= editing.w_distance(stopped, wanted, anchors) + 1e-6
     g = torch.Generator().manual_seed(3)
@@ -131,12 +131,53 @@ def test_project_lands_inside_p_beta_and_is_the_closest_such_code():
         assert editing.w_distance(projected, wanted, anchors) <= editing.w_distance(random_point, wanted, anchors)
 
 
+def exact_hull_projection(target: np.ndarray, a: np.ndarray, beta: float) -> float:
+    """The QP's optimum by brute force over active sets: for every set S of coefficients held at -beta,
+    the best of the others under sum = 1 (a KKT linear system); the least objective over feasible ones."""
+    n = a.shape[0]
+    gram, rhs = a @ a.T, a @ target
+    best = np.inf
+    for mask in itertools.product([False, True], repeat=n):
+        held = np.array(mask)
+        free = ~held
+        if not free.any():
+            continue
+        k = int(free.sum())
+        x = np.full(n, -beta)
+        # minimise |x a - target|^2 over x[free] with sum(x) = 1: [2G_ff 1; 1^T 0][x_f; mu] = [2(r_f - G_fh x_h); s]
+        kkt = np.zeros((k + 1, k + 1))
+        kkt[:k, :k] = 2 * gram[np.ix_(free, free)]
+        kkt[:k, k] = kkt[k, :k] = 1
+        b = np.concatenate([2 * (rhs[free] - gram[np.ix_(free, held)] @ x[held]), [1 - x[held].sum()]])
+        x[free] = np.linalg.lstsq(kkt, b, rcond=None)[0][:k]
+        if (x >= -beta - 1e-9).all():
+            best = min(best, float(np.sum((x @ a - target) ** 2)))
+    return best
+
+
+def test_project_is_the_exact_optimum_on_anchors_with_a_common_part():
+    g = torch.Generator().manual_seed(8)
+    anchors = 5.0 * torch.randn(W_DIM, generator=g) + 0.5 * torch.randn(7, W_DIM, generator=g)  # like w_avg + x
+    alpha = torch.full((2, 7), 1.0 / 7)
+    gamma = editing.hull_coordinates(anchors, torch.randn(2, W_DIM, generator=g))
+    beta = 0.05
+    wanted = editing.apply_edit(alpha, gamma, 6.0)
+    assert min_dilation(wanted) > 0.5  # far outside P_beta
+    ours = editing.project_to_hull(wanted, anchors, beta)
+    a = anchors.double().numpy()
+    for layer in range(2):
+        target = wanted[layer].double().numpy() @ a
+        optimum = exact_hull_projection(target, a, beta)
+        mine = float(np.sum((ours[layer].double().numpy() @ a - target) ** 2))
+        assert mine == pytest.approx(optimum, rel=1e-4, abs=1e-6)
+
+
 def test_continue_reports_a_dilation_that_grows_with_the_amount():
     anchors, alpha, n = edit_setup()
     gamma = editing.hull_coordinates(anchors, n)
     needed = []
     for amount in (1.0, 2.0, 4.0, 8.0, 16.0):
-        result, outcome = editing.resolve_edit(alpha, gamma, amount, 0.02, Policy.CONTINUE, anchors)
+        result, outcome = editing.resolve_edit(alpha, gamma, amount, 0.02, EditPolicy.CONTINUE, anchors)
         assert outcome.applied == amount and min_dilation(result) == pytest.approx(outcome.dilation_needed)
         needed.append(outcome.dilation_needed)
     assert all(b >= a for a, b in itertools.pairwise(needed)) and needed[-1] > needed[0] and needed[-1] > 0.02
@@ -181,3 +222,39 @@ def test_catalog_refuses_unknown_names_listing_the_available_ones():
         catalog.get("smile")
     with pytest.raises(Exception, match="shape"):
         catalog.get("bad")
+
+
+def rough_face(mouth_open: float = 0.0, mouth_width: float = 1.0, eye_open: float = 1.0) -> np.ndarray:
+    """68 iBUG-ordered landmarks of a schematic frontal face (unit: eye distance 1)."""
+    lm = np.zeros((68, 2))
+    jaw = np.linspace(np.pi, 0, 17)
+    lm[0:17] = np.c_[np.cos(jaw) * 1.0, 0.2 + np.sin(jaw) * 1.3]
+    lm[17:27] = np.c_[np.linspace(-0.8, 0.8, 10), np.full(10, -0.35)]
+    lm[27:31] = np.c_[np.zeros(4), np.linspace(0.0, 0.55, 4)]
+    lm[31:36] = np.c_[np.linspace(-0.2, 0.2, 5), np.full(5, 0.62)]
+    for start, cx in ((36, -0.5), (42, 0.5)):
+        t = np.linspace(0, 2 * np.pi, 7)[:-1]
+        lm[start : start + 6] = np.c_[cx - 0.15 * np.cos(t), -0.06 * eye_open * np.sin(t)]
+    t = np.linspace(0, 2 * np.pi, 13)[:-1]
+    lm[48:60] = np.c_[-0.4 * mouth_width * np.cos(t), 0.95 - (0.12 + mouth_open / 2) * np.sin(t)]
+    t = np.linspace(0, 2 * np.pi, 9)[:-1]
+    lm[60:68] = np.c_[-0.3 * mouth_width * np.cos(t), 0.95 - (mouth_open / 2) * np.sin(t)]
+    return lm
+
+
+def test_landmark_measures_respond_to_what_they_name_and_ignore_scale_and_rotation():
+    from photokit.prior.attributes import landmark_measures
+
+    base = landmark_measures(rough_face())
+    assert abs(base["yaw"]) < 1 and base["mouth"] < 1
+    assert landmark_measures(rough_face(mouth_width=1.2))["smile"] > base["smile"] + 10
+    assert landmark_measures(rough_face(mouth_open=0.2))["mouth"] > base["mouth"] + 10
+    assert landmark_measures(rough_face(eye_open=0.3))["eyes"] < base["eyes"] - 5
+    angle = np.radians(20)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = landmark_measures(3.0 * rough_face() @ rot.T + np.array([100.0, 40.0]))
+    for name, value in base.items():
+        assert moved[name] == pytest.approx(value, abs=1e-6), name
+    nose_down = rough_face()
+    nose_down[30, 1] += 0.3
+    assert landmark_measures(nose_down)["pitch"] > base["pitch"] + 5

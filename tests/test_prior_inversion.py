@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from photokit.prior.personal import compute_anchors
+from photokit.prior.anchors import compute_anchors
 from photokit.prior.projector import ProjectorConfig, invert_w
 from photokit.prior.refs import ReferenceSet
 from photokit.prior.storage import ANCHORS_PARTIAL

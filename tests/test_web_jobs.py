@@ -146,8 +146,18 @@ def test_an_album_restoration_runs_as_a_job_and_shows_before_and_after(settings,
     shutil.copy(shared_path("data", "faces", "face_recognition", "obama_small.jpg"), album / "obama_small.jpg")
     original = (album / "obama_small.jpg").read_bytes()
     out = tmp_path / "restored"
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    from photokit.db import open_database
+    from photokit.library.scan import scan_library
+
+    scanned = open_database(settings)
+    scan_library(scanned, [str(album)])  # the gallery restores only folders of the library
+    scanned.dispose()
     with make_client(settings) as client:
         token = csrf(client)
+        refused = client.post("/jobs/restore", data={"path": str(outside), "loss": "mse", "csrf": token})
+        assert refused.status_code == 400 and "not inside a folder of your library" in refused.text
         r = client.post("/jobs/restore", data={"path": str(album), "out": str(out), "loss": "mse", "csrf": token})
         assert r.status_code == 303
         job_id = max(j["id"] for j in client.get("/api/jobs").json()["jobs"])
@@ -172,5 +182,45 @@ def test_an_album_restoration_runs_as_a_job_and_shows_before_and_after(settings,
             assert session.query(EnhanceJob).count() == 1
         if rows[0].status == "done":
             assert again["result"]["already_done"] == 1
+        batches = client.get("/jobs").text  # the batch shows on the Jobs page with its counts
+        assert 'id="batches"' in batches and rows[0].batch_key[:10] in batches
         db.dispose()
     assert (album / "obama_small.jpg").read_bytes() == original
+
+
+def test_the_job_reporter_stops_the_work_at_the_next_step_once_cancelled(settings):
+    from photokit.db import open_database
+    from photokit.db.models import BackgroundJob
+    from photokit.web.jobs import JobReporter, JobStopped
+
+    db = open_database(settings)
+    with db.session() as session:
+        job = BackgroundJob(kind="test", title="t", params={}, status="running", notes=[])
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    stop = [False]
+    reporter = JobReporter(db, job_id, lambda: stop[0])
+    reporter.task_started("photos", "restoring photos", total=4)
+    reporter.task_advanced("photos", 1)
+    stop[0] = True
+    with pytest.raises(JobStopped):  # a KeyboardInterrupt: library code saves its state as on Ctrl-C
+        reporter.task_advanced("photos", 1)
+    assert issubclass(JobStopped, KeyboardInterrupt)
+    with db.session() as session:
+        assert session.get(BackgroundJob, job_id).progress_done == 2
+    db.dispose()
+
+
+def test_library_remedies_are_worded_for_the_gallery():
+    from photokit.errors import PhotokitError, Remedy
+    from photokit.web.hints import error_text
+
+    plain = PhotokitError("person 3 has no faces")
+    assert error_text(plain) == "person 3 has no faces"
+    missing = PhotokitError(
+        "the LPIPS backbone is not installed.", remedy=Remedy.INSTALL_OR_MSE_LOSS, model="lpips-alex"
+    )
+    text = error_text(missing)
+    assert text.startswith("the LPIPS backbone is not installed; ")
+    assert "lpips-alex" in text and "mse" in text and "--loss" not in text

@@ -117,7 +117,7 @@ def _scan_folder(settings, root: Path):
     from photokit.library.scan import scan_library
 
     db = open_database(settings)
-    scan_library(db, [str(root)], progress=False)
+    scan_library(db, [str(root)])
     return db
 
 
@@ -188,6 +188,11 @@ def test_bad_ids_and_bad_input_get_clear_4xx_pages(client, library):
         (client.post("/faces/move", data={"face": "x", "to": str(person), "csrf": token}), 400, "bad input"),
         (client.post("/faces/move", data={"face": "99999", "to": str(person), "csrf": token}), 404, "no face 99999"),
         (client.post("/jobs/restore", data={"path": "/no/such/album", "csrf": token}), 400, "no such file"),
+        (
+            client.post("/jobs/restore", data={"path": "/etc", "csrf": token}),
+            400,
+            "not inside a folder of your library",
+        ),
         (client.post("/jobs/424242/cancel", data={"csrf": token}), 404, "no job"),
     ]
     for response, status, words in cases:

@@ -26,7 +26,9 @@ def make_client(settings: Settings, login: bool = True, **kwargs):
     from fastapi.testclient import TestClient
 
     from photokit.web.app import create_app
+    from photokit.web.security import LOOPBACK_HOSTS
 
+    kwargs.setdefault("hosts", LOOPBACK_HOSTS | {"testserver"})  # the test client's Host
     app = create_app(settings, token=TOKEN, **kwargs)
     client = TestClient(app, raise_server_exceptions=False, follow_redirects=False)
     if login:

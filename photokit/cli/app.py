@@ -17,7 +17,7 @@ from photokit.settings import Settings
 class PhotokitGroup(TyperGroup):
     """Turns expected failures into one line on stderr and exit code 2, never a traceback."""
 
-    def invoke(self, ctx: typer.Context):
+    def invoke(self, ctx):  # click's Context (typer vendors its own click)
         try:
             return super().invoke(ctx)
         except PhotokitError as exc:

@@ -9,7 +9,10 @@ import typer
 from rich.table import Table
 
 from photokit.cli.common import DeviceOption, JsonOption, console, database_from, print_json, settings_from
+from photokit.devices import Device
 from photokit.errors import PhotokitError
+from photokit.prior.vocab import EditPolicy
+from photokit.stylegan2.vocab import LossKind
 
 EDIT_HELP = (
     "An edit NAME=AMOUNT; repeat for several, applied in order: --edit smile=10 --edit years=+5. "
@@ -82,13 +85,17 @@ def edit(
     person: str | None = typer.Option(None, "--person", help="Whose face to edit: person id or name."),
     edits: list[str] = typer.Option([], "--edit", help=EDIT_HELP),
     list_person: str | None = typer.Option(None, "--list", help="List PERSON's edit directions and exit."),
-    policy: str = typer.Option(
-        "stop", "--policy", help="When an edit leaves the prior (P_beta): stop there, continue, or project back."
+    policy: EditPolicy = typer.Option(
+        EditPolicy.STOP,
+        "--policy",
+        help="When an edit leaves the prior (P_beta): stop there, continue, or project back.",
     ),
-    beta: float = typer.Option(0.02, "--beta", help="Allowed dilation of the prior (MyStyle B.4 uses 0.02)."),
+    beta: float = typer.Option(0.02, "--beta", min=0.0, help="Allowed dilation of the prior (MyStyle B.4: 0.02)."),
     steps: int | None = typer.Option(None, "--steps", min=0, help="Projection steps (default 1000 GPU, 100 CPU)."),
-    loss: str = typer.Option("lpips", "--loss", help="lpips (needs `photokit models install lpips-alex`) or mse."),
-    device: str = DeviceOption,
+    loss: LossKind = typer.Option(
+        LossKind.LPIPS, "--loss", help="lpips (needs `photokit models install lpips-alex`) or mse."
+    ),
+    device: Device = DeviceOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Edit a person's face in a photo along personal, SeFa or installed directions, inside their prior.
@@ -107,21 +114,16 @@ def edit(
 
 
 def _run_edit(ctx, photo, person, requests, policy, beta, steps, loss, device, as_json) -> None:
+    from photokit.cli.reporters import RichReporter
     from photokit.devices import resolve_device
     from photokit.prior.directions import person_catalog
-    from photokit.prior.editing import Policy
-    from photokit.progress import make_progress
     from photokit.restore.edit import EditOptions, PhotoEditor
+    from photokit.restore.loading import model_warnings
     from photokit.restore.priors import DatabasePeople
     from photokit.restore.project import SmallImageLoss
     from photokit.stylegan2.losses import make_reconstruction_loss
 
-    try:
-        chosen = Policy(policy.lower())
-    except ValueError:
-        raise PhotokitError(f"--policy {policy!r}: use stop, continue or project") from None
-    if loss not in ("lpips", "mse"):
-        raise PhotokitError(f"--loss {loss!r}: use lpips or mse")
+    chosen = EditPolicy(policy)
     torch_device = resolve_device(device)
     settings, db, person_id, name, priors, base = _person_with_prior(ctx, person, torch_device)
     prior = priors.personal(person_id)
@@ -134,21 +136,15 @@ def _run_edit(ctx, photo, person, requests, policy, beta, steps, loss, device, a
         catalog.get(request.name)
     loss_fn = SmallImageLoss(make_reconstruction_loss(loss, "alex", torch_device))
     options = EditOptions(requests, chosen, beta, steps)
-    warnings = [w for w in [base.warning()] if w]
-    if loss == "mse":
-        warnings.append("loss is MSE only (--loss mse): the projection is blurrier than with LPIPS")
-    with make_progress() as progress:
-
-        def progress_note(message: str) -> None:
-            progress.console.print(message, highlight=False)
-
-        intro = (
-            f"editing {name or f'person {person_id}'} on {torch_device.type}: {options.steps_for(torch_device)} "
-            f"projection steps per face, policy {chosen.value}, beta {beta:g}"
-        )
+    warnings = model_warnings(loss_fn, priors)
+    intro = (
+        f"editing {name or f'person {person_id}'} on {torch_device.type}: {options.steps_for(torch_device)} "
+        f"projection steps per face, policy {chosen.value}, beta {beta:g}"
+    )
+    with RichReporter() as reporter:  # JSON goes to stdout; the cost and the bars to stderr
         editor = PhotoEditor(
-            prior, catalog, DatabasePeople(db), options, loss_fn, torch_device, note=progress_note,
-            progress=progress, warnings=warnings, intro=intro,
+            prior, catalog, DatabasePeople(db), options, loss_fn, torch_device, reporter=reporter,
+            warnings=warnings, intro=intro,
         )  # fmt: skip
         report = editor.edit(photo)
     if as_json:

@@ -63,7 +63,7 @@ def enhance(
         scale=scale, mask=mask, person=person, beta=_parse_beta(beta), steps=steps, loss=loss, out_dir=out
     )
     db = database_from(ctx)
-    with RichReporter(enabled=not as_json) as reporter:
+    with RichReporter(enabled=not as_json, notes=True) as reporter:  # the cost is said up front, also with --json
         priors = StorePriors(settings, torch_device, owner_of=lambda person_id: person_owner(db, person_id))
         enhancer = Enhancer(options, priors, DatabasePeople(db), device=torch_device, reporter=reporter)
         reporter.note(

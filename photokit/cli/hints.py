@@ -17,7 +17,7 @@ def _remedy_text(remedy: Remedy, context: dict) -> str:
             f"run `photokit models install {model} --from FILE`, or pass --loss mse (lower quality)"
         ),
         Remedy.SMALLER_SCALE: "use a smaller --scale",
-        Remedy.INSTALL_FROM_FILE: f"then run `photokit models install {model} --from FILE`",
+        Remedy.INSTALL_FROM_FILE: f"or install a file you have: `photokit models install {model} --from FILE`",
     }[remedy]
 
 

@@ -139,7 +139,7 @@ def build_command(
         budget_s=budget_min * 60,
         restart=not resume,
     )
-    with RichReporter(enabled=not json_out) as reporter:
+    with RichReporter(enabled=not json_out, notes=True) as reporter:  # the plan and cost, also with --json
         built = build_prior(
             database_from(ctx),
             settings_from(ctx),
@@ -261,16 +261,18 @@ def sample_command(
     ),
     seed: int | None = typer.Option(None, "--seed", help="Random seed (the same seed gives the same sheet)."),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
-    device: str = DeviceOption,
+    device: Device = DeviceOption,
     json_out: bool = JsonOption,
 ) -> None:
     """New faces of a person from their prior: 3 random anchors, uniform weights (MyStyle appendix B.1)."""
     import secrets
 
     from photokit.cli.common import new_output_path
+    from photokit.cli.reporters import RichReporter
     from photokit.devices import resolve_device
     from photokit.prior.personal import person_owner
     from photokit.prior.personal_sampling import sample_sheet
+    from photokit.reporting import NoteLevel
     from photokit.restore.priors import StorePriors
 
     out = new_output_path(out, force)
@@ -282,10 +284,11 @@ def sample_command(
     if prior is None:
         raise PhotokitError(f"person {person_id} has no personal prior: run `photokit prior build {person_id}`")
     warnings = [w for w in [priors.base().warning()] if w]
-    for w in warnings:
-        note(f"warning: {w}")
     seed = secrets.randbelow(2**31) if seed is None else seed
-    info = sample_sheet(prior, out, count, beta, seed, note=note)
+    with RichReporter(transient=True) as reporter:
+        for w in warnings:
+            reporter.note(w, NoteLevel.WARNING)
+        info = sample_sheet(prior, out, count, beta, seed, reporter=reporter)
     info.update(person_id=person_id, person=name, device=torch_device.type, warnings=warnings)
     if json_out:
         print_json(info)
@@ -296,8 +299,6 @@ def sample_command(
         + f", seed {seed}, {info['resolution']} px, {info['seconds']:.1f} s",
         highlight=False,
     )
-    for w in warnings:
-        console.print(f"warning: {w}", highlight=False)
 
 
 @prior_app.command("remove")

@@ -1,6 +1,7 @@
 """The CLI's ``Reporter``: rich progress bars (count, elapsed, ETA) on stderr, notes as dim lines.
 
-stdout stays clean for ``--json``; with ``enabled=False`` (``--json``) only warnings are printed.
+stdout stays clean for ``--json``; with ``enabled=False`` (``--json``) there are no bars and only warnings
+are printed, unless ``notes=True`` keeps the up-front plan and cost lines (they go to stderr either way).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from photokit.reporting import NoteLevel
 class RichReporter:
     """Use as a context manager around the work: ``with RichReporter() as reporter: job(..., reporter)``."""
 
-    def __init__(self, enabled: bool = True, transient: bool = False) -> None:
+    def __init__(self, enabled: bool = True, transient: bool = False, notes: bool | None = None) -> None:
         self.enabled = enabled
+        self.notes = enabled if notes is None else notes
         self._progress: Progress | None = make_progress(transient=transient) if enabled else None
         self._tasks: dict[str, TaskID] = {}
 
@@ -53,5 +55,5 @@ class RichReporter:
         console = self._progress.console if self._progress is not None else _progress_module.stderr_console
         if level is NoteLevel.WARNING:
             console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
-        elif self.enabled:
+        elif self.notes:
             console.print(escape(message), style="dim", highlight=False)

@@ -36,7 +36,7 @@ def serve(
     hosts = frozenset(LOOPBACK_HOSTS | ({host.lower()} if allow_remote else set()))
     app = create_app(settings_from(ctx), token=token, hosts=hosts)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
+    server = _quiet_server_class()(config)
 
     def announce() -> None:  # after the socket is bound (port 0 resolved)
         bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
@@ -58,6 +58,33 @@ def serve(
 
     server.startup = startup
     server.run()
+    note("gallery stopped")
+
+
+def _quiet_server_class():
+    import contextlib
+    import signal
+    import threading
+
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        """uvicorn re-raises the Ctrl-C it handled after a graceful shutdown, which prints a traceback from
+        inside its event loop; a stopped gallery is a normal end, so the signal is only handled."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return QuietServer
 
 
 def register(app: typer.Typer) -> None:

@@ -213,7 +213,7 @@ def _delete_empty_people(session: Session) -> int:
         delete(Person).where(Person.id.not_in(used), Person.name.is_(None), Person.ignored.is_(False))
     )
     session.flush()
-    return int(result.rowcount or 0)
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def refresh_covers(session: Session) -> None:

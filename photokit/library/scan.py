@@ -262,7 +262,8 @@ class _Scanner:
             r for r in rows if r.status == PRESENT and r.path not in self.walked_paths and self.walk.covers(r.path)
         ]
         already_missing = [r for r in rows if r.status == MISSING]
-        source = (gone_now or already_missing or [None])[0]
+        candidates = gone_now or already_missing
+        source = candidates[0] if candidates else None
         if source is None:
             return None, any(r.status == PRESENT for r in rows)
         session.execute(

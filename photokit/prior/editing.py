@@ -24,22 +24,14 @@ Pure tensor math: no generator, no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 import torch
 
 from photokit.prior.alpha import min_dilation
+from photokit.prior.vocab import EditPolicy
 
 # The B.4 experiment edits with beta = 0.02 (and inverts with PTI); photokit's default for editing.
 EDIT_BETA = 0.02
-
-
-class Policy(StrEnum):
-    """What to do when an edit needs more dilation than beta (appendix B.4)."""
-
-    STOP = "stop"  # stop where the straight line leaves P_beta
-    CONTINUE = "continue"  # go the whole way, even out of P_beta (the prior fades)
-    PROJECT = "project"  # go the whole way, then project back onto P_beta
 
 
 def span_coordinates(anchors: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
@@ -126,11 +118,15 @@ def project_to_hull(
 
     ``target`` (num_ws, N) are the (out-of-bounds) coefficients of the edited code. A convex quadratic
     program, solved by accelerated projected gradient (FISTA) with the exact projection above; the metric
-    is the anchors' Gram matrix, so the distance is measured in W, as the paper asks.
+    is the anchors' Gram matrix, so the distance is measured in W, as the paper asks. The step comes from
+    the Gram matrix restricted to the plane sum = 1 (real anchors share a large common part, w_avg, whose
+    eigenvalue would otherwise make the step tiny and the solver crawl).
     """
     a = anchors.double()
     gram = a @ a.T
-    step = 1.0 / max(float(torch.linalg.eigvalsh(gram).max()), 1e-12)
+    n = gram.shape[0]
+    centre = torch.eye(n, dtype=gram.dtype) - 1.0 / n
+    step = 1.0 / max(float(torch.linalg.eigvalsh(centre @ gram @ centre).max()), 1e-12)
     t_goal = target.double()
     x = project_dilated_simplex(t_goal, beta)
     y, t = x.clone(), 1.0
@@ -164,15 +160,15 @@ class EditOutcome:
 
 
 def resolve_edit(
-    alpha: torch.Tensor, gamma: torch.Tensor, amount: float, beta: float, policy: Policy, anchors: torch.Tensor
+    alpha: torch.Tensor, gamma: torch.Tensor, amount: float, beta: float, policy: EditPolicy, anchors: torch.Tensor
 ) -> tuple[torch.Tensor, EditOutcome]:
     """Apply one edit to ``alpha`` (num_ws, N) under ``policy``; the new coefficients and what happened."""
     wanted = apply_edit(alpha, gamma, amount)
     needed = min_dilation(wanted)
-    if needed <= beta + 1e-9 or policy is Policy.CONTINUE:
+    if needed <= beta + 1e-9 or policy is EditPolicy.CONTINUE:
         action = "within beta" if needed <= beta + 1e-9 else "continued past beta"
         return wanted, EditOutcome(amount, amount, needed, needed, action)
-    if policy is Policy.STOP:
+    if policy is EditPolicy.STOP:
         safe = largest_safe_amount(alpha, gamma, amount, beta)
         result = apply_edit(alpha, gamma, safe)
         return result, EditOutcome(amount, safe, needed, min_dilation(result), "stopped")

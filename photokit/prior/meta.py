@@ -96,7 +96,7 @@ def prior_summary(meta: dict) -> dict:
 
 def list_priors(settings: Settings) -> list[dict]:
     """Every finished prior in the store (unreadable ones listed with an ``error``)."""
-    out = []
+    out: list[dict] = []
     if not settings.priors_dir.is_dir():
         return out
     for folder in sorted(settings.priors_dir.glob("person_*")):

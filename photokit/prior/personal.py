@@ -7,11 +7,9 @@ The folder layout and loading live in ``storage.py``; presets and the cost-based
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +19,8 @@ import torch
 from photokit.devices import describe_device, resolve_device
 from photokit.errors import PhotokitError
 from photokit.prior.adapters import stored_bytes, synthesis_parameters
-from photokit.prior.projector import ProjectorConfig, inversion_step_probe, invert_w
+from photokit.prior.anchors import compute_anchors
+from photokit.prior.projector import ProjectorConfig, inversion_step_probe
 from photokit.prior.refs import (
     ReferenceSet,
     RefsConfig,
@@ -67,7 +66,6 @@ from photokit.reporting import NULL_REPORTER, NoteLevel, Reporter, format_durati
 from photokit.settings import Settings
 from photokit.store.atomic import atomic_write_text
 from photokit.stylegan2.base import BaseGenerator, resolve_base
-from photokit.stylegan2.network import w_statistics
 from photokit.stylegan2.timing import time_step
 from photokit.stylegan2.vocab import LossKind
 
@@ -90,76 +88,6 @@ def _make_losses(options: BuildOptions, device: torch.device, projector: Project
         LossKind.LPIPS, tuning.lpips_net, device, tuning.mse_weight, options.allow_random_lpips
     )
     return inv, tun, tun.name
-
-
-def _anchor_signature(base: BaseGenerator, refs: ReferenceSet, projector: ProjectorConfig, loss_kind: str) -> str:
-    data = {
-        "base": base.fingerprint,
-        "faces": [f["face_id"] for f in refs.faces],
-        "loss": loss_kind,
-        "projector": projector.to_json(),
-    }
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-
-
-def compute_anchors(
-    base: BaseGenerator,
-    refs: ReferenceSet,
-    targets: torch.Tensor,
-    loss_fn,
-    projector: ProjectorConfig,
-    loss_kind: str,
-    work: Path,
-    reporter: Reporter = NULL_REPORTER,
-    on_step: Callable[[int, float], None] | None = None,
-) -> tuple[torch.Tensor, list[float], list[float]]:
-    """Invert every reference, batch by batch; finished batches are saved, so an interruption loses at
-    most the batch in progress. Returns (anchors (N, w_dim), start losses, final losses)."""
-    G = base.generator
-    partial = work / ANCHORS_PARTIAL
-    signature = _anchor_signature(base, refs, projector, loss_kind)
-    done = torch.zeros(0, G.w_dim)
-    start_losses: list[float] = []
-    final_losses: list[float] = []
-    if partial.is_file():
-        tensors, meta = load_safetensors(partial)
-        if meta.get("signature") == signature:
-            done = tensors["anchors"]
-            start_losses = json.loads(meta["start_losses"])
-            final_losses = json.loads(meta["final_losses"])
-    n = len(targets)
-    w_stats = w_statistics(G, projector.w_avg_samples, targets.device, projector.seed)
-    with reported_task(
-        reporter, "anchors", "anchors (W inversion)", n * projector.steps, len(done) * projector.steps
-    ) as task:
-        while len(done) < n:
-            lo, hi = len(done), min(n, len(done) + projector.batch_size)
-            step = _inversion_step_callback(reporter, task, hi - lo, lo // projector.batch_size + 1, on_step)
-            result = invert_w(G, targets[lo:hi], loss_fn, projector, w_stats=w_stats, on_step=step)
-            done = torch.cat([done, result.ws.cpu()])
-            start_losses += result.start_loss
-            final_losses += result.final_loss
-            save_safetensors(
-                partial,
-                {"anchors": done},
-                {
-                    "signature": signature,
-                    "start_losses": json.dumps(start_losses),
-                    "final_losses": json.dumps(final_losses),
-                },
-            )
-    return done.to(targets.device), start_losses, final_losses
-
-
-def _inversion_step_callback(
-    reporter: Reporter, task: str, batch_size: int, batch: int, on_step: Callable[[int, float], None] | None
-) -> Callable[[int, float], None]:
-    def step(i: int, loss: float) -> None:
-        reporter.task_advanced(task, batch_size, f"batch {batch}, loss {loss:.4f}")
-        if on_step is not None:
-            on_step(i, loss)
-
-    return step
 
 
 # =====================================================================================================

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from photokit.prior.alpha import normalise_rows
+from photokit.reporting import NULL_REPORTER, Reporter
 
 PICKS = 3  # anchors per sample (B.1)
 
@@ -46,7 +47,7 @@ def codes_from_weights(weights: torch.Tensor, anchors: torch.Tensor) -> torch.Te
 
 
 @torch.no_grad()
-def render_codes(generator: torch.nn.Module, codes: torch.Tensor, batch: int = 4) -> torch.Tensor:
+def render_codes(generator: torch.nn.Module, codes: torch.Tensor, batch: int = 4, on_batch=None) -> torch.Tensor:
     """Images (count, 3, R, R) in [-1, 1] for W codes (count, w_dim), the same w on every layer."""
     device = next(generator.parameters()).device
     images = []
@@ -54,13 +55,17 @@ def render_codes(generator: torch.nn.Module, codes: torch.Tensor, batch: int = 4
         chunk = codes[start : start + batch].to(device)
         ws = chunk.unsqueeze(1).repeat(1, int(generator.num_ws), 1)
         images.append(generator.synthesis(ws, noise_mode="const").float().cpu())
-    return torch.cat(images)
+        if on_batch is not None:
+            on_batch(len(chunk))
+    return torch.cat(images) if images else torch.zeros(0, 3, generator.resolution, generator.resolution)
 
 
-def sample_sheet(prior, out, count: int = 16, beta: float = 0.0, seed: int = 0, note=None) -> dict:
+def sample_sheet(
+    prior, out, count: int = 16, beta: float = 0.0, seed: int = 0, reporter: Reporter = NULL_REPORTER
+) -> dict:
     """Sample ``count`` faces of ``prior`` (a PersonalPrior) into a PNG contact sheet at ``out``, atomically.
 
-    The same seed gives the same sheet. ``note`` gets the cost estimate before the work starts.
+    The same seed gives the same sheet. The cost estimate (one timed face) is reported before the rest.
     """
     import time
     from pathlib import Path
@@ -76,9 +81,11 @@ def sample_sheet(prior, out, count: int = 16, beta: float = 0.0, seed: int = 0, 
     started = time.perf_counter()
     first = render_codes(prior.generator, codes[:1])
     per_image = time.perf_counter() - started
-    if note is not None:
-        note(f"sampling {count} faces at {per_image:.3g} s/face = about {per_image * count:.0f} s")
-    images = torch.cat([first, render_codes(prior.generator, codes[1:])]) if count > 1 else first
+    reporter.note(f"sampling {count} faces at {per_image:.3g} s/face = about {per_image * count:.0f} s")
+    reporter.task_started("sample", "sampling faces", total=count, completed=1)
+    rest = render_codes(prior.generator, codes[1:], on_batch=lambda n: reporter.task_advanced("sample", n))
+    reporter.task_finished("sample")
+    images = torch.cat([first, rest]) if count > 1 else first
     with atomic_path(Path(out)) as tmp:
         Image.fromarray(images_to_grid(images)).save(tmp, format="PNG")
     refs = [r.get("face_id") for r in prior.meta.get("references", [])]

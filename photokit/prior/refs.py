@@ -8,6 +8,7 @@ generator's resolution, from the original photo files) into the prior's folder, 
 anchors follow.
 
 Selection is pure (``select_references`` on ``Candidate`` values); database and file I/O sit at the edges.
+Over 400 lines because the selection rules and the crops they produce are read and changed together.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from photokit.errors import PhotokitError
+from photokit.errors import PhotokitError, Remedy
 from photokit.interrupts import deferred_interrupt
 from photokit.prior.adapters import STORAGE_DTYPES, apply_stored, make_tunable
 from photokit.store.atomic import atomic_path
@@ -139,12 +139,12 @@ def load_checkpoint(path: Path, signature: str) -> dict | None:
         state = torch.load(path, map_location="cpu", weights_only=True)  # never plain unpickling
     except Exception as exc:
         raise PhotokitError(
-            f"tuning checkpoint {path} is unreadable ({exc.__class__.__name__}); start over with --restart"
+            f"tuning checkpoint {path} is unreadable ({exc.__class__.__name__})", Remedy.RESTART
         ) from None
     if state.get("signature") != signature:
         raise PhotokitError(
-            f"tuning checkpoint {path} was made with other settings, anchors or base generator; "
-            "start over with --restart or use the same options"
+            f"tuning checkpoint {path} was made with other settings, anchors or base generator (use the same options)",
+            Remedy.RESTART,
         )
     return state
 
@@ -176,56 +176,20 @@ def tune(
     signature = _signature(config, anchors, getattr(loss_fn, "name", type(loss_fn).__name__), base_fingerprint)
 
     losses_before = reconstruction_losses(tunable.synthesize, anchors, targets, loss_fn, work.num_ws)
-    start_step, history, elapsed_before = 0, [], 0.0
-    state = load_checkpoint(checkpoint, signature) if checkpoint is not None else None
-    if state is not None:
-        tunable.load_trainable_state([t.to(device) for t in state["trainable"]])
-        optimizer.load_state_dict(state["optimizer"])
-        start_step, history, elapsed_before = int(state["step"]), list(state["history"]), float(state["elapsed"])
+    start_step, history, elapsed_before = _resume(checkpoint, signature, tunable, optimizer, device)
 
     started = time.perf_counter()
-    last_save = started
-    step = start_step
 
-    def save() -> None:
+    def save(step: int) -> None:
         if checkpoint is not None:
-            save_checkpoint(
-                checkpoint,
-                signature,
-                step,
-                trainable,
-                optimizer,
-                history,
-                elapsed_before + time.perf_counter() - started,
-            )
+            elapsed = elapsed_before + time.perf_counter() - started
+            save_checkpoint(checkpoint, signature, step, trainable, optimizer, history, elapsed)
 
-    try:
-        while step < total:
-            idx = batch_indices(step, num, config.batch_size, config.seed).to(device)
-            ws = anchors[idx].unsqueeze(1).repeat(1, work.num_ws, 1)
-            loss = loss_fn(tunable.synthesize(ws), targets[idx]).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            with deferred_interrupt():  # the update and its step count land together, so resume is exact
-                optimizer.step()
-                step += 1
-                history.append(float(loss.detach()))
-            if checkpoint is not None and time.perf_counter() - last_save >= config.checkpoint_every_s:
-                save()
-                last_save = time.perf_counter()
-            if on_step is not None:
-                on_step(step, total, history[-1])
-    except KeyboardInterrupt:
-        save()
-        raise
+    batches = _Batches(anchors, targets, config, work.num_ws)
+    step = _run_steps(tunable, optimizer, batches, loss_fn, start_step, total, history, on_step, save)
 
     stored = tunable.stored_tensors(STORAGE_DTYPES[config.storage_dtype])
-    tuned = copy.deepcopy(base).to(device)
-    apply_stored(tuned.synthesis, {k: v.to(device) for k, v in stored.items()})
-    tuned.eval().requires_grad_(False)
-    losses_after = reconstruction_losses(
-        lambda ws: tuned.synthesis(ws, noise_mode="const"), anchors, targets, loss_fn, tuned.num_ws
-    )
+    tuned, losses_after = _tuned_copy(base, stored, anchors, targets, loss_fn)
     return TuningResult(
         generator=tuned,
         stored=stored,
@@ -237,6 +201,81 @@ def tune(
         seconds=elapsed_before + time.perf_counter() - started,
         loss_history=history,
     )
+
+
+@dataclass
+class _Batches:
+    """The (ws, targets) batch of each step: a seeded shuffle of the anchors, epoch by epoch."""
+
+    anchors: torch.Tensor
+    targets: torch.Tensor
+    config: TuningConfig
+    num_ws: int
+
+    def at(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = batch_indices(step, len(self.anchors), self.config.batch_size, self.config.seed).to(self.anchors.device)
+        return self.anchors[idx].unsqueeze(1).repeat(1, self.num_ws, 1), self.targets[idx]
+
+
+def _run_steps(
+    tunable,
+    optimizer: torch.optim.Optimizer,
+    batches: _Batches,
+    loss_fn: nn.Module,
+    step: int,
+    total: int,
+    history: list[float],
+    on_step: Callable[[int, int, float], None] | None,
+    save: Callable[[int], None],
+) -> int:
+    """Optimiser steps from ``step`` to ``total``, saving every ``checkpoint_every_s`` and on Ctrl-C."""
+    last_save = time.perf_counter()
+    try:
+        while step < total:
+            ws, targets = batches.at(step)
+            loss = loss_fn(tunable.synthesize(ws), targets).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            with deferred_interrupt():  # the update and its step count land together, so resume is exact
+                optimizer.step()
+                step += 1
+                history.append(float(loss.detach()))
+            if time.perf_counter() - last_save >= batches.config.checkpoint_every_s:
+                save(step)
+                last_save = time.perf_counter()
+            if on_step is not None:
+                on_step(step, total, history[-1])
+    except KeyboardInterrupt:
+        save(step)
+        raise
+    return step
+
+
+def _resume(
+    checkpoint: Path | None, signature: str, tunable, optimizer: torch.optim.Optimizer, device: torch.device
+) -> tuple[int, list[float], float]:
+    """(step, loss history, seconds spent) of a compatible checkpoint, loaded into ``tunable`` and
+    ``optimizer``; (0, [], 0.0) when there is none."""
+    state = load_checkpoint(checkpoint, signature) if checkpoint is not None else None
+    if state is None:
+        return 0, [], 0.0
+    tunable.load_trainable_state([t.to(device) for t in state["trainable"]])
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"]), list(state["history"]), float(state["elapsed"])
+
+
+def _tuned_copy(
+    base: nn.Module, stored: dict[str, torch.Tensor], anchors: torch.Tensor, targets: torch.Tensor, loss_fn: nn.Module
+) -> tuple[nn.Module, list[float]]:
+    """The base with the stored change applied (frozen, as it will be loaded) and its per-anchor losses."""
+    device = anchors.device
+    tuned = copy.deepcopy(base).to(device)
+    apply_stored(tuned.synthesis, {k: v.to(device) for k, v in stored.items()})
+    tuned.eval().requires_grad_(False)
+    losses = reconstruction_losses(
+        lambda ws: tuned.synthesis(ws, noise_mode="const"), anchors, targets, loss_fn, tuned.num_ws
+    )
+    return tuned, losses
 
 
 def tuning_step_probe(

@@ -18,3 +18,11 @@ class PriorKind(StrEnum):
 
     FULL = "full"  # a delta for every synthesis tensor
     LOWRANK = "lowrank"  # rank-R adapter factors (a compact prior)
+
+
+class EditPolicy(StrEnum):
+    """What ``photokit edit`` does when an edit needs more dilation than beta (MyStyle appendix B.4)."""
+
+    STOP = "stop"  # stop where the straight line leaves P_beta
+    CONTINUE = "continue"  # go the whole way, even out of P_beta (the prior fades)
+    PROJECT = "project"  # go the whole way, then project back onto P_beta

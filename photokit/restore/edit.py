@@ -13,7 +13,6 @@ back towards the photo.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,8 +23,11 @@ from photokit.errors import PhotokitError
 from photokit.prior import editing
 from photokit.prior.alpha import AlphaConfig, latent_from_alpha, min_dilation
 from photokit.prior.directions import Direction, DirectionCatalog
-from photokit.prior.editing import EDIT_BETA, Policy
+from photokit.prior.editing import EDIT_BETA
+from photokit.prior.vocab import EditPolicy
+from photokit.reporting import NULL_REPORTER, NoteLevel, Reporter
 from photokit.restore import degrade, paste
+from photokit.restore.loading import default_analyzer
 from photokit.restore.output import Photo, load_photo, output_path_for, save_photo
 from photokit.restore.priors import PeopleIndex
 from photokit.restore.project import AlphaProjection, SmallImageLoss
@@ -45,7 +47,7 @@ class EditRequest:
 @dataclass(frozen=True)
 class EditOptions:
     edits: tuple[EditRequest, ...]
-    policy: Policy = Policy.STOP
+    policy: EditPolicy = EditPolicy.STOP
     beta: float = EDIT_BETA
     steps: int | None = None  # None: GPU_DEFAULT_STEPS on a GPU, CPU_DEFAULT_STEPS on a CPU
     suffix: str = "_edited"
@@ -128,19 +130,17 @@ class PhotoEditor:
         loss_fn: SmallImageLoss,
         device: torch.device,
         analyzer=None,
-        note: Callable[[str], None] | None = None,
-        progress=None,
+        reporter: Reporter = NULL_REPORTER,
         alpha_config: AlphaConfig = AlphaConfig(),
         warnings: list[str] | None = None,
         intro: str | None = None,
     ) -> None:
         if not options.edits:
-            raise PhotokitError("no edit given: e.g. --edit smile=10 (see `photokit edit --list PERSON`)")
+            raise PhotokitError("no edit to apply: give at least one direction and amount")
         if options.beta < 0:
-            raise PhotokitError("--beta must be 0 or more")
+            raise PhotokitError(f"the allowed dilation beta must be 0 or more, not {options.beta:g}")
         self.prior, self.people, self.options, self.loss_fn = prior, people, options, loss_fn
-        self.device, self._analyzer, self.progress = device, analyzer, progress
-        self.note = note or (lambda message: None)
+        self.device, self._analyzer, self.reporter = device, analyzer, reporter
         self.alpha_config = alpha_config
         self.warnings = list(warnings or [])
         self.intro = intro  # said once, with the warnings, when there is work to do (not before an error)
@@ -158,9 +158,7 @@ class PhotoEditor:
     @property
     def analyzer(self):
         if self._analyzer is None:
-            from photokit.faces.analyze import FaceAnalyzer
-
-            self._analyzer = FaceAnalyzer(device=str(self.device))
+            self._analyzer = default_analyzer(self.device)
         return self._analyzer
 
     def _faces_of_person(self, photo: Photo) -> tuple[list, list[FaceEdit], str]:
@@ -197,14 +195,14 @@ class PhotoEditor:
 
     def _announce_cost(self, photo: Photo, alignment, resolution: int, faces: int) -> None:
         if self.intro is not None:
-            self.note(self.intro)
+            self.reporter.note(self.intro)
             for warning in self.warnings:
-                self.note(f"warning: {warning}")
+                self.reporter.note(warning, NoteLevel.WARNING)
             self.intro = None
         if self._step_seconds is None:
             probe, _ = self._projection(photo, alignment, resolution)
             self._step_seconds = time_step(probe.step, self.device)
-        self.note(
+        self.reporter.note(
             f"{photo.path.name}: "
             + describe_cost(f"{faces} face(s) x projection", self.steps, self._step_seconds * faces, self.device)
         )
@@ -225,11 +223,10 @@ class PhotoEditor:
         start = time.perf_counter()
         generator = self.prior.generator
         projection, degradation = self._projection(photo, face.alignment, int(generator.resolution))
-        task = None if self.progress is None else self.progress.add_task(f"face {report.index + 1}", total=self.steps)
-        callback = None if task is None else (lambda step, loss: self.progress.update(task, advance=1))
-        result = projection.run(self.steps, callback)
-        if task is not None:
-            self.progress.remove_task(task)
+        key = f"edit-face-{report.index}"
+        self.reporter.task_started(key, f"face {report.index + 1}: projection", total=self.steps)
+        result = projection.run(self.steps, lambda step, loss: self.reporter.task_advanced(key, 1, f"loss {loss:.4f}"))
+        self.reporter.task_finished(key)
         edited_alpha, report.edits = self._apply_moves(result.coefficients)
         ws = latent_from_alpha(edited_alpha, self.anchors).to(self.device)
         with torch.no_grad():
@@ -278,6 +275,11 @@ class PhotoEditor:
         image = photo.rgb.copy()
         weight = np.zeros(photo.shape, np.float32)
         for face, fr in sorted(usable, key=lambda item: item[0].alignment.side_px):
+            if face.alignment.side_px > 1.5 * resolution:
+                report.warnings.append(
+                    f"face {fr.index + 1} is {face.alignment.side_px:.0f} px but the generator makes {resolution} px: "
+                    "the edited face is softer than the rest of the photo (a 1024 px generator keeps more detail)"
+                )
             image, w = self._edit_face(photo, face, fr, image)
             weight = np.maximum(weight, w)
         report.seconds = round(time.perf_counter() - start, 3)

@@ -31,6 +31,46 @@ def _open(url: str, start: int, timeout: float):
     return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
+def _resume_point(
+    response, url: str, start: int, expected_size: int | None, partial: Path
+) -> tuple[int, str, int | None]:
+    """(first byte, file mode, total size or None) from the server's answer: 206 continues the partial
+    file, 200 (the server ignored Range, or nothing to resume) starts over."""
+    if response.status == 206:
+        match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", ""))
+        if not match or int(match.group(1)) != start:
+            raise PhotokitError(f"download of {url} failed: the server answered a resume request with a wrong range")
+        total = int(match.group(3)) if match.group(3) != "*" else None
+        mode = "ab"
+    else:
+        start, mode = 0, "wb"
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+    if expected_size is not None and total is not None and total != expected_size:
+        partial.unlink(missing_ok=True)
+        raise PhotokitError(f"download of {url} failed: the server's file is {total} bytes, expected {expected_size}")
+    return start, mode, total
+
+
+def _copy_body(
+    response, partial: Path, mode: str, url: str, start: int, total: int | None, reporter: Reporter, label: str
+) -> None:
+    """Append the response body to ``partial``, reporting bytes; a broken transfer keeps what arrived."""
+    done = start
+    with reported_task(reporter, f"download {url}", label, total, start) as task, open(partial, mode) as fh:
+        try:
+            while block := response.read(CHUNK):
+                fh.write(block)
+                done += len(block)
+                reporter.task_advanced(task, len(block))
+        except (TimeoutError, OSError, http.client.HTTPException) as exc:
+            fh.flush()
+            raise DownloadInterrupted(
+                f"download of {url} interrupted after {done} of {total or '?'} bytes ({exc.__class__.__name__}); "
+                f"run the same command again to resume"
+            ) from None
+
+
 def download(
     url: str,
     partial: Path,
@@ -68,40 +108,8 @@ def download(
 
     partial.parent.mkdir(parents=True, exist_ok=True)
     with response:
-        total: int | None = None
-        if response.status == 206:
-            match = re.match(r"bytes (\d+)-(\d+)/(\d+|\*)", response.headers.get("Content-Range", ""))
-            if not match or int(match.group(1)) != start:
-                raise PhotokitError(
-                    f"download of {url} failed: the server answered a resume request with a wrong range"
-                )
-            total = int(match.group(3)) if match.group(3) != "*" else None
-            mode = "ab"
-        else:  # 200: the server ignored Range (or there was nothing to resume): start over
-            start, mode = 0, "wb"
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-        if expected_size is not None and total is not None and total != expected_size:
-            partial.unlink(missing_ok=True)
-            raise PhotokitError(
-                f"download of {url} failed: the server's file is {total} bytes, expected {expected_size}"
-            )
-        done = start
-        with (
-            reported_task(reporter, f"download {url}", label or Path(url).name, total, start) as task,
-            open(partial, mode) as fh,
-        ):
-            try:
-                while block := response.read(CHUNK):
-                    fh.write(block)
-                    done += len(block)
-                    reporter.task_advanced(task, len(block))
-            except (TimeoutError, OSError, http.client.HTTPException) as exc:
-                fh.flush()
-                raise DownloadInterrupted(
-                    f"download of {url} interrupted after {done} of {total or '?'} bytes ({exc.__class__.__name__}); "
-                    f"run the same command again to resume"
-                ) from None
+        start, mode, total = _resume_point(response, url, start, expected_size, partial)
+        _copy_body(response, partial, mode, url, start, total, reporter, label or Path(url).name)
     final = partial.stat().st_size
     if total is not None and final < total:
         raise DownloadInterrupted(

@@ -8,6 +8,7 @@ install (source, sizes, SHA-256) so ``models verify`` can tell when a file chang
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import os
@@ -226,9 +227,9 @@ class ModelStore:
         path = self.default_generator_path()
         if path is None:
             raise MissingModelError(
-                "no StyleGAN2 face generator is installed: run `photokit models install ffhq-256` (or ffhq-1024), "
-                "or `photokit models install ffhq-256 --from FILE` with a file you downloaded "
-                "(see `photokit models list`)"
+                "no StyleGAN2 face generator is installed: run `photokit models install ffhq-256` (or ffhq-1024)",
+                Remedy.INSTALL_FROM_FILE,
+                model="ffhq-256",
             )
         return path
 
@@ -347,7 +348,7 @@ class ModelStore:
             self._write_records(records)
         return path
 
-    def verify(self, names: list[str] | None = None) -> list[dict[str, Any]]:
+    def verify(self, names: builtins.list[str] | None = None) -> builtins.list[dict[str, Any]]:
         """Re-hash every installed model (and load generators) against catalog and install records."""
         results = []
         everything = [*self.catalog, *(direction_entry(n) for n in installed_directions(self.root))]

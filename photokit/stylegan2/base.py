@@ -2,7 +2,7 @@
 
 One place decides whether it is a real face model: only a generator installed through
 ``photokit models`` under a catalogue name (which checks its architecture) counts, and never one
-built by ``build_tiny_generator``. Reports must say so plainly when it is not (brief: never pretend a
+built by ``build_tiny_generator``. Reports must say so plainly when it is not (never pretend a
 random generator restores faces).
 """
 
@@ -18,8 +18,8 @@ from photokit.errors import PhotokitError
 from photokit.settings import Settings
 
 INSTALL_HINT = (
-    "install a face generator: `photokit models install ffhq-256 --from FILE` (or ffhq-1024; "
-    "see `photokit models list`)"
+    "install a face generator: `photokit models install ffhq-256` (or ffhq-1024; a file you downloaded "
+    "works too, see `photokit models list`)"
 )
 
 

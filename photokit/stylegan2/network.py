@@ -10,7 +10,8 @@ tuning (MyStyle tunes every synthesis parameter with Adam at lr 3e-4): Adam's st
 to these raw values.
 
 Module names follow the NVIDIA layout (``mapping.fc0``, ``synthesis.b8.conv0`` ...), which makes the
-NVIDIA state dict load almost verbatim and keeps photokit's own files readable.
+NVIDIA state dict load almost verbatim and keeps photokit's own files readable. The module is over 400 lines
+because it is one network: its layers only make sense next to each other.
 """
 
 from __future__ import annotations

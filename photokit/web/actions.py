@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -124,8 +125,12 @@ def start_album_restore(
     out: Annotated[str, Form(max_length=4096)] = "",
     loss: Annotated[str, Form(pattern="^(lpips|mse)$")] = "lpips",
 ) -> Response:
+    """Album restorations from the gallery are limited to the library's folders (the CLI takes any path)."""
     g = gallery(request)
     params = tasks.restore_album_params(path, out.strip() or None, loss, None)
+    with g.db.session() as session:
+        if not security.in_library(session, Path(params["paths"][0])):
+            raise HTTPException(400, f"{path} is not inside a folder of your library (scan it first)")
     job_id = g.runner.submit(tasks.RESTORE_ALBUM, f"restore album: {params['paths'][0]}", params)
     return back_to("/jobs", msg=f"job {job_id} queued")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from photokit.db import Database, open_database
 from photokit.errors import PhotokitError
 from photokit.settings import Settings
 from photokit.web import security
+from photokit.web.hints import error_text
 from photokit.web.jobs import JobRunner
 from photokit.web.media import MediaCache
 
@@ -69,7 +71,7 @@ def back_to(path: str, **params) -> RedirectResponse:
 def create_app(
     settings: Settings,
     token: str | None = None,
-    hosts: frozenset[str] = frozenset(security.LOOPBACK_HOSTS | {"testserver"}),
+    hosts: frozenset[str] = security.LOOPBACK_HOSTS,
     run_jobs: bool = True,
     handlers: dict | None = None,
 ) -> FastAPI:
@@ -132,7 +134,9 @@ def _install_security(app: FastAPI, state: Gallery) -> None:
             origin = request.headers.get("origin")
             if origin and origin != "null" and not security.host_allowed(origin.split("://", 1)[-1], app.state.hosts):
                 return _denied(state, request, 403, "cross-site request refused")
+        started = time.perf_counter()
         response = await call_next(request)
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
         for key, value in SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
         return response
@@ -174,7 +178,7 @@ def _install_error_pages(app: FastAPI, state: Gallery) -> None:
     @app.exception_handler(PhotokitError)
     async def library_error(request: Request, exc: PhotokitError) -> Response:
         text = str(exc)
-        return error_response(request, 404 if text.startswith("unknown ") else 400, text)
+        return error_response(request, 404 if text.startswith("unknown ") else 400, error_text(exc))
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> Response:

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from photokit.db.models import BackgroundJob, utcnow
 from photokit.errors import PhotokitError
 from photokit.reporting import NoteLevel
+from photokit.web.hints import error_text
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,9 @@ class JobReporter:
     """A ``photokit.reporting.Reporter`` that writes progress into a job row (at most every 0.5 s).
 
     The first task started is the job's progress bar; later ones (a face inside a photo) only update the
-    stage text. ``add_task``/``update``/``remove_task`` let library code that still takes a rich
-    ``Progress`` report here too.
+    stage text. It is also where cancel is noticed between steps: ``task_advanced`` and ``note`` raise
+    ``JobStopped`` (a KeyboardInterrupt) once the job should stop, which library code handles as Ctrl-C
+    (checkpoint, leave the rest queued). Everything else it does never raises.
     """
 
     db: object
@@ -79,7 +81,6 @@ class JobReporter:
     _main: str | None = None
     _notes: list = field(default_factory=list)
     _last_flush: float = 0.0
-    _counter: int = 0
 
     # -- Reporter protocol ----------------------------------------------------------------------
     def task_started(self, key: str, description: str, total: float | None, completed: float = 0) -> None:
@@ -96,6 +97,7 @@ class JobReporter:
         if status:
             task[0] = task[0].split(" · ")[0] + " · " + status
         self._flush()
+        self._stop_if_asked()
 
     def task_finished(self, key: str) -> None:
         self._tasks.pop(key, None)
@@ -106,21 +108,12 @@ class JobReporter:
     def note(self, message: str, level: NoteLevel = NoteLevel.INFO) -> None:
         self._notes.append([NoteLevel(level).value, str(message)])
         self._flush(force=True)
+        self._stop_if_asked()
 
-    # -- rich.Progress-shaped adapter (add_task/update/remove_task) -------------------------------------
-    def add_task(self, description: str, total: float | None = None, completed: float = 0, **_fields) -> str:
-        self._counter += 1
-        key = f"task{self._counter}"
-        self.task_started(key, description, total, completed)
-        return key
-
-    def update(self, task: str, advance: float | None = None, status: str | None = None, **_fields) -> None:
-        self.task_advanced(task, advance or 0, status)
+    def _stop_if_asked(self) -> None:
         if self.should_stop():
+            self._flush(force=True)  # the row shows where the work stopped
             raise JobStopped
-
-    def remove_task(self, task: str) -> None:
-        self.task_finished(task)
 
     # -- storage --------------------------------------------------------------------------------
     def _flush(self, force: bool = False) -> None:
@@ -244,7 +237,7 @@ class JobRunner:
         except KeyboardInterrupt:  # JobStopped, or a library's own Ctrl-C path re-raising it
             status = JobStatus.QUEUED if self._stopping.is_set() else JobStatus.CANCELLED
         except PhotokitError as exc:
-            status, error = JobStatus.FAILED, str(exc)
+            status, error = JobStatus.FAILED, error_text(exc)
         except Exception as exc:
             log.exception("background job %s failed", job_id)
             status, error = JobStatus.FAILED, f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"

@@ -17,6 +17,7 @@ from photokit.web.app import gallery
 
 router = APIRouter()
 FACES_PER_PAGE = 200
+PEOPLE_PER_PAGE = 300
 ROWS_PER_PAGE = 50
 
 
@@ -67,21 +68,28 @@ def home() -> Response:
 
 
 @router.get("/people")
-def people_page(request: Request, show: PeopleFilter = PeopleFilter.DEFAULT) -> Response:
+def people_page(
+    request: Request, show: PeopleFilter = PeopleFilter.DEFAULT, page: int = Query(1, ge=1, le=1_000_000)
+) -> Response:
     g = gallery(request)
     with g.db.session() as session:
         everyone = list_people(session, include_all=True)
         suggestions = merge_suggestions(session)
     rows = _filtered(everyone, show)
+    pages = max(1, -(-len(rows) // PEOPLE_PER_PAGE))
+    if page > pages:
+        raise HTTPException(404, f"there are {pages} page(s) of people")
     counts = {f.value: len(_filtered(everyone, f)) for f in PeopleFilter}
     return g.render(
         request,
         "people.html",
-        people=rows,
+        people=rows[(page - 1) * PEOPLE_PER_PAGE : page * PEOPLE_PER_PAGE],
         show=show.value,
         counts=counts,
         suggestions=suggestions,
         filters=PeopleFilter,
+        page=page,
+        pages=pages,
     )
 
 
@@ -100,7 +108,7 @@ def _people_choices(session) -> list[dict]:
 
 @router.get("/people/{person_id}")
 def person_page(request: Request, person_id: int, page: int = Query(1, ge=1, le=1_000_000)) -> Response:
-    from photokit.prior.personal import has_prior
+    from photokit.prior.storage import has_prior
 
     g = gallery(request)
     with g.db.session() as session:
@@ -139,7 +147,7 @@ def photo_page(request: Request, photo_id: int) -> Response:
 
 @router.get("/priors")
 def priors_page(request: Request) -> Response:
-    from photokit.prior.personal import list_priors
+    from photokit.prior.storage import list_priors
 
     g = gallery(request)
     priors = list_priors(g.settings)
@@ -200,12 +208,37 @@ def _recent_jobs(session, limit: int = 100) -> list[dict]:
     return [job_json(j) for j in rows]
 
 
+def _restore_batches(session, limit: int = 20) -> list[dict]:
+    """Album restorations however they were started (`photokit enhance` too): photos per status, last errors."""
+    rows = session.execute(
+        select(EnhanceJob.batch_key, EnhanceJob.status, func.count(), func.max(EnhanceJob.created_at)).group_by(
+            EnhanceJob.batch_key, EnhanceJob.status
+        )
+    ).all()
+    batches: dict[str, dict] = {}
+    for key, status, count, created in rows:
+        batch = batches.setdefault(key, {"key": key, "counts": {}, "created": created})
+        batch["counts"][status] = count
+        batch["created"] = max(batch["created"], created)
+    recent = sorted(batches.values(), key=lambda b: b["created"], reverse=True)[:limit]
+    for batch in recent:
+        batch["total"] = sum(batch["counts"].values())
+        batch["errors"] = session.scalars(
+            select(EnhanceJob.error)
+            .where(EnhanceJob.batch_key == batch["key"], EnhanceJob.status == "failed")
+            .order_by(EnhanceJob.id.desc())
+            .limit(3)
+        ).all()
+    return recent
+
+
 @router.get("/jobs")
 def jobs_page(request: Request) -> Response:
     g = gallery(request)
     with g.db.session() as session:
         jobs = _recent_jobs(session)
-    return g.render(request, "jobs.html", jobs=jobs)
+        batches = _restore_batches(session)
+    return g.render(request, "jobs.html", jobs=jobs, batches=batches)
 
 
 @router.get("/api/jobs")

@@ -68,6 +68,12 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def in_library(session: Session, path: Path) -> bool:
+    """``path`` (symlinks resolved) lies inside a folder the user scanned."""
+    real = Path(os.path.realpath(path))
+    return any(_inside(real, root) for root in library_roots(session))
+
+
 def clean_recorded_path(raw: str | None) -> Path | None:
     """A path from the database, if it is absolute and free of ``..`` (never trusted blindly either)."""
     if not raw or "\x00" in raw:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 from photokit.errors import PhotokitError
@@ -38,7 +37,7 @@ def prior_build_params(person_id: int, preset: str, loss: str, budget_min: float
 def handlers(db, settings: Settings) -> dict[str, Handler]:
     def restore_album(ctx: JobContext) -> dict:
         from photokit.devices import resolve_device
-        from photokit.prior.personal import person_owner
+        from photokit.prior.storage import person_owner
         from photokit.restore.batch import run_batch
         from photokit.restore.pipeline import EnhanceOptions, Enhancer
         from photokit.restore.priors import DatabasePeople, StorePriors
@@ -48,12 +47,10 @@ def handlers(db, settings: Settings) -> dict[str, Handler]:
         out = Path(p["out"]) if p.get("out") else None
         options = EnhanceOptions(steps=p.get("steps"), loss=p.get("loss", "lpips"), out_dir=out)
         priors = StorePriors(settings, device, owner_of=lambda person_id: person_owner(db, person_id))
-        enhancer = Enhancer(
-            options, priors, DatabasePeople(db), device=device, note=ctx.reporter.note, progress=ctx.reporter
-        )
+        enhancer = Enhancer(options, priors, DatabasePeople(db), device=device, reporter=ctx.reporter)
         for warning in enhancer.warnings():
             ctx.reporter.note(warning, NoteLevel.WARNING)
-        summary = run_batch(db, p["paths"], enhancer, progress=ctx.reporter, on_photo_done=lambda *_: ctx.check())
+        summary = run_batch(db, p["paths"], enhancer, reporter=ctx.reporter, on_photo_done=lambda *_: ctx.check())
         result = summary.to_json()
         result.pop("reports", None)  # the per-photo reports live on the EnhanceJob rows
         return result
@@ -65,18 +62,9 @@ def handlers(db, settings: Settings) -> dict[str, Handler]:
         options = BuildOptions(
             preset=p.get("preset", "auto"), loss=p.get("loss", "lpips"), budget_s=p["budget_min"] * 60
         )
-
-        def notify(message: str) -> None:  # build stages announce themselves here: a unit boundary
-            level = NoteLevel.WARNING if message.startswith("warning:") else NoteLevel.INFO
-            ctx.reporter.note(message.removeprefix("warning: "), level)
-            ctx.check()
-
-        kwargs = {"notify": notify, "progress": False}
-        if "reporter" in inspect.signature(build_prior).parameters:  # the Reporter-based API, where it exists
-            kwargs = {"notify": notify, "reporter": ctx.reporter}
-        meta = build_prior(db, settings, str(p["person_id"]), options, device=p.get("device", "auto"), **kwargs)
-        from photokit.prior.personal import prior_summary
-
-        return prior_summary(meta)
+        built = build_prior(
+            db, settings, str(p["person_id"]), options, device=p.get("device", "auto"), reporter=ctx.reporter
+        )
+        return built.summary()
 
     return {RESTORE_ALBUM: restore_album, PRIOR_BUILD: prior_build}
