@@ -33,6 +33,8 @@ def machine_info(device: str) -> dict:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "device": device,
+        # 1-, 5- and 15-minute load: figures measured on a busy machine are inflated
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
@@ -41,7 +43,9 @@ def machine_info(device: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", help="bench script names (scan, faces, generator, prior, restore, web)")
+    parser.add_argument(
+        "names", nargs="*", help="bench script names (scan, faces, generator, prior, restore, web, startup, ...)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--out", type=Path, default=HERE / "results")

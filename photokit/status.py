@@ -79,7 +79,7 @@ def model_store_counts(settings: Settings) -> dict:
 
 def priors_count(settings: Settings) -> int:
     """Finished personal priors (unfinished builds are not counted)."""
-    from photokit.prior.storage import list_priors
+    from photokit.prior.meta import list_priors
 
     return sum(1 for prior in list_priors(settings) if "error" not in prior)
 

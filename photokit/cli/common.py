@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from photokit.db import Database, open_database
 from photokit.devices import Device
 from photokit.errors import PhotokitError
 from photokit.faces.vocab import Detector
 from photokit.settings import Settings
+
+if TYPE_CHECKING:
+    from photokit.db import Database
 
 console = Console()  # stdout: tables and human output
 err_console = Console(stderr=True)  # stderr: notes, warnings, progress
@@ -33,6 +35,8 @@ def settings_from(ctx: typer.Context) -> Settings:
 
 def database_from(ctx: typer.Context) -> Database:
     """Open the library database (migrating it to head), once per command invocation."""
+    from photokit.db import open_database  # SQLAlchemy is imported only by commands that use the database
+
     root = ctx.find_root()
     meta = root.meta
     if "photokit.db" not in meta:

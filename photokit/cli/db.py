@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import typer
-from alembic.util.exc import CommandError
-from sqlalchemy.exc import DatabaseError as SADatabaseError
-from sqlalchemy.exc import OperationalError
 
 from photokit.cli.common import console, print_json, settings_from
-from photokit.db import Database, migrate, open_database
-from photokit.db.session import display_url, explain_db_error
 from photokit.errors import PhotokitError
+
+if TYPE_CHECKING:
+    from photokit.db import Database
 
 db_app = typer.Typer(help="Library database maintenance.", no_args_is_help=True)
 
@@ -21,6 +20,13 @@ db_app = typer.Typer(help="Library database maintenance.", no_args_is_help=True)
 @contextlib.contextmanager
 def _unmigrated(ctx: typer.Context) -> Iterator[Database]:
     """The database as it is (no automatic upgrade); driver errors become one-line errors."""
+    from alembic.util.exc import CommandError  # imported here: Alembic and SQLAlchemy are slow to import
+    from sqlalchemy.exc import DatabaseError as SADatabaseError
+    from sqlalchemy.exc import OperationalError
+
+    from photokit.db import open_database
+    from photokit.db.session import explain_db_error
+
     db = open_database(settings_from(ctx), upgrade=False)
     try:
         yield db
@@ -39,6 +45,9 @@ def upgrade_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
+    from photokit.db import migrate
+    from photokit.db.session import display_url
+
     with _unmigrated(ctx) as db:
         before = db.current_revision()
         migrate.upgrade(db.engine, revision)
@@ -55,6 +64,9 @@ def current_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Show the database's schema revision and the newest one this photokit knows."""
+    from photokit.db import migrate
+    from photokit.db.session import display_url
+
     with _unmigrated(ctx) as db:
         current, head = db.current_revision(), migrate.head_revision(db.engine)
     if json_out:

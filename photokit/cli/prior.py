@@ -200,7 +200,7 @@ def _print_summary(meta: dict, summary: dict) -> None:
 @prior_app.command("list")
 def list_command(ctx: typer.Context, json_out: bool = JsonOption) -> None:
     """Priors in the model store."""
-    from photokit.prior.storage import list_priors
+    from photokit.prior.meta import list_priors
 
     priors = list_priors(settings_from(ctx))
     if json_out:
@@ -236,7 +236,7 @@ def show_command(
     ctx: typer.Context, person: str = typer.Argument(..., help="Person id or name."), json_out: bool = JsonOption
 ) -> None:
     """Everything recorded about one person's prior."""
-    from photokit.prior.storage import prior_summary, read_prior_meta
+    from photokit.prior.meta import prior_summary, read_prior_meta
 
     person_id, _ = _person_id(ctx, person)
     meta = read_prior_meta(settings_from(ctx), person_id)

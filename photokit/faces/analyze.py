@@ -1,8 +1,11 @@
 """Find every face of a photo and measure it: box, landmarks, FFHQ alignment, embedding, quality.
 
 Detection runs on a copy downscaled to ``FaceConfig.max_side`` (speed; MTCNN finds faces down to
-20 px there), everything else on the full-resolution photo: the 68 landmarks (dlib's shape
-predictor), the 128-D descriptor (dlib's ResNet) and the alignment that restoration crops with.
+20 px there). Each face is then measured on a crop around it: the 68 landmarks (dlib's shape
+predictor), the 128-D descriptor (dlib's ResNet) and the alignment that restoration crops with. The
+crop comes from the smallest decode of the photo in which the face still spans ``FaceConfig.face_px``
+pixels (JPEGs decode directly at 1/2, 1/4, 1/8 size: ``photokit.library.pixels``), so a 12 MP photo
+is rarely decoded at full size; all results are in full-resolution photo pixels.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from photokit.faces import models
 from photokit.faces.align import FaceAlignment, align_face
 from photokit.faces.quality import is_grayscale, laplacian_variance, yaw_from_landmarks
 from photokit.faces.vocab import Detector
+from photokit.library.pixels import PhotoPixels
 
 DETECTORS = tuple(Detector)
 
@@ -38,6 +42,8 @@ class FaceConfig:
     mtcnn_min_face: int = 20  # MTCNN: smallest face searched for, in detection-copy pixels
     crop_size: int = 256  # aligned crop on which blur and colour are measured
     descriptor_jitters: int = 0  # dlib: >0 averages jittered descriptors (slower, slightly better)
+    face_px: int = 300  # landmarks/descriptor use a decode where the face box is at least this wide (px)
+    crop_margin: float = 1.0  # ... cropped to the face box grown by this many box sides on every side
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
@@ -86,17 +92,19 @@ class FaceAnalyzer:
         self._descriptor = models.face_descriptor_model()
 
     # -- detection --------------------------------------------------------------------------
-    def _detection_copy(self, rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    def _detection_copy(self, photo: PhotoPixels) -> tuple[np.ndarray, float]:
+        rgb, scale = photo.at_least(self.config.max_side or max(photo.size))
         h, w = rgb.shape[:2]
-        scale = 1.0
         if self.config.max_side and max(h, w) > self.config.max_side:
-            scale = self.config.max_side / max(h, w)
-            rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+            shrink = self.config.max_side / max(h, w)
+            rgb = cv2.resize(rgb, (max(1, round(w * shrink)), max(1, round(h * shrink))), interpolation=cv2.INTER_AREA)
+            scale *= shrink
         return rgb, scale
 
-    def detect(self, rgb: np.ndarray) -> list[tuple[np.ndarray, float, np.ndarray | None, np.ndarray]]:
+    def detect(self, rgb: np.ndarray | PhotoPixels) -> list[tuple[np.ndarray, float, np.ndarray | None, np.ndarray]]:
         """[(box, score, landmarks5 | None, dlib_box)] in full-resolution photo pixels."""
-        small, scale = self._detection_copy(rgb)
+        photo = rgb if isinstance(rgb, PhotoPixels) else PhotoPixels.from_array(rgb)
+        small, scale = self._detection_copy(photo)
         if min(small.shape[:2]) < 24:  # too small for either detector's smallest window
             return []
         found = []
@@ -111,8 +119,7 @@ class FaceAnalyzer:
             # facenet-pytorch builds object arrays under numpy 2: convert explicitly.
             boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / scale
             probs = np.asarray(probs, dtype=np.float64).reshape(-1)
-            # points: pixel centres, so p_full = (p_small + 0.5) / scale - 0.5 (box edges simply scale)
-            points = (np.asarray(points, dtype=np.float64).reshape(-1, 5, 2) + 0.5) / scale - 0.5
+            points = _to_photo(np.asarray(points, dtype=np.float64).reshape(-1, 5, 2), scale)
             fx0, fy0, fx1, fy1 = MTCNN_TO_DLIB_BOX
             for box, prob, lm5 in zip(boxes, probs, points):
                 w, h = box[2] - box[0], box[3] - box[1]
@@ -126,28 +133,19 @@ class FaceAnalyzer:
         return found
 
     # -- full analysis ----------------------------------------------------------------------
-    def analyze(self, rgb: np.ndarray) -> list[DetectedFace]:
-        import dlib
-
-        image = _as_rgb_uint8(rgb)
+    def analyze(self, rgb: np.ndarray | PhotoPixels) -> list[DetectedFace]:
+        """Every face of a photo: an (H, W, 3) array, or a ``PhotoPixels`` (decoded at the sizes needed)."""
+        photo = rgb if isinstance(rgb, PhotoPixels) else PhotoPixels.from_array(_as_rgb_uint8(rgb))
         faces = []
-        for box, score, lm5, dlib_box in self.detect(image):
-            x0, y0, x1, y1 = (int(round(v)) for v in dlib_box)
-            shape = self._predictor(image, dlib.rectangle(x0, y0, x1, y1))
-            lm68 = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
-            alignment = FaceAlignment.from_landmarks68(lm68)
-            crop = align_face(image, alignment, self.config.crop_size)
-            embedding = np.asarray(
-                self._descriptor.compute_face_descriptor(image, shape, self.config.descriptor_jitters),
-                dtype=np.float32,
-            )
+        for box, score, lm5, dlib_box in self.detect(photo):
+            lm68, embedding, crop = self._measure(photo, dlib_box)
             size_px = float(np.sqrt(max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)))
             face = DetectedFace(
                 box=tuple(float(v) for v in box),
                 score=score,
                 landmarks5=lm5,
                 landmarks68=lm68,
-                alignment=alignment,
+                alignment=FaceAlignment.from_landmarks68(lm68),
                 embedding=embedding if np.all(np.isfinite(embedding)) else None,
                 size_px=size_px,
                 blur=laplacian_variance(crop),
@@ -158,6 +156,23 @@ class FaceAnalyzer:
             faces.append(face)
         return faces
 
+    def _measure(self, photo: PhotoPixels, dlib_box: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """68 landmarks (photo pixels), descriptor and aligned quality crop of one face, from a crop around it."""
+        import dlib
+
+        side = max(float(dlib_box[2] - dlib_box[0]), float(dlib_box[3] - dlib_box[1]), 1.0)
+        rgb, scale = photo.at_least(max(photo.size) * min(1.0, self.config.face_px / side))
+        image, origin = _face_region(rgb, _to_scaled(dlib_box, scale), self.config.crop_margin * side * scale)
+        x0, y0, x1, y1 = (int(round(v)) for v in _to_scaled(dlib_box, scale) - np.tile(origin, 2))
+        shape = self._predictor(image, dlib.rectangle(x0, y0, x1, y1))
+        lm68 = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+        crop = align_face(image, FaceAlignment.from_landmarks68(lm68), self.config.crop_size)
+        embedding = np.asarray(
+            self._descriptor.compute_face_descriptor(image, shape, self.config.descriptor_jitters),
+            dtype=np.float32,
+        )
+        return _to_photo(lm68 + origin, scale), embedding, crop
+
     def exclusion(self, face: DetectedFace) -> str | None:
         """Why a face stays out of clustering (None = it takes part)."""
         if face.embedding is None:
@@ -167,3 +182,23 @@ class FaceAnalyzer:
         if self.config.detector == "mtcnn" and face.score < self.config.min_score:
             return "low_score"  # HOG scores are SVM margins, already thresholded by the detector
         return None
+
+
+def _to_scaled(box: np.ndarray, scale: float) -> np.ndarray:
+    """Box edges from photo pixels to a copy resized by ``scale`` (edges scale; pixel centres do not)."""
+    return np.asarray(box, dtype=np.float64) * scale
+
+
+def _to_photo(points: np.ndarray, scale: float) -> np.ndarray:
+    """Pixel-centre coordinates in a copy resized by ``scale`` -> photo pixels: p = (p_s + 0.5) / s - 0.5."""
+    return (points + 0.5) / scale - 0.5
+
+
+def _face_region(rgb: np.ndarray, box: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """The part of ``rgb`` around ``box`` (grown by ``margin`` px on each side) and its top-left corner."""
+    h, w = rgb.shape[:2]
+    x0, y0 = max(0, int(np.floor(box[0] - margin))), max(0, int(np.floor(box[1] - margin)))
+    x1, y1 = min(w, int(np.ceil(box[2] + margin))), min(h, int(np.ceil(box[3] + margin)))
+    if x1 <= x0 or y1 <= y0:  # a box outside the photo: dlib copes with the whole image
+        return rgb, np.zeros(2)
+    return np.ascontiguousarray(rgb[y0:y1, x0:x1]), np.array([x0, y0], dtype=np.float64)

@@ -85,12 +85,13 @@ def store_faces(session: Session, photo: Photo, faces: list[DetectedFace], detec
 
 
 def _read_photo(session: Session, photo: Photo):
-    from photokit.library.images import read_rgb
+    """The photo's file, opened but not decoded: the analyzer decodes it at the (reduced) sizes it needs."""
+    from photokit.library.pixels import PhotoPixels
 
     path = photo_path(session, photo.id)
     if path is None:
         raise ImageReadError(f"photo {photo.id}", "missing", "none of its files is present")
-    return path, read_rgb(path)
+    return path, PhotoPixels.open(path)
 
 
 def _is_transient(exc: BaseException) -> bool:

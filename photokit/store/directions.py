@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from photokit.errors import PhotokitError
 from photokit.store.atomic import atomic_path
 from photokit.store.catalog import CATALOG, CatalogEntry
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DIRECTION = "direction"
 SUBDIR = "directions"
@@ -60,6 +62,8 @@ def is_direction_file(path: str | Path | None) -> bool:
 
 def read_direction(path: str | Path) -> np.ndarray:
     """The checked float32 array of a direction file (PhotokitError, one line, when it is not one)."""
+    import numpy as np  # here, not at the top: `models list` and `status` import this module and must start fast
+
     path = Path(path)
     try:
         array = np.load(path, allow_pickle=False)
@@ -85,6 +89,8 @@ def read_direction(path: str | Path) -> np.ndarray:
 
 def install_direction(source: Path, target: Path) -> np.ndarray:
     """Check ``source`` and write it to ``target`` as float32, atomically."""
+    import numpy as np
+
     array = read_direction(source)
     with atomic_path(target) as tmp, open(tmp, "wb") as fh:
         np.save(fh, array, allow_pickle=False)

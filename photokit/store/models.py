@@ -13,12 +13,11 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-
-import torch
 
 from photokit.errors import MissingModelError, PhotokitError, Remedy
 from photokit.reporting import NULL_REPORTER, Reporter
@@ -61,8 +60,15 @@ class GeneratorFiles(Protocol):
 
 
 def torch_home() -> Path:
-    """``$TORCH_HOME`` as torch resolves it (``torch.hub.get_dir()`` is ``<torch home>/hub``)."""
-    return Path(torch.hub.get_dir()).parent
+    """``$TORCH_HOME`` as torch resolves it (``torch.hub.get_dir()`` is ``<torch home>/hub``).
+
+    Listing models must not import torch (~2 s): until something imports it, nothing can have called
+    ``torch.hub.set_dir``, so torch's own environment rule gives the same answer.
+    """
+    if "torch" in sys.modules:
+        return Path(sys.modules["torch"].hub.get_dir()).parent
+    cache = os.getenv("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    return Path(os.path.expanduser(os.getenv("TORCH_HOME", os.path.join(cache, "torch"))))
 
 
 @dataclass
@@ -318,6 +324,8 @@ class ModelStore:
         )
 
     def _check_state_dict(self, entry: CatalogEntry, source: Path) -> None:
+        import torch
+
         try:
             state = torch.load(str(source), map_location="cpu", weights_only=True)
         except Exception as exc:

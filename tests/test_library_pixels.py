@@ -1,0 +1,80 @@
+"""Reduced-size decoding for face analysis (issue 14): right sizes, upright, errors, same faces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from photokit.library.images import ImageReadError, read_rgb
+from photokit.library.pixels import PhotoPixels
+from tests.conftest import shared_path
+
+
+def _gradient(width: int, height: int) -> Image.Image:
+    y, x = np.mgrid[0:height, 0:width]
+    rgb = np.stack([x * 255 // width, y * 255 // height, (x + y) % 256], axis=-1).astype(np.uint8)
+    return Image.fromarray(rgb)
+
+
+def test_jpeg_decodes_at_the_smallest_size_that_is_large_enough(tmp_path):
+    path = tmp_path / "p.jpg"
+    _gradient(2000, 1500).save(path, quality=90)
+    pixels = PhotoPixels.open(path)
+    assert pixels.size == (2000, 1500)
+    rgb, scale = pixels.at_least(400)
+    assert rgb.shape == (375, 500, 3) and scale == pytest.approx(0.25)
+    rgb, scale = pixels.at_least(1001)
+    assert rgb.shape == (1500, 2000, 3) and scale == 1.0
+    reduced = pixels.at_least(900)[0].astype(float)
+    full = read_rgb(path)[::2, ::2].astype(float)  # a 1/2 decode is close to every other full pixel
+    assert np.abs(reduced[:-1, :-1] - full[:-1, :-1]).mean() < 8
+
+
+def test_exif_rotation_applies_to_reduced_decodes(tmp_path):
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[274] = 6  # rotate 90 degrees clockwise to view
+    _gradient(1600, 800).save(path, quality=90, exif=exif)
+    pixels = PhotoPixels.open(path)
+    assert pixels.size == (800, 1600)
+    rgb, scale = pixels.at_least(400)
+    assert rgb.shape == (400, 200, 3) and scale == pytest.approx(0.25)
+    assert read_rgb(path).shape == (1600, 800, 3)
+
+
+def test_other_formats_decode_at_full_size(tmp_path):
+    path = tmp_path / "p.png"
+    _gradient(640, 480).save(path)
+    rgb, scale = PhotoPixels.open(path).at_least(100)
+    assert rgb.shape == (480, 640, 3) and scale == 1.0
+
+
+def test_truncated_jpeg_fails_at_reduced_size_too(tmp_path):
+    path = tmp_path / "cut.jpg"
+    _gradient(1600, 1200).save(path, quality=90)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    pixels = PhotoPixels.open(path)
+    with pytest.raises(ImageReadError) as info:
+        pixels.at_least(200)
+    assert info.value.reason == "truncated"
+
+
+def test_reduced_decoding_finds_the_same_faces_as_full_decode(tmp_path):
+    from photokit.faces.analyze import FaceAnalyzer, FaceConfig
+    from photokit.faces.quality import box_iou
+
+    source = Image.open(shared_path("data", "faces", "face_recognition", "two_people.jpg")).convert("RGB")
+    big = source.resize((source.width * 3, source.height * 3), Image.LANCZOS)
+    path = tmp_path / "big.jpg"
+    big.save(path, quality=92)
+    analyzer = FaceAnalyzer(FaceConfig(max_side=800), device="cpu")
+    full = analyzer.analyze(read_rgb(path))
+    reduced = analyzer.analyze(PhotoPixels.open(path))
+    assert len(full) == len(reduced) == 2
+    for face in full:
+        twin = max(reduced, key=lambda r: box_iou(face.box, r.box))
+        assert box_iou(face.box, twin.box) > 0.8  # MTCNN boxes move a few px with resampling
+        assert np.linalg.norm(face.embedding - twin.embedding) < 0.1  # dlib's same-person threshold is 0.6
+        assert np.abs(face.landmarks68 - twin.landmarks68).mean() < 0.02 * face.size_px
+        assert twin.alignment.side_px == pytest.approx(face.alignment.side_px, rel=0.03)
