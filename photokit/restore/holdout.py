@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from photokit.errors import PhotokitError
+from photokit.restore.evaluate import EvalResult
 from photokit.prior.refs import Candidate, RefsConfig, load_candidates, select_references
 from photokit.reporting import NULL_REPORTER, NoteLevel, Reporter
 from photokit.settings import Settings
@@ -182,7 +183,7 @@ class PersonEval:
     projection_steps: int
     schedule: BuildSchedule
     estimate_s: float
-    result: object  # evaluate.EvalResult
+    result: EvalResult
     seconds: float
 
     def to_json(self) -> dict:
