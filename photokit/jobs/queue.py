@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -30,13 +30,13 @@ from photokit.db.models import EnhanceJob, utcnow
 DEFAULT_LEASE_S = 60.0
 
 
-class JobKind(str, Enum):
+class JobKind(StrEnum):
     ENHANCE = "enhance"  # restore one photo of an album
     PRIOR_BUILD = "prior_build"  # build one person's prior
     FACE_DETECT = "face_detect"  # detect and describe the faces of one photo
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
