@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m photokit.demo
 
+# Every test on SQLite, then the database-touching ones (marker `db`) again on a throwaway PostgreSQL server.
 test: $(STAMP)
 	$(PY) -m pytest -q
+	PHOTOKIT_TEST_DB=postgres $(PY) -m pytest -q -m db
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all

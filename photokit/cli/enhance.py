@@ -9,6 +9,35 @@ import typer
 from photokit.cli.common import DeviceOption, JsonOption, database_from, print_json, settings_from
 from photokit.errors import PhotokitError
 
+RayOption = typer.Option(
+    None, "--ray", is_flag=False, flag_value="local", metavar="[ADDRESS]",
+    help="Run on a Ray cluster (photokit[ray]): ADDRESS of its head, or none for RAY_ADDRESS / a local cluster. "
+    "Put it after the photos.",
+)  # fmt: skip
+WorkersOption = typer.Option(None, "--workers", help="Ray workers (default: one per GPU, else per CPU).")
+
+
+def _enhance_on_ray(db, settings, paths, options, device: str, address: str, workers: int | None, as_json: bool):
+    """The album's jobs on Ray workers that keep their models loaded; progress streams back here."""
+    from photokit.cli.reporters import RichReporter
+    from photokit.distributed import require_ray
+    from photokit.distributed.album import LibraryEnhancerFactory, plan_album, restore_album_on_ray
+    from photokit.distributed.cluster import connect, wants_gpu, worker_count
+
+    require_ray()
+    if Path(address).exists():  # `--ray ALBUM`: the option took the album as its address
+        raise PhotokitError(f"--ray took {address!r} as the cluster address: put --ray after the photos")
+    plan = plan_album(paths, options)
+    info = connect(address)
+    gpu = wants_gpu(device, info)
+    count = worker_count(info, workers, gpu)
+    factory = LibraryEnhancerFactory(settings, options, "cuda" if gpu else device, plan.targets)
+    with RichReporter(enabled=not as_json) as reporter:
+        reporter.note(
+            f"{info.describe()}; {count} workers{' with a GPU each' if gpu else ''}, {len(plan.sources)} photos"
+        )
+        return restore_album_on_ray(db, plan, options, factory, count, num_gpus=1 if gpu else 0, reporter=reporter)
+
 
 def _parse_beta(value: str | None):
     if value is None or value.lower() == "auto":
@@ -40,6 +69,8 @@ def enhance(
         "lpips", "--loss", help="lpips (LPIPS + MSE, needs `photokit models install lpips-alex`) or mse."
     ),
     as_json: bool = JsonOption,
+    ray_address: str | None = RayOption,
+    workers: int | None = WorkersOption,
 ) -> None:
     """Restore every face in the photos with that person's prior and paste it back; albums resume after Ctrl-C."""
     from photokit.devices import describe_device, resolve_device
@@ -62,6 +93,9 @@ def enhance(
         scale=scale, mask=mask, person=person, beta=_parse_beta(beta), steps=steps, loss=loss, out_dir=out
     )
     db = database_from(ctx)
+    if ray_address is not None:
+        summary = _enhance_on_ray(db, settings, paths, options, device, ray_address, workers, as_json)
+        return _finish(summary, paths, as_json)
     with make_progress() as progress:
         # While the bar is live, everything printed goes through its console (another one would garble it).
         def progress_note(message: str) -> None:
@@ -78,6 +112,10 @@ def enhance(
         for warning in enhancer.warnings():
             progress_note(f"warning: {warning}")
         summary = run_batch(db, paths, enhancer, progress=progress)
+    _finish(summary, paths, as_json)
+
+
+def _finish(summary, paths: list[Path], as_json: bool) -> None:
     if as_json:
         print_json(summary.to_json())
     else:
