@@ -27,14 +27,6 @@ def test_ray_flag_without_ray_installed_says_what_to_install(tmp_path, monkeypat
     assert not list(tmp_path.glob("*_restored*"))
 
 
-def test_ray_before_the_album_is_a_clear_error(tmp_path):
-    album = tmp_path / "Album"
-    album.mkdir()
-    shutil.copy(shared_path("data", "faces", "face_recognition", "obama_small.jpg"), album / "a.jpg")
-    result = runner.invoke(app, ["enhance", "--loss", "mse", "--ray", str(album), str(album)])
-    assert result.exit_code == 2 and "put --ray after the photos" in result.stderr
-
-
 def test_workers_follow_gpus_when_the_work_runs_on_them():
     info = ClusterInfo("127.0.0.1:6379", cpus=16, gpus=2, nodes=2)
     assert wants_gpu("auto", info) and wants_gpu("cuda", info) and not wants_gpu("cpu", info)

@@ -9,15 +9,14 @@ import typer
 from photokit.cli.common import DeviceOption, JsonOption, database_from, print_json, settings_from
 from photokit.errors import PhotokitError
 
-RayOption = typer.Option(
-    None, "--ray", is_flag=False, flag_value="local", metavar="[ADDRESS]",
-    help="Run on a Ray cluster (photokit[ray]): ADDRESS of its head, or none for RAY_ADDRESS / a local cluster. "
-    "Put it after the photos.",
-)  # fmt: skip
+RayOption = typer.Option(False, "--ray", help="Run on a Ray cluster (needs photokit[ray]); see --ray-address.")
+RayAddressOption = typer.Option(
+    None, "--ray-address", help="The cluster's head (host:6379 or ray://host:10001); default $RAY_ADDRESS, else local."
+)
 WorkersOption = typer.Option(None, "--workers", help="Ray workers (default: one per GPU, else per CPU).")
 
 
-def _enhance_on_ray(db, settings, paths, options, device: str, address: str, workers: int | None, as_json: bool):
+def _enhance_on_ray(db, settings, paths, options, device: str, address: str | None, workers: int | None, as_json: bool):
     """The album's jobs on Ray workers that keep their models loaded; progress streams back here."""
     from photokit.cli.reporters import RichReporter
     from photokit.distributed import require_ray
@@ -25,8 +24,6 @@ def _enhance_on_ray(db, settings, paths, options, device: str, address: str, wor
     from photokit.distributed.cluster import connect, wants_gpu, worker_count
 
     require_ray()
-    if Path(address).exists():  # `--ray ALBUM`: the option took the album as its address
-        raise PhotokitError(f"--ray took {address!r} as the cluster address: put --ray after the photos")
     plan = plan_album(paths, options)
     info = connect(address)
     gpu = wants_gpu(device, info)
@@ -69,7 +66,8 @@ def enhance(
         "lpips", "--loss", help="lpips (LPIPS + MSE, needs `photokit models install lpips-alex`) or mse."
     ),
     as_json: bool = JsonOption,
-    ray_address: str | None = RayOption,
+    on_ray: bool = RayOption,
+    ray_address: str | None = RayAddressOption,
     workers: int | None = WorkersOption,
 ) -> None:
     """Restore every face in the photos with that person's prior and paste it back; albums resume after Ctrl-C."""
@@ -93,7 +91,7 @@ def enhance(
         scale=scale, mask=mask, person=person, beta=_parse_beta(beta), steps=steps, loss=loss, out_dir=out
     )
     db = database_from(ctx)
-    if ray_address is not None:
+    if on_ray or ray_address is not None:
         summary = _enhance_on_ray(db, settings, paths, options, device, ray_address, workers, as_json)
         return _finish(summary, paths, as_json)
     with make_progress() as progress:
