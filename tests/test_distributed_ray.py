@@ -130,3 +130,71 @@ def test_a_worker_killed_mid_job_loses_nothing_and_does_nothing_twice(ray_cluste
     assert len(list(signals.glob(f"{held}.*"))) == 2  # started twice, finished once
     assert any("died" in message for _level, message in reporter.notes)
     db.dispose()
+
+
+def _faces_per_photo(db) -> dict[str, list[list[float]]]:
+    from photokit.db.models import Face, PhotoLocation
+
+    with db.session() as session:
+        rows = session.execute(select(PhotoLocation.path, Face.box).join(Face, Face.photo_id == PhotoLocation.photo_id))
+        found: dict[str, list] = {}
+        for path, box in rows:
+            found.setdefault(Path(path).name, []).append(box)
+    return {name: sorted(boxes) for name, boxes in found.items()}
+
+
+def test_scan_with_ray_finds_the_faces_one_process_finds(ray_cluster, pg_url, tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from photokit.cli.app import app
+    from tests.conftest import scan_faces_library
+
+    album = tmp_path / "Album"
+    album.mkdir()
+    for name in ("obama.jpg", "obama2.jpg", "biden.jpg", "two_people.jpg"):
+        shutil.copy(shared_path("data", "faces", "face_recognition", name), album / name)
+    local = scan_faces_library(tmp_path / "local", [album])
+    monkeypatch.setenv("PHOTOKIT_DB_URL", pg_url)
+    result = CliRunner().invoke(app, ["scan", str(album), "--ray", "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    faces = json.loads(result.stdout)["faces"]
+    assert faces["done"] == 4 and faces["workers"] == 2 and faces["faces"] == local.summary["faces"]
+    db = open_database(Settings.load(db_url=pg_url))
+    expected, got = _faces_per_photo(local.db), _faces_per_photo(db)
+    assert sorted(got) == sorted(expected)
+    for name in expected:
+        assert np.allclose(np.array(got[name]), np.array(expected[name]), atol=1.0), name
+    with db.session() as session:
+        rows = session.scalars(select(EnhanceJob)).all()
+    assert len(rows) == 4 and {r.kind for r in rows} == {"face_detect"} and {r.status for r in rows} == {"done"}
+    assert faces["clustering"] == local.summary["clustering"]
+    db.dispose()
+    local.db.dispose()
+
+
+def test_enhance_command_with_ray_restores_an_album(ray_cluster, pg_url, settings, tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from photokit.cli.app import app
+    from tests.test_enhance_cli import install_random_generator
+
+    monkeypatch.setenv("PHOTOKIT_DB_URL", pg_url)
+    install_random_generator(settings)
+    album = tmp_path / "Album"
+    album.mkdir()
+    for name in ("obama_small.jpg", "biden.jpg"):
+        shutil.copy(shared_path("data", "faces", "face_recognition", name), album / name)
+    out = tmp_path / "out"
+    args = ["enhance", str(album), "--loss", "mse", "--steps", "2", "--out", str(out), "--device", "cpu", "--json"]
+    result = CliRunner().invoke(app, [*args, "--ray", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["restored"] == 2 and data["failed"] == 0
+    assert sorted(p.name for p in out.iterdir()) == ["biden_restored.jpg", "obama_small_restored.jpg"]
+    assert all(any("random weights" in w for w in report["warnings"]) for report in data["reports"])
+    again = CliRunner().invoke(app, [*args, "--ray"])  # the same batch: nothing left to do
+    assert again.exit_code == 0 and json.loads(again.stdout)["already_done"] == 2

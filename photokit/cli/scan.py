@@ -40,6 +40,19 @@ def _run_faces(ctx: typer.Context, db, device: str, detector: str, progress: boo
     return process_pending_photos(db, settings_from(ctx), device=device, detector=detector, progress=progress)
 
 
+def _run_faces_on_ray(db, device: str, detector: str, address: str | None, workers: int | None, bars: bool):
+    from photokit.cli.reporters import RichReporter
+    from photokit.distributed.cluster import connect, wants_gpu, worker_count
+    from photokit.distributed.faces import detect_faces_on_ray
+
+    info = connect(address)
+    gpu = wants_gpu(device, info)
+    count = worker_count(info, workers, gpu)
+    with RichReporter(enabled=bars) as reporter:
+        reporter.note(f"{info.describe()}; {count} face workers{' with a GPU each' if gpu else ''}")
+        return detect_faces_on_ray(db, "cuda" if gpu else device, detector, count, 1 if gpu else 0, reporter)
+
+
 def scan_cmd(
     ctx: typer.Context,
     paths: list[Path] = typer.Argument(..., help="Folders (or single files) to index.", show_default=False),
@@ -47,6 +60,11 @@ def scan_cmd(
     no_faces: bool = typer.Option(False, "--no-faces", help="Only index files; do not detect faces."),
     device: str = DeviceOption,
     detector: str = DetectorOption,
+    on_ray: bool = typer.Option(False, "--ray", help="Detect faces on a Ray cluster (needs photokit[ray])."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="The cluster's head (default: $RAY_ADDRESS, else local)."
+    ),
+    workers: int | None = typer.Option(None, "--workers", help="Ray workers (default: one per GPU, else per CPU)."),
 ) -> None:
     """Index photos under PATH (recursively, incrementally), then detect and group faces."""
     from photokit.library.scan import scan_library
@@ -59,13 +77,20 @@ def scan_cmd(
         resolve_device(device)
         if detector not in DETECTORS:
             raise PhotokitError(f"unknown face detector '{detector}': use one of {', '.join(DETECTORS)}")
+    if on_ray or ray_address is not None:
+        from photokit.distributed import require_ray
+
+        require_ray()
     roots = resolve_roots(paths)  # a typo fails before the database is touched
     db = database_from(ctx)
     summary = scan_library(db, roots, progress=not json_out).to_json()
     faces_error = None
     if not no_faces:
         try:
-            summary["faces"] = _run_faces(ctx, db, device, detector, progress=not json_out)
+            if on_ray or ray_address is not None:
+                summary["faces"] = _run_faces_on_ray(db, device, detector, ray_address, workers, not json_out)
+            else:
+                summary["faces"] = _run_faces(ctx, db, device, detector, progress=not json_out)
         except PhotokitError as exc:  # the index is saved; say what failed and exit non-zero
             faces_error = exc
             summary["faces"] = {"error": str(exc)}

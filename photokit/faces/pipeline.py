@@ -99,6 +99,28 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
 
 
+# What one bad photo may raise (unreadable now, too large, a model error): it must not stop the library.
+PHOTO_ERRORS = (PhotokitError, MemoryError, RuntimeError, ValueError, cv2.error)
+
+
+def detect_photo(session: Session, photo: Photo, analyzer: FaceAnalyzer, detector: str) -> tuple[str, int, dict]:
+    """Detect, describe and store one photo's faces: (its path, faces found, kept/added/removed counts).
+    Raises ``PHOTO_ERRORS``; ``record_photo_failure`` records them."""
+    path, rgb = _read_photo(session, photo)
+    faces = analyzer.analyze(rgb)
+    counts = store_faces(session, photo, faces, detector)
+    photo.faces_status, photo.faces_error = "done", None
+    return path, len(faces), counts
+
+
+def record_photo_failure(photo: Photo, exc: BaseException) -> bool:
+    """Transient causes stay 'pending' so the next scan tries again; the rest are 'failed'. True if transient."""
+    transient = _is_transient(exc)
+    photo.faces_status = "pending" if transient else "failed"
+    photo.faces_error = " ".join(str(exc).split()) or type(exc).__name__
+    return transient
+
+
 def process_pending_photos(
     db: Database,
     settings: Settings,
@@ -157,25 +179,19 @@ def process_pending_photos(
             with db.session() as session:
                 photo = session.get(Photo, photo_id)
                 try:
-                    path, rgb = _read_photo(session, photo)
-                    faces = analyzer.analyze(rgb)
-                except (PhotokitError, MemoryError, RuntimeError, ValueError, cv2.error) as exc:
-                    # One bad photo (unreadable now, too large, a model error) must not stop the library.
-                    # Transient causes stay 'pending' so the next scan tries again; the rest are 'failed'.
-                    transient = _is_transient(exc)
-                    photo.faces_status = "pending" if transient else "failed"
-                    photo.faces_error = " ".join(str(exc).split()) or type(exc).__name__
+                    path, found, counts = detect_photo(session, photo, analyzer, config.detector)
+                except PHOTO_ERRORS as exc:
+                    transient = record_photo_failure(photo, exc)
                     summary["retry_later" if transient else "failed"] += 1
                     if len(summary["errors"]) < MAX_REPORTED_ERRORS:
                         summary["errors"].append({"photo_id": photo_id, "error": photo.faces_error})
                 else:
-                    for key, value in store_faces(session, photo, faces, config.detector).items():
+                    for key, value in counts.items():
                         summary[key] += value
-                    photo.faces_status, photo.faces_error = "done", None
                     summary["done"] += 1
-                    summary["faces"] += len(faces)
+                    summary["faces"] += found
                     if bar is not None:
-                        bar.update(task, status=f"{len(faces)} face(s) in {path.rsplit('/', 1)[-1]}")
+                        bar.update(task, status=f"{found} face(s) in {path.rsplit('/', 1)[-1]}")
             if bar is not None:
                 bar.advance(task)
     cluster_started = time.perf_counter()
