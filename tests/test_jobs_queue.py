@@ -57,6 +57,17 @@ def test_heartbeats_keep_a_slow_job_leased(settings):
     db.dispose()
 
 
+def test_a_running_job_without_a_lease_is_claimable(settings):
+    """Left 'running' by a single-process run that crashed (it holds no lease): another run takes it."""
+    db = open_database(settings)
+    enqueue(db, JobKind.ENHANCE, "b5", ["a"])
+    with db.session() as session:
+        session.scalars(select(EnhanceJob)).one().status = "running"
+    job = claim(db, "b5", "w1")
+    assert job is not None and job.subject == "a"
+    db.dispose()
+
+
 def test_release_gives_a_job_back_at_once(settings):
     db = open_database(settings)
     enqueue(db, JobKind.ENHANCE, "b4", ["a", "b"])

@@ -106,7 +106,11 @@ def _claimable(session: Session, batch_key: str) -> ColumnElement:
         EnhanceJob.batch_key == batch_key,
         or_(
             EnhanceJob.status == JobStatus.QUEUED.value,
-            and_(EnhanceJob.status == JobStatus.RUNNING.value, EnhanceJob.lease_expires_at < _now(session)),
+            # A lease that ran out (its worker died), or none at all: left by a single-process run that crashed.
+            and_(
+                EnhanceJob.status == JobStatus.RUNNING.value,
+                or_(EnhanceJob.lease_expires_at.is_(None), EnhanceJob.lease_expires_at < _now(session)),
+            ),
         ),
     )
 
