@@ -198,3 +198,32 @@ def test_enhance_command_with_ray_restores_an_album(ray_cluster, pg_url, setting
     assert all(any("random weights" in w for w in report["warnings"]) for report in data["reports"])
     again = CliRunner().invoke(app, [*args, "--ray"])  # the same batch: nothing left to do
     assert again.exit_code == 0 and json.loads(again.stdout)["already_done"] == 2
+
+
+class InterruptAfterFirstPhoto(RecordingReporter):
+    """Ctrl-C in the submitting terminal right after the first photo is reported."""
+
+    def task_advanced(self, key: str, advance: float = 1, status: str | None = None) -> None:
+        super().task_advanced(key, advance, status)
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_stops_the_workers_gives_their_jobs_back_and_the_same_command_resumes(
+    ray_cluster, pg_url, album, tmp_path
+):
+    signals, out = tmp_path / "signals", tmp_path / "ray"
+    signals.mkdir()
+    db = open_database(Settings.load(db_url=pg_url))
+    options = tiny_enhancer(out).options
+    plan = plan_album([album], options)
+    factory = TinyAlbumFactory(out, plan.targets, signals)
+    with pytest.raises(KeyboardInterrupt):
+        restore_album_on_ray(db, plan, options, factory, workers=2, reporter=InterruptAfterFirstPhoto())
+    with db.session() as session:
+        statuses = [r.status for r in session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == plan.key))]
+    assert "running" not in statuses and 1 <= statuses.count("done") < 12  # nothing left held by a dead worker
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no half-written file
+    summary = restore_album_on_ray(db, plan, options, factory, workers=2)
+    assert len(summary.already_done) + len(summary.done) == 12 and not summary.failed
+    assert sorted(p.name for p in out.iterdir()) == [f"photo{i:02d}_restored.jpg" for i in range(1, 13)]
+    db.dispose()
