@@ -70,9 +70,13 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Mark every database-touching test ``db``, so `make test` can run them again on PostgreSQL."""
+    """Mark every database-touching test ``db``, so `make test` can run them again on PostgreSQL (not those
+    that take ``pg_url``: they run on PostgreSQL already)."""
     for item in items:
-        if DB_FIXTURES & set(getattr(item, "fixturenames", ())) or item.module.__name__.split(".")[-1] in DB_MODULES:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "pg_url" in fixtures:
+            continue
+        if DB_FIXTURES & fixtures or item.module.__name__.split(".")[-1] in DB_MODULES:
             item.add_marker(pytest.mark.db)
 
 
