@@ -63,7 +63,10 @@ class JobWorker:
         try:
             with Heartbeat(self.db, job, self.lease_s):
                 outcome = self.handler(job)
-        except BaseException:  # Ctrl-C / ray.cancel, or a bug: the job goes back to the queue at once
+        except Exception as exc:  # one broken job must not stop the batch: it fails with the reason
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            outcome = JobOutcome(JobStatus.FAILED, error=f"{job.subject}: unexpected {type(exc).__name__}: {detail}")
+        except BaseException:  # Ctrl-C / ray.cancel: the job goes back to the queue at once
             release(self.db, self.worker_id, job.id)
             raise
         accepted = finish(
