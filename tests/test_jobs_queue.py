@@ -6,6 +6,7 @@ import multiprocessing
 import time
 from collections import Counter
 
+import pytest
 from sqlalchemy import select
 
 from photokit.db import open_database
@@ -107,4 +108,34 @@ def test_four_processes_claim_two_hundred_jobs_each_exactly_once_on_postgres(pg_
         rows = session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == "many")).all()
     assert len(rows) == 200 and {r.status for r in rows} == {"done"} and {r.attempts for r in rows} == {1}
     assert {r.worker for r in rows} == {w for w, ids in claimed.items() if ids}
+    db.dispose()
+
+
+class _Broken:
+    """A handler with a bug on one subject and a Ctrl-C on another."""
+
+    def __call__(self, job):
+        from photokit.distributed.workers import JobOutcome
+
+        if job.subject == "bug":
+            raise ValueError("no\nsuch thing")
+        if job.subject == "ctrl-c":
+            raise KeyboardInterrupt
+        return JobOutcome(JobStatus.DONE, output=f"/out/{job.subject}")
+
+
+def test_a_worker_fails_a_buggy_job_with_its_reason_and_gives_an_interrupted_one_back(settings):
+    from photokit.distributed.workers import JobWorker
+
+    db = open_database(settings)
+    enqueue(db, JobKind.ENHANCE, "b6", ["ok", "bug", "ctrl-c"])
+    worker = JobWorker(settings.db_url, _Broken, lease_s=30)  # the body of a Ray actor, run in-process
+    assert worker.work_one("b6")["status"] == "done"
+    failed = worker.work_one("b6")
+    assert failed["status"] == "failed" and failed["accepted"]
+    assert failed["error"] == "bug: unexpected ValueError: no such thing"  # one line
+    with pytest.raises(KeyboardInterrupt):
+        worker.work_one("b6")
+    assert status_counts(db, "b6") == {"done": 1, "failed": 1, "queued": 1}
+    worker.db.dispose()
     db.dispose()
