@@ -80,6 +80,12 @@ class JobWorker:
         }  # fmt: skip
 
 
+def last_line(exc: BaseException) -> str:
+    """The last non-empty line of a remote error (Ray wraps the worker's traceback; its end says why)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
 def start_workers(db_url: str, factory: HandlerFactory, count: int, num_gpus: float = 0, lease_s: float = 60.0):
     """``count`` Ray actors, each one CPU (and ``num_gpus``), models loaded once per actor."""
     from photokit.distributed import require_ray
@@ -104,7 +110,10 @@ def run_batch_on_workers(
     import ray
 
     outcomes: list[dict] = []
-    worker_ids = [worker_id for worker_id, _pid in ray.get([worker.identity.remote() for worker in workers])]
+    try:  # waits for every worker to load its models
+        worker_ids = [worker_id for worker_id, _pid in ray.get([worker.identity.remote() for worker in workers])]
+    except ray.exceptions.RayActorError as exc:  # e.g. a model missing on a node: say why, in one line
+        raise PhotokitError(f"the Ray workers could not start: {last_line(exc)}") from None
     pending = {worker.work_one.remote(batch_key): worker for worker in workers}
     with reported_task(reporter, "ray-batch", description, total, completed):
         try:
