@@ -198,6 +198,12 @@ def test_enhance_command_with_ray_restores_an_album(ray_cluster, pg_url, setting
     assert all(any("random weights" in w for w in report["warnings"]) for report in data["reports"])
     again = CliRunner().invoke(app, [*args, "--ray"])  # the same batch: nothing left to do
     assert again.exit_code == 0 and json.loads(again.stdout)["already_done"] == 2
+    # Workers that cannot load a model (LPIPS's backbone is not installed) say so in one line.
+    lpips = [a if a != "mse" else "lpips" for a in args]
+    failed = CliRunner().invoke(app, [*lpips, "--out", str(tmp_path / "out2"), "--ray"])
+    assert failed.exit_code == 2, failed.output
+    lines = failed.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: the Ray workers could not start") and "lpips" in lines[-1].lower()
 
 
 class InterruptAfterFirstPhoto(RecordingReporter):
