@@ -43,7 +43,6 @@ DB_MODULES = {
     "test_cli_general", "test_cli_scan", "test_db_migrations", "test_enhance_cli", "test_faces_incremental",
     "test_people_cli", "test_prior_cli",
 }  # fmt: skip
-_SERVER: list = []
 
 
 def testing_on_postgres() -> bool:
@@ -53,20 +52,19 @@ def testing_on_postgres() -> bool:
 
 def _session_postgres():
     """Start the session's server on first use (stopped by ``pytest_sessionfinish``)."""
-    from tests.pg_server import PostgresServer, find_bindir
+    from tests.pg_server import find_bindir, shared_server
 
-    if not _SERVER:
-        if find_bindir() is None:
-            if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-                pytest.fail("CI must run the PostgreSQL tests, but no PostgreSQL server (initdb) is installed")
-            pytest.skip("no PostgreSQL server binaries (initdb) on this machine: apt-get install postgresql")
-        _SERVER.append(PostgresServer().start())
-    return _SERVER[0]
+    if find_bindir() is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("CI must run the PostgreSQL tests, but no PostgreSQL server (initdb) is installed")
+        pytest.skip("no PostgreSQL server binaries (initdb) on this machine: apt-get install postgresql")
+    return shared_server()
 
 
 def pytest_sessionfinish(session, exitstatus):
-    while _SERVER:
-        _SERVER.pop().stop()
+    from tests.pg_server import stop_shared_server
+
+    stop_shared_server()
 
 
 def pytest_collection_modifyitems(config, items):

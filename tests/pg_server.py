@@ -94,3 +94,19 @@ class PostgresServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+_SHARED: list[PostgresServer] = []
+
+
+def shared_server() -> PostgresServer:
+    """One server per process, started on first use. It lives here, not in conftest, because pytest's
+    ``conftest`` and an imported ``tests.conftest`` are two module objects that would each start one."""
+    if not _SHARED:
+        _SHARED.append(PostgresServer().start())
+    return _SHARED[0]
+
+
+def stop_shared_server() -> None:
+    while _SHARED:
+        _SHARED.pop().stop()
