@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from sqlalchemy import select
 
+from photokit.db import Database
 from photokit.db.models import BackgroundJob, utcnow
 from photokit.errors import PhotokitError
 from photokit.reporting import NoteLevel
@@ -74,7 +75,7 @@ class JobReporter:
     (checkpoint, leave the rest queued). Everything else it does never raises.
     """
 
-    db: object
+    db: Database
     job_id: int
     should_stop: Callable[[], bool] = lambda: False
     _tasks: dict[str, list] = field(default_factory=dict)  # key -> [description, done, total]
