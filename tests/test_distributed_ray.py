@@ -160,7 +160,7 @@ def test_scan_with_ray_finds_the_faces_one_process_finds(ray_cluster, pg_url, tm
     result = CliRunner().invoke(app, ["scan", str(album), "--ray", "--device", "cpu", "--json"])
     assert result.exit_code == 0, result.output
     faces = json.loads(result.stdout)["faces"]
-    assert faces["done"] == 4 and faces["workers"] == 2 and faces["faces"] == local.summary["faces"]
+    assert faces["done"] == 4 and faces["workers"] == 2 and faces["faces"] == local.summary.faces
     db = open_database(Settings.load(db_url=pg_url))
     expected, got = _faces_per_photo(local.db), _faces_per_photo(db)
     assert sorted(got) == sorted(expected)
@@ -169,7 +169,7 @@ def test_scan_with_ray_finds_the_faces_one_process_finds(ray_cluster, pg_url, tm
     with db.session() as session:
         rows = session.scalars(select(EnhanceJob)).all()
     assert len(rows) == 4 and {r.kind for r in rows} == {"face_detect"} and {r.status for r in rows} == {"done"}
-    assert faces["clustering"] == local.summary["clustering"]
+    assert faces["clustering"] == local.summary.clustering.to_json()
     db.dispose()
     local.db.dispose()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from photokit.errors import PhotokitError
 
-RAY_INSTALL_HINT = "--ray needs Ray on this machine and on every node: pip install 'photokit[ray]'"
+RAY_INSTALL_HINT = "Ray is not installed here (every node of a cluster needs it): pip install 'photokit[ray]'"
 
 
 def require_ray():

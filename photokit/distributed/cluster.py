@@ -51,7 +51,7 @@ def worker_count(info: ClusterInfo, requested: int | None, gpu: bool) -> int:
     available = int(info.gpus if gpu else info.cpus)
     if requested is not None:
         if requested < 1:
-            raise PhotokitError("--workers must be 1 or more")
+            raise PhotokitError("the number of Ray workers must be 1 or more")
         return requested
     if available < 1:
         raise PhotokitError(f"the {info.describe()} has no {'GPU' if gpu else 'CPU'} to run workers on")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 
@@ -66,8 +67,9 @@ def detect_faces_on_ray(
         ids = list(
             session.scalars(select(Photo.id).where(Photo.faces_status == FacesStatus.PENDING).order_by(Photo.id))
         )
-    summary = {"photos": len(ids), "done": 0, "failed": 0, "retry_later": 0, "faces": 0, "kept": 0, "added": 0,
-               "removed": 0, "detector": detector, "errors": [], "workers": workers}  # fmt: skip
+    summary: dict[str, Any] = {"photos": len(ids), "done": 0, "failed": 0, "retry_later": 0, "faces": 0,
+                               "kept": 0, "added": 0, "removed": 0, "detector": detector, "errors": [],
+                               "workers": workers}  # fmt: skip
     if ids:
         key = "faces-" + hashlib.sha256(f"{detector}:{ids}".encode()).hexdigest()[:26]
         enqueue(db, JobKind.FACE_DETECT, key, [f"photo:{i}" for i in ids], {"detector": detector})
