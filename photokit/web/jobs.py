@@ -101,6 +101,8 @@ class JobReporter:
         self._stop_if_asked()
 
     def task_finished(self, key: str) -> None:
+        if key == self._main:
+            self._flush(force=True)  # the bar's final count (advances since the last flush were not written)
         self._tasks.pop(key, None)
         if key == self._main:
             self._main = None
