@@ -24,8 +24,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# Every test on SQLite, then the database-touching ones (marker `db`) again on a throwaway PostgreSQL server.
 test: $(STAMP) lint
 	$(PY) -m pytest -q
+	PHOTOKIT_TEST_DB=postgres $(PY) -m pytest -q -m db
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from photokit import __version__
 from photokit.cli.app import app
 from photokit.db import migrate, open_database
+from tests.conftest import sqlite_only
 
 runner = CliRunner()
 
@@ -62,6 +63,7 @@ def test_db_upgrade_unknown_revision_is_a_one_line_error(settings):
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
 
 
+@sqlite_only("--home picks the SQLite file; PHOTOKIT_DB_URL overrides it")
 def test_home_option_chooses_the_database(tmp_path):
     home = tmp_path / "elsewhere"
     result = runner.invoke(app, ["--home", str(home), "db", "upgrade"])
@@ -80,6 +82,7 @@ def test_database_from_a_newer_photokit_is_a_one_line_error(settings):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@sqlite_only("the error comes from creating the SQLite file under --home")
 def test_filesystem_errors_are_one_line(tmp_path):
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("x")

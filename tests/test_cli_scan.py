@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from photokit.cli.app import app
 from photokit.errors import PhotokitError
+from tests.conftest import sqlite_only
 
 runner = CliRunner()
 
@@ -143,6 +144,7 @@ def test_missing_path_is_a_one_line_error_and_touches_no_database(tmp_path, sett
     assert not (settings.home / "library.db").exists()
 
 
+@sqlite_only("a damaged library.db file")
 @pytest.mark.parametrize("command", [["status"], ["scan", "--no-faces"], ["db", "current"], ["db", "upgrade"]])
 def test_unreadable_database_is_a_one_line_error(album, settings, command):
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -151,6 +153,7 @@ def test_unreadable_database_is_a_one_line_error(album, settings, command):
     assert_one_line_error(invoke(*args), "library.db")
 
 
+@sqlite_only("SQLite file locking (PostgreSQL has row locks: tests/test_jobs_queue.py)")
 def test_locked_database_is_a_one_line_error(album, settings, monkeypatch):
     assert invoke("status").exit_code == 0  # creates and migrates the database
     monkeypatch.setattr("photokit.db.session.BUSY_TIMEOUT_S", 0.2)

@@ -13,6 +13,7 @@ from alembic.script import ScriptDirectory
 from photokit.db import migrate, open_database
 from photokit.db.models import Base, Photo, PhotoLocation, ScanRun, SkippedFile
 from photokit.db.session import create_db_engine
+from tests.conftest import testing_on_postgres as on_postgres
 
 
 @pytest.fixture
@@ -34,9 +35,10 @@ def test_open_database_migrates_a_new_file_to_head(settings):
         assert db.current_revision() == migrate.head_revision(db.engine)
         tables = set(sa.inspect(db.engine).get_table_names())
         assert set(Base.metadata.tables) <= tables
-        with db.engine.connect() as conn:
-            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() > 0
+        if db.engine.dialect.name == "sqlite":
+            with db.engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() > 0
     finally:
         db.dispose()
 
@@ -135,11 +137,12 @@ def test_schema_changes_are_transactional_on_sqlite(engine):
     assert "half_done" not in sa.inspect(engine).get_table_names()
 
 
-def test_every_library_gets_its_own_id(settings, tmp_path):
+def test_every_library_gets_its_own_id(settings, tmp_path, request):
     from photokit.settings import Settings
 
     first = open_database(settings)
-    other = open_database(Settings.load(home=tmp_path / "other"))
+    other_url = request.getfixturevalue("pg_url") if on_postgres() else None
+    other = open_database(Settings.load(home=tmp_path / "other", db_url=other_url))
     try:
         assert len(first.library_id()) == 32 and first.library_id() != other.library_id()
         assert first.library_id() == first.library_id()  # stable

@@ -108,6 +108,7 @@ def test_contact_sheet_of_a_real_person(face_recognition_library, tmp_path):
     expected = sum(1 for fs in faces.values() for f in fs if f.person_id == obama)
     settings = face_recognition_library.settings
     env = {"PHOTOKIT_HOME": str(settings.home), "PHOTOKIT_MODELS": str(settings.models_dir)}
+    env["PHOTOKIT_DB_URL"] = settings.db_url  # the library's database (on the PostgreSQL pass, not the test's)
     out = tmp_path / "obama.png"
     result = CliRunner().invoke(
         app, ["people", "sheet", str(obama), "--out", str(out), "--tile", "64", "--json"], env=env

@@ -95,12 +95,13 @@ def test_redo_detection_keeps_face_ids_and_user_decisions(tmp_path):
         # The user pins the face; it must survive even if a detector no longer finds it.
         runner = CliRunner()
         env = {"PHOTOKIT_HOME": str(library.settings.home), "PHOTOKIT_MODELS": str(library.settings.models_dir)}
+        env["PHOTOKIT_DB_URL"] = library.settings.db_url  # the library's database (also on the PostgreSQL pass)
         result = runner.invoke(app, ["people", "move", str(pinned.id), "--to", str(pinned.person_id)], env=env)
         assert result.exit_code == 0, result.output
         result = runner.invoke(app, ["faces", "detect", "--redo", "--device", "cpu", "--json"], env=env)
         assert result.exit_code == 0, result.output
         summary = json.loads(result.stdout)
-        assert summary.done == 2 and summary.kept == len(ids_before) and summary.added == 0
+        assert summary["done"] == 2 and summary["kept"] == len(ids_before) and summary["added"] == 0
         after = _faces_by_file(db)
         assert sorted(f.id for fs in after.values() for f in fs) == ids_before
         assert {f.id: f.person_id for fs in after.values() for f in fs} == person_before

@@ -21,6 +21,7 @@ RANKS = {
     "__init__": 0,
     "db": 1,
     "store": 1,
+    "jobs": 1,  # the job queue: rows of the library database claimed with a lease
     "library": 2,
     "faces": 3,
     "stylegan2": 4,
@@ -30,6 +31,7 @@ RANKS = {
     "status": 7,
     "progress": 7,
     "demo": 7,
+    "distributed": 7,  # Ray workers running faces/ and restore/ jobs
     "__main__": 8,  # `python -m photokit` runs the CLI
     "cli": 8,
     "web": 8,

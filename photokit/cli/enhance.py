@@ -11,6 +11,32 @@ from photokit.devices import Device
 from photokit.errors import PhotokitError
 from photokit.stylegan2.vocab import LossKind
 
+RayOption = typer.Option(False, "--ray", help="Run on a Ray cluster (needs photokit[ray]); see --ray-address.")
+RayAddressOption = typer.Option(
+    None, "--ray-address", help="The cluster's head (host:6379 or ray://host:10001); default $RAY_ADDRESS, else local."
+)
+WorkersOption = typer.Option(None, "--workers", help="Ray workers (default: one per GPU, else per CPU).")
+
+
+def _enhance_on_ray(db, settings, paths, options, device: str, address: str | None, workers: int | None, as_json: bool):
+    """The album's jobs on Ray workers that keep their models loaded; progress streams back here."""
+    from photokit.cli.reporters import RichReporter
+    from photokit.distributed import require_ray
+    from photokit.distributed.album import LibraryEnhancerFactory, plan_album, restore_album_on_ray
+    from photokit.distributed.cluster import connect, wants_gpu, worker_count
+
+    require_ray()
+    plan = plan_album(paths, options)
+    info = connect(address)
+    gpu = wants_gpu(device, info)
+    count = worker_count(info, workers, gpu)
+    factory = LibraryEnhancerFactory(settings, options, "cuda" if gpu else device, plan.targets)
+    with RichReporter(enabled=not as_json, notes=True) as reporter:
+        reporter.note(
+            f"{info.describe()}; {count} workers{' with a GPU each' if gpu else ''}, {len(plan.sources)} photos"
+        )
+        return restore_album_on_ray(db, plan, options, factory, count, num_gpus=1 if gpu else 0, reporter=reporter)
+
 
 def _parse_beta(value: str | None):
     if value is None or value.lower() == "auto":
@@ -48,6 +74,9 @@ def enhance(
         None, "--report", help="Write an HTML page: before/after crops of every face, routing, prior, check scores."
     ),
     as_json: bool = JsonOption,
+    on_ray: bool = RayOption,
+    ray_address: str | None = RayAddressOption,
+    workers: int | None = WorkersOption,
 ) -> None:
     """Restore every face in the photos with that person's prior and paste it back; albums resume after Ctrl-C."""
     from photokit.cli.reporters import RichReporter
@@ -74,6 +103,13 @@ def enhance(
     crops: dict = {}
     on_face = None if report_html is None else _crop_collector(crops)
     db = database_from(ctx)
+    if on_ray or ray_address is not None:
+        if report_html is not None:
+            raise PhotokitError(
+                "--report needs the faces' crops, which Ray workers do not send back: run without --ray"
+            )
+        summary = _enhance_on_ray(db, settings, paths, options, device, ray_address, workers, as_json)
+        return _finish(summary, paths, as_json)
     with RichReporter(enabled=not as_json, notes=True) as reporter:  # the cost is said up front, also with --json
         priors = StorePriors(settings, torch_device, owner_of=lambda person_id: person_owner(db, person_id))
         enhancer = Enhancer(
@@ -91,6 +127,10 @@ def enhance(
 
         write_html(report_html, enhance_report_html(summary.done, crops))
         typer.echo(f"report: {report_html}", err=True)
+    _finish(summary, paths, as_json)
+
+
+def _finish(summary, paths: list[Path], as_json: bool) -> None:
     if as_json:
         print_json(summary.to_json())
     else:

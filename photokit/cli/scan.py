@@ -42,6 +42,17 @@ def _run_faces(db, device: str, detector: str, reporter) -> dict:
     return process_pending_photos(db, device=device, detector=detector, reporter=reporter).to_json()
 
 
+def _run_faces_on_ray(db, device: str, detector: str, address: str | None, workers: int | None, reporter) -> dict:
+    from photokit.distributed.cluster import connect, wants_gpu, worker_count
+    from photokit.distributed.faces import detect_faces_on_ray
+
+    info = connect(address)
+    gpu = wants_gpu(device, info)
+    count = worker_count(info, workers, gpu)
+    reporter.note(f"{info.describe()}; {count} face workers{' with a GPU each' if gpu else ''}")
+    return detect_faces_on_ray(db, "cuda" if gpu else device, detector, count, 1 if gpu else 0, reporter)
+
+
 def scan_cmd(
     ctx: typer.Context,
     paths: list[Path] = typer.Argument(..., help="Folders (or single files) to index.", show_default=False),
@@ -49,6 +60,11 @@ def scan_cmd(
     no_faces: bool = typer.Option(False, "--no-faces", help="Only index files; do not detect faces."),
     device: Device = DeviceOption,
     detector: Detector = DetectorOption,
+    on_ray: bool = typer.Option(False, "--ray", help="Detect faces on a Ray cluster (needs photokit[ray])."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="The cluster's head (default: $RAY_ADDRESS, else local)."
+    ),
+    workers: int | None = typer.Option(None, "--workers", help="Ray workers (default: one per GPU, else per CPU)."),
 ) -> None:
     """Index photos under PATH (recursively, incrementally), then detect and group faces."""
     from photokit.cli.hints import error_line
@@ -60,6 +76,10 @@ def scan_cmd(
         from photokit.devices import resolve_device
 
         resolve_device(device)
+    if on_ray or ray_address is not None:
+        from photokit.distributed import require_ray
+
+        require_ray()
     roots = resolve_roots(paths)  # a typo fails before the database is touched
     db = database_from(ctx)
     faces_error = None
@@ -67,7 +87,10 @@ def scan_cmd(
         summary = scan_library(db, roots, reporter=reporter).to_json()
         if not no_faces:
             try:
-                summary["faces"] = _run_faces(db, device, detector, reporter)
+                if on_ray or ray_address is not None:
+                    summary["faces"] = _run_faces_on_ray(db, device, detector, ray_address, workers, reporter)
+                else:
+                    summary["faces"] = _run_faces(db, device, detector, reporter)
             except PhotokitError as exc:  # the index is saved; say what failed and exit non-zero
                 faces_error = exc
                 summary["faces"] = {"error": error_line(exc)}

@@ -2,7 +2,8 @@
 
 One ``Photo`` per distinct content (sha256); every place that content lives is a ``PhotoLocation``
 (duplicates = one photo, several locations). Files that could not be read are ``SkippedFile`` rows.
-Faces belong to photos; people group faces. ``EnhanceJob`` rows queue batch restorations.
+Faces belong to photos; people group faces. ``EnhanceJob`` rows are the job queue of heavy work (album
+restoration, prior builds, face detection) that workers claim with a lease (``photokit.jobs``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -158,10 +160,15 @@ class Face(Base):
 
 
 class EnhanceJob(Base):
-    """One photo of a batch restoration: queued, done (with its output) or failed (with the reason)."""
+    """One job of a batch: queued, running (held by ``worker`` until ``lease_expires_at``), done (with its
+    output) or failed (with the reason). ``kind`` says what it is (``photokit.jobs.JobKind``); for album
+    restoration ``source_path`` is the photo, for other kinds the job's subject (a person, a photo id)."""
 
     __tablename__ = "enhance_jobs"
-    __table_args__ = (UniqueConstraint("batch_key", "source_path", name="uq_enhance_job"),)
+    __table_args__ = (
+        UniqueConstraint("batch_key", "source_path", name="uq_enhance_job"),
+        Index("ix_enhance_jobs_claim", "batch_key", "status", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     batch_key: Mapped[str] = mapped_column(String(64), index=True)  # hash of (inputs, output dir, options)
@@ -173,6 +180,12 @@ class EnhanceJob(Base):
     report: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), default="enhance", server_default="enhance")
+    worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class BackgroundJob(Base):

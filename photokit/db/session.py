@@ -87,6 +87,17 @@ def _sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
+POSTGRES_DRIVER_HINT = "PostgreSQL needs its driver: pip install 'photokit[postgres]'"
+
+
+def engine_url(url: str):
+    """``postgresql://`` means psycopg 3 (the ``postgres`` extra), not SQLAlchemy's default psycopg2."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
 def create_db_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -98,7 +109,10 @@ def create_db_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    try:
+        return create_engine(engine_url(url), pool_pre_ping=True)
+    except ImportError:
+        raise DatabaseError(f"{display_url(url)}: {POSTGRES_DRIVER_HINT}") from None
 
 
 def display_url(url: str) -> str:

@@ -101,6 +101,28 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
 
 
+# What one bad photo may raise (unreadable now, too large, a model error): it must not stop the library.
+PHOTO_ERRORS = (PhotokitError, MemoryError, RuntimeError, ValueError, cv2.error)
+
+
+def detect_photo(session: Session, photo: Photo, analyzer: FaceAnalyzer, detector: str) -> tuple[str, int, dict]:
+    """Detect, describe and store one photo's faces: (its path, faces found, kept/added/removed counts).
+    Raises ``PHOTO_ERRORS``; ``record_photo_failure`` records them."""
+    path, rgb = _read_photo(session, photo)
+    faces = analyzer.analyze(rgb)
+    counts = store_faces(session, photo, faces, detector)
+    photo.faces_status, photo.faces_error = FacesStatus.DONE, None
+    return path, len(faces), counts
+
+
+def record_photo_failure(photo: Photo, exc: BaseException) -> bool:
+    """Transient causes stay 'pending' so the next scan tries again; the rest are 'failed'. True if transient."""
+    transient = _is_transient(exc)
+    photo.faces_status = FacesStatus.PENDING if transient else FacesStatus.FAILED
+    photo.faces_error = " ".join(str(exc).split()) or type(exc).__name__
+    return transient
+
+
 @dataclass
 class FaceRunSummary:
     """What one pass of face detection and clustering did."""
@@ -184,26 +206,18 @@ def _process_photo(
     """Detect and store one photo's faces, counting into ``summary``; returns a short status for progress."""
     photo = session.get(Photo, photo_id)
     try:
-        path, rgb = _read_photo(session, photo)
-        faces = analyzer.analyze(rgb)
-    except (PhotokitError, MemoryError, RuntimeError, ValueError, cv2.error) as exc:
-        # One bad photo (unreadable now, too large, a model error) must not stop the library.
-        # Transient causes stay 'pending' so the next scan tries again; the rest are 'failed'.
-        transient = _is_transient(exc)
-        photo.faces_status = FacesStatus.PENDING if transient else FacesStatus.FAILED
-        photo.faces_error = " ".join(str(exc).split()) or type(exc).__name__
-        if transient:
+        path, found, counts = detect_photo(session, photo, analyzer, detector)
+    except PHOTO_ERRORS as exc:
+        if record_photo_failure(photo, exc):
             summary.retry_later += 1
         else:
             summary.failed += 1
         if len(summary.errors) < MAX_REPORTED_ERRORS:
             summary.errors.append({"photo_id": photo_id, "error": photo.faces_error})
         return None
-    stats = store_faces(session, photo, faces, detector)
-    summary.kept += stats["kept"]
-    summary.added += stats["added"]
-    summary.removed += stats["removed"]
-    photo.faces_status, photo.faces_error = FacesStatus.DONE, None
+    summary.kept += counts["kept"]
+    summary.added += counts["added"]
+    summary.removed += counts["removed"]
     summary.done += 1
-    summary.faces += len(faces)
-    return f"{len(faces)} face(s) in {path.rsplit('/', 1)[-1]}"
+    summary.faces += found
+    return f"{found} face(s) in {path.rsplit('/', 1)[-1]}"

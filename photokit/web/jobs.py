@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from sqlalchemy import select
 
+from photokit.db import Database
 from photokit.db.models import BackgroundJob, utcnow
 from photokit.db.session import Database
 from photokit.errors import PhotokitError
@@ -101,6 +102,8 @@ class JobReporter:
         self._stop_if_asked()
 
     def task_finished(self, key: str) -> None:
+        if key == self._main:
+            self._flush(force=True)  # the bar's final count (advances since the last flush were not written)
         self._tasks.pop(key, None)
         if key == self._main:
             self._main = None

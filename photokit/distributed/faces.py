@@ -1,0 +1,97 @@
+"""Face detection on Ray: one job per pending photo (``JobKind.FACE_DETECT``), workers that keep the
+detector and dlib's models loaded, then one clustering pass on the submitting machine (it needs every
+face at once). Redoing a photo after a worker died is safe: detection keeps the ids of faces it finds
+again (``store_faces``)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from photokit.db.models import Photo
+from photokit.db.session import Database, create_db_engine
+from photokit.db.vocab import FacesStatus
+from photokit.distributed.workers import JobOutcome, run_batch_on_workers, start_workers
+from photokit.jobs.queue import ClaimedJob, JobKind, JobStatus, enqueue
+from photokit.reporting import NULL_REPORTER, Reporter
+
+
+class FaceDetectHandler:
+    def __init__(self, db_url: str, device: str, detector: str) -> None:
+        from photokit.faces.analyze import FaceAnalyzer, FaceConfig
+
+        self.db = Database(engine=create_db_engine(db_url), url=db_url)
+        self.detector = detector
+        self.analyzer = FaceAnalyzer(FaceConfig(detector=detector), device=device)
+
+    def __call__(self, job: ClaimedJob) -> JobOutcome:
+        from photokit.faces.pipeline import PHOTO_ERRORS, detect_photo, record_photo_failure
+
+        photo_id = int(job.subject.removeprefix("photo:"))
+        with self.db.session() as session:
+            photo = session.get(Photo, photo_id)
+            if photo is None:
+                return JobOutcome(JobStatus.SKIPPED, error=f"photo {photo_id} is no longer in the library")
+            try:
+                path, found, counts = detect_photo(session, photo, self.analyzer, self.detector)
+            except PHOTO_ERRORS as exc:
+                transient = record_photo_failure(photo, exc)
+                return JobOutcome(JobStatus.FAILED, error=photo.faces_error, report={"transient": transient})
+        return JobOutcome(JobStatus.DONE, output=path, report={"faces": found, **counts})
+
+
+@dataclass
+class FaceDetectFactory:
+    db_url: str
+    device: str
+    detector: str
+
+    def __call__(self) -> FaceDetectHandler:
+        return FaceDetectHandler(self.db_url, self.device, self.detector)
+
+
+def detect_faces_on_ray(
+    db, device: str, detector: str, workers: int, num_gpus: float = 0, reporter: Reporter = NULL_REPORTER
+) -> dict:
+    """Detect faces on every pending photo with Ray workers, then cluster; the summary has the keys of
+    ``process_pending_photos``'s."""
+    from photokit.faces.cluster import ClusterConfig
+    from photokit.faces.people import cluster_faces
+
+    started = time.perf_counter()
+    with db.session() as session:
+        ids = list(
+            session.scalars(select(Photo.id).where(Photo.faces_status == FacesStatus.PENDING).order_by(Photo.id))
+        )
+    summary: dict[str, Any] = {"photos": len(ids), "done": 0, "failed": 0, "retry_later": 0, "faces": 0,
+                               "kept": 0, "added": 0, "removed": 0, "detector": detector, "errors": [],
+                               "workers": workers}  # fmt: skip
+    if ids:
+        key = "faces-" + hashlib.sha256(f"{detector}:{ids}".encode()).hexdigest()[:26]
+        enqueue(db, JobKind.FACE_DETECT, key, [f"photo:{i}" for i in ids], {"detector": detector})
+        actors = start_workers(db.url, FaceDetectFactory(db.url, device, detector), workers, num_gpus=num_gpus)
+        try:
+            outcomes = run_batch_on_workers(
+                db, key, actors, reporter, f"faces on {workers} Ray workers", total=len(ids)
+            )  # fmt: skip
+        finally:
+            import ray
+
+            for actor in actors:
+                ray.kill(actor)
+        for outcome in outcomes:
+            if outcome["status"] == JobStatus.DONE.value:
+                summary["done"] += 1
+                for name in ("faces", "kept", "added", "removed"):
+                    summary[name] += outcome["report"][name]
+            elif outcome["status"] == JobStatus.FAILED.value:
+                summary["retry_later" if outcome["report"]["transient"] else "failed"] += 1
+                summary["errors"].append({"photo_id": int(outcome["subject"][6:]), "error": outcome["error"]})
+    with db.session() as session:
+        summary["clustering"] = cluster_faces(session, ClusterConfig()).to_json()
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    return summary

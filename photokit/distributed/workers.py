@@ -1,0 +1,159 @@
+"""Ray actors that claim jobs from the shared library database, and the driver loop that feeds them.
+
+A ``JobWorker`` is built once per Ray worker process: its handler (made by a picklable factory inside
+the worker) keeps its models loaded across jobs. The driver keeps one ``work_one`` call in flight per
+worker, so each finished job streams back to the submitting terminal as it completes. A worker that
+dies (its node lost, its process killed) simply stops answering: its job's lease runs out and a live
+worker takes the job over. Ctrl-C cancels the calls in flight, stops the workers and gives their jobs
+back to the queue.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from photokit.db.session import Database, create_db_engine
+from photokit.errors import PhotokitError
+from photokit.jobs.queue import DEFAULT_LEASE_S, ClaimedJob, Heartbeat, JobStatus, claim, finish, release, status_counts
+from photokit.reporting import NULL_REPORTER, Reporter, reported_task
+
+
+@dataclass
+class JobOutcome:
+    status: JobStatus
+    output: str | None = None
+    error: str | None = None
+    report: dict | None = None
+
+
+class JobHandler(Protocol):
+    def __call__(self, job: ClaimedJob) -> JobOutcome:
+        """Do the job; raise KeyboardInterrupt when interrupted (the job goes back to the queue)."""
+
+
+HandlerFactory = Callable[[], JobHandler]  # picklable; called once inside each worker process
+
+
+class JobWorker:
+    """The body of a Ray actor (wrapped with ``ray.remote`` by ``start_workers``)."""
+
+    def __init__(self, db_url: str, factory: HandlerFactory, lease_s: float = DEFAULT_LEASE_S) -> None:
+        self.db = Database(engine=create_db_engine(db_url), url=db_url)
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_s = lease_s
+        self.handler = factory()
+
+    def identity(self) -> tuple[str, int]:
+        return self.worker_id, os.getpid()
+
+    def work_one(self, batch_key: str, wait_s: float = 0.0) -> dict | None:
+        """Claim one job of the batch, do it, record it; None when nothing was claimable (after ``wait_s``)."""
+        job = claim(self.db, batch_key, self.worker_id, self.lease_s)
+        if job is None and wait_s > 0:
+            time.sleep(wait_s)
+            job = claim(self.db, batch_key, self.worker_id, self.lease_s)
+        if job is None:
+            return None
+        try:
+            with Heartbeat(self.db, job, self.lease_s):
+                outcome = self.handler(job)
+        except Exception as exc:  # one broken job must not stop the batch: it fails with the reason
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            outcome = JobOutcome(JobStatus.FAILED, error=f"{job.subject}: unexpected {type(exc).__name__}: {detail}")
+        except BaseException:  # Ctrl-C / ray.cancel: the job goes back to the queue at once
+            release(self.db, self.worker_id, job.id)
+            raise
+        accepted = finish(
+            self.db, job.id, self.worker_id, outcome.status, output=outcome.output, error=outcome.error,
+            report=outcome.report,
+        )  # fmt: skip
+        return {
+            "job": job.id, "subject": job.subject, "status": outcome.status.value, "output": outcome.output,
+            "error": outcome.error, "report": outcome.report, "attempts": job.attempts, "worker": self.worker_id,
+            "accepted": accepted,
+        }  # fmt: skip
+
+
+def last_line(exc: BaseException) -> str:
+    """The last non-empty line of a remote error (Ray wraps the worker's traceback; its end says why)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def start_workers(db_url: str, factory: HandlerFactory, count: int, num_gpus: float = 0, lease_s: float = 60.0):
+    """``count`` Ray actors, each one CPU (and ``num_gpus``), models loaded once per actor."""
+    from photokit.distributed import require_ray
+
+    ray = require_ray()
+    remote = ray.remote(num_cpus=1, num_gpus=num_gpus, max_restarts=0, max_task_retries=0)(JobWorker)
+    return [remote.remote(db_url, factory, lease_s) for _ in range(count)]
+
+
+def run_batch_on_workers(
+    db,
+    batch_key: str,
+    workers: list,
+    reporter: Reporter = NULL_REPORTER,
+    description: str = "jobs",
+    total: int | None = None,
+    completed: int = 0,
+    poll_s: float = 1.0,
+) -> list[dict]:
+    """Feed the batch's jobs to ``workers`` until none is queued or running; the outcomes, in finishing
+    order (only those the database accepted: a job redone after a lease ran out counts once)."""
+    import ray
+
+    outcomes: list[dict] = []
+    try:  # waits for every worker to load its models
+        worker_ids = [worker_id for worker_id, _pid in ray.get([worker.identity.remote() for worker in workers])]
+    except ray.exceptions.RayActorError as exc:  # e.g. a model missing on a node: say why, in one line
+        raise PhotokitError(f"the Ray workers could not start: {last_line(exc)}") from None
+    pending = {worker.work_one.remote(batch_key): worker for worker in workers}
+    with reported_task(reporter, "ray-batch", description, total, completed):
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=poll_s)
+                if not ready:
+                    continue
+                worker = pending.pop(ready[0])
+                try:
+                    outcome = ray.get(ready[0])
+                except ray.exceptions.RayActorError:
+                    reporter.note("a Ray worker died; its job is redone by another one after its lease")
+                    continue
+                if outcome is None:
+                    counts = status_counts(db, batch_key)
+                    if counts.get(JobStatus.QUEUED.value, 0) + counts.get(JobStatus.RUNNING.value, 0) == 0:
+                        continue  # the batch is finished: this worker retires
+                elif outcome["accepted"]:
+                    outcomes.append(outcome)
+                    reporter.task_advanced("ray-batch", 1, status=os.path.basename(outcome["subject"]))
+                # Nothing claimable yet jobs left: others hold them (maybe dead ones), so wait for their leases.
+                pending[worker.work_one.remote(batch_key, poll_s if outcome is None else 0.0)] = worker
+        except KeyboardInterrupt:
+            stop_workers(db, list(pending), workers, worker_ids)
+            raise
+    left = status_counts(db, batch_key)
+    if left.get(JobStatus.QUEUED.value, 0) + left.get(JobStatus.RUNNING.value, 0):
+        raise PhotokitError("every Ray worker died before the batch was finished; run the command again to resume")
+    return outcomes
+
+
+def stop_workers(db, in_flight: list, workers: list, worker_ids: list[str], grace_s: float = 10.0) -> None:
+    """Cancel the calls in flight (their jobs go back to the queue), then end the workers."""
+    import ray
+
+    for ref in in_flight:
+        ray.cancel(ref)
+    if in_flight:
+        ray.wait(in_flight, num_returns=len(in_flight), timeout=grace_s)
+    for worker in workers:
+        ray.kill(worker)
+    for worker_id in worker_ids:  # a worker ended before it could give its job back
+        release(db, worker_id)

@@ -1,0 +1,232 @@
+"""A job queue in the library database that many workers, on many machines, can share.
+
+Each job is an ``EnhanceJob`` row. A worker *claims* the oldest job of a batch that is queued, or running
+with an expired lease (its worker died), in one short transaction: on PostgreSQL with
+``SELECT ... FOR UPDATE SKIP LOCKED`` (concurrent claimers never wait for, nor take, each other's row),
+and everywhere with a compare-and-set ``UPDATE`` that only succeeds if the row is still claimable, so
+two workers can never both hold a job. The holder renews its lease with heartbeats (``Heartbeat``).
+Only the current holder can ``finish`` a job: a worker that lost its lease (it stalled, another one redid
+the job) finds its result refused, so no job is finished twice. Outputs are written atomically under
+their final name, so a job redone after a crash leaves one complete file.
+
+Times are the database server's clock on PostgreSQL (workers on several machines agree on it), the
+local clock on SQLite (one machine).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from photokit.db.models import EnhanceJob, utcnow
+from photokit.db.vocab import JobStatus
+
+DEFAULT_LEASE_S = 60.0
+
+
+class JobKind(StrEnum):
+    ENHANCE = "enhance"  # restore one photo of an album
+    PRIOR_BUILD = "prior_build"  # build one person's prior
+    FACE_DETECT = "face_detect"  # detect and describe the faces of one photo
+
+
+FINAL_STATUSES = (JobStatus.DONE, JobStatus.SKIPPED, JobStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    batch_key: str
+    subject: str  # the photo path, or the job's subject for other kinds
+    options: dict
+    attempts: int  # 1 on the first claim; more when a dead worker's job is redone
+    worker: str
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _now(session: Session) -> ColumnElement | datetime:
+    """UTC now: the server's clock on PostgreSQL (as a naive UTC timestamp, like every column here)."""
+    if _is_postgres(session):
+        return func.timezone("UTC", func.clock_timestamp())
+    return utcnow()
+
+
+def _lease_end(session: Session, lease_s: float) -> ColumnElement | datetime:
+    return _now(session) + timedelta(seconds=lease_s)
+
+
+def enqueue(db, kind: JobKind, batch_key: str, subjects: Iterable[str], options: dict | None = None) -> int:
+    """Queue a job per subject not yet in the batch; returns how many were added. A finished job stays
+    finished (re-running a batch resumes it)."""
+    subjects = list(dict.fromkeys(subjects))
+    with db.session() as session:
+        known = set(session.scalars(select(EnhanceJob.source_path).where(EnhanceJob.batch_key == batch_key)))
+        new = [s for s in subjects if s not in known]
+        session.add_all(
+            EnhanceJob(batch_key=batch_key, kind=kind.value, source_path=s, status="queued", options=options or {})
+            for s in new
+        )
+    return len(new)
+
+
+def requeue(db, batch_key: str, subjects: Iterable[str]) -> int:
+    """Put finished jobs back in the queue (e.g. their output was deleted since)."""
+    subjects = list(subjects)
+    if not subjects:
+        return 0
+    with db.session() as session:
+        result = session.execute(
+            update(EnhanceJob)
+            .where(EnhanceJob.batch_key == batch_key, EnhanceJob.source_path.in_(subjects))
+            .values(status="queued", worker=None, lease_expires_at=None)
+        )
+        return result.rowcount
+
+
+def _claimable(session: Session, batch_key: str) -> ColumnElement:
+    return and_(
+        EnhanceJob.batch_key == batch_key,
+        or_(
+            EnhanceJob.status == JobStatus.QUEUED.value,
+            # A lease that ran out (its worker died), or none at all: left by a single-process run that crashed.
+            and_(
+                EnhanceJob.status == JobStatus.RUNNING.value,
+                or_(EnhanceJob.lease_expires_at.is_(None), EnhanceJob.lease_expires_at < _now(session)),
+            ),
+        ),
+    )
+
+
+def claim(db, batch_key: str, worker: str, lease_s: float = DEFAULT_LEASE_S) -> ClaimedJob | None:
+    """Atomically take the next job of ``batch_key`` for ``worker``; None when nothing is claimable now
+    (all done, or the rest held by live workers)."""
+    for _ in range(50):  # on SQLite another worker may win the row between SELECT and UPDATE: try the next
+        with db.session() as session:
+            query = select(EnhanceJob.id).where(_claimable(session, batch_key)).order_by(EnhanceJob.id).limit(1)
+            if _is_postgres(session):
+                query = query.with_for_update(skip_locked=True)
+            job_id = session.scalar(query)
+            if job_id is None:
+                return None
+            now = _now(session)
+            taken = session.execute(
+                update(EnhanceJob)
+                .where(EnhanceJob.id == job_id, _claimable(session, batch_key))
+                .values(
+                    status=JobStatus.RUNNING.value,
+                    worker=worker,
+                    attempts=EnhanceJob.attempts + 1,
+                    started_at=now,
+                    heartbeat_at=now,
+                    lease_expires_at=_lease_end(session, lease_s),
+                    error=None,
+                )
+                .returning(EnhanceJob.kind, EnhanceJob.source_path, EnhanceJob.options, EnhanceJob.attempts)
+            ).one_or_none()
+            if taken is not None:
+                kind, subject, options, attempts = taken
+                return ClaimedJob(job_id, kind, batch_key, subject, options or {}, attempts, worker)
+    return None
+
+
+def _held_by(job_id: int, worker: str) -> ColumnElement:
+    return and_(EnhanceJob.id == job_id, EnhanceJob.worker == worker, EnhanceJob.status == JobStatus.RUNNING.value)
+
+
+def heartbeat(db, job_id: int, worker: str, lease_s: float = DEFAULT_LEASE_S) -> bool:
+    """Renew ``worker``'s lease on the job; False if it no longer holds it."""
+    with db.session() as session:
+        result = session.execute(
+            update(EnhanceJob)
+            .where(_held_by(job_id, worker))
+            .values(heartbeat_at=_now(session), lease_expires_at=_lease_end(session, lease_s))
+        )
+        return result.rowcount == 1
+
+
+def finish(
+    db,
+    job_id: int,
+    worker: str,
+    status: JobStatus,
+    *,
+    output: str | None = None,
+    error: str | None = None,
+    report: dict | None = None,
+) -> bool:
+    """Record the job's outcome if ``worker`` still holds it; False (nothing written) if it does not."""
+    if status not in FINAL_STATUSES:
+        raise ValueError(f"{status} is not a final status")
+    with db.session() as session:
+        result = session.execute(
+            update(EnhanceJob)
+            .where(_held_by(job_id, worker))
+            .values(
+                status=status.value,
+                output_path=output,
+                error=error,
+                report=report,
+                finished_at=_now(session),
+                lease_expires_at=None,
+            )
+        )
+        return result.rowcount == 1
+
+
+def release(db, worker: str, job_id: int | None = None) -> int:
+    """Give ``worker``'s running job (or all of them) back to the queue, e.g. after Ctrl-C."""
+    with db.session() as session:
+        where = [EnhanceJob.worker == worker, EnhanceJob.status == JobStatus.RUNNING.value]
+        if job_id is not None:
+            where.append(EnhanceJob.id == job_id)
+        result = session.execute(update(EnhanceJob).where(*where).values(status="queued", lease_expires_at=None))
+        return result.rowcount
+
+
+def status_counts(db, batch_key: str) -> dict[str, int]:
+    """Jobs of the batch per status."""
+    with db.session() as session:
+        rows = session.execute(
+            select(EnhanceJob.status, func.count()).where(EnhanceJob.batch_key == batch_key).group_by(EnhanceJob.status)
+        )
+        return {status: n for status, n in rows}
+
+
+class Heartbeat:
+    """Renews a job's lease every ``lease_s / 3`` seconds in a background thread while the job runs.
+
+    ``lost`` becomes True when the lease was taken over (the worker stalled past it)."""
+
+    def __init__(self, db, job: ClaimedJob, lease_s: float = DEFAULT_LEASE_S) -> None:
+        self.db, self.job, self.lease_s = db, job, lease_s
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job.id}", daemon=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            try:
+                if not heartbeat(self.db, self.job.id, self.job.worker, self.lease_s):
+                    self.lost = True
+                    return
+            except Exception:  # a database hiccup: the next beat (or the lease) decides
+                continue
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
