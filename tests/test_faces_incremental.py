@@ -100,7 +100,7 @@ def test_redo_detection_keeps_face_ids_and_user_decisions(tmp_path):
         result = runner.invoke(app, ["faces", "detect", "--redo", "--device", "cpu", "--json"], env=env)
         assert result.exit_code == 0, result.output
         summary = json.loads(result.stdout)
-        assert summary.done == 2 and summary.kept == len(ids_before) and summary.added == 0
+        assert summary["done"] == 2 and summary["kept"] == len(ids_before) and summary["added"] == 0
         after = _faces_by_file(db)
         assert sorted(f.id for fs in after.values() for f in fs) == ids_before
         assert {f.id: f.person_id for fs in after.values() for f in fs} == person_before
