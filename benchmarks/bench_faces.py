@@ -17,15 +17,19 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from photokit.faces.pipeline import FaceRunSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PHOTOKIT_SHARED", ROOT.parent / "shared"))
 FACES = SHARED / "data" / "faces"
 
 
-def _scan(roots: list[Path], device: str, detector: str, home: Path) -> tuple[object, dict, float]:
+def _scan(roots: list[Path], device: str, detector: str, home: Path) -> tuple[object, FaceRunSummary, float]:
     from photokit.db import open_database
     from photokit.faces.pipeline import process_pending_photos
     from photokit.library.scan import scan_library
