@@ -1,48 +1,70 @@
-"""Identity clustering of 128-D dlib face descriptors: pure functions on arrays, no database.
+"""Identity clustering of face descriptors: pure functions on arrays, no database.
 
-The algorithm is incremental and density-aware, like Immich's facial recognition job:
+Constrained agglomeration on a k-nearest-neighbour graph, with a merge test that adapts to each
+identity's own spread:
 
-1. Every new face counts its neighbours: faces (new or already clustered) within ``max_distance``.
-   A face with at least ``min_faces`` faces in its neighbourhood (itself included) is a *core* face.
-2. New faces are visited densest first. A face joins the person of its nearest already-labelled
-   neighbour (a person it may join, see below). Failing that, a core face founds a new person;
-   a non-core face is *deferred*.
-3. Deferred faces get one more chance once every core face has been placed: they join the nearest
-   labelled neighbour's person, or stay unassigned (a lone face is not a person yet).
+1. Every new face looks up its ``neighbours`` nearest faces (new or already in people) through a
+   ``FaceIndex`` (exact search for small libraries, HNSW for large ones; never an n x n matrix).
+   Pairs farther apart than ``max_distance`` are never linked.
+2. The links are visited shortest first (Kruskal). Each group of faces keeps its size ``n``, the sum
+   of its descriptors and of their squared norms, hence its mean ``mu`` and its spread ``v`` (mean
+   squared distance of a face to ``mu``; shrunk towards the prior ``prior_spread`` with the weight
+   of ``prior_weight`` faces, so a group of two does not trust its own spread yet).
+3. Two groups A and B join when their means are as close as two samples of ONE identity would be:
+   ``|mu_A - mu_B|^2 <= z^2 * v_AB * (1/n_A + 1/n_B)`` with ``v_AB`` the pooled spread and
+   ``z = spread_z``. A tight identity (controlled portraits) thus accepts only close faces, a loose
+   one (web photos across decades) accepts faces farther away, and two big groups of different
+   people never join, however many look-alike pairs link them (no single-link chaining).
+4. Cannot-link: a group never takes a second face of a photo it has a face of (two faces of one
+   photo are two people), and two existing people never join (that is the user's ``merge``).
+5. Groups of at least ``min_faces`` faces become new people; faces that joined an existing person
+   go there; the rest stay unassigned (a lone face is not a person yet).
 
-A person may receive a face only when it has no face of the same photo (two faces of one photo are
-two people) and the face is not farther than ``max_centroid_distance`` from the person's mean
-descriptor (which stops chains of look-alikes from merging two people through single links).
-
-Defaults were chosen from measurements on ``../shared/data/faces/deepface`` (62 labelled photos,
-13 people): same-person descriptor distances have a 95th percentile of 0.50 and a maximum of
-0.62, different people a minimum of 0.52 and a 1st percentile of 0.66. ``max_distance=0.5`` keeps
-every single link between different people out while the neighbourhood graph still connects each
-person; ``max_centroid_distance=0.55`` lets a face join a person whose mean it is close to.
-Sweeping ``max_distance`` over 0.45 / 0.5 / 0.55 gave pairwise precision 1.00 / 1.00 / 0.88 and
-recall 0.95 / 1.00 / 1.00 there; ``min_faces=3`` (Immich's default) loses the people with only two
-photos. ``benchmarks/bench_faces.py`` re-measures all of it (``threshold_study``).
+Incremental: existing people enter as groups with their statistics and are never changed except by
+receiving new faces, so a new photo is placed without re-clustering the library. The defaults were
+chosen on the three development sets (``benchmarks/bench_faces.py`` measures them; see README).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 
 import numpy as np
+
+from photokit.errors import PhotokitError
+from photokit.faces.index import FaceIndex, clean_descriptors
 
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    max_distance: float = 0.5  # face-to-face link (dlib's own "same person" rule of thumb is 0.6)
-    max_centroid_distance: float = 0.55  # face to a person's mean descriptor
-    min_faces: int = 2  # neighbourhood size (itself included) that lets a face found a person
+    max_distance: float = 0.6  # never link two faces farther apart (dlib's own "same person" rule)
+    spread_z: float = 1.5  # how many expected gaps two groups of one identity may be apart
+    prior_spread: float = 0.076  # squared distance of a face to its identity's mean (dlib, measured)
+    prior_weight: float = 4.0  # faces' worth of that prior in each group's spread estimate
+    min_faces: int = 2  # group size that makes a new person
+    neighbours: int = 12  # k of the nearest-neighbour graph
+    pair_distance: float = 0.5  # two lone faces start a group only this close
+    group_floor: float = 0.5  # 1/nA + 1/nB is never taken below this (identities are not one blob)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise PhotokitError(f"clustering option {f.name} must be a finite number, got {value!r}")
+        if not 0 < self.max_distance <= 4:
+            raise PhotokitError(f"max distance must be in (0, 4], got {self.max_distance}")
+        if not 0 < self.spread_z <= 100 or not 0 < self.prior_spread <= 4 or self.prior_weight < 0:
+            raise PhotokitError("spread options must be positive")
+        if self.min_faces < 1 or self.neighbours < 1:
+            raise PhotokitError("min faces and neighbours must be at least 1")
 
 
 @dataclass
 class Labelled:
     """Faces already in people: their descriptors, person ids and photo ids."""
 
-    embeddings: np.ndarray  # (M, 128) float32
+    embeddings: np.ndarray  # (M, D) float32
     person_ids: np.ndarray  # (M,) int
     photo_ids: np.ndarray  # (M,) int
 
@@ -51,14 +73,121 @@ class Labelled:
         return cls(np.zeros((0, dim), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
-def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Euclidean distances (len(a), len(b)) between descriptor rows."""
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.sqrt(np.maximum(sq, 0.0))
+def shrunk_spread(scatter, counts, config: ClusterConfig):
+    """(spread v, weight in faces) from a group's scatter (sum of squared distances to its mean).
+
+    ``v = (scatter + w0 * prior_spread) / (n - 1 + w0)``: the prior counts as ``w0 = prior_weight``
+    faces, so a group's own spread takes over as it grows. Works on scalars and arrays.
+    """
+    weight = np.asarray(counts, np.float64) - 1 + config.prior_weight
+    spread = (np.maximum(scatter, 0.0) + config.prior_weight * config.prior_spread) / np.maximum(weight, 1e-9)
+    return spread, weight
+
+
+def spread_gap_ratio(gap: np.ndarray, na: int, nb: int, a: tuple, b: tuple, floor: float = 0.0) -> float:
+    """How many expected same-identity gaps apart two group means are (``a``, ``b``: (spread, weight)).
+
+    Two disjoint samples of one identity with spread v have means about ``sqrt(v (1/na + 1/nb))`` apart;
+    v is pooled from both groups.
+    """
+    (va, wa), (vb, wb) = a, b
+    pooled = (va * wa + vb * wb) / (wa + wb)
+    return math.sqrt(float(gap @ gap) / (pooled * max(1.0 / na + 1.0 / nb, floor)))
+
+
+class Groups:
+    """Union-find over groups of faces, with the sufficient statistics of the merge test."""
+
+    def __init__(self, sums: np.ndarray, sq: np.ndarray, counts: np.ndarray, person: np.ndarray, config) -> None:
+        self.parent = list(range(len(counts)))
+        self.sums = sums.astype(np.float64)
+        self.sq = sq.astype(np.float64).tolist()
+        self.counts = counts.astype(np.int64).tolist()
+        self.person = person.astype(np.int64).tolist()
+        self.photos: list[set | None] = [None] * len(counts)
+        self.config = config
+
+    def find(self, a: int) -> int:
+        parent = self.parent
+        root = a
+        while parent[root] != root:
+            root = parent[root]
+        while parent[a] != root:
+            parent[a], a = root, parent[a]
+        return root
+
+    def spread(self, a: int) -> tuple[float, float]:
+        """(shrunk spread v, its weight in faces) of root ``a``."""
+        n = self.counts[a]
+        spread, weight = shrunk_spread(self.sq[a] - float(self.sums[a] @ self.sums[a]) / n, n, self.config)
+        return float(spread), float(weight)
+
+    def compatible(self, a: int, b: int) -> bool:
+        """Whether roots ``a`` and ``b`` may be one identity: cannot-links, then the spread test."""
+        if self.person[a] and self.person[b]:
+            return False
+        pa, pb = self.photos[a], self.photos[b]
+        if len(pa) > len(pb):
+            pa, pb = pb, pa
+        if any(p in pb for p in pa):
+            return False
+        na, nb = self.counts[a], self.counts[b]
+        gap = self.sums[a] / na - self.sums[b] / nb
+        if na == 1 and nb == 1 and float(gap @ gap) > self.config.pair_distance**2:
+            return False
+        ratio = spread_gap_ratio(gap, na, nb, self.spread(a), self.spread(b), self.config.group_floor)
+        return ratio <= self.config.spread_z
+
+    def union(self, a: int, b: int) -> int:
+        if self.counts[a] < self.counts[b]:
+            a, b = b, a
+        self.parent[b] = a
+        self.sums[a] += self.sums[b]
+        self.sq[a] += self.sq[b]
+        self.counts[a] += self.counts[b]
+        self.person[a] = self.person[a] or self.person[b]
+        self.photos[a] |= self.photos[b]
+        self.photos[b] = None
+        return a
+
+
+def _groups(embeddings, photo_ids, labelled: Labelled, config: ClusterConfig) -> tuple[Groups, np.ndarray]:
+    """Groups: one per existing person (its statistics), then one per new face. Also node of each labelled face."""
+    persons, node_of_labelled = np.unique(labelled.person_ids.astype(np.int64), return_inverse=True)
+    dim = embeddings.shape[1]
+    p = len(persons)
+    sums = np.zeros((p + len(embeddings), dim))
+    np.add.at(sums, node_of_labelled, labelled.embeddings.astype(np.float64))
+    sums[p:] = embeddings
+    sq = np.zeros(p + len(embeddings))
+    np.add.at(sq, node_of_labelled, (labelled.embeddings.astype(np.float64) ** 2).sum(1))
+    sq[p:] = (embeddings.astype(np.float64) ** 2).sum(1)
+    counts = np.concatenate([np.bincount(node_of_labelled, minlength=p), np.ones(len(embeddings), np.int64)])
+    groups = Groups(sums, sq, counts, np.concatenate([persons, np.zeros(len(embeddings), np.int64)]), config)
+    for node in range(p):
+        groups.photos[node] = set()
+    for node, photo in zip(node_of_labelled.tolist(), labelled.photo_ids.tolist()):
+        groups.photos[node].add(photo)
+    for i, photo in enumerate(photo_ids.tolist()):
+        groups.photos[p + i] = {photo}
+    return groups, node_of_labelled
+
+
+def _links(embeddings: np.ndarray, labelled: Labelled, node_of_labelled: np.ndarray, config: ClusterConfig):
+    """Candidate links (node, node) of the kNN graph, shortest first."""
+    m, n, p = len(labelled.embeddings), len(embeddings), int(node_of_labelled.max(initial=-1)) + 1
+    index = FaceIndex(embeddings.shape[1], expected=m + n, queries=n)
+    index.add(labelled.embeddings, np.arange(m))
+    index.add(embeddings, np.arange(m, m + n))
+    dist, ids = index.search(embeddings, config.neighbours + 1)  # +1: a face finds itself
+    node_of = np.concatenate([node_of_labelled, np.arange(p, p + n)])
+    src = np.repeat(np.arange(p, p + n), dist.shape[1])
+    dist, ids = dist.ravel(), ids.ravel()
+    keep = (ids >= 0) & (dist <= config.max_distance)
+    src, dst, dist = src[keep], node_of[ids[keep]], dist[keep]
+    keep = src != dst
+    order = np.argsort(dist[keep], kind="stable")
+    return src[keep][order], dst[keep][order]
 
 
 def assign_faces(
@@ -71,89 +200,65 @@ def assign_faces(
     """Person label of each new face: an existing person id, a new label, or 0 (unassigned).
 
     New people get negative labels ``first_new_label, first_new_label - 1, ...`` so they never
-    collide with existing (positive) person ids. ``labelled`` people are never changed.
+    collide with existing (positive) person ids. ``labelled`` people are never changed. Faces whose
+    descriptor is missing, zero or not finite stay unassigned (0).
     """
-    embeddings = np.asarray(embeddings, np.float32).reshape(len(photo_ids), -1)
     photo_ids = np.asarray(photo_ids, np.int64)
-    labelled = labelled if labelled is not None else Labelled.empty(embeddings.shape[1] if len(embeddings) else 128)
-    n, m = len(embeddings), len(labelled.embeddings)
-    labels = np.zeros(n, np.int64)
-    if n == 0:
+    embeddings = np.asarray(embeddings, np.float32).reshape(len(photo_ids), -1)
+    dim = embeddings.shape[1] if embeddings.shape[1] else 128
+    labelled = labelled if labelled is not None else Labelled.empty(dim)
+    labels = np.zeros(len(embeddings), np.int64)
+    usable = clean_descriptors(embeddings) if len(embeddings) else np.zeros(0, bool)
+    if not usable.any():
         return labels
-
-    all_emb = np.concatenate([labelled.embeddings.astype(np.float32), embeddings])
-    all_label = np.concatenate([labelled.person_ids.astype(np.int64), labels])  # updated in place below
-    dist = pairwise_distances(embeddings, all_emb)  # (n, m + n)
-    neighbours = dist <= config.max_distance
-    density = neighbours.sum(1)  # includes the face itself
-
-    # Running per-person descriptor sums (for centroids) and photo sets (for the same-photo rule).
-    sums: dict[int, np.ndarray] = {}
-    counts: dict[int, int] = {}
-    photos: dict[int, set[int]] = {}
-    for emb, pid, photo in zip(labelled.embeddings, labelled.person_ids, labelled.photo_ids):
-        pid = int(pid)
-        sums[pid] = sums.get(pid, 0.0) + emb.astype(np.float64)
-        counts[pid] = counts.get(pid, 0) + 1
-        photos.setdefault(pid, set()).add(int(photo))
-
-    def best_person(i: int) -> int:
-        row = dist[i]
-        for j in np.argsort(row, kind="stable"):
-            if row[j] > config.max_distance:
-                break
-            person = int(all_label[j])
-            if person == 0 or j == m + i:
-                continue
-            if int(photo_ids[i]) in photos[person]:
-                continue
-            centroid = sums[person] / counts[person]
-            if np.linalg.norm(embeddings[i] - centroid) > config.max_centroid_distance:
-                continue
-            return person
-        return 0
-
-    def place(i: int, person: int) -> None:
-        labels[i] = person
-        all_label[m + i] = person
-        sums[person] = sums.get(person, 0.0) + embeddings[i].astype(np.float64)
-        counts[person] = counts.get(person, 0) + 1
-        photos.setdefault(person, set()).add(int(photo_ids[i]))
-
-    next_label = first_new_label
-    deferred = []
-    for i in np.argsort(-density, kind="stable"):
-        person = best_person(i)
-        if person:
-            place(i, person)
-        elif density[i] >= config.min_faces:
-            place(i, next_label)
-            next_label -= 1
+    good = clean_descriptors(labelled.embeddings) if len(labelled.embeddings) else np.zeros(0, bool)
+    labelled = Labelled(labelled.embeddings[good], labelled.person_ids[good], labelled.photo_ids[good])
+    emb, photos = embeddings[usable], photo_ids[usable]
+    groups, node_of_labelled = _groups(emb, photos, labelled, config)
+    src, dst = _links(emb, labelled, node_of_labelled, config)
+    rejected = []
+    for k, (a, b) in enumerate(zip(src.tolist(), dst.tolist())):
+        ra, rb = groups.find(a), groups.find(b)
+        if ra == rb:
+            continue
+        if groups.compatible(ra, rb):
+            groups.union(ra, rb)
         else:
-            deferred.append(i)
-    for i in deferred:
-        person = best_person(i)
-        if person:
-            place(i, person)
+            rejected.append(k)
+    for k in rejected:  # groups have grown: a link refused early may now pass the test
+        ra, rb = groups.find(int(src[k])), groups.find(int(dst[k]))
+        if ra != rb and groups.compatible(ra, rb):
+            groups.union(ra, rb)
+    p = len(groups.counts) - len(emb)
+    roots = [groups.find(p + i) for i in range(len(emb))]
+    new_label: dict[int, int] = {}
+    out = np.zeros(len(emb), np.int64)
+    for i, root in enumerate(roots):
+        if groups.person[root]:
+            out[i] = groups.person[root]
+        elif groups.counts[root] >= config.min_faces:
+            if root not in new_label:
+                new_label[root] = first_new_label - len(new_label)
+            out[i] = new_label[root]
+    labels[usable] = out
     return labels
 
 
 def pairwise_precision_recall(predicted: list, truth: list) -> tuple[float, float]:
-    """Pairwise precision and recall of a clustering against true labels.
+    """Pairwise precision and recall of a clustering against true labels (counted, not enumerated).
 
     A pair of items is predicted-together when both have the same non-empty predicted label
     (``None`` / 0 = unassigned never pairs); it is truly together when the true labels agree.
     """
-    pred = list(predicted)
-    true = list(truth)
-    tp = fp = fn = 0
-    for i in range(len(pred)):
-        for j in range(i + 1, len(pred)):
-            together = pred[i] not in (None, 0) and pred[i] == pred[j]
-            same = true[i] == true[j]
-            tp += together and same
-            fp += together and not same
-            fn += (not together) and same
-    precision = tp / (tp + fp) if tp + fp else 1.0
-    recall = tp / (tp + fn) if tp + fn else 1.0
+    from collections import Counter
+
+    def pairs(counter: Counter) -> int:
+        return sum(c * (c - 1) // 2 for c in counter.values())
+
+    placed = [(p, t) for p, t in zip(predicted, truth) if p not in (None, 0)]
+    together = pairs(Counter(p for p, _ in placed))
+    tp = pairs(Counter(placed))
+    same = pairs(Counter(truth))
+    precision = tp / together if together else 1.0
+    recall = tp / same if same else 1.0
     return precision, recall
