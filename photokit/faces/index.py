@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 EXACT_PAIRS = 4e8  # stored x queried descriptors: exact search up to this much work, HNSW above
+SMALL_BATCH = 64  # queries: fewer are searched on one thread
 HNSW_LINKS = 32  # graph degree M
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96
@@ -71,7 +72,14 @@ class FaceIndex:
         k = max(1, int(k))
         if len(self) == 0 or len(queries) == 0:
             return np.full((len(queries), k), np.inf, np.float32), np.full((len(queries), k), -1, np.int64)
-        squared, ids = self._index.search(queries, min(k, len(self)))
+        faiss = _faiss()
+        threads = faiss.omp_get_max_threads()
+        if len(queries) < SMALL_BATCH:  # threads cost more than they bring (and spin on a busy machine)
+            faiss.omp_set_num_threads(1)
+        try:
+            squared, ids = self._index.search(queries, min(k, len(self)))
+        finally:
+            faiss.omp_set_num_threads(threads)
         dist = np.sqrt(np.maximum(squared, 0.0)).astype(np.float32)
         dist[ids < 0] = np.inf
         if ids.shape[1] < k:  # fewer stored descriptors than asked for

@@ -20,6 +20,7 @@ from photokit.db.models import Face, Person, PhotoLocation
 from photokit.errors import PhotokitError
 from photokit.faces.cluster import ClusterConfig, Labelled, assign_faces
 from photokit.faces.index import clean_descriptors
+from photokit.faces.matching import invalidate
 
 EMBEDDING_DIM = 128
 # `people list` hides unnamed people with fewer faces than this unless --all (likely strangers).
@@ -214,8 +215,12 @@ def _delete_empty_people(session: Session) -> int:
 
 
 def refresh_covers(session: Session) -> None:
-    """Give every person a cover face: keep a valid one, else the largest clusterable, sharpest face."""
+    """Give every person a cover face: keep a valid one, else the largest clusterable, sharpest face.
+
+    Every change of who is who ends here, so this is also where the cached identify index is dropped.
+    """
     session.flush()
+    invalidate()
     by_person: dict[int, list] = {}
     columns = (Face.id, Face.person_id, Face.cluster_exclusion, Face.size_px, Face.blur)  # not whole rows
     for face in session.execute(select(*columns).where(Face.person_id.is_not(None))):
@@ -308,6 +313,7 @@ def split_faces(session: Session, face_refs: list, name: str | None = None) -> P
 def ignore_person(session: Session, person: Person, ignored: bool = True) -> Person:
     person.ignored = ignored
     session.flush()
+    invalidate()
     return person
 
 
