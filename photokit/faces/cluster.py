@@ -44,8 +44,11 @@ class ClusterConfig:
     prior_weight: float = 4.0  # faces' worth of that prior in each group's spread estimate
     min_faces: int = 2  # group size that makes a new person
     neighbours: int = 12  # k of the nearest-neighbour graph
-    pair_distance: float = 0.5  # two lone faces start a group only this close
+    pair_distance: float = 0.5  # two lone faces, or two group means, join only this close
     group_floor: float = 0.5  # 1/nA + 1/nB is never taken below this (identities are not one blob)
+    merge_z: float = 2.5  # the same, between two groups of 2+ faces
+    place_z: float = 2.3  # a face left alone joins the group it fits best up to this ratio...
+    place_margin: float = 1.3  # ...when the next-best group fits this many times worse
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -133,10 +136,11 @@ class Groups:
             return False
         na, nb = self.counts[a], self.counts[b]
         gap = self.sums[a] / na - self.sums[b] / nb
-        if na == 1 and nb == 1 and float(gap @ gap) > self.config.pair_distance**2:
+        if float(gap @ gap) > self.config.pair_distance**2:  # lone faces, and group means: never farther
             return False
         ratio = spread_gap_ratio(gap, na, nb, self.spread(a), self.spread(b), self.config.group_floor)
-        return ratio <= self.config.spread_z
+        limit = self.config.merge_z if min(na, nb) >= 2 else self.config.spread_z
+        return ratio <= limit
 
     def union(self, a: int, b: int) -> int:
         if self.counts[a] < self.counts[b]:
@@ -174,20 +178,47 @@ def _groups(embeddings, photo_ids, labelled: Labelled, config: ClusterConfig) ->
 
 
 def _links(embeddings: np.ndarray, labelled: Labelled, node_of_labelled: np.ndarray, config: ClusterConfig):
-    """Candidate links (node, node) of the kNN graph, shortest first."""
+    """Candidate links (node, node) of the kNN graph, shortest first; and each new face's neighbour nodes."""
     m, n, p = len(labelled.embeddings), len(embeddings), int(node_of_labelled.max(initial=-1)) + 1
     index = FaceIndex(embeddings.shape[1], expected=m + n, queries=n)
     index.add(labelled.embeddings, np.arange(m))
     index.add(embeddings, np.arange(m, m + n))
     dist, ids = index.search(embeddings, config.neighbours + 1)  # +1: a face finds itself
     node_of = np.concatenate([node_of_labelled, np.arange(p, p + n)])
+    near = np.where((ids >= 0) & (dist <= config.max_distance), node_of[np.maximum(ids, 0)], -1)
     src = np.repeat(np.arange(p, p + n), dist.shape[1])
     dist, ids = dist.ravel(), ids.ravel()
     keep = (ids >= 0) & (dist <= config.max_distance)
     src, dst, dist = src[keep], node_of[ids[keep]], dist[keep]
     keep = src != dst
     order = np.argsort(dist[keep], kind="stable")
-    return src[keep][order], dst[keep][order]
+    return src[keep][order], dst[keep][order], near
+
+
+def _place_lone_faces(groups: Groups, emb: np.ndarray, near: np.ndarray, p: int) -> None:
+    """Faces still alone join the group they fit clearly best (``place_z``, ``place_margin``), surest first."""
+    cfg = groups.config
+    prior = (cfg.prior_spread, cfg.prior_weight)
+    offers = []
+    for i in range(len(emb)):
+        node = p + i
+        if groups.find(node) != node or groups.counts[node] != 1:
+            continue
+        ratios = {}
+        for other in near[i].tolist():
+            root = groups.find(other) if other >= 0 else -1
+            if root < 0 or root == node or root in ratios or (groups.counts[root] < 2 and not groups.person[root]):
+                continue
+            n = groups.counts[root]
+            ratios[root] = spread_gap_ratio(emb[i] - groups.sums[root] / n, 1, n, prior, groups.spread(root))
+        ranked = sorted(ratios.items(), key=lambda item: item[1])
+        if ranked and ranked[0][1] <= cfg.place_z:
+            if len(ranked) == 1 or ranked[1][1] >= cfg.place_margin * ranked[0][1]:
+                offers.append((ranked[0][1], node, ranked[0][0]))
+    for _, node, root in sorted(offers):
+        root = groups.find(root)
+        if not any(photo in groups.photos[root] for photo in groups.photos[node]):
+            groups.union(root, node)
 
 
 def assign_faces(
@@ -215,7 +246,7 @@ def assign_faces(
     labelled = Labelled(labelled.embeddings[good], labelled.person_ids[good], labelled.photo_ids[good])
     emb, photos = embeddings[usable], photo_ids[usable]
     groups, node_of_labelled = _groups(emb, photos, labelled, config)
-    src, dst = _links(emb, labelled, node_of_labelled, config)
+    src, dst, near = _links(emb, labelled, node_of_labelled, config)
     rejected = []
     for k, (a, b) in enumerate(zip(src.tolist(), dst.tolist())):
         ra, rb = groups.find(a), groups.find(b)
@@ -230,6 +261,7 @@ def assign_faces(
         if ra != rb and groups.compatible(ra, rb):
             groups.union(ra, rb)
     p = len(groups.counts) - len(emb)
+    _place_lone_faces(groups, emb, near, p)
     roots = [groups.find(p + i) for i in range(len(emb))]
     new_label: dict[int, int] = {}
     out = np.zeros(len(emb), np.int64)
