@@ -212,9 +212,9 @@ def _place_lone_faces(groups: Groups, emb: np.ndarray, near: np.ndarray, p: int)
             n = groups.counts[root]
             ratios[root] = spread_gap_ratio(emb[i] - groups.sums[root] / n, 1, n, prior, groups.spread(root))
         ranked = sorted(ratios.items(), key=lambda item: item[1])
-        if ranked and ranked[0][1] <= cfg.place_z:
-            if len(ranked) == 1 or ranked[1][1] >= cfg.place_margin * ranked[0][1]:
-                offers.append((ranked[0][1], node, ranked[0][0]))
+        clear = len(ranked) == 1 or (len(ranked) > 1 and ranked[1][1] >= cfg.place_margin * ranked[0][1])
+        if ranked and ranked[0][1] <= cfg.place_z and clear:
+            offers.append((ranked[0][1], node, ranked[0][0]))
     for _, node, root in sorted(offers):
         root = groups.find(root)
         if not any(photo in groups.photos[root] for photo in groups.photos[node]):
