@@ -11,14 +11,17 @@ identity's own spread:
    squared distance of a face to ``mu``; shrunk towards the prior ``prior_spread`` with the weight
    of ``prior_weight`` faces, so a group of two does not trust its own spread yet).
 3. Two groups A and B join when their means are as close as two samples of ONE identity would be:
-   ``|mu_A - mu_B|^2 <= z^2 * v_AB * (1/n_A + 1/n_B)`` with ``v_AB`` the pooled spread and
-   ``z = spread_z``. A tight identity (controlled portraits) thus accepts only close faces, a loose
-   one (web photos across decades) accepts faces farther away, and two big groups of different
-   people never join, however many look-alike pairs link them (no single-link chaining).
+   ``|mu_A - mu_B|^2 <= z^2 * v_AB * max(1/n_A + 1/n_B, group_floor)`` with ``v_AB`` the pooled
+   spread; ``z = spread_z`` when a lone face is involved, ``merge_z`` between two groups (an identity
+   is several looks, not one blob: the floor and the larger z let its groups meet). A tight identity
+   (controlled portraits) thus accepts only close faces, a loose one (web photos across decades)
+   faces farther away. Two lone faces, or two group means, never join farther apart than
+   ``pair_distance``, so a wrong merge cannot inflate a spread and snowball.
 4. Cannot-link: a group never takes a second face of a photo it has a face of (two faces of one
    photo are two people), and two existing people never join (that is the user's ``merge``).
-5. Groups of at least ``min_faces`` faces become new people; faces that joined an existing person
-   go there; the rest stay unassigned (a lone face is not a person yet).
+5. Faces still alone join the group they fit best, up to ``place_z``, when the next-best group fits
+   ``place_margin`` times worse (a face between two people stays unassigned: better no person than
+   the wrong one). Groups of ``min_faces`` faces become new people; the rest stay unassigned.
 
 Incremental: existing people enter as groups with their statistics and are never changed except by
 receiving new faces, so a new photo is placed without re-clustering the library. The defaults were
@@ -57,8 +60,11 @@ class ClusterConfig:
                 raise PhotokitError(f"clustering option {f.name} must be a finite number, got {value!r}")
         if not 0 < self.max_distance <= 4:
             raise PhotokitError(f"max distance must be in (0, 4], got {self.max_distance}")
-        if not 0 < self.spread_z <= 100 or not 0 < self.prior_spread <= 4 or self.prior_weight < 0:
-            raise PhotokitError("spread options must be positive")
+        positive = ("spread_z", "merge_z", "place_z", "prior_spread", "pair_distance", "place_margin")
+        if any(not 0 < getattr(self, name) <= 100 for name in positive) or self.prior_weight < 0:
+            raise PhotokitError(f"clustering options {', '.join(positive)} must be in (0, 100]")
+        if self.group_floor < 0:
+            raise PhotokitError("group floor must not be negative")
         if self.min_faces < 1 or self.neighbours < 1:
             raise PhotokitError("min faces and neighbours must be at least 1")
 

@@ -20,7 +20,7 @@ from photokit.db.models import Face, Person, PhotoLocation
 from photokit.errors import PhotokitError
 from photokit.faces.cluster import ClusterConfig, Labelled, assign_faces
 from photokit.faces.index import clean_descriptors
-from photokit.faces.matching import invalidate
+from photokit.faces.matching import LibraryFaces, invalidate
 
 EMBEDDING_DIM = 128
 # `people list` hides unnamed people with fewer faces than this unless --all (likely strangers).
@@ -102,19 +102,8 @@ def _fixed_person_ids(session: Session) -> set[int]:
 
 def _labelled(session: Session) -> Labelled:
     """Descriptors of every assigned face (columns only: 100k faces load in a fraction of a second)."""
-    rows = session.execute(
-        select(Face.embedding, Face.person_id, Face.photo_id).where(
-            Face.person_id.is_not(None), Face.embedding.is_not(None)
-        )
-    ).all()
-    rows = [r for r in rows if len(r[0]) == 4 * EMBEDDING_DIM]
-    if not rows:
-        return Labelled.empty(EMBEDDING_DIM)
-    return Labelled(
-        np.frombuffer(b"".join(r[0] for r in rows), "<f4").reshape(-1, EMBEDDING_DIM).astype(np.float32),
-        np.array([r[1] for r in rows], np.int64),
-        np.array([r[2] for r in rows], np.int64),
-    )
+    faces = LibraryFaces.load(session, include_ignored=True)
+    return Labelled(faces.embeddings, faces.person_ids, faces.photo_ids)
 
 
 def _pending(session: Session) -> tuple[list[int], np.ndarray, np.ndarray, int]:
