@@ -82,6 +82,17 @@ class Labelled:
         return cls(np.zeros((0, dim), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
+def group_sums(vectors: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per-group sums of rows (float64), by sorting once (``np.add.at`` is ~50x slower on 100k rows)."""
+    out = np.zeros((n_groups, vectors.shape[1]))
+    if len(vectors):
+        order = np.argsort(group, kind="stable")
+        starts = np.searchsorted(group[order], np.arange(n_groups))
+        present = np.bincount(group, minlength=n_groups) > 0
+        out[present] = np.add.reduceat(vectors[order].astype(np.float64), starts[present], axis=0)
+    return out
+
+
 def shrunk_spread(scatter, counts, config: ClusterConfig):
     """(spread v, weight in faces) from a group's scatter (sum of squared distances to its mean).
 
@@ -167,10 +178,10 @@ def _groups(embeddings, photo_ids, labelled: Labelled, config: ClusterConfig) ->
     dim = embeddings.shape[1]
     p = len(persons)
     sums = np.zeros((p + len(embeddings), dim))
-    np.add.at(sums, node_of_labelled, labelled.embeddings.astype(np.float64))
+    sums[:p] = group_sums(labelled.embeddings, node_of_labelled, p)
     sums[p:] = embeddings
     sq = np.zeros(p + len(embeddings))
-    np.add.at(sq, node_of_labelled, (labelled.embeddings.astype(np.float64) ** 2).sum(1))
+    sq[:p] = np.bincount(node_of_labelled, (labelled.embeddings.astype(np.float64) ** 2).sum(1), minlength=p)
     sq[p:] = (embeddings.astype(np.float64) ** 2).sum(1)
     counts = np.concatenate([np.bincount(node_of_labelled, minlength=p), np.ones(len(embeddings), np.int64)])
     groups = Groups(sums, sq, counts, np.concatenate([persons, np.zeros(len(embeddings), np.int64)]), config)

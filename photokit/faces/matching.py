@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from photokit.db.models import Face, Person
-from photokit.faces.cluster import ClusterConfig, shrunk_spread, spread_gap_ratio
+from photokit.faces.cluster import ClusterConfig, group_sums, shrunk_spread, spread_gap_ratio
 from photokit.faces.index import FaceIndex, clean_descriptors
 
 CANDIDATES = 8  # nearest person means tested per face
@@ -73,8 +73,7 @@ class PersonStats:
     def of(cls, faces: LibraryFaces, config: ClusterConfig) -> PersonStats:
         ids, inverse = np.unique(faces.person_ids, return_inverse=True)
         counts = np.bincount(inverse, minlength=len(ids)).astype(np.int64)
-        sums = np.zeros((len(ids), faces.embeddings.shape[1]))
-        np.add.at(sums, inverse, faces.embeddings.astype(np.float64))
+        sums = group_sums(faces.embeddings, inverse.reshape(-1), len(ids))
         sq = np.bincount(inverse, weights=(faces.embeddings.astype(np.float64) ** 2).sum(1), minlength=len(ids))
         means = sums / np.maximum(counts, 1)[:, None]
         spreads, weights = shrunk_spread(sq - (sums * sums).sum(1) / np.maximum(counts, 1), counts, config)
