@@ -82,7 +82,11 @@ def test_spread_test_stops_chains():
     direction = np.zeros(128, np.float32)
     direction[0] = 1.0
     chain = np.stack([direction * (0.3 * k + 1.0) for k in range(8)])
-    loose = assign_faces(chain, np.arange(8), config=ClusterConfig(spread_z=50.0, merge_z=50.0, pair_distance=4.0))
+    loose = assign_faces(
+        chain,
+        np.arange(8),
+        config=ClusterConfig(spread_z=50.0, merge_z=50.0, pair_distance=4.0, max_spread_growth=100.0),
+    )
     guarded = assign_faces(chain, np.arange(8), config=ClusterConfig())
     assert len(set(loose.tolist()) - {0}) == 1
     assert len(set(guarded.tolist()) - {0}) > 1

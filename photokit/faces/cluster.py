@@ -16,7 +16,9 @@ identity's own spread:
    is several looks, not one blob: the floor and the larger z let its groups meet). A tight identity
    (controlled portraits) thus accepts only close faces, a loose one (web photos across decades)
    faces farther away. Two lone faces, or two group means, never join farther apart than
-   ``pair_distance``, so a wrong merge cannot inflate a spread and snowball.
+   ``pair_distance``, and two groups never join when their union would be more than
+   ``max_spread_growth`` times as spread as the looser of them, so a wrong merge cannot inflate a
+   spread and snowball (measured: without it, 40 portrait identities collapse into 34).
 4. Cannot-link: a group never takes a second face of a photo it has a face of (two faces of one
    photo are two people), and two existing people never join (that is the user's ``merge``).
 5. Faces still alone join the group they fit best, up to ``place_z``, when the next-best group fits
@@ -51,6 +53,7 @@ class ClusterConfig:
     group_floor: float = 0.5  # 1/nA + 1/nB is never taken below this (identities are not one blob)
     merge_z: float = 2.5  # the same, between two groups of 2+ faces
     place_z: float = 2.3  # a face left alone joins the group it fits best up to this ratio...
+    max_spread_growth: float = 1.4  # ...and their union is at most this much looser than the looser one
     place_margin: float = 1.3  # ...when the next-best group fits this many times worse
 
     def __post_init__(self) -> None:
@@ -60,7 +63,15 @@ class ClusterConfig:
                 raise PhotokitError(f"clustering option {f.name} must be a finite number, got {value!r}")
         if not 0 < self.max_distance <= 4:
             raise PhotokitError(f"max distance must be in (0, 4], got {self.max_distance}")
-        positive = ("spread_z", "merge_z", "place_z", "prior_spread", "pair_distance", "place_margin")
+        positive = (
+            "spread_z",
+            "merge_z",
+            "place_z",
+            "prior_spread",
+            "pair_distance",
+            "place_margin",
+            "max_spread_growth",
+        )
         if any(not 0 < getattr(self, name) <= 100 for name in positive) or self.prior_weight < 0:
             raise PhotokitError(f"clustering options {', '.join(positive)} must be in (0, 100]")
         if self.group_floor < 0:
@@ -155,6 +166,11 @@ class Groups:
         gap = self.sums[a] / na - self.sums[b] / nb
         if float(gap @ gap) > self.config.pair_distance**2:  # lone faces, and group means: never farther
             return False
+        if min(na, nb) >= 2:  # two groups whose union is much looser than either are two people
+            scatter = sum(self.sq[r] - float(self.sums[r] @ self.sums[r]) / self.counts[r] for r in (a, b))
+            merged = (scatter + na * nb / (na + nb) * float(gap @ gap)) / (na + nb - 1)
+            if merged > self.config.max_spread_growth * max(self.spread(a)[0], self.spread(b)[0]):
+                return False
         ratio = spread_gap_ratio(gap, na, nb, self.spread(a), self.spread(b), self.config.group_floor)
         limit = self.config.merge_z if min(na, nb) >= 2 else self.config.spread_z
         return ratio <= limit
