@@ -80,9 +80,9 @@ def suggest_cmd(
         console.print(table)
     if found.moves:
         table = Table("face", "from", "to", "score", "command", title="faces that fit another person better")
-        for m in found.moves:
-            command = f"photokit people move {m.face} --to {m.to_person}"
-            table.add_row(str(m.face), str(m.from_person), str(m.to_person), f"{m.score:.2f}", command)
+        for move in found.moves:
+            command = f"photokit people move {move.face} --to {move.to_person}"
+            table.add_row(str(move.face), str(move.from_person), str(move.to_person), f"{move.score:.2f}", command)
         console.print(table)
 
 

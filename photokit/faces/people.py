@@ -166,8 +166,8 @@ def cluster_faces(
     stats.unassigned = len(groups.pop(0, []))
     taken = {int(p) for p in np.unique(labelled.person_ids)}
     existing = set(session.scalars(select(Person.id)))
-    updates = []
-    new_people = []
+    updates: list[dict] = []
+    new_people: list[tuple[Person, list[int]]] = []
     for label, faces in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
         person_id = label
         if label < 0:  # a new group: its faces' former person if that one is free, else a new person
