@@ -1,13 +1,15 @@
 """Faces benchmark: speed of `scan` with faces on ../shared/data/faces, detection and clustering quality.
 
-    python -m benchmarks.run_all faces            # full: both folders, MTCNN and HOG, threshold sweep
+    python -m benchmarks.run_all faces            # full: MTCNN and HOG, the three development sets
     python -m benchmarks.run_all faces --quick    # deepface/ with MTCNN only
 
 Reports photos/s and faces/s of the face stage (detection + landmarks + descriptor + quality +
 storage, after the library pass), the labelled faces detected in deepface/ (the largest face of each
-labelled photo), pairwise precision/recall of the automatic clustering against labels.csv, and the
-descriptor-distance statistics the clustering thresholds were chosen from, and (full run) the
-MTCNN -> dlib box offsets the landmark stage uses.
+labelled photo), pairwise precision/recall of the automatic clustering against labels.csv, and, per development
+set (``dev_sets``: deepface, five_celebrity, orl_faces), the clustering quality (pairwise precision /
+recall over main faces, share of >= 40 px main faces placed), the descriptor-distance statistics and
+a sweep of the clustering settings the defaults were chosen from; (full run) the MTCNN -> dlib box
+offsets the landmark stage uses.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from benchmarks.face_sets import DEV_SETS, evaluate, face_table, scan_set
 
 if TYPE_CHECKING:
     from photokit.faces.pipeline import FaceRunSummary
@@ -84,44 +88,71 @@ def _quality(db) -> dict:
     }
 
 
-def _threshold_study(db) -> dict:
-    """Distances between labelled descriptors, and clustering quality for other thresholds."""
-    from photokit.faces.cluster import ClusterConfig, assign_faces, pairwise_distances
-    from photokit.faces.evaluation import pairwise_precision_recall
-
-    truth, _, descriptors = _labelled_faces(db)
-    keep = [i for i, d in enumerate(descriptors) if d is not None]
-    emb = np.stack([descriptors[i] for i in keep])
-    ids = np.array([truth[i] for i in keep])
-    dist = pairwise_distances(emb, emb)
+def distance_stats(table) -> dict:
+    """Same / different-person descriptor distances between labelled photos' main faces (small sets only)."""
+    main = table.main_faces()
+    files = [f for f in sorted(table.truth) if table.photo_of_file.get(f) in main]
+    emb = table.embeddings[[main[table.photo_of_file[f]] for f in files]]
+    ids = np.array([table.truth[f] for f in files])
+    ok = np.isfinite(emb).all(1)
+    emb, ids = emb[ok], ids[ok]
     iu = np.triu_indices(len(emb), 1)
+    d = np.linalg.norm(emb[:, None] - emb[None], axis=-1)[iu]  # a few hundred faces: evaluation only
     same = (ids[:, None] == ids[None])[iu]
-    d = dist[iu]
-    study = {
-        "same_person": {
-            "p50": float(np.median(d[same])),
-            "p95": float(np.percentile(d[same], 95)),
-            "max": float(d[same].max()),
-        },
-        "different_people": {
-            "min": float(d[~same].min()),
-            "p1": float(np.percentile(d[~same], 1)),
-            "p5": float(np.percentile(d[~same], 5)),
-        },
-        "sweep": [],
-    }
-    study = {k: ({kk: round(vv, 4) for kk, vv in v.items()} if isinstance(v, dict) else v) for k, v in study.items()}
-    for max_distance in (0.4, 0.45, 0.5, 0.55, 0.6):
-        for min_faces in (2, 3):
-            config = ClusterConfig(
-                max_distance=max_distance, max_centroid_distance=max_distance + 0.05, min_faces=min_faces
-            )
-            labels = assign_faces(emb, np.arange(len(emb)), config=config)
-            p, r = pairwise_precision_recall(labels.tolist(), ids.tolist())
-            study["sweep"].append(
-                {"max_distance": max_distance, "min_faces": min_faces, "precision": round(p, 4), "recall": round(r, 4)}
-            )
-    return study
+    return {
+        "same_person": {k: round(float(v), 4) for k, v in (("p50", np.median(d[same])),
+                        ("p95", np.percentile(d[same], 95)), ("max", d[same].max()))},
+        "different_people": {k: round(float(v), 4) for k, v in (("min", d[~same].min()),
+                             ("p1", np.percentile(d[~same], 1)), ("p5", np.percentile(d[~same], 5)))},
+    }  # fmt: skip
+
+
+def spread_study(table) -> list[dict]:
+    """Quality of clustering this set's faces again with other settings (the default is marked)."""
+    from photokit.faces.cluster import ClusterConfig, assign_faces
+
+    default = ClusterConfig()
+    use = table.clusterable & np.isfinite(table.embeddings).all(1)
+    rows = []
+    for spread_z in (1.2, 1.35, 1.5, 1.7, 2.0):
+        for pair_distance in (0.45, 0.5, 0.55):
+            config = ClusterConfig(spread_z=spread_z, pair_distance=pair_distance)
+            labels = np.zeros(len(table.face_ids), np.int64)
+            labels[use] = assign_faces(table.embeddings[use], table.photo_ids[use], config=config)
+            row = {"spread_z": spread_z, "pair_distance": pair_distance, **evaluate(table, labels)}
+            row["default"] = config == default
+            rows.append(row)
+    return rows
+
+
+def dev_set_tables(names, device: str) -> dict:
+    """Per development set: scan (MTCNN), the pipeline's own clustering quality, distances, a sweep."""
+    out = {}
+    for name in names:
+        if not (FACES / name).is_dir():
+            out[name] = {"skipped": f"{FACES / name} is absent"}
+            continue
+        with tempfile.TemporaryDirectory(prefix=f"bench_{name}_") as home:
+            db, seconds = scan_set(name, Path(home), device=device)
+            try:
+                table = face_table(db, name)
+                with db.session() as session:
+                    from sqlalchemy import select
+
+                    from photokit.db.models import Face
+
+                    person = dict(session.execute(select(Face.id, Face.person_id)).all())
+                labels = np.array([person.get(int(f)) or 0 for f in table.face_ids], np.int64)
+                out[name] = {
+                    "scan_seconds": round(seconds, 1),
+                    "faces": len(table.face_ids),
+                    "quality": evaluate(table, labels),
+                    "distances": distance_stats(table),
+                    "sweep": spread_study(table),
+                }
+            finally:
+                db.dispose()
+    return out
 
 
 def _obama_biden(db) -> dict:
@@ -207,13 +238,12 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
                     "people": summary.clustering.new_people,
                     "deepface": _quality(db),
                 }
-                if detector == "mtcnn":
-                    entry["threshold_study"] = _threshold_study(db)
-                    if not quick:
-                        entry["obama_biden"] = _obama_biden(db)
+                if detector == "mtcnn" and not quick:
+                    entry["obama_biden"] = _obama_biden(db)
                 results[detector] = entry
             finally:
                 db.dispose()
+    results["dev_sets"] = dev_set_tables(DEV_SETS[:1] if quick else DEV_SETS, device)
     if not quick:
         results["mtcnn_to_dlib_box"] = _box_mapping(device)
     results["load_average_after"] = round(os.getloadavg()[0], 2)

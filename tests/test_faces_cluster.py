@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from photokit.faces.cluster import ClusterConfig, Labelled, assign_faces, pairwise_distances
+from photokit.errors import PhotokitError
+from photokit.faces.cluster import ClusterConfig, Labelled, assign_faces
 from photokit.faces.evaluation import pairwise_precision_recall
+from photokit.faces.index import FaceIndex
 
 
 def _identities(n_people: int, per_person: int, spread: float = 0.15, seed: int = 0):
@@ -23,11 +25,22 @@ def _identities(n_people: int, per_person: int, spread: float = 0.15, seed: int 
     return np.array(emb, np.float32), np.array(truth)
 
 
-def test_pairwise_distances_match_numpy():
+@pytest.mark.parametrize("queries", [1, 10**7])  # exact search, and the HNSW graph large jobs get
+def test_index_finds_the_true_nearest_neighbours(queries):
     rng = np.random.default_rng(1)
-    a, b = rng.normal(size=(5, 128)), rng.normal(size=(7, 128))
-    expected = np.linalg.norm(a[:, None] - b[None], axis=-1)
-    assert np.allclose(pairwise_distances(a, b), expected, atol=1e-6)
+    stored, probe = rng.normal(size=(300, 128)).astype(np.float32), rng.normal(size=(20, 128)).astype(np.float32)
+    index = FaceIndex(128, expected=len(stored), queries=queries)
+    assert index.exact == (queries == 1)
+    index.add(stored, np.arange(100, 400))
+    dist, ids = index.search(probe, 5)
+    expected = np.linalg.norm(probe[:, None] - stored[None], axis=-1)  # small, for the check only
+    order = np.argsort(expected, axis=1)[:, :5]
+    assert (ids == order + 100).mean() >= 0.95
+    assert np.allclose(dist[:, 0], expected.min(1), atol=1e-3)
+    d, i = FaceIndex(128).search(probe, 3)  # empty: no neighbours, never an error
+    assert np.isinf(d).all() and (i == -1).all()
+    with pytest.raises(ValueError):
+        index.add(np.full((1, 128), np.nan, np.float32), np.array([1]))
 
 
 def test_separated_identities_are_recovered():
@@ -45,11 +58,14 @@ def test_lone_face_is_not_a_person():
 
 
 def test_two_faces_of_one_photo_never_share_a_person():
-    emb, _ = _identities(1, 4, spread=0.05)
-    photos = np.array([7, 7, 8, 9])  # the first two faces are in the same photo (a twin, a mirror...)
+    emb, _ = _identities(1, 6, spread=0.05)
+    photos = np.array([7, 7, 8, 8, 9, 9])  # look-alike pairs (twins): two faces in each photo
     labels = assign_faces(emb, photos)
-    assert labels[0] != labels[1]
+    for photo in (7, 8, 9):
+        assert len(set(labels[photos == photo].tolist())) == 2
     assert (labels != 0).all()
+    lone = assign_faces(emb[:3], photos[:3])  # the second face of photo 7 has nobody to pair with
+    assert lone[0] != lone[1] and 0 in lone[:2].tolist()
 
 
 def test_new_faces_join_existing_people_which_stay_unchanged():
@@ -62,15 +78,72 @@ def test_new_faces_join_existing_people_which_stay_unchanged():
     assert labels.tolist() == [person_of[t] for t in truth[new]]
 
 
-def test_centroid_guard_stops_chains():
-    # a chain of faces 0.4 apart: every link is within max_distance but the ends are far apart
+def test_spread_test_stops_chains():
+    # a chain of faces 0.3 apart: every link is short but the ends are far apart
     direction = np.zeros(128, np.float32)
     direction[0] = 1.0
-    chain = np.stack([direction * 0.4 * k for k in range(6)])
-    loose = assign_faces(chain, np.arange(6), config=ClusterConfig(max_centroid_distance=10.0))
-    guarded = assign_faces(chain, np.arange(6), config=ClusterConfig())
+    chain = np.stack([direction * (0.3 * k + 1.0) for k in range(8)])
+    loose = assign_faces(
+        chain,
+        np.arange(8),
+        config=ClusterConfig(spread_z=50.0, merge_z=50.0, pair_distance=4.0, max_spread_growth=100.0),
+    )
+    guarded = assign_faces(chain, np.arange(8), config=ClusterConfig())
     assert len(set(loose.tolist()) - {0}) == 1
     assert len(set(guarded.tolist()) - {0}) > 1
+
+
+def test_tight_identities_are_not_merged_by_a_fixed_threshold():
+    # Two tight identities 0.35 apart (controlled portraits): a fixed 0.5 link would merge them.
+    emb, truth = _identities(2, 10, spread=0.08, seed=3)
+    centre = emb[truth == 0].mean(0)
+    emb[truth == 1] = emb[truth == 1] - emb[truth == 1].mean(0) + centre
+    emb[truth == 1, 0] += 0.35
+    labels = assign_faces(emb, np.arange(len(emb)))
+    precision, recall = pairwise_precision_recall(labels.tolist(), truth.tolist())
+    assert precision == 1.0 and recall == 1.0
+
+
+def test_a_loose_identity_is_placed_whole():
+    # Identities spread wide (web photos across decades): a core of typical faces, and faces with no
+    # other face within 0.5 (a fixed 0.5 link would leave them out) that still belong.
+    emb, truth = _identities(3, 12, spread=0.35, seed=4)
+    rng = np.random.default_rng(5)
+    outliers = np.arange(len(emb)) % 12 >= 9
+    for i in np.flatnonzero(outliers):
+        centre = emb[(truth == truth[i]) & ~outliers].mean(0)
+        noise = rng.normal(size=128)
+        emb[i] = centre + 0.48 * noise / np.linalg.norm(noise)
+    nearest = np.sort(np.linalg.norm(emb[:, None] - emb[None], axis=-1), axis=1)[:, 1]  # small: test only
+    assert (nearest[outliers] > 0.5).all()
+    labels = assign_faces(emb, np.arange(len(emb)))
+    precision, recall = pairwise_precision_recall(labels.tolist(), truth.tolist())
+    assert precision == 1.0 and recall >= 0.9 and (labels != 0).mean() >= 0.95
+
+
+def test_unusable_descriptors_stay_unassigned():
+    emb, _ = _identities(1, 5, spread=0.05)
+    emb[1] = np.nan
+    emb[2] = 0.0
+    labels = assign_faces(emb, np.arange(5))
+    assert labels[1] == 0 and labels[2] == 0
+    assert len(set(labels[[0, 3, 4]].tolist())) == 1 and labels[0] != 0
+    bad_labelled = Labelled(np.full((2, 128), np.nan, np.float32), np.array([5, 5]), np.array([90, 91]))
+    assert (assign_faces(emb[[0, 3]], np.array([0, 3]), bad_labelled) != 5).all()
+
+
+@pytest.mark.parametrize(
+    "options", [{"max_distance": float("nan")}, {"max_distance": -0.1}, {"spread_z": 0}, {"min_faces": 0}]
+)
+def test_options_are_validated(options):
+    with pytest.raises(PhotokitError):
+        ClusterConfig(**options)
+
+
+def test_pairwise_precision_recall_counts_pairs():
+    # predicted: {a,b,c} together (one wrong), d alone, e unassigned; truth: {a,b}, {c,d,e}
+    precision, recall = pairwise_precision_recall([1, 1, 1, 2, None], ["x", "x", "y", "y", "y"])
+    assert precision == pytest.approx(1 / 3) and recall == pytest.approx(1 / 4)
 
 
 def test_min_faces_controls_new_people():

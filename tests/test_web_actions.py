@@ -148,15 +148,17 @@ def test_photo_page_shows_boxes_and_who_each_face_is_and_fixes_a_face(client, db
         assert moved.person_id == target and moved.assigned_by == "user"
 
 
-def test_merge_suggestions_are_shown_once_the_library_offers_them(client, monkeypatch):
-    import photokit.faces.people as people_module
+def test_merge_suggestions_are_shown_on_the_people_page(client, monkeypatch):
+    import photokit.faces.suggest as suggest_module
 
+    monkeypatch.setattr(suggest_module, "suggest", lambda session, limit=None: suggest_module.Suggestions())
     assert "Suggested merges" not in client.get("/people").text
-    monkeypatch.setattr(
-        people_module, "merge_suggestions", lambda session: [{"a": 1, "b": 2, "distance": 0.41}], raising=False
+    found = suggest_module.Suggestions(
+        merges=[suggest_module.MergeSuggestion(keep=1, other=2, score=0.8, distance=0.41)]
     )
+    monkeypatch.setattr(suggest_module, "suggest", lambda session, limit=None: found)
     page = client.get("/people").text
-    assert "Suggested merges" in page and "distance: 0.41" in page
+    assert "Suggested merges" in page and "distance: 0.41" in page and "photokit people merge 1 2" in page
 
 
 def test_priors_page_lists_priors_and_unreadable_ones(client, library):

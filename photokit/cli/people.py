@@ -44,6 +44,46 @@ def list_cmd(
             str(r["cover_face"] or ""),
         )
     console.print(table)
+    _note_pending_suggestions(ctx)
+
+
+def _note_pending_suggestions(ctx: typer.Context) -> None:
+    from photokit.faces.suggest import suggest
+
+    with database_from(ctx).session() as session:
+        pending = suggest(session).pending
+    if pending:
+        note(f"{pending} suggestion(s) pending: see `photokit people suggest`")
+
+
+@people_app.command("suggest")
+def suggest_cmd(
+    ctx: typer.Context,
+    limit: int = typer.Option(20, "--limit", min=0, help="At most this many of each kind (0 = all)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """People that are probably one person, and faces that probably belong to someone else, surest first."""
+    from photokit.faces.suggest import suggest
+
+    with database_from(ctx).session() as session:
+        found = suggest(session, limit=limit or None)
+    if as_json:
+        print_json(found.to_json())
+        return
+    if not found.pending:
+        note("no suggestions: clustering found nothing it is unsure about")
+        return
+    if found.merges:
+        table = Table("merge", "into", "score", "command", title="probably one person (lower score = surer)")
+        for m in found.merges:
+            table.add_row(str(m.other), str(m.keep), f"{m.score:.2f}", f"photokit people merge {m.keep} {m.other}")
+        console.print(table)
+    if found.moves:
+        table = Table("face", "from", "to", "score", "command", title="faces that fit another person better")
+        for move in found.moves:
+            command = f"photokit people move {move.face} --to {move.to_person}"
+            table.add_row(str(move.face), str(move.from_person), str(move.to_person), f"{move.score:.2f}", command)
+        console.print(table)
 
 
 @people_app.command("show")
@@ -213,19 +253,23 @@ def sheet_cmd(
 def recluster_cmd(
     ctx: typer.Context,
     max_distance: float = typer.Option(
-        0.5, "--max-distance", help="Face-to-face descriptor distance that links two faces."
+        None, "--max-distance", help="Faces farther apart than this are never linked [default: 0.6]."
     ),
-    centroid_distance: float = typer.Option(
-        0.55, "--centroid-distance", help="Largest distance to a person's mean face."
+    spread: float = typer.Option(
+        None,
+        "--spread",
+        help="How many expected same-person gaps apart two groups may be and still join; lower is stricter "
+        "[default: the tuned value, see docs/faces.md].",
     ),
-    min_faces: int = typer.Option(2, "--min-faces", min=1, help="Faces needed close together to start a new person."),
+    min_faces: int = typer.Option(None, "--min-faces", help="Faces needed together to make a new person [default: 2]."),
     as_json: bool = JsonOption,
 ) -> None:
     """Cluster all faces again from scratch, keeping every decision you made."""
     from photokit.faces.cluster import ClusterConfig
     from photokit.faces.people import recluster
 
-    config = ClusterConfig(max_distance=max_distance, max_centroid_distance=centroid_distance, min_faces=min_faces)
+    given = {"max_distance": max_distance, "spread_z": spread, "min_faces": min_faces}
+    config = ClusterConfig(**{k: v for k, v in given.items() if v is not None})  # validates: one-line error
     with database_from(ctx).session() as session:
         stats = recluster(session, config)
     if as_json:

@@ -146,7 +146,7 @@ class FaceAnalyzer:
                 landmarks5=lm5,
                 landmarks68=lm68,
                 alignment=FaceAlignment.from_landmarks68(lm68),
-                embedding=embedding if np.all(np.isfinite(embedding)) else None,
+                embedding=embedding if np.all(np.isfinite(embedding)) and np.any(embedding) else None,
                 size_px=size_px,
                 blur=laplacian_variance(crop),
                 is_gray=is_grayscale(crop),

@@ -14,13 +14,15 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from photokit.db.models import Face, Person, PhotoLocation
 from photokit.db.vocab import AssignedBy
 from photokit.errors import PhotokitError
 from photokit.faces.cluster import ClusterConfig, Labelled, assign_faces
+from photokit.faces.index import clean_descriptors
+from photokit.faces.matching import LibraryFaces, invalidate
 
 EMBEDDING_DIM = 128
 # `people list` hides unnamed people with fewer faces than this unless --all (likely strangers).
@@ -69,25 +71,16 @@ def resolve_face(session: Session, ref: int | str) -> Face:
 def identify(
     session: Session, embedding: np.ndarray, config: ClusterConfig = ClusterConfig()
 ) -> tuple[Person | None, float]:
-    """The non-ignored person whose nearest face is closest to ``embedding`` and the distance.
+    """The non-ignored person ``embedding`` belongs to, and the distance to the nearest known face.
 
-    Returns (None, distance) when the nearest person is farther than ``config.max_distance``
-    (distance is inf when the library has no people).
+    Returns (None, distance) when no person near it passes the clustering's spread test (distance is
+    inf when the library has no people or the descriptor is unusable). The face index is cached per
+    database and rebuilt only when people changed, so routing many faces costs ~1 ms each.
     """
-    rows = session.execute(
-        select(Face.embedding, Face.person_id)
-        .join(Person, Person.id == Face.person_id)
-        .where(Face.embedding.is_not(None), Person.ignored.is_(False))
-    ).all()
-    if not rows:
-        return None, float("inf")
-    stored = np.stack([embedding_from_bytes(r[0]) for r in rows])
-    dist = np.linalg.norm(stored - np.asarray(embedding, np.float32).reshape(1, -1), axis=1)
-    best = int(np.argmin(dist))
-    distance = float(dist[best])
-    if distance > config.max_distance:
-        return None, distance
-    return session.get(Person, int(rows[best][1])), distance
+    from photokit.faces.matching import matcher_for
+
+    person_id, distance = matcher_for(session, config).identify(embedding)
+    return (session.get(Person, person_id) if person_id is not None else None), distance
 
 
 def photo_path(session: Session, photo_id: int) -> str | None:
@@ -117,11 +110,38 @@ class ClusterStats:
     assigned: int = 0
     new_people: int = 0
     unassigned: int = 0
+    bad_descriptor: int = 0  # faces left unassigned: stored descriptor zero, not finite or of the wrong size
     released: int | None = None  # recluster only: automatic assignments forgotten first
     removed_people: int | None = None  # recluster only: people left without faces
 
     def to_json(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def _labelled(session: Session) -> Labelled:
+    """Descriptors of every assigned face (columns only: 100k faces load in a fraction of a second)."""
+    faces = LibraryFaces.load(session, include_ignored=True)
+    return Labelled(faces.embeddings, faces.person_ids, faces.photo_ids)
+
+
+def _pending(session: Session) -> tuple[list[int], np.ndarray, np.ndarray, int]:
+    """Unassigned clusterable faces: ids, photo ids, descriptors; and how many have an unusable descriptor."""
+    rows = session.execute(
+        select(Face.id, Face.photo_id, Face.embedding)
+        .where(
+            Face.person_id.is_(None),
+            Face.embedding.is_not(None),
+            Face.cluster_exclusion.is_(None),
+            Face.user_rejected.is_(False),
+        )
+        .order_by(Face.id)
+    ).all()
+    emb = np.full((len(rows), EMBEDDING_DIM), np.nan, np.float32)
+    for k, row in enumerate(rows):
+        if len(row[2]) == 4 * EMBEDDING_DIM:
+            emb[k] = np.frombuffer(row[2], "<f4")
+    bad = int((~clean_descriptors(emb)).sum()) if rows else 0
+    return [r[0] for r in rows], np.array([r[1] for r in rows], np.int64), emb, bad
 
 
 def cluster_faces(
@@ -131,74 +151,59 @@ def cluster_faces(
 
     ``previous`` (face id -> the person it was in before a recluster) lets a re-formed group keep
     its old person id, so ids (and what hangs off them, like personal priors) survive a recluster.
+    Faces whose stored descriptor is zero, not finite or of the wrong size are counted
+    (``bad_descriptor``) and left unassigned.
     """
-    assigned = session.execute(
-        select(Face.embedding, Face.person_id, Face.photo_id).where(
-            Face.person_id.is_not(None), Face.embedding.is_not(None)
-        )
-    ).all()
-    pending = session.scalars(
-        select(Face)
-        .where(
-            Face.person_id.is_(None),
-            Face.embedding.is_not(None),
-            Face.cluster_exclusion.is_(None),
-            Face.user_rejected.is_(False),
-        )
-        .order_by(Face.id)
-    ).all()
-    stats = ClusterStats(clustered_faces=len(pending))
-    if not pending:
+    face_ids, photo_ids, embeddings, bad = _pending(session)
+    stats = ClusterStats(clustered_faces=len(face_ids), bad_descriptor=bad)
+    if not face_ids:
         return stats
-    labelled = Labelled.empty(EMBEDDING_DIM)
-    if assigned:
-        labelled = Labelled(
-            np.stack([embedding_from_bytes(r[0]) for r in assigned]),
-            np.array([r[1] for r in assigned], np.int64),
-            np.array([r[2] for r in assigned], np.int64),
-        )
-    labels = assign_faces(
-        np.stack([embedding_from_bytes(f.embedding) for f in pending]),
-        np.array([f.photo_id for f in pending], np.int64),
-        labelled,
-        config,
-    )
-    groups: dict[int, list[Face]] = {}
-    for face, label in zip(pending, labels.tolist()):
-        groups.setdefault(label, []).append(face)
+    labelled = _labelled(session)
+    labels = assign_faces(embeddings, photo_ids, labelled, config)
+    groups: dict[int, list[int]] = {}
+    for face_id, label in zip(face_ids, labels.tolist()):
+        groups.setdefault(label, []).append(face_id)
     stats.unassigned = len(groups.pop(0, []))
-    taken = {int(p) for p in labelled.person_ids}
+    taken = {int(p) for p in np.unique(labelled.person_ids)}
+    existing = set(session.scalars(select(Person.id)))
+    updates: list[dict] = []
+    new_people: list[tuple[Person, list[int]]] = []
     for label, faces in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
         person_id = label
         if label < 0:  # a new group: its faces' former person if that one is free, else a new person
-            votes = Counter(previous[f.id] for f in faces if previous and f.id in previous)
-            person_id = next((pid for pid, _ in votes.most_common() if pid not in taken), None)
-            if person_id is None or session.get(Person, person_id) is None:
-                person = Person()
-                session.add(person)
-                session.flush()
-                person_id = person.id
-                stats.new_people += 1
+            votes = Counter(previous[f] for f in faces if previous and f in previous)
+            person_id = next((pid for pid, _ in votes.most_common() if pid not in taken and pid in existing), None)
+            if person_id is None:
+                new_people.append((Person(), faces))
+                continue
             taken.add(person_id)
-        for face in faces:
-            face.person_id = person_id
-            face.assigned_by = AssignedBy.AUTO
-        stats.assigned += len(faces)
-    session.flush()
+        updates += [{"id": f, "person_id": person_id, "assigned_by": AssignedBy.AUTO} for f in faces]
+    if new_people:
+        session.add_all([person for person, _ in new_people])
+        session.flush()
+        for person, faces in new_people:
+            updates += [{"id": f, "person_id": person.id, "assigned_by": AssignedBy.AUTO} for f in faces]
+        stats.new_people = len(new_people)
+    session.execute(update(Face), updates)
+    stats.assigned = len(updates)
+    session.expire_all()
     refresh_covers(session)
     return stats
 
 
 def recluster(session: Session, config: ClusterConfig = ClusterConfig()) -> ClusterStats:
-    """Full pass: forget automatic assignments (not the user's) and cluster everything again."""
+    """Full pass: forget automatic assignments (not the user's) and cluster everything again.
+
+    Runs in the caller's transaction: interrupted (Ctrl-C) or failed, it is rolled back whole and
+    the previous assignment stands.
+    """
     fixed = _fixed_person_ids(session)
-    previous: dict[int, int] = {}
-    for face in session.scalars(select(Face).where(Face.person_id.is_not(None), Face.assigned_by != AssignedBy.USER)):
-        if face.person_id not in fixed:
-            previous[face.id] = face.person_id
-            face.person_id = None
-            face.assigned_by = None
-    session.flush()
+    automatic = (Face.person_id.is_not(None)) & ((Face.assigned_by.is_(None)) | (Face.assigned_by != AssignedBy.USER))
+    rows = session.execute(select(Face.id, Face.person_id).where(automatic)).all()
+    previous = {face_id: person_id for face_id, person_id in rows if person_id not in fixed}
+    if previous:
+        session.execute(update(Face), [{"id": f, "person_id": None, "assigned_by": None} for f in previous])
+    session.expire_all()
     stats = cluster_faces(session, config, previous=previous)
     stats.released = len(previous)
     stats.removed_people = _delete_empty_people(session)
@@ -217,8 +222,12 @@ def _delete_empty_people(session: Session) -> int:
 
 
 def refresh_covers(session: Session) -> None:
-    """Give every person a cover face: keep a valid one, else the largest clusterable, sharpest face."""
+    """Give every person a cover face: keep a valid one, else the largest clusterable, sharpest face.
+
+    Every change of who is who ends here, so this is also where the cached identify index is dropped.
+    """
     session.flush()
+    invalidate()
     by_person: dict[int, list] = {}
     columns = (Face.id, Face.person_id, Face.cluster_exclusion, Face.size_px, Face.blur)  # not whole rows
     for face in session.execute(select(*columns).where(Face.person_id.is_not(None))):
@@ -311,6 +320,7 @@ def split_faces(session: Session, face_refs: list, name: str | None = None) -> P
 def ignore_person(session: Session, person: Person, ignored: bool = True) -> Person:
     person.ignored = ignored
     session.flush()
+    invalidate()
     return person
 
 

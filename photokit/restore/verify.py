@@ -36,8 +36,9 @@ class VerifyConfig:
     # upscale, degraded again, scores 31-44 dB; another photo of the same person, aligned the same way,
     # 4-18.5 dB; a random generator's face 4-12 dB. 22 dB is above every "plausible but not this photo".
     min_psnr_db: float = 22.0
-    # Same-person distance of the clustering (``ClusterConfig.max_distance``).
-    same_person_distance: float = ClusterConfig.max_distance
+    # Same-person distance of the clustering: how close two lone faces must be to join
+    # (``ClusterConfig.pair_distance``, 0.5; ``max_distance`` is only the outer limit of a link).
+    same_person_distance: float = ClusterConfig.pair_distance
     # Measured: resampling a face x2 (area down, Lanczos up; no identity lost) moves its distance to the
     # person's other photos by at most 0.02; x4 by up to 0.12 (95th percentile 0.11), x8 by up to 0.41.
     # 0.05 is above the descriptor's own noise and below what a x4 blur costs.

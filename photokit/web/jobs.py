@@ -21,7 +21,6 @@ from sqlalchemy import select
 
 from photokit.db import Database
 from photokit.db.models import BackgroundJob, utcnow
-from photokit.db.session import Database
 from photokit.errors import PhotokitError
 from photokit.reporting import NoteLevel
 from photokit.web.hints import error_text

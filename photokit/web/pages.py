@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from enum import StrEnum
 from pathlib import Path
 
@@ -42,24 +41,20 @@ def _filtered(rows: list[dict], which: PeopleFilter) -> list[dict]:
     return [r for r in rows if keep(r)]
 
 
-def merge_suggestions(session) -> list[dict]:
-    """Pending merge suggestions, once the library offers them (`people suggest`); none before."""
-    for module_name in ("photokit.faces.suggest", "photokit.faces.people"):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        for name in ("pending_suggestions", "merge_suggestions", "suggest_merges"):
-            function = getattr(module, name, None)
-            if callable(function):
-                try:
-                    found = function(session)
-                except Exception:  # an API we do not know the shape of must not break the page
-                    return []
-                return [s if isinstance(s, dict) else getattr(s, "__dict__", {"suggestion": str(s)}) for s in found][
-                    :20
-                ]
-    return []
+def merge_suggestions(session, limit: int = 20) -> list[dict]:
+    """Pending merge suggestions (the ones `photokit people suggest` lists), surest first."""
+    from photokit.faces import suggest
+
+    return [
+        {
+            "merge": m.other,
+            "into": m.keep,
+            "score": round(m.score, 2),
+            "distance": round(m.distance, 2),
+            "command": f"photokit people merge {m.keep} {m.other}",
+        }
+        for m in suggest.suggest(session, limit=limit).merges
+    ]
 
 
 @router.get("/")
