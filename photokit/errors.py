@@ -9,7 +9,9 @@ class PhotokitError(Exception):
     exit_code = 2
 
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))  # always one line
+        from photokit.pathtext import shown
+
+        super().__init__(" ".join(shown(str(message)).split()))  # one printable line
 
 
 class MissingModelError(PhotokitError):

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import typer
 from alembic.util.exc import CommandError
+from rich.markup import escape
 from sqlalchemy.exc import DatabaseError as SADatabaseError
 from sqlalchemy.exc import OperationalError
 
@@ -46,7 +47,7 @@ def upgrade_cmd(
     if json_out:
         print_json({"before": before, "current": after, "url": display_url(db.url)})
     else:
-        console.print(f"database at revision [bold]{after}[/bold]" + ("" if after != before else " (no change)"))
+        console.print(f"database at revision [bold]{escape(str(after))}[/bold]" + ("" if after != before else " (no change)"))
 
 
 @db_app.command("current")

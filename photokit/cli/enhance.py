@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from photokit.cli.common import DeviceOption, JsonOption, database_from, print_json, settings_from
+from photokit.cli.common import DeviceOption, JsonOption, database_from, print_json, settings_from, user_text
 from photokit.errors import PhotokitError
+from photokit.pathtext import shown
 
 
 def _parse_beta(value: str | None):
@@ -65,7 +66,7 @@ def enhance(
     with make_progress() as progress:
         # While the bar is live, everything printed goes through its console (another one would garble it).
         def progress_note(message: str) -> None:
-            progress.console.print(message, highlight=False)
+            progress.console.print(user_text(message), highlight=False)
 
         priors = StorePriors(settings, torch_device, owner_of=lambda person_id: person_owner(db, person_id))
         enhancer = Enhancer(
@@ -91,36 +92,35 @@ def enhance(
 def _print_summary(summary) -> None:
     from photokit.cli.common import console
 
+    def plain(line: str) -> None:  # lines of user data (file names, person names, errors): never markup
+        console.print(shown(line), highlight=False, markup=False)
+
     for report in summary.done:
-        console.print(
-            f"[bold]{Path(report['source']).name}[/] -> {report['output']} ({report['seconds']:.0f} s)", highlight=False
-        )
+        plain(f"{Path(report['source']).name} -> {report['output']} ({report['seconds']:.0f} s)")
         for face in report["faces"]:
             who = face["person"] or (f"person {face['person_id']}" if face["person_id"] else "unknown")
             if face["status"] == "restored":
-                console.print(
+                plain(
                     f"  face {face['index'] + 1}: {who}, {face['prior_name']}, beta {face['beta']}, "
-                    f"{face['steps']} steps, loss {face['loss']:.4f}",
-                    highlight=False,
+                    f"{face['steps']} steps, loss {face['loss']:.4f}"
                 )
             else:
-                console.print(f"  face {face['index'] + 1}: {who}, left as is: {face['reason']}", highlight=False)
+                plain(f"  face {face['index'] + 1}: {who}, left as is: {face['reason']}")
         for warning in report["warnings"]:
-            console.print(f"  warning: {warning}", highlight=False)
+            plain(f"  warning: {warning}")
     for item in summary.already_done:
-        console.print(f"{Path(item['source']).name}: already done -> {item['output']}", highlight=False)
+        plain(f"{Path(item['source']).name}: already done -> {item['output']}")
     for item in summary.skipped:
-        console.print(f"{Path(item['source']).name}: skipped: {item['reason']}", highlight=False)
+        plain(f"{Path(item['source']).name}: skipped: {item['reason']}")
     faces = sum(f["status"] == "restored" for r in summary.done for f in r["faces"])
-    console.print(
+    plain(
         f"{len(summary.done)} photos written ({faces} faces restored), {len(summary.already_done)} "
-        f"already done, {len(summary.skipped)} skipped, {len(summary.failed)} failed",
-        highlight=False,
+        f"already done, {len(summary.skipped)} skipped, {len(summary.failed)} failed"
     )
     if summary.failed:
         console.print("[red]failed:[/]")
         for item in summary.failed:
-            console.print(f"  {item['error']}", highlight=False)
+            plain(f"  {item['error']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,16 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from photokit.cli.common import DeviceOption, JsonOption, console, new_output_path, note, print_json, settings_from
+from photokit.cli.common import (
+    DeviceOption,
+    JsonOption,
+    console,
+    new_output_path,
+    note,
+    print_json,
+    settings_from,
+    user_text,
+)
 from photokit.errors import PhotokitError
 
 models_app = typer.Typer(
@@ -83,7 +92,9 @@ def install(
     if as_json:
         print_json(status.to_json())
     else:
-        console.print(f"installed {status.name}: {status.path} ({_size(status.bytes)}, sha256 {status.sha256})")
+        console.print(
+            f"installed {status.name}: {user_text(status.path)} ({_size(status.bytes)}, sha256 {status.sha256})"
+        )
 
 
 @models_app.command("verify")
@@ -107,7 +118,7 @@ def verify(
             elif r["ok"]:
                 console.print(f"{r['name']}: [green]ok[/] ({r['sha256'][:16]})")
             else:
-                console.print(f"{r['name']}: [red]FAILED[/] {r['problem']}")
+                console.print(f"{r['name']}: [red]FAILED[/] {user_text(r['problem'])}")
     if bad:
         raise typer.Exit(1)
 
@@ -118,7 +129,7 @@ def remove(ctx: typer.Context, name: str = typer.Argument(..., help="Catalog nam
     from photokit.store.models import ModelStore
 
     path = ModelStore(settings_from(ctx)).remove(name)
-    console.print(f"removed {name} ({path})")
+    console.print(f"removed {user_text(name)} ({user_text(path)})")
 
 
 @models_app.command("convert")
@@ -137,7 +148,7 @@ def convert(
         print_json(info)
     else:
         console.print(
-            f"{src} -> {dst}: {info['source']} layout, {info['resolution']} px, {info['num_ws']} ws, "
+            f"{user_text(src)} -> {user_text(dst)}: {info['source']} layout, {info['resolution']} px, {info['num_ws']} ws, "
             f"{_size(info['bytes'])}"
         )
 
@@ -161,7 +172,7 @@ def sample(
     path = generator or ModelStore(settings_from(ctx)).require_generator()
     info = render_samples(path, out, seed=seed, count=count, truncation_psi=truncation, device=device)
     console.print(
-        f"wrote {out} ({info['count']} samples at {info['resolution']} px on {info['device']}, {info['seconds']:.1f} s)"
+        f"wrote {user_text(out)} ({info['count']} samples at {info['resolution']} px on {info['device']}, {info['seconds']:.1f} s)"
     )
 
 

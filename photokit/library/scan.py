@@ -24,6 +24,7 @@ from photokit.db import Database
 from photokit.db.models import Photo, PhotoLocation, ScanRun, SkippedFile, utcnow
 from photokit.library import images
 from photokit.library.walk import FoundFile, WalkResult, resolve_roots, walk_roots
+from photokit.pathtext import shown
 
 DEFAULT_BATCH_SIZE = 200
 MAX_BATCH_SECONDS = 1.0  # how long one batch may hold the database's write lock
@@ -363,7 +364,7 @@ def scan_library(
     """
     started = time.perf_counter()
     root_paths = resolve_roots(list(roots))
-    summary = ScanSummary(roots=[str(p) for p in root_paths])
+    summary = ScanSummary(roots=[shown(str(p)) for p in root_paths])  # JSON columns hold printable text
     with db.session() as session:
         run = ScanRun(started_at=utcnow(), roots=summary.roots, summary={})
         session.add(run)
@@ -380,7 +381,7 @@ def scan_library(
 
             walk = walk_roots(root_paths, on_file=on_file)
             summary.files = len(walk.files)
-            summary.unreadable_dirs = list(walk.unreadable_dirs)
+            summary.unreadable_dirs = [shown(d) for d in walk.unreadable_dirs]
             if bar is not None:
                 bar.update(finding, total=len(walk.files), completed=len(walk.files))
                 indexing = bar.add_task("indexing", total=len(walk.files))

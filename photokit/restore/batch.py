@@ -18,6 +18,7 @@ from sqlalchemy import select
 from photokit.db.models import EnhanceJob, utcnow
 from photokit.errors import PhotokitError
 from photokit.library.images import sniff_format
+from photokit.pathtext import shown
 from photokit.restore.output import output_path_for
 from photokit.restore.pipeline import Enhancer, NoFacesError
 
@@ -196,5 +197,7 @@ def _process(enhancer: Enhancer, photo: Path, target: Path) -> tuple[str, str | 
         return "failed", str(exc), None, None
     except Exception as exc:  # one broken photo must not stop an album; the reason is kept
         detail = " ".join(str(exc).split()) or type(exc).__name__
-        return "failed", f"{photo}: unexpected {type(exc).__name__}: {detail}", None, None
-    return "done", None, report.output, report.to_json()
+        return "failed", shown(f"{photo}: unexpected {type(exc).__name__}: {detail}"), None, None
+    doc = report.to_json()  # JSON columns hold printable text: a non-UTF-8 file name is shown escaped there
+    doc.update(source=shown(doc["source"]), output=doc["output"] and shown(doc["output"]))
+    return "done", None, report.output, doc
