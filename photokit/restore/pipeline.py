@@ -25,12 +25,15 @@ from photokit.restore.output import Photo, load_photo, output_path_for, save_pho
 from photokit.restore.priors import INSTALL_HINT, PeopleIndex, PriorChoice, PriorSource, choose_prior
 from photokit.restore.project import AlphaProjection, SmallImageLoss, WPlusConfig, WPlusProjection
 from photokit.stylegan2.timing import describe_cost, time_step
+from photokit.validation import checked_number
 
 # The paper's 1000 steps are GPU work (minutes per face at 1024 px); on a CPU photokit defaults to a
 # tenth of that so a face takes minutes, and says so. ``--steps`` overrides both.
 GPU_DEFAULT_STEPS = AlphaConfig.steps
 CPU_DEFAULT_STEPS = 100
 DEFAULT_SCALE = 2.0
+MAX_SCALE = 16.0
+MAX_BETA = 1.0  # a simplex dilated by more than the whole span: use beta=None (the unconstrained span)
 MAX_OUTPUT_PIXELS = 200_000_000  # float32 working copies of larger outputs need tens of GB
 
 
@@ -48,6 +51,14 @@ class EnhanceOptions:
     min_face_px: float = 24.0  # smallest aligned square (photo px) worth aligning
     max_yaw: float = 50.0  # degrees; beyond it the frontal alignment fails
     consistency: bool = True  # super-resolution: the restored face takes the photo's colour and lighting
+
+    def __post_init__(self) -> None:  # every front end (CLI, web, workers) gets the same refusal
+        if self.scale is not None:
+            checked_number("scale", self.scale, 0.0, MAX_SCALE, low_open=True)
+        if self.beta is not None and self.beta != "auto":
+            checked_number("beta", self.beta, 0.0, MAX_BETA)
+        if self.steps is not None and not 1 <= int(self.steps) <= 100_000:
+            raise PhotokitError(f"steps must be between 1 and 100000 (got {self.steps})")
 
     @property
     def task(self) -> str:
