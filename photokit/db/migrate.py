@@ -27,13 +27,22 @@ def script_location() -> Path:
 def alembic_config(engine: Engine) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(script_location()))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # ConfigParser reads '%' as interpolation: URL-encoded characters (%3A, passwords) must be doubled.
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
     cfg.attributes["engine"] = engine
     return cfg
 
 
 def head_revision(engine: Engine) -> str | None:
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+
+
+def is_known_revision(engine: Engine, revision: str) -> bool:
+    """False for a revision this photokit's scripts do not have (a database written by a newer photokit)."""
+    try:
+        return ScriptDirectory.from_config(alembic_config(engine)).get_revision(revision) is not None
+    except Exception:  # alembic raises for unknown ids
+        return False
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +90,40 @@ def _sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
+def check_url(url: str) -> None:
+    """One-line errors for URLs that cannot work: not a URL, an in-memory database, a missing driver."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()  # imports the dialect (not the driver)
+    except ArgumentError:
+        raise DatabaseError(f"{url!r} is not a database URL (e.g. sqlite:////path/library.db)") from None
+    except NoSuchModuleError:
+        raise DatabaseError(f"unknown database kind in {display_url(url)}") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise DatabaseError(
+            f"{url} is an in-memory database, which forgets everything when the command ends: give a file"
+        )
+
+
+def _foreign_sqlite_tables(path: str) -> list[str]:
+    """Tables of an existing SQLite file that is not a photokit library (read-only look: nothing is changed)."""
+    import sqlite3
+
+    if not Path(path).is_file() or Path(path).stat().st_size == 0:
+        return []
+    uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)
+    try:
+        tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    finally:
+        conn.close()
+    if not tables or {"alembic_version", "photo_locations"} <= set(tables):
+        return []
+    return sorted(tables)
+
+
 def create_db_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -109,14 +145,27 @@ def display_url(url: str) -> str:
 
 def open_database(settings: Settings, upgrade: bool = True) -> Database:
     """Open (and by default migrate to head) the library database named by ``settings``."""
+    check_url(settings.db_url)
     try:
+        path = make_url(settings.db_url).database or ""
+        foreign = _foreign_sqlite_tables(path) if settings.db_url.startswith("sqlite") else []
+        if foreign:  # refuse before the WAL switch and before a single table is added
+            raise DatabaseError(
+                f"{path} is not a photokit library (it holds other tables: {', '.join(foreign[:5])}"
+                f"{', ...' if len(foreign) > 5 else ''}): choose another --home or --db-url"
+            )
         engine = create_db_engine(settings.db_url)
         if upgrade:
             migrate.upgrade(engine)
         else:
             inspect(engine).get_table_names()  # fail early on unreadable files
-    except (OperationalError, SADatabaseError) as exc:
+    except (OperationalError, SADatabaseError, sqlite3.Error) as exc:
         raise explain_db_error(exc, settings.db_url) from exc
+    except ModuleNotFoundError as exc:  # the URL names a driver that is not installed
+        raise DatabaseError(
+            f"the database driver {exc.name!r} for {display_url(settings.db_url)} is not installed "
+            "(for PostgreSQL: pip install 'photokit[postgres]')"
+        ) from None
     except AlembicCommandError as exc:  # e.g. a database written by a newer photokit
         raise DatabaseError(
             f"cannot migrate {display_url(settings.db_url)}: {exc} "
