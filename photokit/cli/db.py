@@ -51,7 +51,9 @@ def upgrade_cmd(
     if json_out:
         print_json({"before": before, "current": after, "url": display_url(db.url)})
     else:
-        console.print(f"database at revision [bold]{escape(str(after))}[/bold]" + ("" if after != before else " (no change)"))
+        console.print(
+            f"database at revision [bold]{escape(str(after))}[/bold]" + ("" if after != before else " (no change)")
+        )
 
 
 @db_app.command("current")

@@ -24,7 +24,7 @@ def _parse_beta(value: str | None):
 
 def enhance(
     ctx: typer.Context,
-    paths: list[Path] = typer.Argument(..., help="Photos and/or folders (albums) to restore."),
+    raw_paths: list[str] = typer.Argument(..., metavar="PATH", help="Photos and/or folders (albums) to restore."),
     scale: float | None = typer.Option(None, "--scale", help="Output size factor (default 2; 1 with --mask)."),
     mask: Path | None = typer.Option(None, "--mask", help="Inpainting mask, same size as the photo: white = keep."),
     person: str | None = typer.Option(None, "--person", help="Whose face it is (single-face photos): id or name."),
@@ -37,6 +37,7 @@ def enhance(
     loss: str = typer.Option(
         "lpips", "--loss", help="lpips (LPIPS + MSE, needs `photokit models install lpips-alex`) or mse."
     ),
+    force: bool = typer.Option(False, "--force", help="Replace existing output files (default: pick a free name)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Restore every face in the photos with that person's prior and paste it back; albums resume after Ctrl-C."""
@@ -49,6 +50,9 @@ def enhance(
 
     if loss not in ("lpips", "mse"):
         raise PhotokitError(f"--loss {loss!r}: use lpips or mse")
+    if any(not raw.strip() for raw in raw_paths):  # as text: Typer would turn "" into Path("."), this folder
+        raise PhotokitError("an empty path was given: name a photo or folder ('.' for the current folder)")
+    paths = [Path(raw) for raw in raw_paths]
     for path in paths:
         if not path.expanduser().exists():
             raise PhotokitError(f"{path}: no such file or folder")
@@ -75,7 +79,7 @@ def enhance(
         )
         for warning in enhancer.warnings():
             progress_note(f"warning: {warning}")
-        summary = run_batch(db, paths, enhancer, progress=progress)
+        summary = run_batch(db, paths, enhancer, progress=progress, force=force)
     if as_json:
         print_json(summary.to_json())
     else:

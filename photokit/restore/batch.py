@@ -61,9 +61,14 @@ def collect_sources(
     found: dict[Path, Path | None] = {}
     out_resolved = out_dir.resolve() if out_dir is not None else None
     for raw in paths:
+        if not str(raw).strip():
+            raise PhotokitError("an empty path was given: name a photo or folder ('.' for the current folder)")
         path = Path(raw).expanduser()
         if not path.exists():
             raise PhotokitError(f"{path}: no such file or folder")
+        # An output folder inside this album holds earlier outputs, never inputs; an output folder that is the
+        # album itself (or contains it) does not hide the album: outputs there are told apart by their suffix.
+        skip_dir = out_resolved if out_resolved is not None and path.resolve() in out_resolved.parents else None
         if path.is_file():
             found.setdefault(path.resolve(), None)
             continue
@@ -77,7 +82,7 @@ def collect_sources(
             # (scans without an extension, a PNG called .dat), as the library scan does.
             if item.suffix.lower() not in PHOTO_SUFFIXES and sniff_format(item) is None:
                 continue
-            if out_resolved is not None and out_resolved in item.resolve().parents:
+            if skip_dir is not None and skip_dir in item.resolve().parents:
                 continue
             found.setdefault(item.resolve(), rel.parent)
     return found
@@ -88,10 +93,18 @@ def collect_photos(paths: list[str | Path], suffix: str = "_restored", out_dir: 
     return list(collect_sources(paths, suffix, out_dir))
 
 
-def plan_outputs(sources: dict[Path, Path | None], out_dir: Path | None, suffix: str) -> dict[Path, Path]:
+def plan_outputs(
+    sources: dict[Path, Path | None],
+    out_dir: Path | None,
+    suffix: str,
+    keep_existing: bool = False,
+    own: frozenset[str] = frozenset(),
+) -> dict[Path, Path]:
     """One output path per photo (``output_path_for``), never shared by two photos of the batch and never
     one of its originals: a clash (e.g. ``a.heic`` and ``a.bmp`` both become ``a_restored.png``) gets
-    ``_1``, ``_2``... Deterministic, so a resumed batch finds the same outputs."""
+    ``_1``, ``_2``... Deterministic, so a resumed batch finds the same outputs. With ``keep_existing`` a
+    file already there (the user's own, or an earlier run's) is never a target either, unless it is in
+    ``own`` (the outputs this batch already wrote)."""
 
     def key(path: Path) -> str:  # case-insensitive file systems see IMG.JPG and img.jpg as one file
         return str(path.resolve()).casefold()
@@ -101,7 +114,7 @@ def plan_outputs(sources: dict[Path, Path | None], out_dir: Path | None, suffix:
     for source, subfolder in sources.items():
         first = output_path_for(source, out_dir, suffix, subfolder)
         target, n = first, 1
-        while key(target) in taken:
+        while key(target) in taken or (keep_existing and target.exists() and str(target) not in own):
             target = first.with_name(f"{first.stem}_{n}{first.suffix}")
             n += 1
         taken.add(key(target))
@@ -124,11 +137,12 @@ def run_batch(
     enhancer: Enhancer,
     progress=None,
     on_photo_done: Callable[[Path, str], None] | None = None,
+    force: bool = False,
 ) -> BatchSummary:
-    """Restore every photo of ``inputs``; ``progress`` is a rich Progress (or None)."""
+    """Restore every photo of ``inputs``; ``progress`` is a rich Progress (or None). An existing file is
+    replaced only with ``force``: otherwise the output takes the next free name (``_1``, ``_2``...)."""
     options = enhancer.options
     sources = collect_sources(inputs, options.suffix, options.out_dir)
-    targets = plan_outputs(sources, options.out_dir, options.suffix)
     photos = list(sources)
     key = batch_key(inputs, options.out_dir, options.fingerprint())
     summary = BatchSummary(batch_key=key, total=len(photos))
@@ -136,6 +150,9 @@ def run_batch(
         existing = {
             job.source_path: job for job in session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == key))
         }
+        own = frozenset(job.output_path for job in existing.values() if job.output_path)
+        preferred = plan_outputs(sources, options.out_dir, options.suffix)
+        targets = plan_outputs(sources, options.out_dir, options.suffix, keep_existing=not force, own=own)
         for photo in photos:
             if str(photo) not in existing:
                 session.add(
@@ -173,6 +190,10 @@ def run_batch(
         if status == "interrupted":
             raise KeyboardInterrupt
         if status == "done":
+            if targets[photo] != preferred[photo]:
+                report["warnings"].append(
+                    f"{shown(preferred[photo])} already exists: wrote {shown(targets[photo])} (--force replaces it)"
+                )
             summary.done.append(report)
         elif status == "skipped":
             summary.skipped.append({"source": str(photo), "reason": error})
