@@ -26,7 +26,7 @@ def list_cmd(
     """People, most faces first (unnamed groups of fewer than 3 faces are hidden unless --all)."""
     from photokit.faces.people import list_people
 
-    with database_from(ctx).session() as session:
+    with database_from(ctx).session(write=False) as session:
         rows = list_people(session, include_all=show_all)
     if as_json:
         print_json(rows)
@@ -52,7 +52,7 @@ def show_cmd(ctx: typer.Context, person: str = PersonArg, as_json: bool = JsonOp
     """A person's faces, with photo paths and boxes."""
     from photokit.faces.people import person_detail, resolve_person
 
-    with database_from(ctx).session() as session:
+    with database_from(ctx).session(write=False) as session:
         detail = person_detail(session, resolve_person(session, person))
     if as_json:
         print_json(detail)
@@ -180,7 +180,7 @@ def sheet_cmd(
     from photokit.faces.sheet import write_contact_sheet
 
     out = new_output_path(out, force)
-    with database_from(ctx).session() as session:
+    with database_from(ctx).session(write=False) as session:
         info = write_contact_sheet(session, resolve_person(session, person), out, tile=tile, limit=limit or None)
     if as_json:
         print_json(info)

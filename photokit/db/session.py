@@ -37,7 +37,10 @@ def explain_db_error(exc: Exception, url: str) -> DatabaseError:
     text = str(getattr(exc, "orig", exc)) or type(exc).__name__
     where = url.split("///", 1)[-1] if url.startswith("sqlite") else display_url(url)
     if "locked" in text or "busy" in text:
-        return DatabaseError(f"database {where} is locked by another program (waited {BUSY_TIMEOUT_S:.0f} s)")
+        return DatabaseError(
+            f"database {where} is busy: another photokit command (or program) kept writing to it for "
+            f"{BUSY_TIMEOUT_S:.0f} s; try again when it has finished"
+        )
     if "not a database" in text or "malformed" in text or "file is encrypted" in text:
         return DatabaseError(f"{where} is not a readable photokit database ({text})")
     if "unable to open" in text or "readonly" in text or "read-only" in text:
@@ -54,9 +57,17 @@ class Database:
         self._sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session that commits on success and rolls back on error (including Ctrl-C)."""
+    def session(self, write: bool = True) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error (including Ctrl-C).
+
+        On SQLite a session takes the write lock when it begins (``BEGIN IMMEDIATE``), waiting up to
+        BUSY_TIMEOUT_S for another writer: a plain BEGIN that reads and then writes fails at once with
+        SQLITE_BUSY when another command wrote meanwhile, whatever the busy timeout. ``write=False`` is for
+        sessions that only read (they never wait in WAL mode), so a long read does not hold writers back.
+        """
         session = self._sessionmaker()
+        if not write:
+            session.connection(execution_options={"photokit_read_only": True})
         try:
             yield session
             session.commit()
@@ -87,7 +98,8 @@ class Database:
 
 
 def _sqlite_begin(conn) -> None:
-    conn.exec_driver_sql("BEGIN")
+    read_only = conn.get_execution_options().get("photokit_read_only", False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def check_url(url: str) -> None:

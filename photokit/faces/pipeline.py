@@ -154,12 +154,26 @@ def process_pending_photos(
     with bar if bar is not None else contextlib.nullcontext():
         task = bar.add_task("faces", total=len(photo_ids)) if bar is not None else None
         for photo_id in photo_ids:
+            # Detection runs outside any transaction: a session holds SQLite's write lock, and another photokit
+            # (a second face stage, a scan) must not wait seconds for it.
+            failure, faces, path, rgb = None, [], "", None
+            with db.session(write=False) as session:
+                photo = session.get(Photo, photo_id)
+                todo = photo is not None and (redo or photo.faces_status == "pending")
+                try:
+                    path, rgb = _read_photo(session, photo) if todo else ("", None)
+                except (PhotokitError, MemoryError, RuntimeError, ValueError, cv2.error) as exc:
+                    failure = exc
+            try:
+                faces = analyzer.analyze(rgb) if todo and failure is None else []
+            except (PhotokitError, MemoryError, RuntimeError, ValueError, cv2.error) as exc:
+                failure = exc
             with db.session() as session:
                 photo = session.get(Photo, photo_id)
-                try:
-                    path, rgb = _read_photo(session, photo)
-                    faces = analyzer.analyze(rgb)
-                except (PhotokitError, MemoryError, RuntimeError, ValueError, cv2.error) as exc:
+                if not todo or photo is None or (not redo and photo.faces_status != "pending"):
+                    pass  # gone, or another photokit did it meanwhile
+                elif failure is not None:
+                    exc = failure
                     # One bad photo (unreadable now, too large, a model error) must not stop the library.
                     # Transient causes stay 'pending' so the next scan tries again; the rest are 'failed'.
                     transient = _is_transient(exc)

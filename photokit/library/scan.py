@@ -10,6 +10,7 @@ MAX_BATCH_SECONDS, so Ctrl-C loses at most one batch; locations are marked missi
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import os
 import time
@@ -18,16 +19,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from photokit.db import Database
 from photokit.db.models import Photo, PhotoLocation, ScanRun, SkippedFile, utcnow
+from photokit.errors import DatabaseError
 from photokit.library import images
 from photokit.library.walk import FoundFile, WalkResult, resolve_roots, walk_roots
 from photokit.pathtext import shown
 
 DEFAULT_BATCH_SIZE = 200
-MAX_BATCH_SECONDS = 1.0  # how long one batch may hold the database's write lock
+MAX_BATCH_SECONDS = 1.0
+MAX_BATCH_RETRIES = 20  # batches redone after another scan's concurrent insert of the same files  # how long one batch may hold the database's write lock
 _SQL_CHUNK = 500  # ids per bulk UPDATE/DELETE (SQLite's bound-parameter limit is far above)
 
 PRESENT, MISSING, MOVED = "present", "missing", "moved"
@@ -387,22 +391,36 @@ def scan_library(
                 indexing = bar.add_task("indexing", total=len(walk.files))
             with db.session() as session:
                 scanner = _Scanner(session, walk, summary)
-            files, done = walk.files, 0
+            files, done, retries = walk.files, 0, 0
             while done < len(files):
                 # A batch ends after ``batch_size`` files or MAX_BATCH_SECONDS, whichever comes first: it
                 # holds SQLite's write lock, so other photokit commands never wait long on a slow disk.
-                with db.session() as session:
-                    now, batch_started = utcnow(), time.perf_counter()
-                    batch_end = min(len(files), done + max(1, batch_size))
-                    while True:
-                        found = files[done]
-                        scanner.process(session, found, now)
-                        done += 1
-                        if bar is not None:
-                            bar.update(indexing, advance=1, status=os.path.basename(found.path)[:40])
-                        if done >= batch_end or time.perf_counter() - batch_started >= MAX_BATCH_SECONDS:
-                            break
-                    scanner.flush_seen(session, now)
+                before = (done, copy.deepcopy(summary))
+                try:
+                    with db.session() as session:
+                        now, batch_started = utcnow(), time.perf_counter()
+                        batch_end = min(len(files), done + max(1, batch_size))
+                        while True:
+                            found = files[done]
+                            scanner.process(session, found, now)
+                            done += 1
+                            if bar is not None:
+                                bar.update(indexing, advance=1, status=os.path.basename(found.path)[:40])
+                            if done >= batch_end or time.perf_counter() - batch_started >= MAX_BATCH_SECONDS:
+                                break
+                        scanner.flush_seen(session, now)
+                except DatabaseError as exc:
+                    # Another scan of the same files committed them first (UNIQUE path or content): the batch
+                    # rolled back; see the database as it is now and do the batch again.
+                    if not isinstance(exc.__cause__, IntegrityError) or retries >= MAX_BATCH_RETRIES:
+                        raise
+                    retries += 1
+                    done, restored = before
+                    vars(summary).update(vars(restored))
+                    if bar is not None:
+                        bar.update(indexing, completed=done)
+                    with db.session(write=False) as session:
+                        scanner = _Scanner(session, walk, summary)
             with db.session() as session:
                 scanner.finish(session, utcnow())
                 summary.seconds = time.perf_counter() - started
