@@ -38,8 +38,8 @@ def explain_db_error(exc: Exception, url: str) -> DatabaseError:
     where = url.split("///", 1)[-1] if url.startswith("sqlite") else display_url(url)
     if "locked" in text or "busy" in text:
         return DatabaseError(
-            f"database {where} is busy: another photokit command (or program) kept writing to it for "
-            f"{BUSY_TIMEOUT_S:.0f} s; try again when it has finished"
+            f"database {where} is locked: another photokit command (or another program) kept writing to it "
+            f"for more than {BUSY_TIMEOUT_S:g} s; try again when it has finished"
         )
     if "not a database" in text or "malformed" in text or "file is encrypted" in text:
         return DatabaseError(f"{where} is not a readable photokit database ({text})")

@@ -32,7 +32,6 @@ from photokit.validation import checked_number
 GPU_DEFAULT_STEPS = AlphaConfig.steps
 CPU_DEFAULT_STEPS = 100
 DEFAULT_SCALE = 2.0
-MAX_SCALE = 16.0
 MAX_BETA = 1.0  # a simplex dilated by more than the whole span: use beta=None (the unconstrained span)
 MAX_OUTPUT_PIXELS = 200_000_000  # float32 working copies of larger outputs need tens of GB
 
@@ -52,9 +51,7 @@ class EnhanceOptions:
     max_yaw: float = 50.0  # degrees; beyond it the frontal alignment fails
     consistency: bool = True  # super-resolution: the restored face takes the photo's colour and lighting
 
-    def __post_init__(self) -> None:  # every front end (CLI, web, workers) gets the same refusal
-        if self.scale is not None:
-            checked_number("scale", self.scale, 0.0, MAX_SCALE, low_open=True)
+    def __post_init__(self) -> None:  # every front end (CLI, web, workers) gets the same refusal (scale: Enhancer)
         if self.beta is not None and self.beta != "auto":
             checked_number("beta", self.beta, 0.0, MAX_BETA)
         if self.steps is not None and not 1 <= int(self.steps) <= 100_000:
