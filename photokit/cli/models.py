@@ -89,6 +89,11 @@ def install(
 
     store = ModelStore(settings_from(ctx), generator_files=GENERATOR_FILES)
     status = store.install(name, from_file=from_file, url=url, progress=not as_json)
+    if (status.record or {}).get("random_weights"):
+        note(
+            f"warning: {status.name} was made by photokit's random-weight builder (a test fixture), not trained on "
+            "faces: its faces are noise, and photokit reports name it a test generator, never a restoration"
+        )
     if as_json:
         print_json(status.to_json())
     else:
