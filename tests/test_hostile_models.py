@@ -48,3 +48,24 @@ def test_installing_a_random_weight_generator_warns(tmp_path):
     doc = json.loads(runner.invoke(app, ["models", "list", "--json"]).stdout)
     entry = next(m for m in (doc if isinstance(doc, list) else doc["models"]) if m["name"] == "ffhq-256")
     assert entry["random_weights"] is True
+
+
+def test_a_photo_too_large_for_its_scale_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from photokit.restore import pipeline
+    from photokit.restore.pipeline import EnhanceOptions, Enhancer
+    from photokit.restore.priors import NoPeople, StaticPriors
+
+    photo = tmp_path / "big.png"
+    Image.fromarray(np.zeros((120, 160, 3), np.uint8)).save(photo)
+    monkeypatch.setattr(pipeline, "MAX_OUTPUT_PIXELS", 160 * 120 * 3)  # 2x is 4x the pixels: over the limit
+
+    def no_decoding(path):
+        raise AssertionError("the photo was decoded before its cost was checked")
+
+    monkeypatch.setattr(pipeline, "load_photo", no_decoding)
+    enhancer = Enhancer(EnhanceOptions(scale=2), StaticPriors(), NoPeople(), device="cpu")
+    with pytest.raises(PhotokitError, match="320x240 px"):
+        enhancer.render(photo)

@@ -36,6 +36,23 @@ MAX_BETA = 1.0  # a simplex dilated by more than the whole span: use beta=None (
 MAX_OUTPUT_PIXELS = 200_000_000  # float32 working copies of larger outputs need tens of GB
 
 
+def check_output_size(path: Path, scale: float) -> None:
+    """Refuse an output over MAX_OUTPUT_PIXELS from the file's header alone (PIL opens lazily)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as probe:
+            width, height = probe.size
+    except Exception:  # unreadable: load_photo gives the precise one-line reason
+        return
+    out_h, out_w = paste.output_shape((height, width), scale)
+    if out_h * out_w > MAX_OUTPUT_PIXELS:
+        raise PhotokitError(
+            f"{path.name}: the {scale:g}x output would be {out_w}x{out_h} px "
+            f"({out_h * out_w / 1e6:.0f} MP); use a smaller --scale"
+        )
+
+
 @dataclass(frozen=True)
 class EnhanceOptions:
     scale: float | None = None  # None: 2 for super-resolution, 1 with a mask
@@ -324,14 +341,10 @@ class Enhancer:
     # -- the work -----------------------------------------------------------------------------------
     def render(self, path: str | Path) -> Rendered:
         start = time.perf_counter()
-        photo = load_photo(path)
         scale = self.options.effective_scale
+        check_output_size(Path(path), scale)  # from the header, before gigabytes are decoded
+        photo = load_photo(path)
         out_h, out_w = paste.output_shape(photo.shape, scale)
-        if out_h * out_w > MAX_OUTPUT_PIXELS:
-            raise PhotokitError(
-                f"{photo.path.name}: the {scale:g}x output would be {out_w}x{out_h} px "
-                f"({out_h * out_w / 1e6:.0f} MP); use a smaller --scale"
-            )
         report = PhotoReport(
             source=str(Path(path)),
             task=self.options.task,
