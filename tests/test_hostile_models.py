@@ -69,3 +69,18 @@ def test_a_photo_too_large_for_its_scale_is_refused_before_it_is_decoded(tmp_pat
     enhancer = Enhancer(EnhanceOptions(scale=2), StaticPriors(), NoPeople(), device="cpu")
     with pytest.raises(PhotokitError, match="320x240 px"):
         enhancer.render(photo)
+
+
+def test_a_photo_with_broken_exif_is_read_by_enhance_as_scan_reads_it(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from photokit.library.images import probe_image
+    from photokit.restore.output import load_photo
+
+    path = tmp_path / "broken_exif.jpg"
+    Image.fromarray(np.full((20, 30, 3), 120, np.uint8)).save(path, exif=b"Exif\x00\x00" + bytes(range(256)) * 2)
+    info = probe_image(path)  # scan accepts it: EXIF is best effort
+    photo = load_photo(path)  # and so does enhance
+    assert (info.height, info.width) == photo.shape == (20, 30)
+    assert photo.exif is None  # too damaged to write back into the output
