@@ -344,7 +344,6 @@ class Enhancer:
         scale = self.options.effective_scale
         check_output_size(Path(path), scale)  # from the header, before gigabytes are decoded
         photo = load_photo(path)
-        out_h, out_w = paste.output_shape(photo.shape, scale)
         report = PhotoReport(
             source=str(Path(path)),
             task=self.options.task,
