@@ -72,47 +72,6 @@ def test_recluster_refuses_bad_distances_and_keeps_people(value):
     db.dispose()
 
 
-def test_recluster_that_would_unassign_every_automatic_face_changes_nothing():
-    import numpy as np
-
-    from photokit.db import open_database
-    from photokit.db.models import Face, Person, Photo
-    from photokit.faces.cluster import ClusterConfig
-    from photokit.faces.people import recluster
-    from photokit.settings import Settings
-
-    db = open_database(Settings.load())
-    rng = np.random.default_rng(0)
-    with db.session() as session:
-        person = Person()
-        session.add(person)
-        session.flush()
-        for i in range(3):  # three faces of one person, in three photos, far apart at a tiny threshold
-            photo = Photo(sha256=f"{i:064d}", size=1, format="JPEG", width=9, height=9, faces_status="done")
-            session.add(photo)
-            session.flush()
-            emb = rng.normal(size=128).astype(np.float32) * 0.01
-            session.add(
-                Face(
-                    photo_id=photo.id,
-                    detector="hog",
-                    box=[0, 0, 9, 9],
-                    score=1.0,
-                    size_px=80.0,
-                    embedding=emb.tobytes(),
-                    person_id=person.id,
-                    assigned_by="auto",
-                )
-            )
-        person_id = person.id
-    with pytest.raises(PhotokitError, match="unassigned"), db.session() as session:
-        recluster(session, ClusterConfig(max_distance=1e-9, max_centroid_distance=1e-9))
-    with db.session() as session:
-        assert session.get(Person, person_id) is not None
-        assert session.query(Face).filter(Face.person_id == person_id).count() == 3
-    db.dispose()
-
-
 @pytest.mark.parametrize("ref", ["99999999999999999999999", "²", "٣"])
 def test_people_show_with_an_impossible_id_is_a_one_line_error(ref):
     assert_one_line_error(runner.invoke(app, ["people", "show", ref]), "unknown person")

@@ -195,8 +195,6 @@ def recluster(session: Session, config: ClusterConfig = ClusterConfig()) -> dict
             face.assigned_by = None
     session.flush()
     stats = cluster_faces(session, config, previous=previous)
-    if previous and not stats["assigned"]:  # the caller's session rolls back: nothing is lost
-        raise PhotokitError(f"reclustering would leave all {len(previous)} automatically assigned faces unassigned")
     stats["released"] = len(previous)
     stats["removed_people"] = _delete_empty_people(session)
     refresh_covers(session)
