@@ -21,8 +21,10 @@ from photokit.db.models import Face, Person, PhotoLocation
 from photokit.db.vocab import AssignedBy
 from photokit.errors import PhotokitError
 from photokit.faces.cluster import ClusterConfig, Labelled, assign_faces
+from photokit.validation import checked_number
 
 EMBEDDING_DIM = 128
+MAX_ID = 2**63 - 1  # ids are 64-bit integers in every database photokit supports
 # `people list` hides unnamed people with fewer faces than this unless --all (likely strangers).
 SMALL_GROUP = 3
 
@@ -47,7 +49,7 @@ def resolve_person(session: Session, ref: str) -> Person:
     """A person by id (digits) or exact name, then case-insensitive name."""
     ref = str(ref).strip()
     person = None
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit() and int(ref) <= MAX_ID:  # '²' is a digit; ids are 64-bit
         person = session.get(Person, int(ref))
     if person is None and ref:
         person = session.scalar(select(Person).where(Person.name == ref))
@@ -60,7 +62,8 @@ def resolve_person(session: Session, ref: str) -> Person:
 
 
 def resolve_face(session: Session, ref: int | str) -> Face:
-    face = session.get(Face, int(ref)) if str(ref).strip().isdigit() else None
+    text = str(ref).strip()
+    face = session.get(Face, int(text)) if text.isascii() and text.isdigit() and int(text) <= MAX_ID else None
     if face is None:
         raise PhotokitError(f"unknown face '{ref}' (face ids are shown by `photokit people show PERSON`)")
     return face
@@ -189,8 +192,17 @@ def cluster_faces(
     return stats
 
 
+def check_cluster_config(config: ClusterConfig) -> None:
+    """Distances between dlib descriptors lie in [0, 2]; NaN or a negative bound would unassign everyone."""
+    checked_number("max distance", config.max_distance, 0.0, 2.0, low_open=True)
+    checked_number("centroid distance", config.max_centroid_distance, 0.0, 2.0, low_open=True)
+    if int(config.min_faces) < 1:
+        raise PhotokitError(f"min faces must be at least 1 (got {config.min_faces})")
+
+
 def recluster(session: Session, config: ClusterConfig = ClusterConfig()) -> ClusterStats:
     """Full pass: forget automatic assignments (not the user's) and cluster everything again."""
+    check_cluster_config(config)
     fixed = _fixed_person_ids(session)
     previous: dict[int, int] = {}
     for face in session.scalars(select(Face).where(Face.person_id.is_not(None), Face.assigned_by != AssignedBy.USER)):

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from photokit.errors import PhotokitError
-from photokit.restore.evaluate import EvalResult
 from photokit.prior.refs import Candidate, RefsConfig, load_candidates, select_references
 from photokit.reporting import NULL_REPORTER, NoteLevel, Reporter
+from photokit.restore.evaluate import EvalResult
 from photokit.settings import Settings
 from photokit.stylegan2.base import BaseGenerator
 

@@ -21,7 +21,6 @@ from sqlalchemy import select
 
 from photokit.db import Database
 from photokit.db.models import BackgroundJob, utcnow
-from photokit.db.session import Database
 from photokit.errors import PhotokitError
 from photokit.reporting import NoteLevel
 from photokit.web.hints import error_text
@@ -196,7 +195,7 @@ class JobRunner:
 
     # -- work -----------------------------------------------------------------------------------
     def _cancel_requested(self, job_id: int) -> bool:
-        with self.db.session() as session:
+        with self.db.session(write=False) as session:
             return bool(session.scalar(select(BackgroundJob.cancel_requested).where(BackgroundJob.id == job_id)))
 
     def _work(self) -> None:
