@@ -25,7 +25,9 @@ class PhotokitError(Exception):
     remedy: Remedy | None = None
 
     def __init__(self, message: str, remedy: Remedy | None = None, **context: object) -> None:
-        super().__init__(" ".join(str(message).split()))  # always one line
+        from photokit.pathtext import shown
+
+        super().__init__(" ".join(shown(str(message)).split()))  # one printable line
         if remedy is not None:
             self.remedy = remedy
         self.context = context  # what the remedy needs (a person id, a model name)

@@ -25,7 +25,9 @@ class StatusColumn(ProgressColumn):
     def render(self, task):
         from rich.text import Text
 
-        return Text(str(task.fields.get("status", "")), style="dim")
+        from photokit.pathtext import shown
+
+        return Text(shown(str(task.fields.get("status", ""))), style="dim")
 
 
 def make_progress(transient: bool = False, console: Console | None = None) -> Progress:

@@ -17,7 +17,7 @@ def _grouped(session, column) -> dict[str, int]:
 
 
 def library_counts(db: Database) -> dict:
-    with db.session() as session:
+    with db.session(write=False) as session:
         last = session.execute(select(ScanRun).order_by(ScanRun.id.desc()).limit(1)).scalar_one_or_none()
         locations = {"present": 0, "missing": 0, "moved": 0} | _grouped(session, PhotoLocation.status)
         photos_present = session.scalar(
@@ -40,7 +40,7 @@ def library_counts(db: Database) -> dict:
 
 
 def faces_counts(db: Database) -> dict:
-    with db.session() as session:
+    with db.session(write=False) as session:
         total = session.scalar(select(func.count()).select_from(Face))
         assigned = session.scalar(select(func.count()).select_from(Face).where(Face.person_id.is_not(None)))
         return {
@@ -52,7 +52,7 @@ def faces_counts(db: Database) -> dict:
 
 
 def people_counts(db: Database) -> dict:
-    with db.session() as session:
+    with db.session(write=False) as session:
         ignored = session.scalar(select(func.count()).select_from(Person).where(Person.ignored.is_(True)))
         named = session.scalar(
             select(func.count()).select_from(Person).where(Person.ignored.is_(False), Person.name.is_not(None))

@@ -18,6 +18,8 @@ RANKS = {
     "settings": 0,
     "devices": 0,
     "interrupts": 0,
+    "pathtext": 0,  # the reversible text form of file names (errors use it)
+    "validation": 0,  # checked_number: options refuse NaN and out-of-range numbers
     "__init__": 0,
     "db": 1,
     "store": 1,

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from photokit.devices import Device
 from photokit.errors import PhotokitError
 from photokit.faces.vocab import Detector
+from photokit.pathtext import shown
 from photokit.settings import Settings
 
 if TYPE_CHECKING:
@@ -55,11 +58,32 @@ def new_output_path(path: Path, force: bool = False) -> Path:
     return path
 
 
+def user_text(value: Any) -> str:
+    """User data (paths, names, error messages) ready to go inside rich markup: shown as it is, never
+    interpreted (``[red]a.jpg`` stays ``[red]a.jpg``), undecodable file-name bytes as ``\\xHH``."""
+    return escape(shown(str(value)))
+
+
+def _finite(data: Any) -> Any:
+    """JSON has no NaN or infinity: a non-finite number becomes null."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {key: _finite(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(value) for value in data]
+    return data
+
+
 def print_json(data: Any) -> None:
-    """Write one JSON document to stdout (never through rich, so it stays parseable)."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    """Write one JSON document to stdout (never through rich, so it stays parseable). Strict JSON: no NaN;
+    a non-UTF-8 file name keeps its bytes as ``\\udcXX`` escapes (``os.fsencode`` of the parsed string gives
+    them back)."""
+    text = json.dumps(_finite(data), indent=2, default=str, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
     sys.stdout.flush()
 
 
 def note(message: str) -> None:
-    err_console.print(message, highlight=False)
+    """A plain-text line on stderr (no markup: messages carry user data)."""
+    err_console.print(shown(message), highlight=False, markup=False)

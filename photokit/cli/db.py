@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 
 from photokit.cli.common import console, print_json, settings_from
 from photokit.errors import PhotokitError
@@ -50,12 +51,18 @@ def upgrade_cmd(
 
     with _unmigrated(ctx) as db:
         before = db.current_revision()
+        if before is not None and not migrate.is_known_revision(db.engine, before):
+            raise PhotokitError(
+                f"the database is at revision {before}, newer than this photokit knows: upgrade photokit"
+            )
         migrate.upgrade(db.engine, revision)
         after = db.current_revision()
     if json_out:
         print_json({"before": before, "current": after, "url": display_url(db.url)})
     else:
-        console.print(f"database at revision [bold]{after}[/bold]" + ("" if after != before else " (no change)"))
+        console.print(
+            f"database at revision [bold]{escape(str(after))}[/bold]" + ("" if after != before else " (no change)")
+        )
 
 
 @db_app.command("current")
@@ -72,7 +79,12 @@ def current_cmd(
     if json_out:
         print_json({"current": current, "head": head, "url": display_url(db.url)})
     else:
-        state = "up to date" if current == head else f"behind (head is {head}; run `photokit db upgrade`)"
+        if current == head:
+            state = "up to date"
+        elif current is not None and not migrate.is_known_revision(db.engine, current):
+            state = f"newer than this photokit, which knows up to {head}: upgrade photokit (not the database)"
+        else:
+            state = f"behind (head is {head}; run `photokit db upgrade`)"
         console.print(f"{current or '(empty)'}  {state}", highlight=False, markup=False)
 
 

@@ -9,6 +9,7 @@ import typer
 from photokit.cli.common import DeviceOption, JsonOption, database_from, print_json, settings_from
 from photokit.devices import Device
 from photokit.errors import PhotokitError
+from photokit.pathtext import shown
 from photokit.stylegan2.vocab import LossKind
 
 RayOption = typer.Option(False, "--ray", help="Run on a Ray cluster (needs photokit[ray]); see --ray-address.")
@@ -44,17 +45,14 @@ def _parse_beta(value: str | None):
     if value.lower() in ("none", "unconstrained"):
         return None
     try:
-        beta = float(value)
+        return float(value)  # range and finiteness: EnhanceOptions checks them
     except ValueError:
         raise PhotokitError(f"--beta {value!r}: give a number (e.g. 0.05), 'auto' or 'none'") from None
-    if beta < 0:
-        raise PhotokitError("--beta must be 0 or more")
-    return beta
 
 
 def enhance(
     ctx: typer.Context,
-    paths: list[Path] = typer.Argument(..., help="Photos and/or folders (albums) to restore."),
+    raw_paths: list[str] = typer.Argument(..., metavar="PATH", help="Photos and/or folders (albums) to restore."),
     scale: float | None = typer.Option(None, "--scale", help="Output size factor (default 2; 1 with --mask)."),
     mask: Path | None = typer.Option(None, "--mask", help="Inpainting mask, same size as the photo: white = keep."),
     person: str | None = typer.Option(None, "--person", help="Whose face it is (single-face photos): id or name."),
@@ -68,7 +66,10 @@ def enhance(
         LossKind.LPIPS, "--loss", help="lpips (LPIPS + MSE, needs `photokit models install lpips-alex`) or mse."
     ),
     force: bool = typer.Option(
-        False, "--force", help="Paste restored faces even when they fail the consistency/identity checks."
+        False,
+        "--force",
+        help="Replace existing output files (default: pick a free name) and paste restored faces even when they "
+        "fail the consistency/identity checks.",
     ),
     report_html: Path | None = typer.Option(
         None, "--report", help="Write an HTML page: before/after crops of every face, routing, prior, check scores."
@@ -87,6 +88,9 @@ def enhance(
     from photokit.restore.pipeline import EnhanceOptions, Enhancer
     from photokit.restore.priors import DatabasePeople, StorePriors
 
+    if any(not raw.strip() for raw in raw_paths):  # as text: Typer would turn "" into Path("."), this folder
+        raise PhotokitError("an empty path was given: name a photo or folder ('.' for the current folder)")
+    paths = [Path(raw) for raw in raw_paths]
     for path in paths:
         if not path.expanduser().exists():
             raise PhotokitError(f"{path}: no such file or folder")
@@ -121,7 +125,7 @@ def enhance(
         )
         for warning in enhancer.warnings():
             reporter.note(warning, NoteLevel.WARNING)
-        summary = run_batch(db, paths, enhancer, reporter=reporter)
+        summary = run_batch(db, paths, enhancer, reporter=reporter, force=force)
     if report_html is not None:
         from photokit.cli.html_report import enhance_report_html, write_html
 
@@ -154,37 +158,36 @@ def _crop_collector(crops: dict):
 def _print_summary(summary) -> None:
     from photokit.cli.common import console
 
+    def plain(line: str) -> None:  # lines of user data (file names, person names, errors): never markup
+        console.print(shown(line), highlight=False, markup=False)
+
     for report in summary.done:
-        console.print(
-            f"[bold]{Path(report['source']).name}[/] -> {report['output']} ({report['seconds']:.0f} s)", highlight=False
-        )
+        plain(f"{Path(report['source']).name} -> {report['output']} ({report['seconds']:.0f} s)")
         for face in report["faces"]:
             who = face["person"] or (f"person {face['person_id']}" if face["person_id"] else "unknown")
             if face["status"] == "restored":
-                console.print(
+                plain(
                     f"  face {face['index'] + 1}: {who}, {face['prior_name']}, beta {face['beta']}, "
                     f"{face['steps']} steps, loss {face['loss']:.4f}"
                     + (f"; FORCED past failed checks: {face['checks']['reason']}" if face.get("forced") else ""),
-                    highlight=False,
                 )
             else:
-                console.print(f"  face {face['index'] + 1}: {who}, left as is: {face['reason']}", highlight=False)
+                plain(f"  face {face['index'] + 1}: {who}, left as is: {face['reason']}")
         for warning in report["warnings"]:
-            console.print(f"  warning: {warning}", highlight=False)
+            plain(f"  warning: {warning}")
     for item in summary.already_done:
-        console.print(f"{Path(item['source']).name}: already done -> {item['output']}", highlight=False)
+        plain(f"{Path(item['source']).name}: already done -> {item['output']}")
     for item in summary.skipped:
-        console.print(f"{Path(item['source']).name}: skipped: {item['reason']}", highlight=False)
+        plain(f"{Path(item['source']).name}: skipped: {item['reason']}")
     faces = sum(f["status"] == "restored" for r in summary.done for f in r["faces"])
-    console.print(
+    plain(
         f"{len(summary.done)} photos written ({faces} faces restored), {len(summary.already_done)} "
-        f"already done, {len(summary.skipped)} skipped, {len(summary.failed)} failed",
-        highlight=False,
+        f"already done, {len(summary.skipped)} skipped, {len(summary.failed)} failed"
     )
     if summary.failed:
         console.print("[red]failed:[/]")
         for item in summary.failed:
-            console.print(f"  {item['error']}", highlight=False)
+            plain(f"  {item['error']}")
 
 
 def register(app: typer.Typer) -> None:

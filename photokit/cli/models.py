@@ -7,7 +7,16 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from photokit.cli.common import DeviceOption, JsonOption, console, new_output_path, note, print_json, settings_from
+from photokit.cli.common import (
+    DeviceOption,
+    JsonOption,
+    console,
+    new_output_path,
+    note,
+    print_json,
+    settings_from,
+    user_text,
+)
 from photokit.devices import Device
 from photokit.errors import PhotokitError
 
@@ -83,10 +92,17 @@ def install(
     store = ModelStore(settings_from(ctx), generator_files=GENERATOR_FILES)
     with RichReporter(enabled=not as_json) as reporter:
         status = store.install(name, from_file=from_file, url=url, reporter=reporter)
+    if (status.record or {}).get("random_weights"):
+        note(
+            f"warning: {status.name} was made by photokit's random-weight builder (a test fixture), not trained on "
+            "faces: its faces are noise, and photokit reports name it a test generator, never a restoration"
+        )
     if as_json:
         print_json(status.to_json())
     else:
-        console.print(f"installed {status.name}: {status.path} ({_size(status.bytes)}, sha256 {status.sha256})")
+        console.print(
+            f"installed {status.name}: {user_text(status.path)} ({_size(status.bytes)}, sha256 {status.sha256})"
+        )
 
 
 @models_app.command("verify")
@@ -110,7 +126,7 @@ def verify(
             elif r["ok"]:
                 console.print(f"{r['name']}: [green]ok[/] ({r['sha256'][:16]})")
             else:
-                console.print(f"{r['name']}: [red]FAILED[/] {r['problem']}")
+                console.print(f"{r['name']}: [red]FAILED[/] {user_text(r['problem'])}")
     if bad:
         raise typer.Exit(1)
 
@@ -121,7 +137,7 @@ def remove(ctx: typer.Context, name: str = typer.Argument(..., help="Catalog nam
     from photokit.store.models import ModelStore
 
     path = ModelStore(settings_from(ctx)).remove(name)
-    console.print(f"removed {name} ({path})")
+    console.print(f"removed {user_text(name)} ({user_text(path)})")
 
 
 @models_app.command("convert")
@@ -140,7 +156,7 @@ def convert(
         print_json(info)
     else:
         console.print(
-            f"{src} -> {dst}: {info['source']} layout, {info['resolution']} px, {info['num_ws']} ws, "
+            f"{user_text(src)} -> {user_text(dst)}: {info['source']} layout, {info['resolution']} px, {info['num_ws']} ws, "
             f"{_size(info['bytes'])}"
         )
 
@@ -164,7 +180,7 @@ def sample(
     path = generator or ModelStore(settings_from(ctx)).require_generator()
     info = render_samples(path, out, seed=seed, count=count, truncation_psi=truncation, device=device)
     console.print(
-        f"wrote {out} ({info['count']} samples at {info['resolution']} px on {info['device']}, {info['seconds']:.1f} s)"
+        f"wrote {user_text(out)} ({info['count']} samples at {info['resolution']} px on {info['device']}, {info['seconds']:.1f} s)"
     )
 
 

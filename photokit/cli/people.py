@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from photokit.cli.common import JsonOption, console, database_from, new_output_path, note, print_json
+from photokit.cli.common import JsonOption, console, database_from, new_output_path, note, print_json, user_text
+from photokit.pathtext import shown
 
 people_app = typer.Typer(
     help="People found in your photos: list, name, merge, fix and look at them.", no_args_is_help=True
@@ -25,7 +26,7 @@ def list_cmd(
     """People, most faces first (unnamed groups of fewer than 3 faces are hidden unless --all)."""
     from photokit.faces.people import list_people
 
-    with database_from(ctx).session() as session:
+    with database_from(ctx).session(write=False) as session:
         rows = list_people(session, include_all=show_all)
     if as_json:
         print_json(rows)
@@ -35,7 +36,7 @@ def list_cmd(
         return
     table = Table("id", "name", "faces", "photos", "cover face")
     for r in rows:
-        name = r["name"] or "[dim](unnamed)[/dim]"
+        name = user_text(r["name"]) if r["name"] else "[dim](unnamed)[/dim]"
         table.add_row(
             str(r["id"]),
             name + (" [dim](ignored)[/dim]" if r["ignored"] else ""),
@@ -94,28 +95,29 @@ def show_cmd(ctx: typer.Context, person: str = PersonArg, as_json: bool = JsonOp
     from photokit.prior.directions import directions_summary
 
     db = database_from(ctx)
-    with db.session() as session:
+    with db.session(write=False) as session:
         detail = person_detail(session, resolve_person(session, person))
     detail["edit_directions"] = directions_summary(db, settings_from(ctx), detail["id"])
     if as_json:
         print_json(detail)
         return
     console.print(
-        f"person {detail['id']}: {detail['name'] or '(unnamed)'} - {detail['faces']} face(s) in "
+        f"person {detail['id']}: {shown(detail['name'] or '(unnamed)')} - {detail['faces']} face(s) in "
         f"{detail['photos']} photo(s){' (ignored)' if detail['ignored'] else ''}",
         highlight=False,
+        markup=False,
     )
     table = Table("face", "photo", "box", "px", "blur", "yaw", "gray", "by")
     for f in detail["face_list"]:
         table.add_row(
             str(f["id"]),
-            f["path"] or "?",
+            user_text(f["path"]) if f["path"] else "?",
             ",".join(f"{v:.0f}" for v in f["box"]),
             f"{f['size_px']:.0f}",
             "" if f["blur"] is None else f"{f['blur']:.0f}",
             "" if f["yaw"] is None else f"{f['yaw']:.0f}",
             "yes" if f["is_gray"] else "",
-            f["assigned_by"] or "",
+            user_text(f["assigned_by"] or ""),
         )
     console.print(table)
     _print_directions(detail["id"], detail["edit_directions"])
@@ -241,7 +243,7 @@ def sheet_cmd(
     from photokit.faces.sheet import write_contact_sheet
 
     out = new_output_path(out, force)
-    with database_from(ctx).session() as session:
+    with database_from(ctx).session(write=False) as session:
         info = write_contact_sheet(session, resolve_person(session, person), out, tile=tile, limit=limit or None)
     if as_json:
         print_json(info)

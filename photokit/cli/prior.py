@@ -7,7 +7,15 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from photokit.cli.common import DeviceOption, JsonOption, console, database_from, print_json, settings_from
+from photokit.cli.common import (
+    DeviceOption,
+    JsonOption,
+    console,
+    database_from,
+    print_json,
+    settings_from,
+    user_text,
+)
 from photokit.devices import Device
 from photokit.errors import PhotokitError
 from photokit.prior.vocab import Preset
@@ -38,7 +46,7 @@ def _person_id(ctx: typer.Context, ref: str) -> tuple[int, str | None]:
 def _refs_table(refs) -> Table:
     table = Table(
         title=f"references of person {refs.person_id}"
-        + (f" ({refs.person_name})" if refs.person_name else "")
+        + (f" ({user_text(refs.person_name)})" if refs.person_name else "")
         + f" at {refs.resolution} px"
     )
     for col in ("face", "photo", "size px", "sharpness", "yaw", "status", "detail"):
@@ -48,12 +56,12 @@ def _refs_table(refs) -> Table:
         f = kept.get(d.face_id, {})
         table.add_row(
             str(d.face_id),
-            Path(d.path).name if d.path else "?",
+            user_text(Path(d.path).name) if d.path else "?",
             f"{f['side_px']:.0f}" if f else "",
             f"{f['blur']:.0f}" if f.get("blur") is not None else "",
             f"{f['yaw']:+.0f}" if f.get("yaw") is not None else "",
-            f"[green]kept #{d.order}[/]" if d.kept else f"[yellow]dropped: {d.reason}[/]",
-            d.detail,
+            f"[green]kept #{d.order}[/]" if d.kept else f"[yellow]dropped: {user_text(d.reason)}[/]",
+            user_text(d.detail or ""),
         )
     return table
 
@@ -94,7 +102,7 @@ def refs_command(
     console.print(
         f"kept {counts.pop('kept')}; dropped: "
         + (", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()) or "none")
-        + f"\ncrops written to {refs.folder / 'refs'}"
+        + f"\ncrops written to {user_text(refs.folder / 'refs')}"
     )
 
 
@@ -168,7 +176,7 @@ def _print_summary(meta: dict, summary: dict) -> None:
     kind = f"low-rank adapters R={t.get('adapter_rank', '?')}" if lowrank else "full delta"
     console.print(
         f"prior of person {meta['person_id']}"
-        + (f" ({meta['person_name']})" if meta.get("person_name") else "")
+        + (f" ({user_text(meta['person_name'])})" if meta.get("person_name") else "")
         + f": {len(meta['references'])} anchors, preset {meta.get('preset', '-')}, loss {loss.get('kind', '-')}"
         + (" (degraded)" if loss.get("degraded") else "")
     )
@@ -194,7 +202,7 @@ def _print_summary(meta: dict, summary: dict) -> None:
             "  time: " + ", ".join(f"{k.removesuffix('_s')} {format_duration(v)}" for k, v in timings.items())
         )
     for w in meta.get("warnings", []):
-        console.print(f"  [yellow]warning:[/] {w}")
+        console.print(f"  [yellow]warning:[/] {user_text(w)}")
 
 
 @prior_app.command("list")
@@ -214,12 +222,12 @@ def list_command(ctx: typer.Context, json_out: bool = JsonOption) -> None:
         table.add_column(col)
     for p in priors:
         if "error" in p:
-            table.add_row(str(p["person_id"]), "", "", "", "", "", f"[red]{p['error']}[/]", "", "")
+            table.add_row(str(p["person_id"]), "", "", "", "", "", f"[red]{user_text(p['error'])}[/]", "", "")
             continue
         stored = f"rank {p['rank']}" if p["kind"] == "lowrank" else "full delta"
         table.add_row(
             str(p["person_id"]),
-            p["person_name"] or "",
+            user_text(p["person_name"] or ""),
             str(p["anchors"]),
             stored,
             f"{p['bytes'] / 1e6:.2f}",
@@ -247,7 +255,7 @@ def show_command(
     console.print(
         "  references (anchor order): " + ", ".join(f"#{r['index']} face {r['face_id']}" for r in meta["references"])
     )
-    console.print(f"  base generator: {meta['base']['name']} ({meta['base']['fingerprint'][:12]})")
+    console.print(f"  base generator: {user_text(meta['base']['name'])} ({meta['base']['fingerprint'][:12]})")
 
 
 @prior_app.command("sample")
@@ -313,7 +321,7 @@ def remove_command(
     person_id, _ = _person_id(ctx, person)
     if not yes and not typer.confirm(f"delete the personal prior of person {person_id}?"):
         raise typer.Exit(1)
-    console.print(f"removed {remove_prior(settings_from(ctx), person_id)}")
+    console.print(f"removed {user_text(remove_prior(settings_from(ctx), person_id))}")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.progress import Progress, TaskID
 
 from photokit import progress as _progress_module
+from photokit.pathtext import shown
 from photokit.progress import make_progress
 from photokit.reporting import NoteLevel
 
@@ -24,21 +25,23 @@ class RichReporter:
         self.notes = enabled if notes is None else notes
         self._progress: Progress | None = make_progress(transient=transient) if enabled else None
         self._tasks: dict[str, TaskID] = {}
+        self._started = False
 
     def __enter__(self) -> RichReporter:
-        if self._progress is not None:
-            self._progress.start()
-        return self
+        return self  # the bars start with the first task: a command that fails before it prints nothing extra
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._progress is not None:
+        if self._progress is not None and self._started:
             self._progress.stop()
 
     def task_started(self, key: str, description: str, total: float | None, completed: float = 0) -> None:
         if self._progress is not None:
-            self._tasks[key] = self._progress.add_task(escape(description), total=total, completed=completed)
+            if not self._started:
+                self._progress.start()
+                self._started = True
+            self._tasks[key] = self._progress.add_task(escape(shown(description)), total=total, completed=completed)
 
     def task_advanced(self, key: str, advance: float = 1, status: str | None = None) -> None:
         if self._progress is not None and key in self._tasks:
@@ -54,6 +57,6 @@ class RichReporter:
         # While the bar is live, everything printed goes through its console (another one would garble it).
         console = self._progress.console if self._progress is not None else _progress_module.stderr_console
         if level is NoteLevel.WARNING:
-            console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
+            console.print(f"[yellow]warning:[/yellow] {escape(shown(message))}", highlight=False)
         elif self.notes:
-            console.print(escape(message), style="dim", highlight=False)
+            console.print(escape(shown(message)), style="dim", highlight=False)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from photokit.cli.common import DetectorOption, DeviceOption, console, database_from, note, print_json, settings_from
@@ -55,7 +53,9 @@ def _run_faces_on_ray(db, device: str, detector: str, address: str | None, worke
 
 def scan_cmd(
     ctx: typer.Context,
-    paths: list[Path] = typer.Argument(..., help="Folders (or single files) to index.", show_default=False),
+    paths: list[str] = typer.Argument(  # text, not Path: Typer would turn "" into Path("."), this folder
+        ..., metavar="PATH", help="Folders (or single files) to index.", show_default=False
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     no_faces: bool = typer.Option(False, "--no-faces", help="Only index files; do not detect faces."),
     device: Device = DeviceOption,

@@ -40,7 +40,8 @@ def alembic_config(engine: Engine) -> Config:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(script_location()))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # ConfigParser reads '%' as interpolation: URL-encoded characters (%3A, passwords) must be doubled.
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
     cfg.attributes["engine"] = engine
     return cfg
 
@@ -71,6 +72,16 @@ def script_head() -> str | None:
         parents.update(_QUOTED.findall(fields.get("down_revision", "")))
     heads = revisions - parents
     return heads.pop() if len(heads) == 1 else None
+
+
+def is_known_revision(engine: Engine, revision: str) -> bool:
+    """False for a revision this photokit's scripts do not have (a database written by a newer photokit)."""
+    from alembic.script import ScriptDirectory
+
+    try:
+        return ScriptDirectory.from_config(alembic_config(engine)).get_revision(revision) is not None
+    except Exception:  # alembic raises for unknown ids
+        return False
 
 
 def current_revision(engine: Engine) -> str | None:

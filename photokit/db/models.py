@@ -25,10 +25,26 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from photokit.pathtext import from_db, to_db
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+class PathText(TypeDecorator):
+    """A file path: any str ``os.fsdecode`` can give (non-UTF-8 names included), kept as reversible text."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else to_db(value)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else from_db(value)
 
 
 class Base(DeclarativeBase):
@@ -76,14 +92,14 @@ class PhotoLocation(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
+    path: Mapped[str] = mapped_column(PathText, unique=True)
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="present", index=True)  # present|missing|moved
     first_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     missing_since: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
-    moved_from: Mapped[str | None] = mapped_column(Text, nullable=True)
+    moved_from: Mapped[str | None] = mapped_column(PathText, nullable=True)
 
     photo: Mapped[Photo] = relationship(back_populates="locations")
 
@@ -94,7 +110,7 @@ class SkippedFile(Base):
     __tablename__ = "skipped_files"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
+    path: Mapped[str] = mapped_column(PathText, unique=True)
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(32), index=True)  # empty|not_image|corrupt|truncated|unreadable
@@ -172,8 +188,8 @@ class EnhanceJob(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     batch_key: Mapped[str] = mapped_column(String(64), index=True)  # hash of (inputs, output dir, options)
-    source_path: Mapped[str] = mapped_column(Text)
-    output_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    source_path: Mapped[str] = mapped_column(PathText)
+    output_path: Mapped[str | None] = mapped_column(PathText, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # queued|running|done|failed
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     options: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +36,10 @@ def explain_db_error(exc: Exception, url: str) -> DatabaseError:
     text = str(getattr(exc, "orig", exc)) or type(exc).__name__
     where = url.split("///", 1)[-1] if url.startswith("sqlite") else display_url(url)
     if "locked" in text or "busy" in text:
-        return DatabaseError(f"database {where} is locked by another program (waited {BUSY_TIMEOUT_S:.0f} s)")
+        return DatabaseError(
+            f"database {where} is locked: another photokit command (or another program) kept writing to it "
+            f"for more than {BUSY_TIMEOUT_S:g} s; try again when it has finished"
+        )
     if "not a database" in text or "malformed" in text or "file is encrypted" in text:
         return DatabaseError(f"{where} is not a readable photokit database ({text})")
     if "unable to open" in text or "readonly" in text or "read-only" in text:
@@ -51,9 +56,17 @@ class Database:
         self._sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session that commits on success and rolls back on error (including Ctrl-C)."""
+    def session(self, write: bool = True) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error (including Ctrl-C).
+
+        On SQLite a session takes the write lock when it begins (``BEGIN IMMEDIATE``), waiting up to
+        BUSY_TIMEOUT_S for another writer: a plain BEGIN that reads and then writes fails at once with
+        SQLITE_BUSY when another command wrote meanwhile, whatever the busy timeout. ``write=False`` is for
+        sessions that only read (they never wait in WAL mode), so a long read does not hold writers back.
+        """
         session = self._sessionmaker()
+        if not write:
+            session.connection(execution_options={"photokit_read_only": True})
         try:
             yield session
             session.commit()
@@ -84,7 +97,42 @@ class Database:
 
 
 def _sqlite_begin(conn) -> None:
-    conn.exec_driver_sql("BEGIN")
+    read_only = conn.get_execution_options().get("photokit_read_only", False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def check_url(url: str) -> None:
+    """One-line errors for URLs that cannot work: not a URL, an in-memory database, a missing driver."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()  # imports the dialect (not the driver)
+    except ArgumentError:
+        raise DatabaseError(f"{url!r} is not a database URL (e.g. sqlite:////path/library.db)") from None
+    except NoSuchModuleError:
+        raise DatabaseError(f"unknown database kind in {display_url(url)}") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise DatabaseError(
+            f"{url} is an in-memory database, which forgets everything when the command ends: give a file"
+        )
+
+
+def _foreign_sqlite_tables(path: str) -> list[str]:
+    """Tables of an existing SQLite file that is not a photokit library (read-only look: nothing is changed)."""
+    import sqlite3
+
+    if not Path(path).is_file() or Path(path).stat().st_size == 0:
+        return []
+    uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)
+    try:
+        tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    finally:
+        conn.close()
+    if not tables or {"alembic_version", "photo_locations"} <= set(tables):
+        return []
+    return sorted(tables)
 
 
 POSTGRES_DRIVER_HINT = "PostgreSQL needs its driver: pip install 'photokit[postgres]'"
@@ -111,8 +159,9 @@ def create_db_engine(url: str) -> Engine:
         return engine
     try:
         return create_engine(engine_url(url), pool_pre_ping=True)
-    except ImportError:
-        raise DatabaseError(f"{display_url(url)}: {POSTGRES_DRIVER_HINT}") from None
+    except ImportError as exc:  # the driver the URL names is not installed
+        driver = f"the database driver {exc.name!r} is not installed; " if exc.name else ""
+        raise DatabaseError(f"{display_url(url)}: {driver}{POSTGRES_DRIVER_HINT}") from None
 
 
 def display_url(url: str) -> str:
@@ -122,14 +171,27 @@ def display_url(url: str) -> str:
 
 def open_database(settings: Settings, upgrade: bool = True) -> Database:
     """Open (and by default migrate to head) the library database named by ``settings``."""
+    check_url(settings.db_url)
     try:
+        path = make_url(settings.db_url).database or ""
+        foreign = _foreign_sqlite_tables(path) if settings.db_url.startswith("sqlite") else []
+        if foreign:  # refuse before the WAL switch and before a single table is added
+            raise DatabaseError(
+                f"{path} is not a photokit library (it holds other tables: {', '.join(foreign[:5])}"
+                f"{', ...' if len(foreign) > 5 else ''}): choose another --home or --db-url"
+            )
         engine = create_db_engine(settings.db_url)
         if not upgrade:
             inspect(engine).get_table_names()  # fail early on unreadable files
         elif not migrate.is_current(engine):  # decided without importing Alembic (~0.3 s)
             _migrate_to_head(engine, settings.db_url)
-    except (OperationalError, SADatabaseError) as exc:
+    except (OperationalError, SADatabaseError, sqlite3.Error) as exc:
         raise explain_db_error(exc, settings.db_url) from exc
+    except ModuleNotFoundError as exc:  # the URL names a driver that is not installed
+        raise DatabaseError(
+            f"the database driver {exc.name!r} for {display_url(settings.db_url)} is not installed "
+            "(for PostgreSQL: pip install 'photokit[postgres]')"
+        ) from None
     return Database(engine=engine, url=settings.db_url)
 
 

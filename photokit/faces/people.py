@@ -25,6 +25,7 @@ from photokit.faces.index import clean_descriptors
 from photokit.faces.matching import LibraryFaces, invalidate
 
 EMBEDDING_DIM = 128
+MAX_ID = 2**63 - 1  # ids are 64-bit integers in every database photokit supports
 # `people list` hides unnamed people with fewer faces than this unless --all (likely strangers).
 SMALL_GROUP = 3
 
@@ -49,7 +50,7 @@ def resolve_person(session: Session, ref: str) -> Person:
     """A person by id (digits) or exact name, then case-insensitive name."""
     ref = str(ref).strip()
     person = None
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit() and int(ref) <= MAX_ID:  # '²' is a digit; ids are 64-bit
         person = session.get(Person, int(ref))
     if person is None and ref:
         person = session.scalar(select(Person).where(Person.name == ref))
@@ -62,7 +63,8 @@ def resolve_person(session: Session, ref: str) -> Person:
 
 
 def resolve_face(session: Session, ref: int | str) -> Face:
-    face = session.get(Face, int(ref)) if str(ref).strip().isdigit() else None
+    text = str(ref).strip()
+    face = session.get(Face, int(text)) if text.isascii() and text.isdigit() and int(text) <= MAX_ID else None
     if face is None:
         raise PhotokitError(f"unknown face '{ref}' (face ids are shown by `photokit people show PERSON`)")
     return face

@@ -174,8 +174,24 @@ def process_pending_photos(
     summary.load_seconds = round(detect_started - started, 2)
     with reported_task(reporter, "faces", "faces", len(photo_ids)) as task:
         for photo_id in photo_ids:
+            # Detection runs outside any transaction: a session holds SQLite's write lock, and another photokit
+            # (a second face stage, a scan) must not wait seconds for it.
+            failure: BaseException | None = None
+            faces: list = []
+            path, rgb = "", None
+            with db.session(write=False) as session:
+                photo = session.get(Photo, photo_id)
+                todo = photo is not None and (redo or photo.faces_status == FacesStatus.PENDING)
+                try:
+                    path, rgb = _read_photo(session, photo) if todo else ("", None)
+                except PHOTO_ERRORS as exc:
+                    failure = exc
+            try:
+                faces = analyzer.analyze(rgb) if todo and failure is None else []
+            except PHOTO_ERRORS as exc:
+                failure = exc
             with db.session() as session:
-                status = _process_photo(session, photo_id, analyzer, config.detector, summary)
+                status = _store_photo(session, photo_id, todo, redo, failure, faces, path, config.detector, summary)
             reporter.task_advanced(task, 1, status)
     cluster_started = time.perf_counter()
     with db.session() as session:
@@ -200,24 +216,35 @@ def _announce(reporter: Reporter, photos: int, detector: str, device) -> None:
     reporter.note(f"faces: {photos} photo(s) with {detector} on {describe_device(device)}{cost}")
 
 
-def _process_photo(
-    session: Session, photo_id: int, analyzer: FaceAnalyzer, detector: str, summary: FaceRunSummary
+def _store_photo(
+    session: Session,
+    photo_id: int,
+    todo: bool,
+    redo: bool,
+    failure: BaseException | None,
+    faces: list,
+    path: str,
+    detector: str,
+    summary: FaceRunSummary,
 ) -> str | None:
-    """Detect and store one photo's faces, counting into ``summary``; returns a short status for progress."""
+    """Store one photo's detected faces (or its failure), counting into ``summary``; a short status for progress."""
     photo = session.get(Photo, photo_id)
-    try:
-        path, found, counts = detect_photo(session, photo, analyzer, detector)
-    except PHOTO_ERRORS as exc:
-        if record_photo_failure(photo, exc):
+    if not todo or photo is None or (not redo and photo.faces_status != FacesStatus.PENDING):
+        return None  # gone, or another photokit did it meanwhile
+    if failure is not None:
+        # One bad photo (unreadable now, too large, a model error) must not stop the library.
+        if record_photo_failure(photo, failure):
             summary.retry_later += 1
         else:
             summary.failed += 1
         if len(summary.errors) < MAX_REPORTED_ERRORS:
             summary.errors.append({"photo_id": photo_id, "error": photo.faces_error})
         return None
+    counts = store_faces(session, photo, faces, detector)
+    photo.faces_status, photo.faces_error = FacesStatus.DONE, None
     summary.kept += counts["kept"]
     summary.added += counts["added"]
     summary.removed += counts["removed"]
     summary.done += 1
-    summary.faces += found
-    return f"{found} face(s) in {path.rsplit('/', 1)[-1]}"
+    summary.faces += len(faces)
+    return f"{len(faces)} face(s) in {path.rsplit('/', 1)[-1]}"

@@ -224,6 +224,42 @@ def parse_exif_datetime(value: object) -> datetime | None:
     return None
 
 
+# Pillow modes of 16-bit (and 32-bit integer) greyscale photos: scan and enhance agree on what "16-bit" is.
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """EXIF orientation 1-8; 1 when it is missing or damaged. The one reading scan and enhance share."""
+    return _exif_fields(image)[0] or 1
+
+
+def upright_exif_bytes(image: Image.Image) -> bytes | None:
+    """The EXIF block an output keeps, its orientation reset to 1 (the pixels are upright); None when the
+    photo has none, or one too damaged to write back."""
+    try:
+        exif = image.getexif()
+        if not len(exif):
+            return None
+        exif[_EXIF_ORIENTATION] = 1
+        return exif.tobytes()
+    except Exception:
+        return None
+
+
+def orient_array(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply EXIF orientation 1-8 to an (H, W[, C]) array, as Pillow's exif_transpose does."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    return np.ascontiguousarray(ops[orientation](array)) if orientation in ops else array
+
+
 def _exif_fields(image: Image.Image) -> tuple[int | None, datetime | None, str | None, str | None]:
     """(orientation, taken_at, make, model); EXIF is often damaged, so every field is best effort."""
     try:

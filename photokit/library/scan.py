@@ -10,6 +10,7 @@ MAX_BATCH_SECONDS, so Ctrl-C loses at most one batch; locations are marked missi
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import os
 import time
@@ -18,17 +19,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from photokit.db import Database
 from photokit.db.models import Photo, PhotoLocation, ScanRun, SkippedFile, utcnow
 from photokit.db.vocab import FacesStatus, LocationStatus
+from photokit.errors import DatabaseError
 from photokit.library import images
 from photokit.library.walk import FoundFile, WalkResult, resolve_roots, walk_roots
+from photokit.pathtext import shown
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 
 DEFAULT_BATCH_SIZE = 200
 MAX_BATCH_SECONDS = 1.0  # how long one batch may hold the database's write lock
+MAX_BATCH_RETRIES = 20  # batches redone after another scan's concurrent insert of the same files
 _SQL_CHUNK = 500  # ids per bulk UPDATE/DELETE (SQLite's bound-parameter limit is far above)
 
 PRESENT, MISSING, MOVED = LocationStatus.PRESENT, LocationStatus.MISSING, LocationStatus.MOVED
@@ -358,7 +363,7 @@ def scan_library(
     """
     started = time.perf_counter()
     root_paths = resolve_roots(list(roots))
-    summary = ScanSummary(roots=[str(p) for p in root_paths])
+    summary = ScanSummary(roots=[shown(str(p)) for p in root_paths])  # JSON columns hold printable text
     with db.session() as session:
         run = ScanRun(started_at=utcnow(), roots=summary.roots, summary={})
         session.add(run)
@@ -374,11 +379,13 @@ def scan_library(
 
             walk = walk_roots(root_paths, on_file=on_file)
         summary.files = len(walk.files)
-        summary.unreadable_dirs = list(walk.unreadable_dirs)
+        summary.unreadable_dirs = [shown(d) for d in walk.unreadable_dirs]
         with db.session() as session:
             scanner = _Scanner(session, walk, summary)
         with reported_task(reporter, "indexing", "indexing", len(walk.files)) as indexing:
-            _index_files(db, scanner, walk.files, batch_size, lambda path: reporter.task_advanced(indexing, 1, path))
+            scanner = _index_files(
+                db, scanner, walk, summary, batch_size, lambda n, path: reporter.task_advanced(indexing, n, path)
+            )
         with db.session() as session:
             scanner.finish(session, utcnow())
             summary.seconds = time.perf_counter() - started
@@ -394,20 +401,38 @@ def scan_library(
     return summary
 
 
-def _index_files(db: Database, scanner: _Scanner, files: list, batch_size: int, on_file) -> None:
-    """Process ``files`` in committed batches. A batch ends after ``batch_size`` files or
-    MAX_BATCH_SECONDS, whichever comes first: it holds SQLite's write lock, so other photokit commands
-    never wait long on a slow disk."""
-    done = 0
+def _index_files(
+    db: Database, scanner: _Scanner, walk: WalkResult, summary: ScanSummary, batch_size: int, on_files
+) -> _Scanner:
+    """Process ``walk.files`` in committed batches; returns the scanner in use at the end. A batch ends after
+    ``batch_size`` files or MAX_BATCH_SECONDS, whichever comes first: it holds SQLite's write lock, so other
+    photokit commands never wait long on a slow disk. ``on_files(count, name)`` reports progress (a negative
+    count when a batch is redone)."""
+    files, done, retries = walk.files, 0, 0
     while done < len(files):
-        with db.session() as session:
-            now, batch_started = utcnow(), time.perf_counter()
-            batch_end = min(len(files), done + max(1, batch_size))
-            while True:
-                found = files[done]
-                scanner.process(session, found, now)
-                done += 1
-                on_file(os.path.basename(found.path)[:40])
-                if done >= batch_end or time.perf_counter() - batch_started >= MAX_BATCH_SECONDS:
-                    break
-            scanner.flush_seen(session, now)
+        before = (done, copy.deepcopy(summary))
+        try:
+            with db.session() as session:
+                now, batch_started = utcnow(), time.perf_counter()
+                batch_end = min(len(files), done + max(1, batch_size))
+                while True:
+                    found = files[done]
+                    scanner.process(session, found, now)
+                    done += 1
+                    on_files(1, os.path.basename(found.path)[:40])
+                    if done >= batch_end or time.perf_counter() - batch_started >= MAX_BATCH_SECONDS:
+                        break
+                scanner.flush_seen(session, now)
+        except DatabaseError as exc:
+            # Another scan of the same files committed them first (UNIQUE path or content): the batch rolled
+            # back; see the database as it is now and do the batch again.
+            if not isinstance(exc.__cause__, IntegrityError) or retries >= MAX_BATCH_RETRIES:
+                raise
+            retries += 1
+            redone = done - before[0]
+            done, restored = before
+            vars(summary).update(vars(restored))
+            on_files(-redone, None)
+            with db.session(write=False) as session:
+                scanner = _Scanner(session, walk, summary)
+    return scanner

@@ -84,6 +84,8 @@ def resolve_roots(paths: list[str | os.PathLike]) -> list[Path]:
         raise PhotokitError("no folder to scan was given")
     roots: list[Path] = []
     for raw in paths:
+        if not str(raw).strip():  # Path("") would silently mean the current folder
+            raise PhotokitError("an empty path was given: name a folder ('.' for the current folder)")
         path = Path(raw).expanduser()
         if not path.exists():
             raise PhotokitError(f"path not found: {raw}")

@@ -321,7 +321,7 @@ def preview_selection(db, person_ref: str, resolution: int, config: RefsConfig =
     """The selection without writing anything (cheap): PhotokitError when too few faces are usable."""
     from photokit.faces.people import resolve_person
 
-    with db.session() as session:
+    with db.session(write=False) as session:
         person = resolve_person(session, person_ref)
         selection = select_references(load_candidates(session, person), resolution, config)
         if len(selection.kept) < config.min_refs:
@@ -347,7 +347,7 @@ def build_reference_set(
     if config.max_refs < config.min_refs:
         raise PhotokitError(f"the reference limit must be at least {config.min_refs}")
     selection = preview_selection(db, person_ref, resolution, config)
-    with db.session() as session:
+    with db.session(write=False) as session:
         person = resolve_person(session, person_ref)
         person_id, name, label = person.id, person.name, person_label(person)
 

@@ -30,6 +30,11 @@ class BuildOptions:
     allow_random_lpips: bool = False  # tests only: LPIPS on a random backbone (never from the CLI)
     checkpoint_every_s: float = 180.0
 
+    def __post_init__(self) -> None:
+        from photokit.validation import checked_number
+
+        checked_number("budget (seconds)", self.budget_s, 0.0, 7 * 24 * 3600.0, low_open=True)
+
 
 # The published schedules, and a CPU-sized one. Fast: fewer, most diverse references (farthest-point order),
 # a short projection and ~30 tuning epochs, then shrunk further to fit ``budget_s``.

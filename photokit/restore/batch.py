@@ -19,6 +19,7 @@ from photokit.db.models import EnhanceJob, utcnow
 from photokit.db.vocab import JobStatus
 from photokit.errors import PhotokitError
 from photokit.library.images import sniff_format
+from photokit.pathtext import shown
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 from photokit.restore.output import output_path_for
 from photokit.restore.pipeline import Enhancer, NoFacesError
@@ -62,9 +63,14 @@ def collect_sources(
     found: dict[Path, Path | None] = {}
     out_resolved = out_dir.resolve() if out_dir is not None else None
     for raw in paths:
+        if not str(raw).strip():
+            raise PhotokitError("an empty path was given: name a photo or folder ('.' for the current folder)")
         path = Path(raw).expanduser()
         if not path.exists():
             raise PhotokitError(f"{path}: no such file or folder")
+        # An output folder inside this album holds earlier outputs, never inputs; an output folder that is the
+        # album itself (or contains it) does not hide the album: outputs there are told apart by their suffix.
+        skip_dir = out_resolved if out_resolved is not None and path.resolve() in out_resolved.parents else None
         if path.is_file():
             found.setdefault(path.resolve(), None)
             continue
@@ -78,16 +84,24 @@ def collect_sources(
             # (scans without an extension, a PNG called .dat), as the library scan does.
             if item.suffix.lower() not in PHOTO_SUFFIXES and sniff_format(item) is None:
                 continue
-            if out_resolved is not None and out_resolved in item.resolve().parents:
+            if skip_dir is not None and skip_dir in item.resolve().parents:
                 continue
             found.setdefault(item.resolve(), rel.parent)
     return found
 
 
-def plan_outputs(sources: dict[Path, Path | None], out_dir: Path | None, suffix: str) -> dict[Path, Path]:
+def plan_outputs(
+    sources: dict[Path, Path | None],
+    out_dir: Path | None,
+    suffix: str,
+    keep_existing: bool = False,
+    own: frozenset[str] = frozenset(),
+) -> dict[Path, Path]:
     """One output path per photo (``output_path_for``), never shared by two photos of the batch and never
     one of its originals: a clash (e.g. ``a.heic`` and ``a.bmp`` both become ``a_restored.png``) gets
-    ``_1``, ``_2``... Deterministic, so a resumed batch finds the same outputs."""
+    ``_1``, ``_2``... Deterministic, so a resumed batch finds the same outputs. With ``keep_existing`` a
+    file already there (the user's own, or an earlier run's) is never a target either, unless it is in
+    ``own`` (the outputs this batch already wrote)."""
 
     def key(path: Path) -> str:  # case-insensitive file systems see IMG.JPG and img.jpg as one file
         return str(path.resolve()).casefold()
@@ -97,7 +111,7 @@ def plan_outputs(sources: dict[Path, Path | None], out_dir: Path | None, suffix:
     for source, subfolder in sources.items():
         first = output_path_for(source, out_dir, suffix, subfolder)
         target, n = first, 1
-        while key(target) in taken:
+        while key(target) in taken or (keep_existing and target.exists() and str(target) not in own):
             target = first.with_name(f"{first.stem}_{n}{first.suffix}")
             n += 1
         taken.add(key(target))
@@ -120,15 +134,18 @@ def run_batch(
     enhancer: Enhancer,
     reporter: Reporter = NULL_REPORTER,
     on_photo_done: Callable[[Path, str], None] | None = None,
+    force: bool = False,
 ) -> BatchSummary:
-    """Restore every photo of ``inputs``, skipping those an earlier run of the same batch finished."""
+    """Restore every photo of ``inputs``, skipping those an earlier run of the same batch finished. An existing
+    file is replaced only with ``force``: otherwise the output takes the next free name (``_1``, ``_2``...)."""
     options = enhancer.options
     sources = collect_sources(inputs, options.suffix, options.out_dir)
-    targets = plan_outputs(sources, options.out_dir, options.suffix)
     photos = list(sources)
     key = batch_key(inputs, options.out_dir, options.fingerprint())
     summary = BatchSummary(batch_key=key, total=len(photos))
-    _queue_jobs(db, key, photos, options.fingerprint())
+    own = _queue_jobs(db, key, photos, options.fingerprint())
+    preferred = plan_outputs(sources, options.out_dir, options.suffix)
+    targets = plan_outputs(sources, options.out_dir, options.suffix, keep_existing=not force, own=own)
     with reported_task(reporter, "batch", "restoring photos", len(photos)) as task:
         for photo in photos:
             output = _claim(db, key, photo)
@@ -142,6 +159,10 @@ def run_batch(
             if status is None:  # interrupted
                 raise KeyboardInterrupt
             if status == JobStatus.DONE:
+                if report is not None and targets[photo] != preferred[photo]:
+                    report["warnings"].append(
+                        f"{shown(preferred[photo])} already exists: wrote {shown(targets[photo])} (--force replaces it)"
+                    )
                 summary.done.append(report)
             elif status == JobStatus.SKIPPED:
                 summary.skipped.append({"source": str(photo), "reason": error})
@@ -153,12 +174,13 @@ def run_batch(
     return summary
 
 
-def _queue_jobs(db, key: str, photos: list[Path], fingerprint: str) -> None:
-    """One queued job row per photo the batch has not seen yet."""
+def _queue_jobs(db, key: str, photos: list[Path], fingerprint: str) -> frozenset[str]:
+    """One queued job row per photo the batch has not seen yet; returns the outputs the batch already wrote."""
     with db.session() as session:
         existing = {
             job.source_path: job for job in session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == key))
         }
+        own = frozenset(job.output_path for job in existing.values() if job.output_path)
         for photo in photos:
             if str(photo) not in existing:
                 session.add(
@@ -169,6 +191,7 @@ def _queue_jobs(db, key: str, photos: list[Path], fingerprint: str) -> None:
                         options={"fingerprint": fingerprint},
                     )
                 )
+    return own
 
 
 def _job(session, key: str, photo: Path) -> EnhanceJob:
@@ -215,5 +238,7 @@ def _process(
         return JobStatus.FAILED, str(exc), None, None
     except Exception as exc:  # one broken photo must not stop an album; the reason is kept
         detail = " ".join(str(exc).split()) or type(exc).__name__
-        return JobStatus.FAILED, f"{photo}: unexpected {type(exc).__name__}: {detail}", None, None
-    return JobStatus.DONE, None, report.output, report.to_json()
+        return JobStatus.FAILED, shown(f"{photo}: unexpected {type(exc).__name__}: {detail}"), None, None
+    doc = report.to_json()  # JSON columns hold printable text: a non-UTF-8 file name is shown escaped there
+    doc.update(source=shown(doc["source"]), output=doc["output"] and shown(doc["output"]))
+    return JobStatus.DONE, None, report.output, doc

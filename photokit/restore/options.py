@@ -21,6 +21,8 @@ CPU_DEFAULT_STEPS = 100
 DEFAULT_SCALE = 2.0
 MIN_SCALE, MAX_SCALE = 0.25, 16.0
 MAX_OUTPUT_PIXELS = 200_000_000  # float32 working copies of larger outputs need tens of GB
+MAX_BETA = 1.0  # a simplex dilated by more than the whole span: use beta=None (the unconstrained span)
+MAX_STEPS = 100_000
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,14 @@ class EnhanceOptions:
     consistency: bool = True  # super-resolution: the restored face takes the photo's colour and lighting
     verify: bool = True  # check consistency and identity before pasting (restore.verify)
     force: bool = False  # paste faces that fail the checks anyway (the report says forced)
+
+    def __post_init__(self) -> None:  # every front end (CLI, web, workers) gets the same refusal (scale: check)
+        from photokit.validation import checked_number
+
+        if self.beta is not None and self.beta != "auto":
+            checked_number("beta", self.beta, 0.0, MAX_BETA)
+        if self.steps is not None and not 0 <= int(self.steps) <= MAX_STEPS:
+            raise PhotokitError(f"the number of projection steps must be 0 to {MAX_STEPS} (got {self.steps})")
 
     @property
     def task(self) -> str:
@@ -60,8 +70,6 @@ class EnhanceOptions:
         """PhotokitError when an option is out of range (before any model is loaded)."""
         if self.scale is not None and not MIN_SCALE <= self.scale <= MAX_SCALE:
             raise PhotokitError(f"scale {self.scale:g} is out of range (use {MIN_SCALE:g} to {MAX_SCALE:g})")
-        if self.steps is not None and self.steps < 0:
-            raise PhotokitError("the number of projection steps must be 0 or more")
 
     def fingerprint(self) -> str:
         """Identifies what the output depends on (not the device), for batch resume."""
@@ -77,3 +85,15 @@ def check_output_size(name: str, shape: tuple[int, int], scale: float) -> None:
             f"{name}: the {scale:g}x output would be {out_w}x{out_h} px ({out_h * out_w / 1e6:.0f} MP)",
             Remedy.SMALLER_SCALE,
         )
+
+
+def check_file_output_size(path: Path, scale: float) -> None:
+    """``check_output_size`` from the file's header alone (PIL opens lazily), before gigabytes are decoded."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as probe:
+            width, height = probe.size
+    except Exception:  # unreadable here: load_photo gives the precise one-line reason
+        return
+    check_output_size(path.name, (height, width), scale)

@@ -22,12 +22,10 @@ import numpy as np
 from PIL import Image
 
 from photokit.errors import PhotokitError
-from photokit.library.images import open_image
+from photokit.library.images import SIXTEEN_BIT_MODES, exif_orientation, open_image, orient_array, upright_exif_bytes
 from photokit.store.atomic import atomic_path
 
-_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 _WRITABLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")
-_ORIENTATION = 274
 
 
 @dataclass
@@ -56,20 +54,6 @@ def to_uint(image: np.ndarray, bit_depth: int) -> np.ndarray:
     return np.clip(np.rint(image * peak), 0, peak).astype(np.uint16 if bit_depth == 16 else np.uint8)
 
 
-def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply EXIF orientation 1-8 to an (H, W[, C]) array, as Pillow's exif_transpose does."""
-    ops = {
-        2: lambda a: a[:, ::-1],
-        3: lambda a: a[::-1, ::-1],
-        4: lambda a: a[::-1],
-        5: lambda a: a.swapaxes(0, 1),
-        6: lambda a: np.rot90(a, -1),
-        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
-        8: lambda a: np.rot90(a, 1),
-    }
-    return np.ascontiguousarray(ops[orientation](array)) if orientation in ops else array
-
-
 def _png_bit_depth(path: Path) -> int:
     with open(path, "rb") as fh:
         head = fh.read(26)
@@ -77,7 +61,7 @@ def _png_bit_depth(path: Path) -> int:
 
 
 def _sixteen_bit(image: Image.Image, path: Path) -> bool:
-    if image.mode in _SIXTEEN_BIT_MODES:
+    if image.mode in SIXTEEN_BIT_MODES:
         return True
     if image.format == "PNG" or path.suffix.lower() == ".png":
         return _png_bit_depth(path) == 16
@@ -93,22 +77,18 @@ def load_photo(path: str | Path) -> Photo:
     image = open_image(path)  # validated, fully decoded, upright; ImageReadError otherwise
     with Image.open(path) as probe:
         fmt = probe.format or "PNG"
-        raw_orientation = int(probe.getexif().get(_ORIENTATION, 1) or 1)
+        raw_orientation = exif_orientation(probe)
         sixteen = _sixteen_bit(probe, path)
     info = image.info
-    exif = image.getexif()
-    exif_bytes = None
-    if len(exif):
-        exif[_ORIENTATION] = 1
-        exif_bytes = exif.tobytes()
-    gray_mode = image.mode in ("L", "LA", "1") + _SIXTEEN_BIT_MODES
+    exif_bytes = upright_exif_bytes(image)
+    gray_mode = image.mode in ("L", "LA", "1") + SIXTEEN_BIT_MODES
     alpha = None
     if sixteen:
         raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if raw is None or raw.dtype != np.uint16:
             sixteen = False
         else:
-            raw = _orient(raw, raw_orientation)
+            raw = orient_array(raw, raw_orientation)
             values = raw.astype(np.float32) / 65535.0
             if values.ndim == 2:
                 rgb = np.repeat(values[:, :, None], 3, axis=2)

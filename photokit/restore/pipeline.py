@@ -31,6 +31,7 @@ from photokit.restore.options import (  # noqa: F401 - re-exported for callers o
     GPU_DEFAULT_STEPS,
     MAX_OUTPUT_PIXELS,
     EnhanceOptions,
+    check_file_output_size,
     check_output_size,
 )
 from photokit.restore.output import Photo, load_photo, output_path_for, save_photo
@@ -217,8 +218,9 @@ class Enhancer:
 
     def render(self, path: str | Path) -> Rendered:
         start = time.perf_counter()
-        photo = load_photo(path)
         scale = self.options.effective_scale
+        check_file_output_size(Path(path), scale)  # from the header, before gigabytes are decoded
+        photo = load_photo(path)
         check_output_size(photo.path.name, photo.shape, scale)
         report = PhotoReport(
             source=str(Path(path)),

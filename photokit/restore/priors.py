@@ -129,14 +129,14 @@ class DatabasePeople:
     def identify(self, embedding: np.ndarray) -> tuple[int | None, str | None, float]:
         from photokit.faces.people import identify
 
-        with self.db.session() as session:
+        with self.db.session(write=False) as session:
             person, distance = identify(session, embedding)
             return (person.id, person.name, distance) if person is not None else (None, None, distance)
 
     def resolve(self, ref: str) -> tuple[int, str | None]:
         from photokit.faces.people import resolve_person
 
-        with self.db.session() as session:
+        with self.db.session(write=False) as session:
             person = resolve_person(session, ref)
             return person.id, person.name
 

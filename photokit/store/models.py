@@ -99,7 +99,7 @@ class ModelStatus:
         if self.record:
             data["installed_from"] = self.record.get("source")
             data["source_sha256"] = self.record.get("source_sha256")
-            for key in ("resolution", "num_ws", "fingerprint"):
+            for key in ("resolution", "num_ws", "fingerprint", "random_weights"):
                 if key in self.record:
                     data[key] = self.record[key]
         return data

@@ -17,6 +17,7 @@ import torch
 
 from photokit.errors import PhotokitError
 from photokit.store.hashing import file_sha256
+from photokit.stylegan2.base import is_test_generator
 from photokit.stylegan2.network import Generator
 from photokit.stylegan2.nvidia_pickle import load_network_pickle
 from photokit.stylegan2.nvidia_state_dict import from_nvlabs_state_dict
@@ -145,6 +146,8 @@ class _GeneratorFiles:
             "w_dim": G.w_dim,
             "fingerprint": fingerprint,
             "layout": G.config.source,
+            # Provenance, not a judgement of the pixels: photokit's own random-weight builder marks its files.
+            "random_weights": is_test_generator(G),
         }
 
     def fingerprint(self, path: Path) -> str:

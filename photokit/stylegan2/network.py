@@ -71,6 +71,21 @@ class GeneratorConfig:
 
     def __post_init__(self) -> None:
         self.channels = {int(k): int(v) for k, v in self.channels.items()}
+        # Metadata is read from files: a zero or negative size would surface later as a ZeroDivisionError.
+        for name in ("z_dim", "w_dim", "mapping_layers", "img_channels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65536:
+                raise ValueError(f"{name} must be a whole number from 1 to 65536, got {value!r}")
+        if any(not 1 <= c <= 65536 for c in self.channels.values()):
+            raise ValueError(f"channels must be from 1 to 65536, got {self.channels}")
+        if not (isinstance(self.resolution, int) and self.resolution <= 16384):
+            raise ValueError(f"resolution must be a whole number up to 16384, got {self.resolution!r}")
+        if not 0 < float(self.mapping_lr_multiplier) < float("inf"):
+            raise ValueError(
+                f"mapping_lr_multiplier must be a finite positive number, got {self.mapping_lr_multiplier}"
+            )
+        if self.conv_clamp is not None and not 0 < float(self.conv_clamp) < float("inf"):
+            raise ValueError(f"conv_clamp must be a finite positive number or null, got {self.conv_clamp}")
         if self.resolution < 4 or self.resolution & (self.resolution - 1):
             raise ValueError(f"resolution must be a power of two >= 4, got {self.resolution}")
         missing = [r for r in self.block_resolutions if r not in self.channels]

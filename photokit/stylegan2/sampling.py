@@ -38,7 +38,9 @@ def render_samples(
     from photokit.devices import resolve_device
     from photokit.store.atomic import atomic_path
     from photokit.stylegan2 import load_generator
+    from photokit.validation import checked_number
 
+    truncation_psi = checked_number("truncation", truncation_psi, -1.0, 2.0)
     dev = resolve_device(device)
     G = load_generator(generator_path, device=dev)
     gen = torch.Generator().manual_seed(seed)

@@ -195,7 +195,7 @@ class JobRunner:
 
     # -- work -----------------------------------------------------------------------------------
     def _cancel_requested(self, job_id: int) -> bool:
-        with self.db.session() as session:
+        with self.db.session(write=False) as session:
             return bool(session.scalar(select(BackgroundJob.cancel_requested).where(BackgroundJob.id == job_id)))
 
     def _work(self) -> None:

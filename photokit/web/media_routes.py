@@ -30,7 +30,7 @@ class Side(StrEnum):
 
 def _photo_source(request: Request, photo_id: int) -> tuple[str, object]:
     """(sha256, readable file) of a library photo, or 404 (unknown id, file gone or outside the library)."""
-    with gallery(request).db.session() as session:
+    with gallery(request).db.session(write=False) as session:
         photo = session.get(Photo, photo_id)
         if photo is None:
             raise HTTPException(404, f"there is no photo {photo_id} in this library")
@@ -70,7 +70,7 @@ async def photo_full(request: Request, photo_id: int) -> Response:
 @router.get("/face/{face_id}")
 async def face_crop(request: Request, face_id: int) -> Response:
     g = gallery(request)
-    with g.db.session() as session:
+    with g.db.session(write=False) as session:
         face = session.get(Face, face_id)
         if face is None:
             raise HTTPException(404, f"there is no face {face_id} in this library")
@@ -83,7 +83,7 @@ async def face_crop(request: Request, face_id: int) -> Response:
 @router.get("/restoration/{job_id}/{side}")
 def restoration_image(request: Request, job_id: int, side: Side) -> Response:
     """A finished restoration's input or output, at full resolution (only files the database recorded)."""
-    with gallery(request).db.session() as session:
+    with gallery(request).db.session(write=False) as session:
         job = session.get(EnhanceJob, job_id)
         if job is None or job.status != "done":
             raise HTTPException(404, f"there is no finished restoration {job_id} in this library")

@@ -67,7 +67,7 @@ def people_page(
     request: Request, show: PeopleFilter = PeopleFilter.DEFAULT, page: int = Query(1, ge=1, le=1_000_000)
 ) -> Response:
     g = gallery(request)
-    with g.db.session() as session:
+    with g.db.session(write=False) as session:
         everyone = list_people(session, include_all=True)
         suggestions = merge_suggestions(session)
     rows = _filtered(everyone, show)
@@ -106,7 +106,7 @@ def person_page(request: Request, person_id: int, page: int = Query(1, ge=1, le=
     from photokit.prior.storage import has_prior
 
     g = gallery(request)
-    with g.db.session() as session:
+    with g.db.session(write=False) as session:
         person = _person_or_404(session, person_id)
         faces = browse.person_face_page(session, person_id, (page - 1) * FACES_PER_PAGE, FACES_PER_PAGE)
         choices = _people_choices(session)
@@ -129,7 +129,7 @@ def person_page(request: Request, person_id: int, page: int = Query(1, ge=1, le=
 @router.get("/photos/{photo_id}")
 def photo_page(request: Request, photo_id: int) -> Response:
     g = gallery(request)
-    with g.db.session() as session:
+    with g.db.session(write=False) as session:
         photo = browse.get_photo(session, photo_id)
         if photo is None:
             raise HTTPException(404, f"there is no photo {photo_id} in this library")
@@ -146,7 +146,7 @@ def priors_page(request: Request) -> Response:
 
     g = gallery(request)
     priors = list_priors(g.settings)
-    with g.db.session() as session:
+    with g.db.session(write=False) as session:
         named = [p for p in list_people(session) if p["name"]]
     with_prior = {p["person_id"] for p in priors}
     return g.render(request, "priors.html", priors=priors, candidates=[p for p in named if p["id"] not in with_prior])
@@ -155,7 +155,7 @@ def priors_page(request: Request) -> Response:
 @router.get("/restorations")
 def restorations_page(request: Request, page: int = Query(1, ge=1, le=1_000_000)) -> Response:
     g = gallery(request)
-    with g.db.session() as session:
+    with g.db.session(write=False) as session:
         done = select(EnhanceJob).where(EnhanceJob.status == "done").order_by(EnhanceJob.finished_at.desc())
         total = session.scalar(select(func.count()).select_from(done.subquery()))
         rows = session.scalars(done.offset((page - 1) * ROWS_PER_PAGE).limit(ROWS_PER_PAGE)).all()
@@ -169,7 +169,7 @@ def restorations_page(request: Request, page: int = Query(1, ge=1, le=1_000_000)
 @router.get("/restorations/{job_id}")
 def restoration_page(request: Request, job_id: int) -> Response:
     g = gallery(request)
-    with g.db.session() as session:
+    with g.db.session(write=False) as session:
         job = session.get(EnhanceJob, job_id)
         if job is None or job.status != "done":
             raise HTTPException(404, f"there is no finished restoration {job_id} in this library")
@@ -230,7 +230,7 @@ def _restore_batches(session, limit: int = 20) -> list[dict]:
 @router.get("/jobs")
 def jobs_page(request: Request) -> Response:
     g = gallery(request)
-    with g.db.session() as session:
+    with g.db.session(write=False) as session:
         jobs = _recent_jobs(session)
         batches = _restore_batches(session)
     return g.render(request, "jobs.html", jobs=jobs, batches=batches)
@@ -239,7 +239,7 @@ def jobs_page(request: Request) -> Response:
 @router.get("/api/jobs")
 def jobs_api(request: Request) -> Response:
     g = gallery(request)
-    with g.db.session() as session:
+    with g.db.session(write=False) as session:
         return JSONResponse({"jobs": _recent_jobs(session)}, headers={"Cache-Control": "no-store"})
 
 
