@@ -54,8 +54,10 @@ def test_library_functions_check_numbers_themselves():
     assert checked_number("x", "0.5", 0, 1) == 0.5
 
 
-@pytest.mark.parametrize("value", ["nan", "-1", "0", "inf", "3"])
-def test_recluster_refuses_bad_distances_and_keeps_people(value):
+@pytest.mark.parametrize(
+    ("option", "value"), [(o, v) for o in ("max-distance", "spread") for v in ("nan", "-1", "0", "inf", "1e9")]
+)
+def test_recluster_refuses_bad_distances_and_keeps_people(option, value):
     from photokit.db import open_database
     from photokit.db.models import Person
     from photokit.settings import Settings
@@ -63,10 +65,8 @@ def test_recluster_refuses_bad_distances_and_keeps_people(value):
     db = open_database(Settings.load())
     with db.session() as session:
         session.add(Person(name=None))
-    result = runner.invoke(app, ["people", "recluster", f"--max-distance={value}"])
-    assert_one_line_error(result, "max distance")
-    result = runner.invoke(app, ["people", "recluster", f"--centroid-distance={value}"])
-    assert_one_line_error(result, "centroid distance")
+    result = runner.invoke(app, ["people", "recluster", f"--{option}={value}"])
+    assert_one_line_error(result, option.replace("-", " "))
     with db.session() as session:
         assert session.query(Person).count() == 1
     db.dispose()

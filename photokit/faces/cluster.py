@@ -41,6 +41,11 @@ from photokit.errors import PhotokitError
 from photokit.faces.index import FaceIndex, clean_descriptors
 
 
+def _option_name(field_name: str) -> str:
+    """'spread_z' -> 'spread': options as a user reads them."""
+    return "spread" if field_name == "spread_z" else field_name.replace("_", " ")
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     max_distance: float = 0.6  # never link two faces farther apart (dlib's own "same person" rule)
@@ -60,7 +65,7 @@ class ClusterConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise PhotokitError(f"clustering option {f.name} must be a finite number, got {value!r}")
+                raise PhotokitError(f"{_option_name(f.name)} must be a finite number, got {value!r}")
         if not 0 < self.max_distance <= 4:
             raise PhotokitError(f"max distance must be in (0, 4], got {self.max_distance}")
         positive = (
@@ -72,8 +77,11 @@ class ClusterConfig:
             "place_margin",
             "max_spread_growth",
         )
-        if any(not 0 < getattr(self, name) <= 100 for name in positive) or self.prior_weight < 0:
-            raise PhotokitError(f"clustering options {', '.join(positive)} must be in (0, 100]")
+        for name in positive:
+            if not 0 < getattr(self, name) <= 100:
+                raise PhotokitError(f"{_option_name(name)} must be in (0, 100], got {getattr(self, name)}")
+        if self.prior_weight < 0:
+            raise PhotokitError("prior weight must not be negative")
         if self.group_floor < 0:
             raise PhotokitError("group floor must not be negative")
         if self.min_faces < 1 or self.neighbours < 1:
