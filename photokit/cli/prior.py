@@ -278,8 +278,8 @@ def sample_command(
     from photokit.cli.common import new_output_path
     from photokit.cli.reporters import RichReporter
     from photokit.devices import resolve_device
-    from photokit.prior.personal import person_owner
     from photokit.prior.personal_sampling import sample_sheet
+    from photokit.prior.storage import person_owner
     from photokit.reporting import NoteLevel
     from photokit.restore.priors import StorePriors
 

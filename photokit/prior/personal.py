@@ -39,27 +39,15 @@ from photokit.prior.schedule import (  # noqa: F401 - re-exported for callers of
     plan_schedule,
     resolve_preset,
 )
-from photokit.prior.storage import (  # noqa: F401 - re-exported for callers of the former single module
-    ANCHORS_FILE,
-    ANCHORS_PARTIAL,
+from photokit.prior.storage import (
     FORMAT,
     FORMAT_VERSION,
-    PRIOR_JSON,
     TUNING_CHECKPOINT,
-    WEIGHT_FILES,
     WORK_DIR,
-    PersonalPrior,
-    has_prior,
-    list_priors,
-    load_personal_prior,
-    load_safetensors,
     person_owner,
     prior_dir,
     prior_summary,
-    read_prior_meta,
-    remove_prior,
     save_prior,
-    save_safetensors,
 )
 from photokit.prior.tuning import TuningConfig, TuningResult, tune, tuning_step_probe
 from photokit.reporting import NULL_REPORTER, NoteLevel, Reporter, format_duration, reported_task
