@@ -78,15 +78,15 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str | None = None) -> str:
-        """A new empty database; returns its SQLAlchemy URL."""
+    def create_database(self, name: str | None = None, template: str = "template0") -> str:
+        """A new database, empty or a copy of ``template`` (which nobody may be connected to); returns its URL."""
         import psycopg
 
         if name is None:
             self._counter += 1
             name = f"photokit_{os.getpid()}_{self._counter}"
         with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as c:
-            c.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 STRATEGY FILE_COPY')
+            c.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
         return self.url(name)
 
     def __enter__(self) -> PostgresServer:

@@ -13,6 +13,14 @@ TOKEN = "test-token-0123456789abcdefghijklmnopqrstuv"
 def copy_library(library, home: Path) -> Settings:
     """A writable copy of a session-scoped scanned library (its photos stay where they are, read-only)."""
     home.mkdir(parents=True, exist_ok=True)
+    if library.settings.db_url.startswith("postgresql"):  # the PostgreSQL pass of `make test`
+        from sqlalchemy.engine import make_url
+
+        from tests.pg_server import shared_server
+
+        library.db.dispose()  # a template database must have no open connections
+        url = shared_server().create_database(template=make_url(library.settings.db_url).database)
+        return Settings.load(home=home, models=home / "models", db_url=url)
     source = sqlite3.connect(library.settings.db_url.split("///", 1)[1])
     target = sqlite3.connect(home / "library.db")
     with target:
