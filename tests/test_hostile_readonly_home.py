@@ -192,4 +192,23 @@ def test_a_home_that_cannot_be_created_is_a_one_line_error(tmp_path):
         set_writable(parent, True)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert str(parent / "home") in errors[0]
+    assert f"cannot create {parent / 'home'}" in errors[0], errors[0]
+
+
+def test_a_read_only_library_that_needs_an_upgrade_says_so(library, tmp_path):
+    home, _, _ = library
+    older = tmp_path / "older"
+    older.mkdir()
+    shutil.copy(home / "library.db", older / "library.db")
+    conn = sqlite3.connect(older / "library.db")
+    conn.execute("UPDATE alembic_version SET version_num = '0007'")
+    conn.commit()
+    conn.close()
+    set_writable(older, False)
+    try:
+        result = as_reader(older, "status")
+    finally:
+        set_writable(older, True)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "schema upgrade" in errors[0] and "read-only" in errors[0], errors[0]

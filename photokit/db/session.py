@@ -207,7 +207,10 @@ def create_db_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(f"cannot create {Path(path).parent} for the library: {exc.strerror}") from None
         # Python's sqlite3 does not open a transaction before DDL, so an interrupted migration could leave
         # half a schema. SQLAlchemy's documented recipe: driver autocommit off, and an explicit BEGIN.
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S, "isolation_level": None})
