@@ -63,8 +63,8 @@ def collect_sources(
     """Every photo to restore (resolved path) -> its folder relative to the album it was found in
     (None for a file given directly). Folders are searched recursively, sorted, hidden folders skipped.
 
-    photokit's own outputs (``*<suffix>.*``, ``*<suffix>_<n>.*``, or anything inside ``out_dir``) are never inputs. A photo
-    reached twice keeps its first place.
+    photokit's own outputs (``*<suffix>.*``, ``*<suffix>_<n>.*`` or anything inside ``out_dir``) are never
+    inputs. A photo reached twice keeps its first place.
     """
     found: dict[Path, Path | None] = {}
     out_resolved = out_dir.resolve() if out_dir is not None else None
