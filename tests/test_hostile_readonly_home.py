@@ -172,6 +172,7 @@ def test_changing_commands_fail_in_one_line_and_change_nothing(library, tmp_path
         ["faces", "detect"],
         ["enhance", album / "obama.jpg", "--out", out],
         ["prior", "remove", person_id, "--yes"],
+        ["serve", "--no-open", "--port", "0"],
     ):
         result = as_reader(home, *args)
         errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
