@@ -143,6 +143,7 @@ def test_reading_commands_work_on_a_read_only_home(library):
     shown = _json(as_reader(home, "people", "show", "Barack", "--json"))
     assert shown["id"] == person_id and shown["faces"] == len(shown["face_list"]) >= 3
     assert shown["edit_directions"]["prior"] is True
+    assert set(_json(as_reader(home, "people", "suggest", "--json"))) >= {"merges", "moves"}
     assert [p["person_id"] for p in _json(as_reader(home, "prior", "list", "--json"))] == [person_id]
     assert _json(as_reader(home, "prior", "show", person_id, "--json"))["person_id"] == person_id
     models = {m["name"]: m for m in _json(as_reader(home, "models", "list", "--json"))["models"]}
