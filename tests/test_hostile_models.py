@@ -84,3 +84,34 @@ def test_a_photo_with_broken_exif_is_read_by_enhance_as_scan_reads_it(tmp_path):
     photo = load_photo(path)  # and so does enhance
     assert (info.height, info.width) == photo.shape == (20, 30)
     assert photo.exif is None  # too damaged to write back into the output
+
+
+def test_a_photo_with_damaged_exif_tags_is_scanned_without_python_warnings(tmp_path):
+    """Pillow warns once per damaged EXIF tag; those warnings reached the user as raw Python output."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    from tests.conftest import ROOT
+
+    album = tmp_path / "album"
+    album.mkdir()
+    exif = Image.Exif()
+    exif.update({0x010F: "Camera maker", 0x0110: "Model", 0x0132: "2001:02:03 04:05:06", 0x0112: 99})
+    raw = bytearray(exif.tobytes())
+    raw[20:40] = b"\xff" * 20  # tag entries that point past the end of the block
+    Image.fromarray(np.full((20, 30, 3), 120, np.uint8)).save(album / "damaged.jpg", exif=bytes(raw))
+    env = os.environ | {"PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "default"}
+    result = subprocess.run(
+        [sys.executable, "-m", "photokit", "scan", "--no-faces", str(album)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "1 new" in result.stdout + result.stderr
+    assert "Warning" not in result.stderr, result.stderr

@@ -59,6 +59,16 @@ def test_out_may_be_the_album_itself_but_an_output_folder_inside_it_is_not_read(
     assert set(collect_sources([album], out_dir=tmp_path)) == {a.resolve(), (album / "results" / "old.jpg").resolve()}
 
 
+def test_outputs_under_a_free_name_are_not_inputs_of_the_next_run(tmp_path):
+    album = tmp_path / "album"
+    a = _jpeg(album / "a.jpg")
+    for name in ("a_restored.jpg", "a_restored_1.jpg", "a_restored_12.png", "b_restored_3.jpg"):
+        _jpeg(album / name)
+    keep = [_jpeg(album / name) for name in ("a_restored_x.jpg", "restored_1.jpg", "a_1.jpg")]  # not photokit's
+    assert set(collect_sources([album], out_dir=album)) == {a.resolve(), *(k.resolve() for k in keep)}
+    assert set(collect_sources([album], suffix="")) == {p.resolve() for p in album.iterdir()}
+
+
 def test_empty_paths_are_refused_not_read_as_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _jpeg(tmp_path / "a.jpg")

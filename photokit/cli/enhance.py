@@ -107,6 +107,7 @@ def enhance(
     crops: dict = {}
     on_face = None if report_html is None else _crop_collector(crops)
     db = database_from(ctx)
+    db.check_writable()  # it records every photo it restores: refuse a read-only library before loading models
     if on_ray or ray_address is not None:
         if report_html is not None:
             raise PhotokitError(

@@ -51,7 +51,7 @@ def list_cmd(
 def _note_pending_suggestions(ctx: typer.Context) -> None:
     from photokit.faces.suggest import suggest
 
-    with database_from(ctx).session() as session:
+    with database_from(ctx).session(write=False) as session:
         pending = suggest(session).pending
     if pending:
         note(f"{pending} suggestion(s) pending: see `photokit people suggest`")
@@ -66,7 +66,7 @@ def suggest_cmd(
     """People that are probably one person, and faces that probably belong to someone else, surest first."""
     from photokit.faces.suggest import suggest
 
-    with database_from(ctx).session() as session:
+    with database_from(ctx).session(write=False) as session:
         found = suggest(session, limit=limit or None)
     if as_json:
         print_json(found.to_json())

@@ -34,7 +34,7 @@ def _person_id(ctx: typer.Context, ref: str) -> tuple[int, str | None]:
     from photokit.prior.storage import prior_dir
 
     try:
-        with database_from(ctx).session() as session:
+        with database_from(ctx).session(write=False) as session:
             person = resolve_person(session, ref)
             return person.id, person.name
     except PhotokitError:

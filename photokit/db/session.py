@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator
@@ -31,10 +32,15 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+def _where(url: str) -> str:
+    """The database as the user knows it: a SQLite file's path, or the URL without its password."""
+    return url.split("///", 1)[-1] if url.startswith("sqlite") else display_url(url)
+
+
 def explain_db_error(exc: Exception, url: str) -> DatabaseError:
     """Turn a driver error into a one-line message the user can act on."""
     text = str(getattr(exc, "orig", exc)) or type(exc).__name__
-    where = url.split("///", 1)[-1] if url.startswith("sqlite") else display_url(url)
+    where = _where(url)
     if "locked" in text or "busy" in text:
         return DatabaseError(
             f"database {where} is locked: another photokit command (or another program) kept writing to it "
@@ -42,7 +48,11 @@ def explain_db_error(exc: Exception, url: str) -> DatabaseError:
         )
     if "not a database" in text or "malformed" in text or "file is encrypted" in text:
         return DatabaseError(f"{where} is not a readable photokit database ({text})")
-    if "unable to open" in text or "readonly" in text or "read-only" in text:
+    if "readonly" in text or "read-only" in text:
+        return DatabaseError(
+            f"{where} is read-only for this user: this command changes the library (nothing was changed)"
+        )
+    if "unable to open" in text:
         return DatabaseError(f"cannot open database {where}: {text}")
     return DatabaseError(f"database error on {where}: {text}")
 
@@ -51,6 +61,7 @@ def explain_db_error(exc: Exception, url: str) -> DatabaseError:
 class Database:
     engine: Engine
     url: str
+    read_only: str | None = None  # why this process cannot write the library (None: it can)
 
     def __post_init__(self) -> None:
         self._sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
@@ -64,6 +75,8 @@ class Database:
         SQLITE_BUSY when another command wrote meanwhile, whatever the busy timeout. ``write=False`` is for
         sessions that only read (they never wait in WAL mode), so a long read does not hold writers back.
         """
+        if write:
+            self.check_writable()
         session = self._sessionmaker()
         if not write:
             session.connection(execution_options={"photokit_read_only": True})
@@ -79,11 +92,19 @@ class Database:
         finally:
             session.close()
 
+    def check_writable(self) -> None:
+        """Refuse, in one line, to change a library this process may only read (before any work is done)."""
+        if self.read_only:
+            raise DatabaseError(
+                f"{_where(self.url)} is read-only ({self.read_only}): this command changes the library; "
+                "run it as a user who may write there (nothing was changed)"
+            )
+
     def library_id(self) -> str:
         """This library's UUID (made by migration 0004)."""
         from photokit.db.models import LibraryInfo
 
-        with self.session() as session:
+        with self.session(write=False) as session:
             row = session.get(LibraryInfo, "library_id")
             if row is None:
                 raise DatabaseError(f"{self.url} has no library id: run `photokit db upgrade`")
@@ -124,8 +145,7 @@ def _foreign_sqlite_tables(path: str) -> list[str]:
 
     if not Path(path).is_file() or Path(path).stat().st_size == 0:
         return []
-    uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)
+    conn = sqlite3.connect(read_only_uri(Path(path)), uri=True, timeout=BUSY_TIMEOUT_S)
     try:
         tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     finally:
@@ -133,6 +153,31 @@ def _foreign_sqlite_tables(path: str) -> list[str]:
     if not tables or {"alembic_version", "photo_locations"} <= set(tables):
         return []
     return sorted(tables)
+
+
+def sqlite_read_only_reason(path: Path) -> str | None:
+    """Why this process cannot write the SQLite library at ``path``; None when it can (or it is not there yet:
+    creating it says clearly when that fails). A WAL database also needs its folder, for the -wal/-shm files."""
+    if not path.is_file():
+        return None
+    if not os.access(path, os.W_OK):
+        return "the file is not writable"
+    sidecars = [Path(f"{path}{suffix}") for suffix in ("-wal", "-shm")]
+    if not os.access(path.parent, os.W_OK | os.X_OK) and not all(os.access(f, os.W_OK) for f in sidecars):
+        return f"its folder {path.parent} is not writable"
+    return None
+
+
+def read_only_uri(path: Path) -> str:
+    """A URI that opens ``path`` read-only, following SQLite's documented rules for WAL databases (wal.html,
+    "Read-Only Databases"; uri.html): ``mode=ro`` works when the -shm and -wal files exist or the folder lets
+    SQLite create them, and then honours what another process wrote in the WAL. Otherwise (a read-only folder,
+    no writer running) only ``immutable=1`` can open it: no locks, no WAL, the file as it is on disk."""
+    uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
+    sidecars_readable = all(os.access(f"{path}{suffix}", os.R_OK) for suffix in ("-wal", "-shm"))
+    if sidecars_readable or os.access(path.parent, os.W_OK | os.X_OK):
+        return uri
+    return uri + "&immutable=1"
 
 
 POSTGRES_DRIVER_HINT = "PostgreSQL needs its driver: pip install 'photokit[postgres]'"
@@ -146,11 +191,26 @@ def engine_url(url: str):
     return parsed
 
 
+def _read_only_sqlite_engine(path: Path) -> Engine:
+    """An engine that only reads ``path`` (no WAL switch, no write lock): for a library this user cannot write."""
+    uri = read_only_uri(path)
+    engine = create_engine(
+        "sqlite://",
+        creator=lambda: sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None),
+    )
+    event.listen(engine, "connect", lambda conn, _record: conn.execute("PRAGMA foreign_keys=ON"))
+    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+    return engine
+
+
 def create_db_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(f"cannot create {Path(path).parent} for the library: {exc.strerror}") from None
         # Python's sqlite3 does not open a transaction before DDL, so an interrupted migration could leave
         # half a schema. SQLAlchemy's documented recipe: driver autocommit off, and an explicit BEGIN.
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S, "isolation_level": None})
@@ -180,10 +240,16 @@ def open_database(settings: Settings, upgrade: bool = True) -> Database:
                 f"{path} is not a photokit library (it holds other tables: {', '.join(foreign[:5])}"
                 f"{', ...' if len(foreign) > 5 else ''}): choose another --home or --db-url"
             )
-        engine = create_db_engine(settings.db_url)
+        read_only = sqlite_read_only_reason(Path(path)) if settings.db_url.startswith("sqlite") else None
+        engine = _read_only_sqlite_engine(Path(path)) if read_only else create_db_engine(settings.db_url)
         if not upgrade:
             inspect(engine).get_table_names()  # fail early on unreadable files
         elif not migrate.is_current(engine):  # decided without importing Alembic (~0.3 s)
+            if read_only:
+                raise DatabaseError(
+                    f"{path} needs a schema upgrade, but it is read-only ({read_only}): "
+                    "run `photokit db upgrade` as a user who may write there"
+                )
             _migrate_to_head(engine, settings.db_url)
     except (OperationalError, SADatabaseError, sqlite3.Error) as exc:
         raise explain_db_error(exc, settings.db_url) from exc
@@ -192,7 +258,7 @@ def open_database(settings: Settings, upgrade: bool = True) -> Database:
             f"the database driver {exc.name!r} for {display_url(settings.db_url)} is not installed "
             "(for PostgreSQL: pip install 'photokit[postgres]')"
         ) from None
-    return Database(engine=engine, url=settings.db_url)
+    return Database(engine=engine, url=settings.db_url, read_only=read_only)
 
 
 def _migrate_to_head(engine: Engine, url: str) -> None:

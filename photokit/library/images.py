@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,10 @@ else:
     pillow_heif.register_heif_opener()
 
 HEIC_AVAILABLE = pillow_heif is not None
+
+# Damaged EXIF is common and read best effort here (a skipped tag loses nothing a photo needs). Pillow warns
+# once per damaged tag, which reached the user as raw Python warnings (file paths, source lines) mid-scan.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
 
 REASONS = ("empty", "not_image", "corrupt", "truncated", "unreadable", "missing")
 _REASON_TEXT = {

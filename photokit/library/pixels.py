@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import ImageOps
 
-from photokit.library.images import _decode, _open_lazy, to_rgb_array
+from photokit.library.images import _decode, _open_lazy, exif_orientation, to_rgb_array
 
 REDUCTIONS = (8, 4, 2, 1)  # what libjpeg's DCT scaling offers (Pillow picks among these)
 
@@ -35,10 +35,7 @@ class PhotoPixels:
         image, fmt = _open_lazy(path)
         with image:
             width, height = image.size
-            try:
-                orientation = image.getexif().get(274)
-            except Exception:  # damaged EXIF: exif_transpose will ignore it too
-                orientation = None
+            orientation = exif_orientation(image)  # as scan and enhance read it (damaged EXIF: upright)
         if orientation in (5, 6, 7, 8):
             width, height = height, width
         return cls(size=(width, height), path=Path(path), jpeg=fmt == "jpeg")

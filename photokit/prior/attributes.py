@@ -99,7 +99,7 @@ def reference_measures(db, face_ids: list[int]) -> dict[str, list[float | None]]
     from photokit.db.models import Face, Photo
 
     values: dict[str, list[float | None]] = {name: [] for name in ATTRIBUTES}
-    with db.session() as session:
+    with db.session(write=False) as session:
         for face_id in face_ids:
             face = session.get(Face, int(face_id))
             measured = landmark_measures(face.landmarks68) if face is not None and face.landmarks68 else {}

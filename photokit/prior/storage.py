@@ -60,7 +60,7 @@ def person_owner(db, person_id: int) -> dict | None:
     (a deleted person's id, another library in the same home), so the id alone does not prove it."""
     from photokit.db.models import Person
 
-    with db.session() as session:
+    with db.session(write=False) as session:
         person = session.get(Person, int(person_id))
         if person is None:
             return None
@@ -73,7 +73,13 @@ def remove_prior(settings: Settings, person_id: int) -> Path:
     folder = prior_dir(settings, person_id)
     if not folder.is_dir():
         raise PhotokitError(f"person {person_id} has no personal prior")
-    shutil.rmtree(folder)
+    doomed = folder.with_name(f".{folder.name}.removing")  # not a prior folder name: never listed or loaded
+    shutil.rmtree(doomed, ignore_errors=True)  # left by a removal that was interrupted
+    try:
+        folder.rename(doomed)  # the prior is whole or gone, even when deleting its files stops half-way
+    except OSError as exc:
+        raise PhotokitError(f"cannot remove {folder} ({exc.strerror}): nothing was removed") from None
+    shutil.rmtree(doomed)
     return folder
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,14 +52,19 @@ class BatchSummary:
         }
 
 
+def is_output_stem(stem: str, suffix: str) -> bool:
+    """``a_restored``, and the free names photokit picks beside an existing one (``a_restored_1``, ...)."""
+    return bool(suffix) and re.fullmatch(rf".*{re.escape(suffix)}(_\d+)?", stem, flags=re.DOTALL) is not None
+
+
 def collect_sources(
     paths: list[str | Path], suffix: str = "_restored", out_dir: Path | None = None
 ) -> dict[Path, Path | None]:
     """Every photo to restore (resolved path) -> its folder relative to the album it was found in
     (None for a file given directly). Folders are searched recursively, sorted, hidden folders skipped.
 
-    photokit's own outputs (``*<suffix>.*`` or anything inside ``out_dir``) are never inputs. A photo
-    reached twice keeps its first place.
+    photokit's own outputs (``*<suffix>.*``, ``*<suffix>_<n>.*`` or anything inside ``out_dir``) are never
+    inputs. A photo reached twice keeps its first place.
     """
     found: dict[Path, Path | None] = {}
     out_resolved = out_dir.resolve() if out_dir is not None else None
@@ -78,7 +84,7 @@ def collect_sources(
             rel = item.relative_to(path)
             if any(part.startswith(".") for part in rel.parts) or not item.is_file():
                 continue
-            if suffix and item.stem.endswith(suffix):
+            if is_output_stem(item.stem, suffix):
                 continue
             # Photo-named files (so a broken one is reported as a failure) and photos recognised by content
             # (scans without an extension, a PNG called .dat), as the library scan does.

@@ -9,6 +9,7 @@ install (source, sizes, SHA-256) so ``models verify`` can tell when a file chang
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 import json
 import os
@@ -197,9 +198,11 @@ class ModelStore:
         return ModelStatus(entry, True, path, stat.st_size, record["sha256"], record)
 
     def _update_record(self, name: str, fields: dict[str, Any]) -> dict:
+        """Remember a hash or time stamp found while listing: a cache, so a read-only store only costs a rehash."""
         records = self._records()
         records[name] = {**records.get(name, {}), **fields}
-        self._write_records(records)
+        with contextlib.suppress(OSError):
+            self._write_records(records)
         return records[name]
 
     def list(self, hash_files: bool = True) -> list[ModelStatus]:

@@ -80,6 +80,7 @@ def create_app(
 
     token = token or security.new_token()
     db = open_database(settings)
+    db.check_writable()  # the gallery fixes who is who and runs jobs: a read-only library is refused up front
     library_id = db.library_id()
     runner = JobRunner(db, handlers if handlers is not None else tasks.handlers(db, settings))
     templates = Jinja2Templates(directory=str(HERE / "templates"))
