@@ -113,11 +113,11 @@ def _case(name: str, url: str, queue, payload) -> None:
     details: dict = {}
     with db.session() as session:
         if name == "recluster":
-            from photokit.faces.people import recluster
+            from photokit.faces.assignment import recluster
 
             details = recluster(session)
         elif name == "add":
-            from photokit.faces.people import cluster_faces
+            from photokit.faces.assignment import cluster_faces
 
             details = cluster_faces(session)
         elif name == "identify":

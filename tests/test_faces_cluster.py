@@ -163,3 +163,14 @@ def test_min_faces_controls_new_people():
 )
 def test_pairwise_precision_recall(predicted, truth, expected):
     assert pairwise_precision_recall(predicted, truth) == pytest.approx(expected)
+
+
+def test_new_groups_take_the_old_ids_they_overlap_most():
+    from photokit.faces.assignment import carried_over_ids
+
+    previous = {f: 7 for f in range(6)} | {f: 8 for f in range(6, 11)} | {f: 7 for f in range(20, 27)}
+    groups = {-1: list(range(11)), -2: list(range(20, 27)), -3: [30, 31]}
+    # -1 (the largest group) holds 6 faces of 7, but -2 is 7 faces, all of 7: it keeps 7, -1 takes 8
+    assert carried_over_ids(groups, previous, free={7, 8}) == {-2: 7, -1: 8}
+    assert carried_over_ids(groups, previous, free={8}) == {-1: 8}  # only free ids are given
+    assert carried_over_ids(groups, {}, free={7, 8}) == {}

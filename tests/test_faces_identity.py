@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 from photokit.cli.app import app
 from photokit.db import open_database
 from photokit.db.models import Face, Person, Photo
-from photokit.faces import people as people_module
-from photokit.faces.people import cluster_faces, embedding_to_bytes, identify, recluster, remove_face
+from photokit.faces import assignment as assignment_module
+from photokit.faces.assignment import cluster_faces, recluster
+from photokit.faces.people import embedding_to_bytes, identify, remove_face
 from photokit.faces.suggest import suggest
 
 runner = CliRunner()
@@ -140,7 +141,7 @@ def test_interrupted_recluster_leaves_the_previous_assignment(library, monkeypat
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(people_module, "assign_faces", interrupted)
+    monkeypatch.setattr(assignment_module, "assign_faces", interrupted)
     with pytest.raises(KeyboardInterrupt), db.session() as session:
         recluster(session)  # releases every automatic face first, then is interrupted
     assert _assignment(db) == before

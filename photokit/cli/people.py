@@ -264,22 +264,31 @@ def recluster_cmd(
         "[default: the tuned value, see docs/faces.md].",
     ),
     min_faces: int = typer.Option(None, "--min-faces", help="Faces needed together to make a new person [default: 2]."),
+    force: bool = typer.Option(
+        False, "--force", help="Accept a result that removes most automatically found people (refused otherwise)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Cluster all faces again from scratch, keeping every decision you made."""
+    """Cluster all faces again from scratch, keeping every decision you made.
+
+    Named, ignored and hand-fixed people, and people with a personal prior, are kept whole; the other
+    people keep their ids where the new groups overlap them.
+    """
+    from photokit.cli.common import settings_from
+    from photokit.faces.assignment import recluster
     from photokit.faces.cluster import ClusterConfig
-    from photokit.faces.people import recluster
+    from photokit.prior.meta import prior_person_ids
 
     given = {"max_distance": max_distance, "spread_z": spread, "min_faces": min_faces}
     config = ClusterConfig(**{k: v for k, v in given.items() if v is not None})  # validates: one-line error
     with database_from(ctx).session() as session:
-        stats = recluster(session, config)
+        stats = recluster(session, config, keep=prior_person_ids(settings_from(ctx)), force=force)
     if as_json:
         print_json(stats.to_json())
     else:
         note(
             f"reclustered {stats.clustered_faces} face(s): {stats.assigned} assigned, "
-            f"{stats.new_people} new people, {stats.unassigned} unassigned"
+            f"{stats.new_people} new people, {stats.unassigned} unassigned, {stats.removed_people} people removed"
         )
 
 
