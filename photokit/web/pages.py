@@ -47,6 +47,7 @@ def merge_suggestions(session, limit: int = 20) -> list[dict]:
 
     return [
         {
+            "id": suggest.merge_id(m.keep, m.other),
             "merge": m.other,
             "into": m.keep,
             "score": round(m.score, 2),
