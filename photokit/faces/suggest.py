@@ -168,16 +168,17 @@ def _moves(faces: LibraryFaces, stats: PersonStats, photos: dict, config: Cluste
     return sorted(out, key=lambda m: (-m.score, m.face))
 
 
+_DISMISSED = (
+    DismissedSuggestion.kind,
+    DismissedSuggestion.person_id,
+    DismissedSuggestion.other_person_id,
+    DismissedSuggestion.face_id,
+)
+
+
 def _dismissed(session: Session) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
     """Dismissed merges (person, person; smaller id first) and moves (face, person)."""
-    rows = session.execute(
-        select(
-            DismissedSuggestion.kind,
-            DismissedSuggestion.person_id,
-            DismissedSuggestion.other_person_id,
-            DismissedSuggestion.face_id,
-        )
-    ).all()
+    rows = session.execute(select(*_DISMISSED)).all()
     merges = {(a, b) for kind, a, b, _ in rows if kind == SuggestionKind.MERGE and b is not None}
     moves = {(f, a) for kind, a, _, f in rows if kind == SuggestionKind.MOVE and f is not None}
     return merges, moves
@@ -204,14 +205,7 @@ def suggest(session: Session, config: ClusterConfig = ClusterConfig(), limit: in
 def suggestions_token(session: Session, config: ClusterConfig = ClusterConfig()) -> str:
     """Changes whenever suggestions may: assignments, people, ignored flags, names, dismissals, options."""
     names = session.execute(select(Person.id, Person.name).where(Person.name.is_not(None)).order_by(Person.id))
-    dismissed = session.execute(
-        select(
-            DismissedSuggestion.kind,
-            DismissedSuggestion.person_id,
-            DismissedSuggestion.other_person_id,
-            DismissedSuggestion.face_id,
-        ).order_by(DismissedSuggestion.id)
-    )
+    dismissed = session.execute(select(*_DISMISSED).order_by(DismissedSuggestion.id))
     state = (CACHE_FORMAT, library_token(session), names.all(), dismissed.all(), config)
     return hashlib.sha256(repr(state).encode()).hexdigest()
 
