@@ -117,11 +117,11 @@ def _case(name: str, url: str, queue, payload) -> None:
         if name == "recluster":
             from photokit.faces.assignment import recluster
 
-            details = recluster(session)
+            details = recluster(session).to_json()
         elif name == "add":
             from photokit.faces.assignment import cluster_faces
 
-            details = cluster_faces(session)
+            details = cluster_faces(session).to_json()
         elif name == "identify":
             from photokit.faces.people import identify
 

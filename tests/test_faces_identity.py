@@ -272,3 +272,25 @@ def test_recluster_options_are_validated(library, option):
     result = runner.invoke(app, ["people", "recluster", *option])
     assert result.exit_code == 2 and "error" in result.output.lower()
     assert _assignment(db) == before
+
+
+def test_small_faces_join_their_person_and_never_form_one(library):
+    db, faces = library
+    with db.session() as session:
+        a = session.get(Face, faces["A"][0]).person_id
+        near_a = _add_photo(session, 500, [_face(_centre(1), 500, spread=0.1)])
+        strangers = _add_photo(session, 501, [_face(_centre(9), 501)]) + _add_photo(
+            session, 502, [_face(_centre(9), 502)]
+        )
+        for f in near_a + strangers:
+            session.get(Face, f).cluster_exclusion = "small"
+        people_before = session.query(Person).count()
+        stats = cluster_faces(session)
+    after = _assignment(db)
+    assert stats.small_joined == 1 and after[near_a[0]] == a
+    assert after[strangers[0]] is None and after[strangers[1]] is None  # two small faces alike: still no person
+    with db.session() as session:
+        assert session.get(Face, near_a[0]).assigned_by == "auto"
+        assert session.query(Person).count() == people_before
+        recluster(session)
+    assert _assignment(db) == after  # released and placed again the same way

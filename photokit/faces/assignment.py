@@ -24,10 +24,11 @@ from sqlalchemy.orm import Session
 from photokit.db.models import Face, Person
 from photokit.db.vocab import AssignedBy
 from photokit.errors import PhotokitError, Remedy
-from photokit.faces.cluster import ClusterConfig, Labelled, assign_faces
+from photokit.faces.cluster import ClusterConfig, Labelled, assign_faces, join_people
 from photokit.faces.index import EMBEDDING_DIM, clean_descriptors
 from photokit.faces.matching import LibraryFaces, invalidate
 
+SMALL = "small"  # Face.cluster_exclusion of faces under FaceConfig.min_size: they join people, never form one
 # A recluster that would remove more than this share of the automatic people is refused unless forced.
 MAX_DROPPED_SHARE = 0.5
 
@@ -44,6 +45,7 @@ class ClusterStats:
     released: int | None = None  # recluster only: automatic assignments forgotten first
     removed_people: int | None = None  # recluster only: people left without faces
     kept_ids: int | None = None  # recluster only: automatic people whose id carried over to a new group
+    small_joined: int = 0  # faces too small to cluster that joined a person
 
     def to_json(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -55,24 +57,35 @@ def _labelled(session: Session) -> Labelled:
     return Labelled(faces.embeddings, faces.person_ids, faces.photo_ids)
 
 
-def _pending(session: Session) -> tuple[list[int], np.ndarray, np.ndarray, int]:
-    """Unassigned clusterable faces: ids, photo ids, descriptors; and how many have an unusable descriptor."""
+def _face_rows(session: Session, *where) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Face ids, photo ids and descriptors (NaN rows: unusable) of the faces ``where`` picks."""
     rows = session.execute(
-        select(Face.id, Face.photo_id, Face.embedding)
-        .where(
-            Face.person_id.is_(None),
-            Face.embedding.is_not(None),
-            Face.cluster_exclusion.is_(None),
-            Face.user_rejected.is_(False),
-        )
-        .order_by(Face.id)
+        select(Face.id, Face.photo_id, Face.embedding).where(Face.embedding.is_not(None), *where).order_by(Face.id)
     ).all()
     emb = np.full((len(rows), EMBEDDING_DIM), np.nan, np.float32)
     for k, row in enumerate(rows):
         if len(row[2]) == 4 * EMBEDDING_DIM:
             emb[k] = np.frombuffer(row[2], "<f4")
-    bad = int((~clean_descriptors(emb)).sum()) if rows else 0
-    return [r[0] for r in rows], np.array([r[1] for r in rows], np.int64), emb, bad
+    return np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64), emb
+
+
+_UNASSIGNED = (Face.person_id.is_(None), Face.user_rejected.is_(False))
+
+
+def _pending(session: Session) -> tuple[list[int], np.ndarray, np.ndarray, int]:
+    """Unassigned clusterable faces: ids, photo ids, descriptors; and how many have an unusable descriptor."""
+    ids, photo_ids, emb = _face_rows(session, *_UNASSIGNED, Face.cluster_exclusion.is_(None))
+    bad = int((~clean_descriptors(emb)).sum()) if len(ids) else 0
+    return ids.tolist(), photo_ids, emb, bad
+
+
+def _join_small_faces(session: Session, config: ClusterConfig) -> list[dict]:
+    """Faces too small to cluster join the person they clearly belong to (``cluster.join_people``)."""
+    ids, photo_ids, emb = _face_rows(session, *_UNASSIGNED, Face.cluster_exclusion == SMALL)
+    if not len(ids):
+        return []
+    labels = join_people(emb, photo_ids, _labelled(session), config)
+    return [{"id": int(f), "person_id": int(p), "assigned_by": AssignedBy.AUTO} for f, p in zip(ids, labels) if p]
 
 
 def carried_over_ids(groups: dict[int, list[int]], previous: dict[int, int], free: set[int]) -> dict[int, int]:
@@ -100,12 +113,29 @@ def cluster_faces(
     ``previous`` (face id -> the person it was in before a recluster) lets a re-formed group keep
     its old person id, so ids (and what hangs off them, like personal priors) survive a recluster.
     Faces whose stored descriptor is zero, not finite or of the wrong size are counted
-    (``bad_descriptor``) and left unassigned.
+    (``bad_descriptor``) and left unassigned. Then faces too small to cluster may join a person.
     """
     face_ids, photo_ids, embeddings, bad = _pending(session)
     stats = ClusterStats(clustered_faces=len(face_ids), bad_descriptor=bad)
-    if not face_ids:
-        return stats
+    if face_ids:
+        updates = _place_pending(session, config, previous or {}, stats, (face_ids, photo_ids, embeddings))
+        session.execute(update(Face), updates)
+        stats.assigned = len(updates)
+        session.flush()
+    joined = _join_small_faces(session, config)
+    if joined:
+        session.execute(update(Face), joined)
+    stats.small_joined = len(joined)
+    session.expire_all()
+    refresh_covers(session)
+    return stats
+
+
+def _place_pending(
+    session: Session, config: ClusterConfig, previous: dict[int, int], stats: ClusterStats, pending: tuple
+) -> list[dict]:
+    """The assignments of the pending faces: existing people, carried-over ids, new people (created here)."""
+    face_ids, photo_ids, embeddings = pending
     labelled = _labelled(session)
     labels = assign_faces(embeddings, photo_ids, labelled, config)
     groups: dict[int, list[int]] = {}
@@ -115,23 +145,18 @@ def cluster_faces(
     new_groups = {label: faces for label, faces in groups.items() if label < 0}
     free = set(session.scalars(select(Person.id))) - {int(p) for p in np.unique(labelled.person_ids)}
     person_of = {label: label for label in groups if label > 0}
-    person_of |= carried_over_ids(new_groups, previous or {}, free)
+    person_of |= carried_over_ids(new_groups, previous, free)
     new_people = {label: Person() for label in sorted(new_groups) if label not in person_of}
     if new_people:
         session.add_all(new_people.values())
         session.flush()
         person_of |= {label: person.id for label, person in new_people.items()}
-    updates = [
+    stats.new_people = len(new_people)
+    return [
         {"id": f, "person_id": person_of[label], "assigned_by": AssignedBy.AUTO}
         for label, faces in groups.items()
         for f in faces
     ]
-    session.execute(update(Face), updates)
-    stats.new_people = len(new_people)
-    stats.assigned = len(updates)
-    session.expire_all()
-    refresh_covers(session)
-    return stats
 
 
 def fixed_person_ids(session: Session) -> set[int]:
