@@ -328,13 +328,16 @@ def assign_faces(
     return labels
 
 
-def _person_statistics(labelled: Labelled, config: ClusterConfig):
-    """(person ids, counts, means, (spreads, weights)) of the people in ``labelled``."""
-    persons, node = np.unique(labelled.person_ids, return_inverse=True)
-    counts = np.bincount(node, minlength=len(persons))
-    sums = group_sums(labelled.embeddings, node, len(persons))
-    sq = np.bincount(node, (labelled.embeddings.astype(np.float64) ** 2).sum(1), minlength=len(persons))
-    return persons, counts, sums / counts[:, None], shrunk_spread(sq - (sums * sums).sum(1) / counts, counts, config)
+def person_statistics(embeddings: np.ndarray, person_ids: np.ndarray, config: ClusterConfig):
+    """Per person (sorted ids): (ids, face counts, mean descriptors, shrunk spreads, their weights)."""
+    persons, node = np.unique(person_ids, return_inverse=True)
+    node = node.reshape(-1)
+    counts = np.bincount(node, minlength=len(persons)).astype(np.int64)
+    sums = group_sums(embeddings, node, len(persons))
+    sq = np.bincount(node, (embeddings.astype(np.float64) ** 2).sum(1), minlength=len(persons))
+    safe = np.maximum(counts, 1)
+    spreads, weights = shrunk_spread(sq - (sums * sums).sum(1) / safe, counts, config)
+    return persons, counts, sums / safe[:, None], spreads, weights
 
 
 def join_people(
@@ -343,9 +346,9 @@ def join_people(
     """Person id (or 0) of faces that may join existing people but never form one (faces too small to cluster).
 
     Their descriptors are noisier, so two kinds of evidence must agree: the person's spread test
-    (within ``spread_z``, as ``identify``; the next-best person whose mean is within ``max_distance`` fitting
-    ``place_margin`` times worse) and the face's own
-    neighbourhood (its ``join_votes`` nearest faces, within ``max_distance``, are all that person's).
+    (within ``spread_z``, as ``identify``; any other person whose mean is within ``max_distance``
+    fits ``place_margin`` times worse) and the face's own neighbourhood (its ``join_votes`` nearest
+    faces are within ``max_distance`` and all that person's). Measured in docs/faces.md.
     The person must have no face of the photo yet. People are not updated as faces join, so noisy
     faces cannot pull a person towards someone else.
     """
@@ -357,7 +360,7 @@ def join_people(
     if good.sum() < config.join_votes or not usable.any():
         return out
     labelled = Labelled(labelled.embeddings[good], labelled.person_ids[good], labelled.photo_ids[good])
-    persons, counts, means, (spreads, weights) = _person_statistics(labelled, config)
+    persons, counts, means, spreads, weights = person_statistics(labelled.embeddings, labelled.person_ids, config)
     photos: dict[int, set] = {}
     for person, photo in zip(labelled.person_ids.tolist(), labelled.photo_ids.tolist()):
         photos.setdefault(person, set()).add(photo)
