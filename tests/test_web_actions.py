@@ -151,12 +151,12 @@ def test_photo_page_shows_boxes_and_who_each_face_is_and_fixes_a_face(client, db
 def test_merge_suggestions_are_shown_on_the_people_page(client, monkeypatch):
     import photokit.faces.suggest as suggest_module
 
-    monkeypatch.setattr(suggest_module, "suggest", lambda session, limit=None: suggest_module.Suggestions())
+    monkeypatch.setattr(suggest_module, "cached_suggestions", lambda *args, **kw: suggest_module.Suggestions())
     assert "Suggested merges" not in client.get("/people").text
     found = suggest_module.Suggestions(
         merges=[suggest_module.MergeSuggestion(keep=1, other=2, score=0.8, distance=0.41)]
     )
-    monkeypatch.setattr(suggest_module, "suggest", lambda session, limit=None: found)
+    monkeypatch.setattr(suggest_module, "cached_suggestions", lambda *args, **kw: found)
     page = client.get("/people").text
     assert "Suggested merges" in page and "distance: 0.41" in page and "photokit people merge 1 2" in page
 
