@@ -13,7 +13,9 @@ Cases, each in a fresh process so ``peak_rss_mb`` is that case's own peak:
 - ``add_1000``: 1,000 new faces (of known people and of new ones) -> ``cluster_faces``, incremental;
 - ``identify``: ``identify(session, descriptor)`` per face, with the cached index warm (wall and CPU
   milliseconds: on a machine shared by many processes the wall time is mostly waiting for a core);
-- ``suggest``: ``people suggest`` on the clustered library.
+- ``suggest``: ``people suggest`` on the clustered library;
+- ``pending_count_cold`` / ``pending_count_cached``: the pending-suggestions count `people list` shows,
+  computed (no cache file yet) and then read back from the cache (the library unchanged).
 Timings share 2 cores with other work: the load average is recorded.
 """
 
@@ -113,11 +115,11 @@ def _case(name: str, url: str, queue, payload) -> None:
     details: dict = {}
     with db.session() as session:
         if name == "recluster":
-            from photokit.faces.people import recluster
+            from photokit.faces.assignment import recluster
 
             details = recluster(session).to_json()
         elif name == "add":
-            from photokit.faces.people import cluster_faces
+            from photokit.faces.assignment import cluster_faces
 
             details = cluster_faces(session).to_json()
         elif name == "identify":
@@ -134,6 +136,10 @@ def _case(name: str, url: str, queue, payload) -> None:
 
             found = suggest(session)
             details = {"merges": len(found.merges), "moves": len(found.moves)}
+        elif name == "pending":  # what `people list` adds: the pending count, from the cache when it is fresh
+            from photokit.faces.suggest import cached_suggestions
+
+            details = {"pending": cached_suggestions(session, payload).pending}
     details["cpu_seconds"] = round(time.process_time() - cpu, 3)  # all threads: compare with seconds x cores
     seconds = time.perf_counter() - started
     queue.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, details))
@@ -200,5 +206,8 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
         results["add_1000"]["quality"] = _quality(url, face_ids + new_ids, truth[np.concatenate([base, extra])])
         results["identify"] = {"faces": n_faces + len(extra), **_run_case("identify", url, emb[extra[:200]])}
         results["suggest"] = {"faces": n_faces + len(extra), **_run_case("suggest", url)}
+        cache = Path(home) / "cache" / "suggestions.json"
+        results["pending_count_cold"] = {"faces": n_faces + len(extra), **_run_case("pending", url, cache)}
+        results["pending_count_cached"] = {"faces": n_faces + len(extra), **_run_case("pending", url, cache)}
     results["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
     return results

@@ -94,7 +94,7 @@ def build_library(settings, faces: int, people: int, big_person_faces: int, face
             )
         session.execute(insert(Face), rows)
     with db.session() as session:
-        from photokit.faces.people import refresh_covers
+        from photokit.faces.assignment import refresh_covers
 
         refresh_covers(session)
     db.dispose()

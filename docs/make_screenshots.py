@@ -67,7 +67,7 @@ def build_library(home: Path, album: Path, rng):
 
     from photokit.db import open_database
     from photokit.db.models import EnhanceJob, Face, Person, Photo, PhotoLocation, ScanRun
-    from photokit.faces.people import refresh_covers
+    from photokit.faces.assignment import refresh_covers
     from photokit.settings import Settings
 
     settings = Settings.load(home=home, models=home / "models", db_url=f"sqlite:///{home / 'library.db'}")

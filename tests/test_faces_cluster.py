@@ -163,3 +163,46 @@ def test_min_faces_controls_new_people():
 )
 def test_pairwise_precision_recall(predicted, truth, expected):
     assert pairwise_precision_recall(predicted, truth) == pytest.approx(expected)
+
+
+def test_new_groups_take_the_old_ids_they_overlap_most():
+    from photokit.faces.assignment import carried_over_ids
+
+    previous = {f: 7 for f in range(6)} | {f: 8 for f in range(6, 11)} | {f: 7 for f in range(20, 27)}
+    groups = {-1: list(range(11)), -2: list(range(20, 27)), -3: [30, 31]}
+    # -1 (the largest group) holds 6 faces of 7, but -2 is 7 faces, all of 7: it keeps 7, -1 takes 8
+    assert carried_over_ids(groups, previous, free={7, 8}) == {-2: 7, -1: 8}
+    assert carried_over_ids(groups, previous, free={8}) == {-1: 8}  # only free ids are given
+    assert carried_over_ids(groups, {}, free={7, 8}) == {}
+
+
+def _person(rng, centre, n, first_photo, spread=0.1):
+    noise = rng.normal(size=(n, 128))
+    return (centre + spread * noise / np.linalg.norm(noise, axis=1, keepdims=True)).astype(np.float32), np.arange(
+        first_photo, first_photo + n
+    )
+
+
+def test_faces_too_small_to_cluster_join_only_a_person_they_clearly_belong_to():
+    from photokit.faces.cluster import join_people
+
+    rng = np.random.default_rng(5)
+    ca, cb = rng.normal(size=128), rng.normal(size=128)
+    ca, cb = 0.5 + 0.3 * ca / np.linalg.norm(ca), 0.5 + 0.3 * cb / np.linalg.norm(cb)  # 0.42 apart
+    ea, pa = _person(rng, ca, 10, 0)
+    eb, pb = _person(rng, cb, 10, 100)
+    people = Labelled(np.vstack([ea, eb]), np.array([7] * 10 + [9] * 10), np.concatenate([pa, pb]))
+    near_a = (ca + 0.02).astype(np.float32)
+    between = ((ca + cb) / 2).astype(np.float32)
+    far = (ca + 3.0).astype(np.float32)
+    queries = np.stack([near_a, near_a, between, far, far + 0.01])
+    photos = np.array([500, 3, 501, 502, 503])  # the second one is in a photo person 7 already has a face of
+    assert join_people(queries, photos, people).tolist() == [7, 0, 0, 0, 0]  # never a new person
+    # its three nearest faces must all be that person's: plant one of 9's faces next to it
+    planted = Labelled(
+        np.vstack([people.embeddings, near_a + 0.001]),
+        np.append(people.person_ids, 9),
+        np.append(people.photo_ids, 999),
+    )
+    assert join_people(queries[:1], photos[:1], planted).tolist() == [0]
+    assert join_people(queries[:1], photos[:1], Labelled.empty()).tolist() == [0]

@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 from photokit.cli.app import app
 from photokit.db import open_database
 from photokit.db.models import Face, Person, Photo
-from photokit.faces import people as people_module
-from photokit.faces.people import cluster_faces, embedding_to_bytes, identify, recluster, remove_face
+from photokit.faces import assignment as assignment_module
+from photokit.faces.assignment import cluster_faces, recluster
+from photokit.faces.people import embedding_to_bytes, identify, remove_face
 from photokit.faces.suggest import suggest
 
 runner = CliRunner()
@@ -140,12 +141,98 @@ def test_interrupted_recluster_leaves_the_previous_assignment(library, monkeypat
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(people_module, "assign_faces", interrupted)
+    monkeypatch.setattr(assignment_module, "assign_faces", interrupted)
     with pytest.raises(KeyboardInterrupt), db.session() as session:
         recluster(session)  # releases every automatic face first, then is interrupted
     assert _assignment(db) == before
     with db.session() as session:
         assert set(session.scalars(select(Person.id))) == people_before
+
+
+def _plant_a_split_and_a_misplaced_face(db, faces) -> tuple[int, int, int, int]:
+    """A left in two people (A and a piece of 4 faces), C's first face put in B: (a, piece, b, c)."""
+    with db.session() as session:
+        a = session.get(Face, faces["A"][0]).person_id
+        b = session.get(Face, faces["B"][0]).person_id
+        c = session.get(Face, faces["C"][1]).person_id
+        split = Person()
+        session.add(split)
+        session.flush()
+        for f in faces["A"][:4]:
+            session.get(Face, f).person_id = split.id
+        session.get(Face, faces["C"][0]).person_id = b
+        return a, split.id, b, c
+
+
+def test_dismissed_suggestions_are_not_made_again(library):
+    db, faces = library
+    a, piece, b, c = _plant_a_split_and_a_misplaced_face(db, faces)
+    merge_id, move_id = f"m{min(a, piece)}-{max(a, piece)}", f"f{faces['C'][0]}-{c}"
+    doc = json.loads(runner.invoke(app, ["people", "suggest", "--json"]).stdout)
+    assert [m["id"] for m in doc["merges"]] == [merge_id] and [m["id"] for m in doc["moves"]] == [move_id]
+    result = runner.invoke(app, ["people", "suggest", "--dismiss", f"{piece}-{a}", "--dismiss", move_id])
+    assert result.exit_code == 0 and "will not be suggested again" in result.output, result.output
+    assert json.loads(runner.invoke(app, ["people", "suggest", "--json"]).stdout) == {
+        "pending": 0,
+        "merges": [],
+        "moves": [],
+    }
+    assert "pending" not in runner.invoke(app, ["people", "list"]).output
+    listed = json.loads(runner.invoke(app, ["people", "suggest", "--dismissed", "--json"]).stdout)
+    assert [d["id"] for d in listed] == [merge_id, move_id]
+    # dismissing twice is harmless; undismissing brings the suggestion back
+    assert runner.invoke(app, ["people", "suggest", "--dismiss", merge_id]).exit_code == 0
+    result = runner.invoke(app, ["people", "suggest", "--undismiss", merge_id, "--json"])
+    assert json.loads(result.stdout) == {"dismissed": [], "undismissed": [merge_id]}
+    assert "1 suggestion(s) pending" in runner.invoke(app, ["people", "list"]).output
+    # a merge of the two removes the person, and with it what was dismissed about it
+    assert runner.invoke(app, ["people", "merge", str(b), str(c)]).exit_code == 0
+    assert json.loads(runner.invoke(app, ["people", "suggest", "--dismissed", "--json"]).stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("ref", "words"),
+    [("x1-2", "not a suggestion id"), ("m3-3", "twice"), ("m1-99999", "unknown person"), ("f99999-1", "unknown")],
+)
+def test_dismissing_a_bad_suggestion_id_is_a_one_line_error(library, ref, words):
+    result = runner.invoke(app, ["people", "suggest", "--dismiss", ref])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and words in lines[0], result.output
+
+
+def test_people_list_counts_pending_suggestions_from_a_cache(library, monkeypatch):
+    import photokit.faces.suggest as suggest_module
+
+    db, faces = library
+    a, piece, b, c = _plant_a_split_and_a_misplaced_face(db, faces)
+    calls = []
+    real = suggest_module.suggest
+    monkeypatch.setattr(suggest_module, "suggest", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    for _ in range(3):
+        assert "2 suggestion(s) pending" in runner.invoke(app, ["people", "list"]).output
+    assert len(calls) == 1  # computed once, then read back
+    assert runner.invoke(app, ["people", "name", str(b), "Bea"]).exit_code == 0  # names change suggestions
+    assert "2 suggestion(s) pending" in runner.invoke(app, ["people", "list"]).output and len(calls) == 2
+    assert runner.invoke(app, ["people", "move", str(faces["C"][0]), "--to", str(c)]).exit_code == 0
+    assert "1 suggestion(s) pending" in runner.invoke(app, ["people", "list"]).output and len(calls) == 3
+    assert runner.invoke(app, ["people", "suggest", "--dismiss", f"{a}-{piece}"]).exit_code == 0
+    assert "pending" not in runner.invoke(app, ["people", "list"]).output and len(calls) == 4
+
+
+def test_an_unwritable_suggestions_cache_only_costs_a_recompute(library, tmp_path):
+    from photokit.faces.suggest import cached_suggestions
+
+    db, faces = library
+    _plant_a_split_and_a_misplaced_face(db, faces)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with db.session(write=False) as session:
+        assert cached_suggestions(session, blocker / "suggestions.json").pending == suggest(session).pending == 2
+    corrupt = tmp_path / "suggestions.json"
+    corrupt.write_text("{not json")
+    with db.session(write=False) as session:
+        assert cached_suggestions(session, corrupt, limit=1).pending == 2
+    assert json.loads(corrupt.read_text())["pending"] == 2  # replaced by a good one
 
 
 def test_suggest_finds_a_planted_split_and_a_misplaced_face(library):
@@ -185,3 +272,25 @@ def test_recluster_options_are_validated(library, option):
     result = runner.invoke(app, ["people", "recluster", *option])
     assert result.exit_code == 2 and "error" in result.output.lower()
     assert _assignment(db) == before
+
+
+def test_small_faces_join_their_person_and_never_form_one(library):
+    db, faces = library
+    with db.session() as session:
+        a = session.get(Face, faces["A"][0]).person_id
+        near_a = _add_photo(session, 500, [_face(_centre(1), 500, spread=0.1)])
+        strangers = _add_photo(session, 501, [_face(_centre(9), 501)]) + _add_photo(
+            session, 502, [_face(_centre(9), 502)]
+        )
+        for f in near_a + strangers:
+            session.get(Face, f).cluster_exclusion = "small"
+        people_before = session.query(Person).count()
+        stats = cluster_faces(session)
+    after = _assignment(db)
+    assert stats.small_joined == 1 and after[near_a[0]] == a
+    assert after[strangers[0]] is None and after[strangers[1]] is None  # two small faces alike: still no person
+    with db.session() as session:
+        assert session.get(Face, near_a[0]).assigned_by == "auto"
+        assert session.query(Person).count() == people_before
+        recluster(session)
+    assert _assignment(db) == after  # released and placed again the same way

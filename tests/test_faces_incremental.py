@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from photokit.cli.app import app
 from photokit.db.models import Face, Person, PhotoLocation
+from photokit.faces.assignment import recluster
 from photokit.faces.cluster import ClusterConfig
-from photokit.faces.people import merge_people, name_person, recluster
+from photokit.faces.people import merge_people, name_person
 from photokit.faces.pipeline import process_pending_photos
 from tests.conftest import scan_faces_library, shared_path
 

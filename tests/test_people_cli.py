@@ -14,7 +14,8 @@ from photokit.cli.app import app
 from photokit.db import open_database
 from photokit.db.models import Face, Person, Photo, PhotoLocation
 from photokit.faces.align import FaceAlignment
-from photokit.faces.people import cluster_faces, embedding_to_bytes
+from photokit.faces.assignment import cluster_faces
+from photokit.faces.people import embedding_to_bytes
 
 runner = CliRunner()
 
@@ -163,14 +164,59 @@ def test_manual_decisions_survive_recluster(library):
     assert {_person_of(db, f) for f in faces["C"]} == {c}  # re-formed, under its old id
 
 
-def test_recluster_with_stricter_thresholds_splits_only_automatic_people(library):
+def _state(db) -> tuple[dict, set]:
+    """(face id -> person id, person ids)."""
+    with db.session() as session:
+        return dict(session.execute(select(Face.id, Face.person_id)).all()), set(session.scalars(select(Person.id)))
+
+
+def test_recluster_that_would_drop_most_people_is_refused_unless_forced(library):
     db, faces = library
     a = _person_of(db, faces["A"][0])
     assert _invoke("people", "name", str(a), "Ann").exit_code == 0
-    result = _invoke("people", "recluster", "--max-distance", "0.05", "--json")
+    before = _state(db)
+    refused = _invoke("people", "recluster", "--max-distance", "0.05", "--json")
+    assert refused.exit_code == 2 and refused.stdout == ""
+    lines = [line for line in refused.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "remove 2 of the 2 people" in lines[0] and "--force" in lines[0], refused.output
+    assert _state(db) == before  # nothing changed
+    result = _invoke("people", "recluster", "--max-distance", "0.05", "--force", "--json")
     assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["removed_people"] == 2
     assert {_person_of(db, f) for f in faces["A"]} == {a}  # named: kept whole
     assert {_person_of(db, f) for f in faces["B"] + faces["C"]} == {None}  # too far apart now
+
+
+def test_recluster_keeps_a_person_with_a_prior_whole(library, settings):
+    db, faces = library
+    b, c = _person_of(db, faces["B"][0]), _person_of(db, faces["C"][0])
+    folder = settings.priors_dir / f"person_{b}"
+    folder.mkdir(parents=True)
+    (folder / "prior.json").write_text("{}")  # only its presence counts here
+    result = _invoke("people", "recluster", "--max-distance", "0.05", "--force", "--json")
+    assert result.exit_code == 0, result.output
+    assert {_person_of(db, f) for f in faces["B"]} == {b}  # its prior's person: kept, with every face
+    assert {_person_of(db, f) for f in faces["C"]} == {None}
+    people = _state(db)[1]
+    assert b in people and c not in people
+
+
+def test_recluster_ids_follow_the_old_people_the_new_groups_overlap(library):
+    db, faces = library
+    a, b = _person_of(db, faces["A"][0]), _person_of(db, faces["B"][0])
+    with db.session() as session:  # as a stricter clustering left them: A in two pieces
+        piece = Person()
+        session.add(piece)
+        session.flush()
+        for f in faces["A"][4:]:
+            session.get(Face, f).person_id = piece.id
+        piece_id = piece.id
+    result = _invoke("people", "recluster", "--json")
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)
+    assert {_person_of(db, f) for f in faces["A"]} == {a}  # the piece rejoined the larger part's id
+    assert {_person_of(db, f) for f in faces["B"]} == {b}
+    assert piece_id not in _state(db)[1] and stats["removed_people"] == 1 and stats["kept_ids"] == 3
 
 
 def test_merge_keeps_target_and_marks_faces_as_the_users(library):

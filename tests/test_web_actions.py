@@ -151,14 +151,34 @@ def test_photo_page_shows_boxes_and_who_each_face_is_and_fixes_a_face(client, db
 def test_merge_suggestions_are_shown_on_the_people_page(client, monkeypatch):
     import photokit.faces.suggest as suggest_module
 
-    monkeypatch.setattr(suggest_module, "suggest", lambda session, limit=None: suggest_module.Suggestions())
+    monkeypatch.setattr(suggest_module, "cached_suggestions", lambda *args, **kw: suggest_module.Suggestions())
     assert "Suggested merges" not in client.get("/people").text
     found = suggest_module.Suggestions(
         merges=[suggest_module.MergeSuggestion(keep=1, other=2, score=0.8, distance=0.41)]
     )
-    monkeypatch.setattr(suggest_module, "suggest", lambda session, limit=None: found)
+    monkeypatch.setattr(suggest_module, "cached_suggestions", lambda *args, **kw: found)
     page = client.get("/people").text
     assert "Suggested merges" in page and "distance: 0.41" in page and "photokit people merge 1 2" in page
+
+
+def test_a_merge_suggestion_can_be_dismissed_from_the_people_page(client, db, monkeypatch):
+    import photokit.faces.suggest as suggest_module
+    from photokit.db.models import DismissedSuggestion
+
+    a, b = sorted(_people(db))[:2]
+    found = suggest_module.Suggestions(merges=[suggest_module.MergeSuggestion(b, a, score=0.8, distance=0.41)])
+    monkeypatch.setattr(suggest_module, "_merges", lambda *args: found.merges)
+    page = client.get("/people").text
+    assert f'name="suggestion" value="m{a}-{b}"' in page
+    assert client.post("/suggestions/dismiss", data={"suggestion": f"m{a}-{b}"}).status_code == 403  # no token
+    r = client.post("/suggestions/dismiss", data={"suggestion": f"m{a}-{b}", "csrf": csrf(client)})
+    assert r.status_code == 303 and r.headers["location"].startswith("/people")
+    with db.session() as session:
+        assert [(d.person_id, d.other_person_id) for d in session.query(DismissedSuggestion)] == [(a, b)]
+    assert "Suggested merges" not in client.get("/people").text
+    assert client.post("/suggestions/dismiss", data={"suggestion": "nonsense", "csrf": csrf(client)}).status_code == 400
+    missing = client.post("/suggestions/dismiss", data={"suggestion": f"m{a}-999999", "csrf": csrf(client)})
+    assert missing.status_code == 404
 
 
 def test_priors_page_lists_priors_and_unreadable_ones(client, library):

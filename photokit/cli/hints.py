@@ -18,6 +18,7 @@ def _remedy_text(remedy: Remedy, context: dict) -> str:
         ),
         Remedy.SMALLER_SCALE: "use a smaller --scale",
         Remedy.INSTALL_FROM_FILE: f"or install a file you have: `photokit models install {model} --from FILE`",
+        Remedy.FORCE_RECLUSTER: "check the options, or pass --force if that is what you want",
     }[remedy]
 
 

@@ -48,26 +48,75 @@ def list_cmd(
     _note_pending_suggestions(ctx)
 
 
+def _suggestions_cache(ctx: typer.Context, session) -> Path | None:
+    """Where the last suggestions are kept: the library's cache folder (safe to delete)."""
+    from photokit.cli.common import settings_from
+    from photokit.db.models import LibraryInfo
+
+    row = session.get(LibraryInfo, "library_id")
+    return settings_from(ctx).home / "cache" / row.value / "suggestions.json" if row is not None else None
+
+
 def _note_pending_suggestions(ctx: typer.Context) -> None:
-    from photokit.faces.suggest import suggest
+    from photokit.faces.suggest import cached_suggestions
 
     with database_from(ctx).session(write=False) as session:
-        pending = suggest(session).pending
+        pending = cached_suggestions(session, _suggestions_cache(ctx, session)).pending
     if pending:
         note(f"{pending} suggestion(s) pending: see `photokit people suggest`")
+
+
+def _change_dismissals(ctx: typer.Context, dismiss: list[str], undismiss: list[str], as_json: bool) -> None:
+    from photokit.faces import dismissals
+
+    with database_from(ctx).session() as session:
+        dismissed = [dismissals.dismiss(session, ref) for ref in dismiss]
+        restored = [(dismissals.parse_suggestion_id(ref), dismissals.undismiss(session, ref)) for ref in undismiss]
+    if as_json:
+        print_json({"dismissed": [r.id for r in dismissed], "undismissed": [r.id for r, found in restored if found]})
+        return
+    for ref in dismissed:
+        note(f"dismissed {ref.id}: {ref.describe()} will not be suggested again")
+    for ref, found in restored:
+        note(f"{ref.id}: {ref.describe()} may be suggested again" if found else f"{ref.id} was not dismissed")
+
+
+def _print_dismissed(ctx: typer.Context, as_json: bool) -> None:
+    from photokit.faces.dismissals import dismissed
+
+    with database_from(ctx).session(write=False) as session:
+        refs = dismissed(session)
+    if as_json:
+        print_json([{"id": r.id, "kind": r.kind.value} for r in refs])
+    elif not refs:
+        note("no dismissed suggestions")
+    else:
+        for ref in refs:
+            console.print(f"{ref.id}: {ref.describe()}", highlight=False, markup=False)
 
 
 @people_app.command("suggest")
 def suggest_cmd(
     ctx: typer.Context,
     limit: int = typer.Option(20, "--limit", min=0, help="At most this many of each kind (0 = all)."),
+    dismiss: list[str] = typer.Option(
+        [], "--dismiss", help="Say no to a suggestion by its id (m3-7: a merge, f131-7: a move); repeatable."
+    ),
+    undismiss: list[str] = typer.Option([], "--undismiss", help="Let a dismissed suggestion be made again."),
+    show_dismissed: bool = typer.Option(False, "--dismissed", help="List the dismissed suggestions."),
     as_json: bool = JsonOption,
 ) -> None:
     """People that are probably one person, and faces that probably belong to someone else, surest first."""
-    from photokit.faces.suggest import suggest
+    from photokit.faces.suggest import cached_suggestions, merge_id, move_id
 
+    if dismiss or undismiss:
+        _change_dismissals(ctx, dismiss, undismiss, as_json)
+        return
+    if show_dismissed:
+        _print_dismissed(ctx, as_json)
+        return
     with database_from(ctx).session(write=False) as session:
-        found = suggest(session, limit=limit or None)
+        found = cached_suggestions(session, _suggestions_cache(ctx, session), limit=limit or None)
     if as_json:
         print_json(found.to_json())
         return
@@ -75,16 +124,21 @@ def suggest_cmd(
         note("no suggestions: clustering found nothing it is unsure about")
         return
     if found.merges:
-        table = Table("merge", "into", "score", "command", title="probably one person (lower score = surer)")
+        table = Table("id", "merge", "into", "score", "command", title="probably one person (lower score = surer)")
         for m in found.merges:
-            table.add_row(str(m.other), str(m.keep), f"{m.score:.2f}", f"photokit people merge {m.keep} {m.other}")
+            command = f"photokit people merge {m.keep} {m.other}"
+            table.add_row(merge_id(m.keep, m.other), str(m.other), str(m.keep), f"{m.score:.2f}", command)
         console.print(table)
     if found.moves:
-        table = Table("face", "from", "to", "score", "command", title="faces that fit another person better")
+        table = Table("id", "face", "from", "to", "score", "command", title="faces that fit another person better")
         for move in found.moves:
             command = f"photokit people move {move.face} --to {move.to_person}"
-            table.add_row(str(move.face), str(move.from_person), str(move.to_person), f"{move.score:.2f}", command)
+            row = (str(move.face), str(move.from_person), str(move.to_person), f"{move.score:.2f}", command)
+            table.add_row(move_id(move.face, move.to_person), *row)
         console.print(table)
+    shown = len(found.merges) + len(found.moves)
+    more = f"{found.pending - shown} more with --limit 0; " if found.pending > shown else ""
+    note(f"{more}not the same person? `photokit people suggest --dismiss ID`")
 
 
 @people_app.command("show")
@@ -264,22 +318,31 @@ def recluster_cmd(
         "[default: the tuned value, see docs/faces.md].",
     ),
     min_faces: int = typer.Option(None, "--min-faces", help="Faces needed together to make a new person [default: 2]."),
+    force: bool = typer.Option(
+        False, "--force", help="Accept a result that removes most automatically found people (refused otherwise)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Cluster all faces again from scratch, keeping every decision you made."""
+    """Cluster all faces again from scratch, keeping every decision you made.
+
+    Named, ignored and hand-fixed people, and people with a personal prior, are kept whole; the other
+    people keep their ids where the new groups overlap them.
+    """
+    from photokit.cli.common import settings_from
+    from photokit.faces.assignment import recluster
     from photokit.faces.cluster import ClusterConfig
-    from photokit.faces.people import recluster
+    from photokit.prior.meta import prior_person_ids
 
     given = {"max_distance": max_distance, "spread_z": spread, "min_faces": min_faces}
     config = ClusterConfig(**{k: v for k, v in given.items() if v is not None})  # validates: one-line error
     with database_from(ctx).session() as session:
-        stats = recluster(session, config)
+        stats = recluster(session, config, keep=prior_person_ids(settings_from(ctx)), force=force)
     if as_json:
         print_json(stats.to_json())
     else:
         note(
             f"reclustered {stats.clustered_faces} face(s): {stats.assigned} assigned, "
-            f"{stats.new_people} new people, {stats.unassigned} unassigned"
+            f"{stats.new_people} new people, {stats.unassigned} unassigned, {stats.removed_people} people removed"
         )
 
 

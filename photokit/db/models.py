@@ -175,6 +175,23 @@ class Face(Base):
     person: Mapped[Person | None] = relationship(back_populates="faces")
 
 
+class DismissedSuggestion(Base):
+    """A suggestion the user said no to, so `people suggest` stops making it: ``kind`` 'merge' (``person_id``
+    and ``other_person_id`` are two people, the smaller id first) or 'move' (``face_id`` is not ``person_id``).
+    Deleting a person or a face deletes what was dismissed about it."""
+
+    __tablename__ = "dismissed_suggestions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # photokit.faces.vocab.SuggestionKind
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    other_person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    face_id: Mapped[int | None] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class EnhanceJob(Base):
     """One job of a batch: queued, running (held by ``worker`` until ``lease_expires_at``), done (with its
     output) or failed (with the reason). ``kind`` says what it is (``photokit.jobs.JobKind``); for album

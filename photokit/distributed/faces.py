@@ -59,8 +59,8 @@ def detect_faces_on_ray(
 ) -> dict:
     """Detect faces on every pending photo with Ray workers, then cluster; the summary has the keys of
     ``process_pending_photos``'s."""
+    from photokit.faces.assignment import cluster_faces
     from photokit.faces.cluster import ClusterConfig
-    from photokit.faces.people import cluster_faces
 
     started = time.perf_counter()
     with db.session() as session:

@@ -60,6 +60,7 @@ class ClusterConfig:
     place_z: float = 2.3  # a face left alone joins the group it fits best up to this ratio...
     max_spread_growth: float = 1.4  # ...and their union is at most this much looser than the looser one
     place_margin: float = 1.3  # ...when the next-best group fits this many times worse
+    join_votes: int = 3  # faces too small to cluster join a person only when this many nearest faces are its
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -84,8 +85,8 @@ class ClusterConfig:
             raise PhotokitError("prior weight must not be negative")
         if self.group_floor < 0:
             raise PhotokitError("group floor must not be negative")
-        if self.min_faces < 1 or self.neighbours < 1:
-            raise PhotokitError("min faces and neighbours must be at least 1")
+        if self.min_faces < 1 or self.neighbours < 1 or self.join_votes < 1:
+            raise PhotokitError("min faces, neighbours and join votes must be at least 1")
 
 
 @dataclass
@@ -325,3 +326,65 @@ def assign_faces(
             out[i] = new_label[root]
     labels[usable] = out
     return labels
+
+
+def person_statistics(embeddings: np.ndarray, person_ids: np.ndarray, config: ClusterConfig):
+    """Per person (sorted ids): (ids, face counts, mean descriptors, shrunk spreads, their weights)."""
+    persons, node = np.unique(person_ids, return_inverse=True)
+    node = node.reshape(-1)
+    counts = np.bincount(node, minlength=len(persons)).astype(np.int64)
+    sums = group_sums(embeddings, node, len(persons))
+    sq = np.bincount(node, (embeddings.astype(np.float64) ** 2).sum(1), minlength=len(persons))
+    safe = np.maximum(counts, 1)
+    spreads, weights = shrunk_spread(sq - (sums * sums).sum(1) / safe, counts, config)
+    return persons, counts, sums / safe[:, None], spreads, weights
+
+
+def join_people(
+    embeddings: np.ndarray, photo_ids: np.ndarray, labelled: Labelled, config: ClusterConfig = ClusterConfig()
+) -> np.ndarray:
+    """Person id (or 0) of faces that may join existing people but never form one (faces too small to cluster).
+
+    Their descriptors are noisier, so two kinds of evidence must agree: the person's spread test
+    (within ``spread_z``, as ``identify``; any other person whose mean is within ``max_distance``
+    fits ``place_margin`` times worse) and the face's own neighbourhood (its ``join_votes`` nearest
+    faces are within ``max_distance`` and all that person's). Measured in docs/faces.md.
+    The person must have no face of the photo yet. People are not updated as faces join, so noisy
+    faces cannot pull a person towards someone else.
+    """
+    photo_ids = np.asarray(photo_ids, np.int64)
+    embeddings = np.asarray(embeddings, np.float32).reshape(len(photo_ids), -1)
+    out = np.zeros(len(embeddings), np.int64)
+    good = clean_descriptors(labelled.embeddings) if len(labelled.embeddings) else np.zeros(0, bool)
+    usable = clean_descriptors(embeddings) if len(embeddings) else np.zeros(0, bool)
+    if good.sum() < config.join_votes or not usable.any():
+        return out
+    labelled = Labelled(labelled.embeddings[good], labelled.person_ids[good], labelled.photo_ids[good])
+    persons, counts, means, spreads, weights = person_statistics(labelled.embeddings, labelled.person_ids, config)
+    photos: dict[int, set] = {}
+    for person, photo in zip(labelled.person_ids.tolist(), labelled.photo_ids.tolist()):
+        photos.setdefault(person, set()).add(photo)
+    rows = np.flatnonzero(usable)
+    _, near_people = FaceIndex.build(means, queries=len(rows)).search(embeddings[rows], config.neighbours)
+    face_dist, near_faces = FaceIndex.build(labelled.embeddings, queries=len(rows)).search(
+        embeddings[rows], config.join_votes
+    )
+    prior = (config.prior_spread, config.prior_weight)
+    for k, row in enumerate(rows.tolist()):
+        x = embeddings[row].astype(np.float64)
+        ratios = sorted(
+            (spread_gap_ratio(x - means[c], 1, int(counts[c]), prior, (spreads[c], weights[c])), c)
+            for c in near_people[k].tolist()
+            if c >= 0 and float(np.linalg.norm(x - means[c])) <= config.max_distance
+        )
+        clear = len(ratios) == 1 or (len(ratios) > 1 and ratios[1][0] >= config.place_margin * ratios[0][0])
+        if not ratios or ratios[0][0] > config.spread_z or not clear:
+            continue
+        person = int(persons[ratios[0][1]])
+        votes = labelled.person_ids[near_faces[k][near_faces[k] >= 0]]
+        if (face_dist[k] > config.max_distance).any() or (votes != person).any():
+            continue
+        if int(photo_ids[row]) not in photos[person]:
+            out[row] = person
+            photos[person].add(int(photo_ids[row]))
+    return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+EMBEDDING_DIM = 128  # dlib's face descriptor
 EXACT_PAIRS = 4e8  # stored x queried descriptors: exact search up to this much work, HNSW above
 SMALL_BATCH = 64  # queries: fewer are searched on one thread
 HNSW_LINKS = 32  # graph degree M

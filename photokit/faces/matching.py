@@ -17,7 +17,7 @@ from sqlalchemy import BigInteger, Integer, cast, func, select
 from sqlalchemy.orm import Session
 
 from photokit.db.models import Face, Person
-from photokit.faces.cluster import ClusterConfig, group_sums, shrunk_spread, spread_gap_ratio
+from photokit.faces.cluster import ClusterConfig, person_statistics, spread_gap_ratio
 from photokit.faces.index import FaceIndex, clean_descriptors
 
 CANDIDATES = 8  # nearest person means tested per face
@@ -71,13 +71,7 @@ class PersonStats:
 
     @classmethod
     def of(cls, faces: LibraryFaces, config: ClusterConfig) -> PersonStats:
-        ids, inverse = np.unique(faces.person_ids, return_inverse=True)
-        counts = np.bincount(inverse, minlength=len(ids)).astype(np.int64)
-        sums = group_sums(faces.embeddings, inverse.reshape(-1), len(ids))
-        sq = np.bincount(inverse, weights=(faces.embeddings.astype(np.float64) ** 2).sum(1), minlength=len(ids))
-        means = sums / np.maximum(counts, 1)[:, None]
-        spreads, weights = shrunk_spread(sq - (sums * sums).sum(1) / np.maximum(counts, 1), counts, config)
-        return cls(ids, counts, means, spreads, weights)
+        return cls(*person_statistics(faces.embeddings, faces.person_ids, config))
 
     def row(self, person_id: int) -> int:
         return int(np.searchsorted(self.person_ids, person_id))

@@ -1,6 +1,6 @@
-"""People: identity clustering on the database, and the user's curation (name, merge, move, ignore).
+"""People: looking them up, and the user's curation (name, merge, move, split, ignore).
 
-Who decides what:
+The clustering passes that place faces are in ``assignment.py``. Who decides what:
 - Clustering only ever touches faces with ``assigned_by`` NULL or ``'auto'``; ``'user'`` faces,
   faces the user rejected (``user_rejected``) and every face of a curated person (named, ignored,
   or holding a face the user put there) are the user's and are never moved automatically. New faces
@@ -10,21 +10,18 @@ Who decides what:
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import asdict, dataclass
-
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from photokit.db.models import Face, Person, PhotoLocation
 from photokit.db.vocab import AssignedBy
 from photokit.errors import PhotokitError
-from photokit.faces.cluster import ClusterConfig, Labelled, assign_faces
-from photokit.faces.index import clean_descriptors
-from photokit.faces.matching import LibraryFaces, invalidate
+from photokit.faces.assignment import delete_empty_people, refresh_covers
+from photokit.faces.cluster import ClusterConfig
+from photokit.faces.index import EMBEDDING_DIM
+from photokit.faces.matching import invalidate
 
-EMBEDDING_DIM = 128
 MAX_ID = 2**63 - 1  # ids are 64-bit integers in every database photokit supports
 # `people list` hides unnamed people with fewer faces than this unless --all (likely strangers).
 SMALL_GROUP = 3
@@ -96,156 +93,6 @@ def photo_path(session: Session, photo_id: int) -> str | None:
     return locations[0].path if locations else None
 
 
-# -- clustering -----------------------------------------------------------------------------
-def _fixed_person_ids(session: Session) -> set[int]:
-    """People the user has curated (named, ignored, merged or given faces): recluster keeps them whole."""
-    curated = set(session.scalars(select(Person.id).where((Person.name.is_not(None)) | Person.ignored.is_(True))))
-    curated |= set(session.scalars(select(Face.person_id).where(Face.assigned_by == AssignedBy.USER).distinct()))
-    return curated
-
-
-@dataclass
-class ClusterStats:
-    """What a clustering pass did."""
-
-    clustered_faces: int = 0  # unassigned clusterable faces it looked at
-    assigned: int = 0
-    new_people: int = 0
-    unassigned: int = 0
-    bad_descriptor: int = 0  # faces left unassigned: stored descriptor zero, not finite or of the wrong size
-    released: int | None = None  # recluster only: automatic assignments forgotten first
-    removed_people: int | None = None  # recluster only: people left without faces
-
-    def to_json(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-def _labelled(session: Session) -> Labelled:
-    """Descriptors of every assigned face (columns only: 100k faces load in a fraction of a second)."""
-    faces = LibraryFaces.load(session, include_ignored=True)
-    return Labelled(faces.embeddings, faces.person_ids, faces.photo_ids)
-
-
-def _pending(session: Session) -> tuple[list[int], np.ndarray, np.ndarray, int]:
-    """Unassigned clusterable faces: ids, photo ids, descriptors; and how many have an unusable descriptor."""
-    rows = session.execute(
-        select(Face.id, Face.photo_id, Face.embedding)
-        .where(
-            Face.person_id.is_(None),
-            Face.embedding.is_not(None),
-            Face.cluster_exclusion.is_(None),
-            Face.user_rejected.is_(False),
-        )
-        .order_by(Face.id)
-    ).all()
-    emb = np.full((len(rows), EMBEDDING_DIM), np.nan, np.float32)
-    for k, row in enumerate(rows):
-        if len(row[2]) == 4 * EMBEDDING_DIM:
-            emb[k] = np.frombuffer(row[2], "<f4")
-    bad = int((~clean_descriptors(emb)).sum()) if rows else 0
-    return [r[0] for r in rows], np.array([r[1] for r in rows], np.int64), emb, bad
-
-
-def cluster_faces(
-    session: Session, config: ClusterConfig = ClusterConfig(), previous: dict[int, int] | None = None
-) -> ClusterStats:
-    """Incremental pass: place every unassigned clusterable face; people already formed stay.
-
-    ``previous`` (face id -> the person it was in before a recluster) lets a re-formed group keep
-    its old person id, so ids (and what hangs off them, like personal priors) survive a recluster.
-    Faces whose stored descriptor is zero, not finite or of the wrong size are counted
-    (``bad_descriptor``) and left unassigned.
-    """
-    face_ids, photo_ids, embeddings, bad = _pending(session)
-    stats = ClusterStats(clustered_faces=len(face_ids), bad_descriptor=bad)
-    if not face_ids:
-        return stats
-    labelled = _labelled(session)
-    labels = assign_faces(embeddings, photo_ids, labelled, config)
-    groups: dict[int, list[int]] = {}
-    for face_id, label in zip(face_ids, labels.tolist()):
-        groups.setdefault(label, []).append(face_id)
-    stats.unassigned = len(groups.pop(0, []))
-    taken = {int(p) for p in np.unique(labelled.person_ids)}
-    existing = set(session.scalars(select(Person.id)))
-    updates: list[dict] = []
-    new_people: list[tuple[Person, list[int]]] = []
-    for label, faces in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
-        person_id = label
-        if label < 0:  # a new group: its faces' former person if that one is free, else a new person
-            votes = Counter(previous[f] for f in faces if previous and f in previous)
-            person_id = next((pid for pid, _ in votes.most_common() if pid not in taken and pid in existing), None)
-            if person_id is None:
-                new_people.append((Person(), faces))
-                continue
-            taken.add(person_id)
-        updates += [{"id": f, "person_id": person_id, "assigned_by": AssignedBy.AUTO} for f in faces]
-    if new_people:
-        session.add_all([person for person, _ in new_people])
-        session.flush()
-        for person, faces in new_people:
-            updates += [{"id": f, "person_id": person.id, "assigned_by": AssignedBy.AUTO} for f in faces]
-        stats.new_people = len(new_people)
-    session.execute(update(Face), updates)
-    stats.assigned = len(updates)
-    session.expire_all()
-    refresh_covers(session)
-    return stats
-
-
-def recluster(session: Session, config: ClusterConfig = ClusterConfig()) -> ClusterStats:
-    """Full pass: forget automatic assignments (not the user's) and cluster everything again.
-
-    Runs in the caller's transaction: interrupted (Ctrl-C) or failed, it is rolled back whole and
-    the previous assignment stands.
-    """
-    fixed = _fixed_person_ids(session)
-    automatic = (Face.person_id.is_not(None)) & ((Face.assigned_by.is_(None)) | (Face.assigned_by != AssignedBy.USER))
-    rows = session.execute(select(Face.id, Face.person_id).where(automatic)).all()
-    previous = {face_id: person_id for face_id, person_id in rows if person_id not in fixed}
-    if previous:
-        session.execute(update(Face), [{"id": f, "person_id": None, "assigned_by": None} for f in previous])
-    session.expire_all()
-    stats = cluster_faces(session, config, previous=previous)
-    stats.released = len(previous)
-    stats.removed_people = _delete_empty_people(session)
-    refresh_covers(session)
-    return stats
-
-
-def _delete_empty_people(session: Session) -> int:
-    """Drop people with no faces left, unless the user named or ignored them."""
-    used = select(Face.person_id).where(Face.person_id.is_not(None)).distinct()
-    result = session.execute(
-        delete(Person).where(Person.id.not_in(used), Person.name.is_(None), Person.ignored.is_(False))
-    )
-    session.flush()
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-def refresh_covers(session: Session) -> None:
-    """Give every person a cover face: keep a valid one, else the largest clusterable, sharpest face.
-
-    Every change of who is who ends here, so this is also where the cached identify index is dropped.
-    """
-    session.flush()
-    invalidate()
-    by_person: dict[int, list] = {}
-    columns = (Face.id, Face.person_id, Face.cluster_exclusion, Face.size_px, Face.blur)  # not whole rows
-    for face in session.execute(select(*columns).where(Face.person_id.is_not(None))):
-        by_person.setdefault(face.person_id, []).append(face)
-    for person in session.scalars(select(Person)):
-        faces = by_person.get(person.id, [])
-        if person.cover_face_id in {f.id for f in faces}:
-            continue
-        if not faces:
-            person.cover_face_id = None
-            continue
-        best = max(faces, key=lambda f: (f.cluster_exclusion is None, f.size_px or 0.0, f.blur or 0.0, -f.id))
-        person.cover_face_id = best.id
-    session.flush()
-
-
 # -- curation -------------------------------------------------------------------------------
 def name_person(session: Session, person: Person, name: str) -> Person:
     name = " ".join(str(name).split())
@@ -283,7 +130,7 @@ def merge_people(session: Session, target: Person, source: Person) -> Person:
 def _after_reassignment(session: Session) -> None:
     """Faces changed hands: drop people left empty and pick covers again."""
     session.flush()
-    _delete_empty_people(session)
+    delete_empty_people(session)
     session.expire_all()
     refresh_covers(session)
 
@@ -394,9 +241,6 @@ def person_detail(session: Session, person: Person) -> dict:
 
 
 __all__ = [
-    "ClusterConfig",
-    "ClusterStats",
-    "cluster_faces",
     "embedding_from_bytes",
     "embedding_to_bytes",
     "identify",
@@ -406,7 +250,6 @@ __all__ = [
     "move_faces",
     "name_person",
     "person_detail",
-    "recluster",
     "remove_face",
     "resolve_face",
     "resolve_person",

@@ -19,8 +19,9 @@ from photokit.db.models import Face, Photo
 from photokit.db.vocab import AssignedBy, FacesStatus
 from photokit.errors import PhotokitError
 from photokit.faces.analyze import DetectedFace, FaceAnalyzer, FaceConfig
+from photokit.faces.assignment import ClusterStats, cluster_faces
 from photokit.faces.cluster import ClusterConfig
-from photokit.faces.people import ClusterStats, cluster_faces, embedding_to_bytes, photo_path
+from photokit.faces.people import embedding_to_bytes, photo_path
 from photokit.faces.quality import box_iou
 from photokit.library.images import ImageReadError
 from photokit.reporting import NULL_REPORTER, Reporter, format_duration, reported_task

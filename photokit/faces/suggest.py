@@ -7,24 +7,43 @@
   person's, which has no face of the same photo.
 
 Two people the user named differently are never suggested as one; faces the user placed are never
-suggested to move.
+suggested to move; a suggestion the user dismissed (``dismissals.py``) is not made again. Each
+suggestion has an id (``m3-7``: people 3 and 7; ``f131-7``: face 131 to person 7) to dismiss it by.
+
+``cached_suggestions`` keeps the last result in a file keyed on the library's state (assignments,
+people, names, dismissals), so `people list` shows the pending count without recomputing it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import contextlib
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from photokit.db.models import Person
+from photokit.db.models import DismissedSuggestion, Person
 from photokit.faces.cluster import ClusterConfig, spread_gap_ratio
 from photokit.faces.index import FaceIndex
-from photokit.faces.matching import LibraryFaces, PersonStats
+from photokit.faces.matching import LibraryFaces, PersonStats, library_token
+from photokit.faces.vocab import SuggestionKind
+from photokit.store.atomic import atomic_write_text
 
 SUGGEST_Z = 1.5  # x the clustering's spread_z: how close is "probably one person"
 CANDIDATES = 8  # nearest person means looked at per person / per face
+CACHE_FORMAT = 1  # bump when what a suggestion holds changes
+
+
+def merge_id(a: int, b: int) -> str:
+    return f"m{min(a, b)}-{max(a, b)}"
+
+
+def move_id(face: int, to_person: int) -> str:
+    return f"f{face}-{to_person}"
 
 
 @dataclass
@@ -47,17 +66,30 @@ class MoveSuggestion:
 class Suggestions:
     merges: list[MergeSuggestion] = field(default_factory=list)
     moves: list[MoveSuggestion] = field(default_factory=list)
+    total: int | None = None  # pending before a limit cut the lists (None: the lists are whole)
 
     @property
     def pending(self) -> int:
-        return len(self.merges) + len(self.moves)
+        return len(self.merges) + len(self.moves) if self.total is None else self.total
+
+    def limited(self, limit: int | None) -> Suggestions:
+        """At most ``limit`` of each kind; ``pending`` still counts them all."""
+        if not limit:
+            return self
+        return replace(self, merges=self.merges[:limit], moves=self.moves[:limit], total=self.pending)
 
     def to_json(self) -> dict:
         return {
             "pending": self.pending,
-            "merges": [asdict(m) for m in self.merges],
-            "moves": [asdict(m) for m in self.moves],
+            "merges": [{"id": merge_id(m.keep, m.other), **asdict(m)} for m in self.merges],
+            "moves": [{"id": move_id(m.face, m.to_person), **asdict(m)} for m in self.moves],
         }
+
+    @classmethod
+    def from_json(cls, doc: dict) -> Suggestions:
+        merges = [MergeSuggestion(**{k: v for k, v in m.items() if k != "id"}) for m in doc["merges"]]
+        moves = [MoveSuggestion(**{k: v for k, v in m.items() if k != "id"}) for m in doc["moves"]]
+        return cls(merges, moves)
 
 
 def _photos_by_person(faces: LibraryFaces) -> dict[int, set]:
@@ -136,14 +168,63 @@ def _moves(faces: LibraryFaces, stats: PersonStats, photos: dict, config: Cluste
     return sorted(out, key=lambda m: (-m.score, m.face))
 
 
+_DISMISSED = (
+    DismissedSuggestion.kind,
+    DismissedSuggestion.person_id,
+    DismissedSuggestion.other_person_id,
+    DismissedSuggestion.face_id,
+)
+
+
+def _dismissed(session: Session) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    """Dismissed merges (person, person; smaller id first) and moves (face, person)."""
+    rows = session.execute(select(*_DISMISSED)).all()
+    merges = {(a, b) for kind, a, b, _ in rows if kind == SuggestionKind.MERGE and b is not None}
+    moves = {(f, a) for kind, a, _, f in rows if kind == SuggestionKind.MOVE and f is not None}
+    return merges, moves
+
+
 def suggest(session: Session, config: ClusterConfig = ClusterConfig(), limit: int | None = None) -> Suggestions:
-    """Ranked merge and move suggestions over the non-ignored people (``limit`` of each kind)."""
+    """Ranked merge and move suggestions over the non-ignored people (``limit`` of each kind), less dismissed ones."""
     faces = LibraryFaces.load(session)
     if len(faces.face_ids) == 0:
         return Suggestions()
     stats = PersonStats.of(faces, config)
     photos = _photos_by_person(faces)
     names = dict(session.execute(select(Person.id, Person.name).where(Person.name.is_not(None))).all())
-    merges = _merges(stats, photos, names, SUGGEST_Z * config.spread_z, config)
-    moves = _moves(faces, stats, photos, config)
-    return Suggestions(merges[:limit] if limit else merges, moves[:limit] if limit else moves)
+    no_merge, no_move = _dismissed(session)
+    merges = [
+        m
+        for m in _merges(stats, photos, names, SUGGEST_Z * config.spread_z, config)
+        if (min(m.keep, m.other), max(m.keep, m.other)) not in no_merge
+    ]
+    moves = [m for m in _moves(faces, stats, photos, config) if (m.face, m.to_person) not in no_move]
+    return Suggestions(merges, moves).limited(limit)
+
+
+def suggestions_token(session: Session, config: ClusterConfig = ClusterConfig()) -> str:
+    """Changes whenever suggestions may: assignments, people, ignored flags, names, dismissals, options."""
+    names = session.execute(select(Person.id, Person.name).where(Person.name.is_not(None)).order_by(Person.id))
+    dismissed = session.execute(select(*_DISMISSED).order_by(DismissedSuggestion.id))
+    state = (CACHE_FORMAT, library_token(session), names.all(), dismissed.all(), config)
+    return hashlib.sha256(repr(state).encode()).hexdigest()
+
+
+def cached_suggestions(
+    session: Session, cache_file: Path | None, config: ClusterConfig = ClusterConfig(), limit: int | None = None
+) -> Suggestions:
+    """``suggest``, answered from ``cache_file`` while the library's state is the one it was computed for.
+
+    The cache is a convenience: an unreadable or unwritable file (a read-only home) only costs a recompute.
+    """
+    token = suggestions_token(session, config)
+    if cache_file is not None:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            doc = json.loads(cache_file.read_text())
+            if doc.get("token") == token:
+                return Suggestions.from_json(doc).limited(limit)
+    found = suggest(session, config)
+    if cache_file is not None:
+        with contextlib.suppress(OSError):
+            atomic_write_text(cache_file, json.dumps({"token": token, **found.to_json()}))
+    return found.limited(limit)

@@ -31,6 +31,14 @@ def has_prior(settings: Settings, person_id: int) -> bool:
     return (prior_dir(settings, person_id) / PRIOR_JSON).is_file()
 
 
+def prior_person_ids(settings: Settings) -> set[int]:
+    """Ids of the people with a finished prior (a ``prior.json``), without reading any of them."""
+    if not settings.priors_dir.is_dir():
+        return set()
+    folders = (f for f in settings.priors_dir.glob("person_*") if (f / PRIOR_JSON).is_file())
+    return {int(f.name.split("_", 1)[1]) for f in folders if f.name.split("_", 1)[1].isdigit()}
+
+
 def read_prior_meta(settings: Settings, person_id: int) -> dict:
     path = prior_dir(settings, person_id) / PRIOR_JSON
     if not path.is_file():

@@ -101,6 +101,16 @@ def remove_face(request: Request, face_id: int, back: Text = "/people") -> Respo
     return back_to(back, msg=f"face {face_id} is no longer assigned to anyone")
 
 
+@router.post("/suggestions/dismiss")
+def dismiss_suggestion(request: Request, suggestion: Text) -> Response:
+    """'Not one person': the merge suggestion is not made again (``people suggest --dismiss``)."""
+    from photokit.faces import dismissals
+
+    with gallery(request).db.session() as session:
+        ref = dismissals.dismiss(session, suggestion)
+    return back_to("/people", msg=f"{ref.describe()} will not be suggested again")
+
+
 @router.post("/priors/build")
 def start_prior_build(
     request: Request,

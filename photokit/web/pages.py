@@ -41,19 +41,20 @@ def _filtered(rows: list[dict], which: PeopleFilter) -> list[dict]:
     return [r for r in rows if keep(r)]
 
 
-def merge_suggestions(session, limit: int = 20) -> list[dict]:
-    """Pending merge suggestions (the ones `photokit people suggest` lists), surest first."""
+def merge_suggestions(session, cache_file: Path | None = None, limit: int = 20) -> list[dict]:
+    """Pending merge suggestions (the ones `photokit people suggest` lists, from the same cache), surest first."""
     from photokit.faces import suggest
 
     return [
         {
+            "id": suggest.merge_id(m.keep, m.other),
             "merge": m.other,
             "into": m.keep,
             "score": round(m.score, 2),
             "distance": round(m.distance, 2),
             "command": f"photokit people merge {m.keep} {m.other}",
         }
-        for m in suggest.suggest(session, limit=limit).merges
+        for m in suggest.cached_suggestions(session, cache_file, limit=limit).merges
     ]
 
 
@@ -69,7 +70,7 @@ def people_page(
     g = gallery(request)
     with g.db.session(write=False) as session:
         everyone = list_people(session, include_all=True)
-        suggestions = merge_suggestions(session)
+        suggestions = merge_suggestions(session, g.media.folder / "suggestions.json")
     rows = _filtered(everyone, show)
     pages = max(1, -(-len(rows) // PEOPLE_PER_PAGE))
     if page > pages:
