@@ -1,9 +1,17 @@
-"""Helpers for the web gallery tests: a private copy of a scanned library, an app, a logged-in client."""
+"""What the web gallery tests share: a private copy of a scanned library, an app, a logged-in client,
+database look-ups and job polling.
+
+The fixtures (``library``, ``client``, ``anonymous``, ``db``) are registered for the whole suite by
+``tests/conftest.py`` (``pytest_plugins``); the functions are imported by the modules that need them.
+"""
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
+
+import pytest
 
 from photokit.settings import Settings
 
@@ -111,3 +119,65 @@ def chromium_driver(width: int = 1280, height: int = 900):
     ):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+# -- fixtures: a writable copy of the scanned face_recognition library and clients of its gallery ----------
+@pytest.fixture
+def library(face_recognition_library, tmp_path) -> Settings:
+    """Settings of a private, writable copy of the session's scanned face_recognition library."""
+    return copy_library(face_recognition_library, tmp_path / "home")
+
+
+@pytest.fixture
+def client(library):
+    """A test client of the gallery over ``library``, logged in (token cookie set); jobs run."""
+    with make_client(library) as c:
+        yield c
+
+
+@pytest.fixture
+def anonymous(library):
+    """A test client of the gallery over ``library`` without the token."""
+    with make_client(library, login=False) as c:
+        yield c
+
+
+@pytest.fixture
+def db(library):
+    """The database of ``library``, to check what the gallery changed."""
+    from photokit.db import open_database
+
+    database = open_database(library)
+    yield database
+    database.dispose()
+
+
+# -- look-ups ---------------------------------------------------------------------------------------------
+def faces_of(db, person_id: int) -> list[int]:
+    """Face ids of a person, in id order."""
+    from sqlalchemy import select
+
+    from photokit.db.models import Face
+
+    with db.session() as session:
+        return list(session.scalars(select(Face.id).where(Face.person_id == person_id).order_by(Face.id)).all())
+
+
+def people_by_id(db) -> dict[int, dict]:
+    """Everyone (ignored people too) as ``list_people`` rows, by id."""
+    from photokit.faces.people import list_people
+
+    with db.session() as session:
+        return {p["id"]: p for p in list_people(session, include_all=True)}
+
+
+def wait_for_job(client, job_id: int, statuses: set[str], timeout: float = 240.0) -> dict:
+    """Poll ``/api/jobs`` (as the Jobs page does) until the job reaches one of ``statuses``; its JSON."""
+    deadline = time.monotonic() + timeout
+    jobs: dict = {}
+    while time.monotonic() < deadline:
+        jobs = {j["id"]: j for j in client.get("/api/jobs").json()["jobs"]}
+        if jobs.get(job_id, {}).get("status") in statuses:
+            return jobs[job_id]
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not reach {statuses}: {jobs.get(job_id)}")

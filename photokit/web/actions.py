@@ -115,7 +115,7 @@ def start_prior_build(
         person_id, label = target.id, target.name or f"person {target.id}"
     params = tasks.prior_build_params(person_id, preset, loss, budget)
     job_id = g.runner.submit(tasks.PRIOR_BUILD, f"prior build: {label}", params)
-    return back_to("/jobs", msg=f"job {job_id} queued: it measures the cost first and shows the estimate here")
+    return back_to("/jobs", msg=f"job {job_id} queued: prior build for {label}")
 
 
 @router.post("/jobs/restore")

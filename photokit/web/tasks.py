@@ -27,11 +27,25 @@ def restore_album_params(path: str, out: str | None, loss: str, steps: int | Non
 
 
 def prior_build_params(person_id: int, preset: str, loss: str, budget_min: float) -> dict:
+    """Checked parameters of a prior build (same rules as `photokit prior build`)."""
+    from photokit.prior.vocab import Preset
+
+    if preset not in set(Preset):
+        raise PhotokitError(f"preset {preset!r}: use one of {', '.join(Preset)}")
     if loss not in LOSSES:
         raise PhotokitError(f"loss {loss!r}: use lpips or mse")
     if not 0.5 <= budget_min <= 24 * 60:
         raise PhotokitError("budget must be between 0.5 and 1440 minutes")
-    return {"person_id": int(person_id), "preset": preset, "loss": loss, "budget_min": float(budget_min)}
+    return {"person_id": int(person_id), "preset": str(preset), "loss": str(loss), "budget_min": float(budget_min)}
+
+
+def build_options(params: dict):
+    """The ``BuildOptions`` of a prior build job: the confirm page estimates exactly what the job runs."""
+    from photokit.prior.schedule import BuildOptions
+
+    return BuildOptions(
+        preset=params.get("preset", "auto"), loss=params.get("loss", "lpips"), budget_s=params["budget_min"] * 60
+    )
 
 
 def handlers(db, settings: Settings) -> dict[str, Handler]:
@@ -56,14 +70,11 @@ def handlers(db, settings: Settings) -> dict[str, Handler]:
         return result
 
     def prior_build(ctx: JobContext) -> dict:
-        from photokit.prior.personal import BuildOptions, build_prior
+        from photokit.prior.personal import build_prior
 
         p = ctx.params
-        options = BuildOptions(
-            preset=p.get("preset", "auto"), loss=p.get("loss", "lpips"), budget_s=p["budget_min"] * 60
-        )
         built = build_prior(
-            db, settings, str(p["person_id"]), options, device=p.get("device", "auto"), reporter=ctx.reporter
+            db, settings, str(p["person_id"]), build_options(p), device=p.get("device", "auto"), reporter=ctx.reporter
         )
         return built.summary()
 
