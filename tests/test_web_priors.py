@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from tests.test_enhance_cli import install_random_generator
 from tests.test_prior_tuning import largest_identity_person
-from tests.web_support import copy_library, csrf, make_client, wait_for_job
+from tests.web_support import copy_library, csrf, make_client, wait_for_job, wait_until
 
 pytest.importorskip("fastapi", reason="the web extra is not installed (pip install 'photokit[web]')")
 
@@ -83,6 +83,9 @@ def test_bad_people_and_options_on_the_confirm_step_are_4xx_and_start_nothing(pr
             ({"person": person, "loss": "l1"}, 400, "bad input"),
             ({"person": person, "budget": "0"}, 400, "bad input"),
             ({"person": person, "budget": "soon"}, 400, "bad input"),
+            ({"person": person, "steps": "-3"}, 400, "bad input"),
+            ({"person": person, "invert_steps": "many"}, 400, "bad input"),
+            ({"person": person, "loss": "mse", "steps": "0"}, 400, "between 1 and"),
             ({"person": person, "loss": "lpips"}, 400, "lpips"),  # its weights are not installed here
         ]
         for params, status, words in cases:
@@ -113,13 +116,14 @@ def _checkpoint_step(settings, person: int) -> int:
 
 @pytest.mark.slow
 def test_cancel_stops_a_running_build_within_a_step_and_keeps_its_checkpoints(prior_library):
-    """A paper-preset build has thousands of tuning steps (ticks); Cancel stops it a few ticks later."""
+    """A build asked for 20,000 tuning steps (ticks, the gallery's advanced field); Cancel stops it a few
+    ticks after it is pressed."""
     from photokit.prior.storage import ANCHORS_PARTIAL, WORK_DIR, prior_dir
 
     settings, person = prior_library
     with make_client(settings) as client:
         token = csrf(client)
-        data = {"person": str(person), "preset": "paper", "loss": "mse", "budget": "10", "csrf": token}
+        data = {"person": str(person), "loss": "mse", "invert_steps": "3", "steps": "20000", "csrf": token}
         assert client.post("/priors/build", data=data).status_code == 303
         job_id = client.get("/api/jobs").json()["jobs"][0]["id"]
         deadline = time.monotonic() + 600
@@ -130,7 +134,7 @@ def test_cancel_stops_a_running_build_within_a_step_and_keeps_its_checkpoints(pr
             time.sleep(0.1)
         assert job["status"] == "running" and job["stage"].startswith("tuning"), job
         total = job["total"]
-        assert total >= 1000  # the paper schedule: many ticks in this one stage
+        assert total == 20000  # many ticks in this one stage
         assert any("references at" in text for _, text in job["notes"])  # the estimate came first
         assert client.post(f"/jobs/{job_id}/cancel", data={"csrf": token}).status_code == 303
         stopped = wait_for_job(client, job_id, {"cancelled", "done", "failed"}, timeout=60)
@@ -140,16 +144,6 @@ def test_cancel_stops_a_running_build_within_a_step_and_keeps_its_checkpoints(pr
     assert (work / ANCHORS_PARTIAL).is_file() and (work / "state.json").is_file()  # what a resume continues from
     assert _checkpoint_step(settings, person) >= job["done"] - 1  # written on the way out
     assert not (prior_dir(settings, person) / "prior.json").exists()  # nothing half-written
-
-
-def _wait_for(predicate, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.mark.slow
@@ -175,19 +169,19 @@ def test_in_a_real_browser_the_estimate_comes_first_then_live_progress_and_cance
             Select(browser.find_element(By.NAME, "preset")).select_by_visible_text("paper")
             Select(browser.find_element(By.NAME, "loss")).select_by_value("mse")
             browser.find_element(By.CSS_SELECTOR, "#estimate-form button").click()
-            table = _wait_for(lambda: browser.find_elements(By.ID, "estimate"), timeout=120)[0]
+            table = wait_until(lambda: browser.find_elements(By.ID, "estimate"), timeout=120)[0]
             assert "usable faces" in table.text and "about" in table.text
             with db.session() as session:
                 assert session.query(BackgroundJob).count() == 0  # shown, not started
             browser.find_element(By.ID, "start-build-button").click()
-            _wait_for(lambda: browser.current_url.split("?")[0].endswith("/jobs"), timeout=30)
+            wait_until(lambda: browser.current_url.split("?")[0].endswith("/jobs"), timeout=30)
             browser.execute_script("window.stayedOnPage = true")
             progress = "return document.querySelector('tr[data-job] progress').value"
-            _wait_for(lambda: browser.execute_script(progress) > 0, timeout=300)  # polled, not reloaded
+            wait_until(lambda: browser.execute_script(progress) > 0, timeout=300)  # polled, not reloaded
             assert browser.execute_script("return window.stayedOnPage === true")
             browser.find_element(By.CSS_SELECTOR, "tr[data-job] form button").click()
             status = lambda: browser.find_element(By.CSS_SELECTOR, "tr[data-job] .status").text  # noqa: E731
-            _wait_for(lambda: status() == "cancelled", timeout=60)
+            wait_until(lambda: status() == "cancelled", timeout=60)
         with db.session() as session:
             job = session.query(BackgroundJob).one()
             assert job.status == "cancelled" and job.progress_done < job.progress_total

@@ -171,6 +171,17 @@ def people_by_id(db) -> dict[int, dict]:
         return {p["id"]: p for p in list_people(session, include_all=True)}
 
 
+def wait_until(predicate, timeout: float = 20.0):
+    """``predicate()``'s first truthy value, polled every 0.1 s (AssertionError after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
 def wait_for_job(client, job_id: int, statuses: set[str], timeout: float = 240.0) -> dict:
     """Poll ``/api/jobs`` (as the Jobs page does) until the job reaches one of ``statuses``; its JSON."""
     deadline = time.monotonic() + timeout

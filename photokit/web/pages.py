@@ -162,6 +162,8 @@ def prior_build_page(
     preset: Preset = Preset.AUTO,
     loss: LossKind = LossKind.LPIPS,
     budget: float = Query(10.0, ge=0.5, le=1440),
+    steps: str = Query("", pattern=r"^\s*\d{0,7}\s*$"),
+    invert_steps: str = Query("", pattern=r"^\s*\d{0,7}\s*$"),
 ) -> Response:
     """The confirm step of a prior build: its plan and cost, measured now on this machine by the same
     function `photokit prior build` announces; the job starts only from this page's POST."""
@@ -172,7 +174,9 @@ def prior_build_page(
     with g.db.session(write=False) as session:
         person_id = resolve_person(session, person).id
         busy = session.scalar(select(func.count()).where(BackgroundJob.status == "running"))
-    params = tasks.prior_build_params(person_id, preset, loss, budget)
+    params = tasks.prior_build_params(
+        person_id, preset, loss, budget, tasks.optional_steps(invert_steps), tasks.optional_steps(steps)
+    )
     estimate = estimate_build(g.db, g.settings, str(person_id), tasks.build_options(params), device="auto")
     durations = {
         "anchors": format_duration(estimate.plan.invert_s),
