@@ -139,7 +139,7 @@ def test_cancel_stops_a_running_build_within_a_step_and_keeps_its_checkpoints(pr
         assert client.post(f"/jobs/{job_id}/cancel", data={"csrf": token}).status_code == 303
         stopped = wait_for_job(client, job_id, {"cancelled", "done", "failed"}, timeout=60)
     assert stopped["status"] == "cancelled", stopped
-    assert stopped["done"] < total / 2  # it did not run to the end of the stage
+    assert stopped["done"] - job["done"] < total / 20  # it stopped a few steps after Cancel, not at the stage's end
     work = prior_dir(settings, person) / WORK_DIR
     assert (work / ANCHORS_PARTIAL).is_file() and (work / "state.json").is_file()  # what a resume continues from
     assert _checkpoint_step(settings, person) >= job["done"] - 1  # written on the way out

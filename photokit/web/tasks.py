@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from photokit.errors import PhotokitError
 from photokit.reporting import NoteLevel
 from photokit.settings import Settings
 from photokit.web.jobs import Handler, JobContext
+
+if TYPE_CHECKING:
+    from photokit.prior.schedule import BuildOptions
 
 RESTORE_ALBUM = "restore_album"
 PRIOR_BUILD = "prior_build"
@@ -58,7 +62,7 @@ def optional_steps(text: str) -> int | None:
     return int(text) if text.strip() else None
 
 
-def build_options(params: dict):
+def build_options(params: dict) -> BuildOptions:
     """The ``BuildOptions`` of a prior build job: the confirm page estimates exactly what the job runs."""
     from photokit.prior.schedule import BuildOptions
 
