@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from tests.test_enhance_cli import install_random_generator
 from tests.test_prior_tuning import largest_identity_person
-from tests.web_support import copy_library, csrf, make_client, wait_for_job, wait_until
+from tests.web_support import copy_library, csrf, make_client, serving, wait_for_job, wait_until
 
 pytest.importorskip("fastapi", reason="the web extra is not installed (pip install 'photokit[web]')")
 
@@ -188,3 +188,57 @@ def test_in_a_real_browser_the_estimate_comes_first_then_live_progress_and_cance
     finally:
         browser.quit()
         db.dispose()
+
+
+def _open_gallery(served):
+    """A cookie-keeping HTTP client logged in to a served gallery."""
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    opener.open(f"{served.base}/people?token={served.token}", timeout=60).read()
+    return opener
+
+
+def _jobs(opener, served) -> list[dict]:
+    import json
+
+    with opener.open(f"{served.base}/api/jobs", timeout=60) as response:
+        return json.loads(response.read())["jobs"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_build_stops_the_server_and_the_next_serve_resumes_the_job(prior_library):
+    """The server stops within a step of its running build (the job stays queued, its checkpoint kept);
+    the next `photokit serve` runs the same job row on from that checkpoint."""
+    import urllib.parse
+
+    from photokit.web.security import csrf_token
+
+    settings, person = prior_library
+    env = {"PHOTOKIT_HOME": str(settings.home), "PHOTOKIT_MODELS": str(settings.models_dir)}
+    env["PHOTOKIT_DB_URL"] = settings.db_url
+    form = {"person": person, "loss": "mse", "invert_steps": 3, "steps": 20000}
+    with serving(env) as served:
+        opener = _open_gallery(served)
+        data = urllib.parse.urlencode({**form, "csrf": csrf_token(served.token)}).encode()
+        opener.open(f"{served.base}/priors/build", data=data, timeout=60).read()
+        tuning = lambda: next(  # noqa: E731
+            (j for j in _jobs(opener, served) if (j["stage"] or "").startswith("tuning") and j["done"] >= 200), None
+        )
+        first = wait_until(tuning, timeout=600)
+    with make_client(settings, run_jobs=False) as client:
+        stopped = wait_for_job(client, first["id"], {"queued"}, timeout=5)
+    assert stopped["done"] < stopped["total"] == 20000 and not stopped["finished"]
+    checkpoint = _checkpoint_step(settings, person)
+    assert checkpoint >= first["done"]
+
+    with serving(env) as served:  # the same row runs again, from the checkpoint
+        opener = _open_gallery(served)
+        again = wait_until(
+            lambda: next(
+                (j for j in _jobs(opener, served) if (j["stage"] or "").startswith("tuning") and j["done"]), None
+            ),
+            300,
+        )
+    assert again["id"] == first["id"] and again["status"] == "running" and again["done"] >= checkpoint
+    assert any("resuming an unfinished build" in text for _, text in again["notes"]), again["notes"]

@@ -7,8 +7,15 @@ The fixtures (``library``, ``client``, ``anonymous``, ``db``) are registered for
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -192,3 +199,47 @@ def wait_for_job(client, job_id: int, statuses: set[str], timeout: float = 240.0
             return jobs[job_id]
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} did not reach {statuses}: {jobs.get(job_id)}")
+
+
+# -- `photokit serve` in a subprocess ------------------------------------------------------------------------
+@dataclass
+class Served:
+    """A running `photokit serve`: its address, token and (once stopped) what it wrote on stderr."""
+
+    proc: subprocess.Popen
+    base: str
+    token: str
+    stderr: str = ""
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], *options: str):
+    """`photokit serve --port 0 --no-open OPTIONS` with ``env`` added to the environment; stopped with Ctrl-C
+    (SIGINT) on the way out, which must end it cleanly (exit 0, no traceback)."""
+    from tests.conftest import ROOT
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "photokit", "serve", "--port", "0", "--no-open", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+    )
+    served = None
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        match = re.search(r"(http://127\.0\.0\.1:\d+)/people\?token=([\w-]{40,})", line)
+        assert match, line
+        served = Served(proc, *match.groups())
+        yield served
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, stderr = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        if served is not None:
+            served.stderr = stderr
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr and "gallery stopped" in stderr

@@ -119,9 +119,11 @@ def _announce_plan(estimate: BuildEstimate, plan: BuildPlan, reporter: Reporter)
 def _tuning_stage(b: BuildSetup, anchors: torch.Tensor, targets: torch.Tensor, reporter: Reporter) -> TuningResult:
     """Stage 3: tune the generator so every anchor reproduces its reference (resumes from its checkpoint)."""
     with reported_task(reporter, "tuning", "tuning", b.tuning.steps) as task:
+        shown = [0]  # steps on the bar: a resumed run's first step jumps it to the checkpoint's step
 
         def on_step(step: int, total: int, loss: float) -> None:
-            reporter.task_advanced(task, 1, f"loss {loss:.4f}")
+            reporter.task_advanced(task, step - shown[0], f"loss {loss:.4f}")
+            shown[0] = step
 
         result = tune(
             b.base.generator,
