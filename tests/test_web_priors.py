@@ -240,5 +240,8 @@ def test_ctrl_c_during_a_build_stops_the_server_and_the_next_serve_resumes_the_j
             ),
             300,
         )
-    assert again["id"] == first["id"] and again["status"] == "running" and again["done"] >= checkpoint
-    assert any("resuming an unfinished build" in text for _, text in again["notes"]), again["notes"]
+    assert again["id"] == first["id"] and again["status"] == "running"
+    assert again["done"] >= checkpoint  # this run's first tuning step continued from the checkpoint
+    notes = [text for _, text in again["notes"]]
+    assert "started again after the server stopped" in " ".join(notes)
+    assert any("resuming an unfinished build" in text for text in notes), notes  # the recorded schedule

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_EVERY_S = 0.5
 MAX_NOTES = 50
+RESUMED_NOTE = "started again after the server stopped: continuing from what was saved"
 
 
 class JobStatus(StrEnum):
@@ -215,7 +216,10 @@ class JobRunner:
             job = session.get(BackgroundJob, job_id)
             if job is None or job.status != JobStatus.QUEUED.value:
                 return None
+            if job.started_at is not None:  # a server stopped in the middle of it: the work resumes
+                job.notes = (list(job.notes or []) + [[NoteLevel.INFO.value, RESUMED_NOTE]])[-MAX_NOTES:]
             job.status, job.started_at, job.error = JobStatus.RUNNING.value, utcnow(), None
+            job.stage, job.progress_done, job.progress_total = None, 0.0, None  # this run's progress, not the last's
             return job.kind, dict(job.params or {})
 
     def _run(self, job_id: int) -> None:
