@@ -230,7 +230,7 @@ def build_prior(
         estimate.plan.invert_steps,
         estimate.plan.tuning_steps,
     ):
-        reporter.note(f"the references came out as {plan.refs}: the plan is now")
+        reporter.note("the plan changed once the references were picked:")
         _announce_plan(estimate, plan, reporter)
 
     t0 = time.perf_counter()
