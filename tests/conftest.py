@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ("tests.web_support",)  # the web gallery tests' shared fixtures
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PHOTOKIT_SHARED", ROOT.parent / "shared"))
 

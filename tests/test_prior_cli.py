@@ -181,6 +181,11 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(
         "--max",
         6,
     ]
+    estimate = _json(_invoke(args + ["--estimate", "--json"]))  # the plan and cost, nothing built
+    assert (estimate["plan"]["refs"], estimate["plan"]["invert_steps"], estimate["plan"]["tuning_steps"]) == (6, 40, 60)
+    assert estimate["estimate_s"] > 0 and not estimate["resuming"] and not storage.prior_dir(settings, person).exists()
+    said = _invoke(args + ["--estimate"])
+    assert said.exit_code == 0 and "nothing was built" in said.stdout and "tuning: 60 steps" in said.stdout
     real_tune = personal.tune
 
     def interrupted_tune(*a, **kw):
@@ -194,6 +199,7 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(
     result = _invoke(args)
     assert result.exit_code == 130 and "interrupted" in result.stderr
     assert not storage.has_prior(settings, person)
+    assert _json(_invoke(args + ["--estimate", "--json"]))["resuming"]  # the interrupted build's schedule
     monkeypatch.setattr(personal, "tune", real_tune)
 
     inversions = []
@@ -205,6 +211,7 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(
     assert meta["tuning"]["resumed_from"] == 25 and meta["tuning"]["steps_done"] == 60
     assert meta["loss"] == {"kind": "mse", "degraded": True, "inversion": "mse", "tuning": "mse"}
     assert meta["preset"] == "fast" and meta["plan"]["invert_estimate_s"] > 0 and meta["plan"]["tuning_estimate_s"] > 0
+    assert [meta["plan"][k] for k in ("refs", "invert_steps", "tuning_steps")] == [6, 40, 60]  # as estimated
     assert any("NOT a real face prior" in w for w in meta["warnings"])
     assert meta["tuning"]["loss_after"] < meta["tuning"]["loss_before"]
     assert len(meta["references"]) == 6

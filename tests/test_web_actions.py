@@ -5,47 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from tests.web_support import copy_library, csrf, make_client
+from tests.web_support import csrf, faces_of, people_by_id
 
 pytest.importorskip("fastapi", reason="the web extra is not installed (pip install 'photokit[web]')")
 
 
-@pytest.fixture
-def library(face_recognition_library, tmp_path):
-    return copy_library(face_recognition_library, tmp_path / "home")
-
-
-@pytest.fixture
-def client(library):
-    with make_client(library) as c:
-        yield c
-
-
-@pytest.fixture
-def db(library):
-    from photokit.db import open_database
-
-    database = open_database(library)
-    yield database
-    database.dispose()
-
-
-def _faces_of(db, person_id):
-    from photokit.db.models import Face
-
-    with db.session() as session:
-        return session.scalars(select(Face.id).where(Face.person_id == person_id).order_by(Face.id)).all()
-
-
-def _people(db):
-    from photokit.faces.people import list_people
-
-    with db.session() as session:
-        return {p["id"]: p for p in list_people(session, include_all=True)}
-
-
 def test_people_page_lists_everyone_with_cover_counts_and_filters(client, db):
-    people = _people(db)
+    people = people_by_id(db)
     page = client.get("/people")
     assert page.status_code == 200
     for p in people.values():
@@ -60,24 +26,24 @@ def test_people_page_lists_everyone_with_cover_counts_and_filters(client, db):
 
 
 def test_name_split_move_remove_ignore_and_merge_change_the_database(client, db):
-    people = _people(db)
+    people = people_by_id(db)
     big, small = sorted(people, key=lambda pid: -people[pid]["faces"])[:2]
     token = csrf(client)
 
     r = client.post(f"/people/{big}/name", data={"name": "  Barack   Obama ", "csrf": token})
     assert r.status_code == 303 and r.headers["location"].startswith(f"/people/{big}")
-    assert _people(db)[big]["name"] == "Barack Obama"  # the library's own normalisation
+    assert people_by_id(db)[big]["name"] == "Barack Obama"  # the library's own normalisation
 
-    faces = _faces_of(db, big)
+    faces = faces_of(db, big)
     r = client.post("/faces/split", data={"face": faces[:2], "name": "Look-alike", "csrf": token})
     assert r.status_code == 303
     new_id = int(r.headers["location"].split("/people/")[1].split("?")[0])
-    assert _faces_of(db, new_id) == faces[:2] and _people(db)[new_id]["name"] == "Look-alike"
+    assert faces_of(db, new_id) == faces[:2] and people_by_id(db)[new_id]["name"] == "Look-alike"
 
     back = f"/people/{new_id}"
     r = client.post("/faces/move", data={"face": [faces[0]], "to": "barack obama", "back": back, "csrf": token})
     assert r.status_code == 303 and r.headers["location"].startswith(back)
-    assert faces[0] in _faces_of(db, big) and _faces_of(db, new_id) == [faces[1]]
+    assert faces[0] in faces_of(db, big) and faces_of(db, new_id) == [faces[1]]
 
     r = client.post(f"/faces/{faces[1]}/remove", data={"back": "//evil.example/x", "csrf": token})
     assert r.status_code == 303 and r.headers["location"].startswith("/people")  # never off-site
@@ -88,22 +54,22 @@ def test_name_split_move_remove_ignore_and_merge_change_the_database(client, db)
         assert removed.person_id is None and removed.user_rejected
 
     client.post(f"/people/{small}/ignore", data={"csrf": token})
-    assert _people(db)[small]["ignored"]
+    assert people_by_id(db)[small]["ignored"]
     assert f'data-person="{small}"' not in client.get("/people").text
     client.post(f"/people/{small}/unignore", data={"csrf": token})
-    assert not _people(db)[small]["ignored"]
+    assert not people_by_id(db)[small]["ignored"]
 
-    small_faces = _faces_of(db, small)
+    small_faces = faces_of(db, small)
     r = client.post(f"/people/{small}/merge", data={"into": str(big), "csrf": token})
     assert r.status_code == 303 and r.headers["location"].startswith(f"/people/{big}")
-    after = _people(db)
-    assert small not in after and set(small_faces) <= set(_faces_of(db, big))
+    after = people_by_id(db)
+    assert small not in after and set(small_faces) <= set(faces_of(db, big))
 
 
 def test_person_page_is_paginated_and_links_each_face_to_its_photo(client, db, monkeypatch):
     import photokit.web.pages as pages
 
-    people = _people(db)
+    people = people_by_id(db)
     big = max(people, key=lambda pid: people[pid]["faces"])
     total = people[big]["faces"]
     monkeypatch.setattr(pages, "FACES_PER_PAGE", 5)
@@ -115,7 +81,7 @@ def test_person_page_is_paginated_and_links_each_face_to_its_photo(client, db, m
     assert client.get(f"/people/{big}?page={-(-total // 5) + 1}").status_code == 404
     from photokit.db.models import Face
 
-    face_id = _faces_of(db, big)[0]
+    face_id = faces_of(db, big)[0]
     with db.session() as session:
         photo_id = session.get(Face, face_id).photo_id
     assert f'href="/photos/{photo_id}"' in first.text
@@ -138,7 +104,7 @@ def test_photo_page_shows_boxes_and_who_each_face_is_and_fixes_a_face(client, db
         if person_id:
             assert f'href="/people/{person_id}"' in page.text
     face_id, person_id = next((f, p) for f, p in expected if p)
-    target = next(p for p in _people(db) if p != person_id)
+    target = next(p for p in people_by_id(db) if p != person_id)
     r = client.post(
         "/faces/move", data={"face": [face_id], "to": str(target), "back": f"/photos/{photo_id}", "csrf": csrf(client)}
     )

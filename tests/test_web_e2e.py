@@ -5,13 +5,10 @@ The database is checked after each step. In CI (CI=true) a missing browser fails
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from PIL import Image
-from sqlalchemy import select
 
-from tests.web_support import TOKEN, LiveServer, chromium_driver, copy_library
+from tests.web_support import TOKEN, LiveServer, chromium_driver, copy_library, faces_of, people_by_id, wait_until
 
 pytest.importorskip("fastapi", reason="the web extra is not installed (pip install 'photokit[web]')")
 pytest.importorskip("selenium", reason="selenium is not installed (pip install 'photokit[test]')")
@@ -23,30 +20,6 @@ def browser():
     driver.set_page_load_timeout(60)
     yield driver
     driver.quit()
-
-
-def _wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
-def _faces(db, person_id):
-    from photokit.db.models import Face
-
-    with db.session() as session:
-        return session.scalars(select(Face.id).where(Face.person_id == person_id).order_by(Face.id)).all()
-
-
-def _people(db):
-    from photokit.faces.people import list_people
-
-    with db.session() as session:
-        return {p["id"]: p for p in list_people(session, include_all=True)}
 
 
 @pytest.mark.slow
@@ -82,7 +55,7 @@ def test_curating_people_and_comparing_a_restoration_in_a_real_browser(browser, 
         session.add(job)
         session.flush()
         restoration_id = job.id
-    people = _people(db)
+    people = people_by_id(db)
     big, small = sorted(people, key=lambda pid: -people[pid]["faces"])[:2]
 
     with LiveServer(create_app(settings, token=TOKEN)) as server:
@@ -95,41 +68,41 @@ def test_curating_people_and_comparing_a_restoration_in_a_real_browser(browser, 
         cards = browser.find_elements(By.CSS_SELECTOR, "li.card[data-person]")
         assert {int(c.get_attribute("data-person")) for c in cards} >= {big, small}
         covers = browser.find_elements(By.CSS_SELECTOR, "li.card[data-person] img")
-        _wait_for(lambda: all(browser.execute_script("return arguments[0].naturalWidth", img) > 0 for img in covers))
+        wait_until(lambda: all(browser.execute_script("return arguments[0].naturalWidth", img) > 0 for img in covers))
 
         # 1. name a person
         browser.find_element(By.CSS_SELECTOR, f'li.card[data-person="{big}"] a').click()
-        _wait_for(lambda: browser.current_url.endswith(f"/people/{big}"))
+        wait_until(lambda: browser.current_url.endswith(f"/people/{big}"))
         name = browser.find_element(By.ID, "name-input")
         name.clear()
         name.send_keys("Barack Obama")
         browser.find_element(By.CSS_SELECTOR, "#name-form button").click()
-        _wait_for(lambda: "Barack Obama" in browser.find_element(By.ID, "person-name").text)
-        assert _people(db)[big]["name"] == "Barack Obama"
+        wait_until(lambda: "Barack Obama" in browser.find_element(By.ID, "person-name").text)
+        assert people_by_id(db)[big]["name"] == "Barack Obama"
 
         # 2. move a face: select it on the big person's page, move it to the small one
-        moved = _faces(db, big)[-1]
+        moved = faces_of(db, big)[-1]
         browser.find_element(By.CSS_SELECTOR, f'li[data-face="{moved}"] input.pick').click()
         assert "1 selected" in browser.find_element(By.ID, "selected-count").text
         browser.find_element(By.ID, "move-input").send_keys(str(small))
         browser.find_element(By.ID, "move-button").click()
-        _wait_for(lambda: "moved 1 face" in browser.page_source)
-        assert moved in _faces(db, small) and moved not in _faces(db, big)
+        wait_until(lambda: "moved 1 face" in browser.page_source)
+        assert moved in faces_of(db, small) and moved not in faces_of(db, big)
 
         # 3. merge two people: the small person into Barack Obama, by name
-        small_faces = _faces(db, small)
+        small_faces = faces_of(db, small)
         browser.get(f"{server.url}/people/{small}")
         browser.find_element(By.ID, "merge-input").send_keys("Barack Obama")
         browser.find_element(By.CSS_SELECTOR, "#merge-form button").click()
-        _wait_for(lambda: browser.current_url.split("?")[0].endswith(f"/people/{big}"))
-        assert small not in _people(db) and set(small_faces) <= set(_faces(db, big))
+        wait_until(lambda: browser.current_url.split("?")[0].endswith(f"/people/{big}"))
+        assert small not in people_by_id(db) and set(small_faces) <= set(faces_of(db, big))
 
         # 4. a restoration's before/after at full resolution
         browser.get(f"{server.url}/restorations")
         browser.find_element(By.CSS_SELECTOR, f'a[href="/restorations/{restoration_id}"]').click()
         after_img = browser.find_element(By.ID, "after-image")
         before_img = browser.find_element(By.ID, "before-image")
-        _wait_for(lambda: browser.execute_script("return arguments[0].naturalWidth", after_img) == 240)
+        wait_until(lambda: browser.execute_script("return arguments[0].naturalWidth", after_img) == 240)
         assert browser.execute_script("return arguments[0].naturalWidth", before_img) == 120
         browser.find_element(By.ID, "actual-size").click()
         assert browser.execute_script("return arguments[0].clientWidth", after_img) == 240  # 1:1 with the output

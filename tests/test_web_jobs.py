@@ -9,19 +9,9 @@ import time
 import pytest
 
 from tests.conftest import shared_path
-from tests.web_support import csrf, make_client
+from tests.web_support import csrf, make_client, wait_for_job
 
 pytest.importorskip("fastapi", reason="the web extra is not installed (pip install 'photokit[web]')")
-
-
-def _wait(client, job_id, statuses, timeout=240.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        jobs = {j["id"]: j for j in client.get("/api/jobs").json()["jobs"]}
-        if jobs.get(job_id, {}).get("status") in statuses:
-            return jobs[job_id]
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not reach {statuses}: {jobs.get(job_id)}")
 
 
 def _runner_with(settings, handler):
@@ -48,7 +38,7 @@ def test_progress_notes_and_result_are_written_to_the_job_row(settings):
     runner.start()
     job_id = runner.submit("test", "count", {})
     with make_client(settings, run_jobs=False) as client:
-        job = _wait(client, job_id, {"done"})
+        job = wait_for_job(client, job_id, {"done"})
     runner.stop()
     assert job["result"] == {"counted": 3}
     assert job["done"] == 3 and job["total"] == 3 and job["percent"] == 100
@@ -67,7 +57,7 @@ def test_a_failing_job_records_its_one_line_error(settings):
     runner.start()
     job_id = runner.submit("test", "fails", {})
     with make_client(settings, run_jobs=False) as client:
-        job = _wait(client, job_id, {"failed"})
+        job = wait_for_job(client, job_id, {"failed"})
         assert job["error"] == "person 7 has no faces"
         assert "person 7 has no faces" in client.get("/jobs").text
     runner.stop()
@@ -93,9 +83,9 @@ def test_cancel_stops_a_running_job_between_units_and_a_queued_one_at_once(setti
     with make_client(settings, run_jobs=False) as client:  # the page's Cancel button: it sets the row's flag
         token = csrf(client)
         assert client.post(f"/jobs/{queued}/cancel", data={"csrf": token}).status_code == 303
-        assert _wait(client, queued, {"cancelled"}, timeout=5)["finished"]
+        assert wait_for_job(client, queued, {"cancelled"}, timeout=5)["finished"]
         assert client.post(f"/jobs/{running}/cancel", data={"csrf": token}).status_code == 303
-        job = _wait(client, running, {"cancelled"}, timeout=30)
+        job = wait_for_job(client, running, {"cancelled"}, timeout=30)
     runner.stop()
     assert job["finished"] and len(units) < 10_000
     db.dispose()
@@ -130,7 +120,7 @@ def test_a_server_restart_resumes_unfinished_jobs_on_their_existing_rows(setting
     db2, second = _runner_with(settings, handler)
     second.start()
     with make_client(settings, run_jobs=False) as client:
-        job = _wait(client, job_id, {"done"})
+        job = wait_for_job(client, job_id, {"done"})
     second.stop()
     assert job["result"] == {"units": 20} and sorted(done_units) == list(range(20))  # nothing done twice
     with db.session() as session:
@@ -161,7 +151,7 @@ def test_an_album_restoration_runs_as_a_job_and_shows_before_and_after(settings,
         r = client.post("/jobs/restore", data={"path": str(album), "out": str(out), "loss": "mse", "csrf": token})
         assert r.status_code == 303
         job_id = max(j["id"] for j in client.get("/api/jobs").json()["jobs"])
-        job = _wait(client, job_id, {"done", "failed"})
+        job = wait_for_job(client, job_id, {"done", "failed"})
         assert job["status"] == "done", job
         assert job["result"]["total"] == 1 and job["result"]["restored"] + job["result"]["skipped"] == 1
         assert job["done"] == 1 and job["total"] == 1
@@ -177,7 +167,7 @@ def test_an_album_restoration_runs_as_a_job_and_shows_before_and_after(settings,
             assert client.get(f"/media/restoration/{rows[0].id}/after").status_code == 200
         # the same album again: the existing EnhanceJob row is reused, nothing is redone
         client.post("/jobs/restore", data={"path": str(album), "out": str(out), "loss": "mse", "csrf": token})
-        again = _wait(client, job_id + 1, {"done", "failed"})
+        again = wait_for_job(client, job_id + 1, {"done", "failed"})
         with db.session() as session:
             assert session.query(EnhanceJob).count() == 1
         if rows[0].status == "done":

@@ -10,38 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.web_support import TOKEN, copy_library, csrf, make_client
+from tests.web_support import TOKEN, csrf, make_client, people_by_id
 
 pytest.importorskip("fastapi", reason="the web extra is not installed (pip install 'photokit[web]')")
-
-
-@pytest.fixture
-def library(face_recognition_library, tmp_path):
-    return copy_library(face_recognition_library, tmp_path / "home")
-
-
-@pytest.fixture
-def client(library):
-    with make_client(library) as c:
-        yield c
-
-
-@pytest.fixture
-def anonymous(library):
-    with make_client(library, login=False) as c:
-        yield c
-
-
-def _people(settings):
-    from photokit.db import open_database
-    from photokit.faces.people import list_people
-
-    db = open_database(settings)
-    try:
-        with db.session() as session:
-            return list_people(session, include_all=True)
-    finally:
-        db.dispose()
 
 
 @pytest.mark.parametrize(
@@ -76,18 +47,18 @@ def test_a_foreign_host_header_is_refused(client):
     assert response.status_code == 400
 
 
-def test_state_changes_need_post_and_the_csrf_token(client, library):
-    person = _people(library)[0]["id"]
+def test_state_changes_need_post_and_the_csrf_token(client, db):
+    person = _people(db)[0]["id"]
     url = f"/people/{person}/name"
     assert client.get(url).status_code == 405
     assert client.post(url, data={"name": "Mallory"}).status_code == 403
     assert client.post(url, data={"name": "Mallory", "csrf": "0" * 64}).status_code == 403
     cross = client.post(url, data={"name": "Mallory", "csrf": csrf(client)}, headers={"origin": "http://evil.example"})
     assert cross.status_code == 403
-    assert all(p["name"] != "Mallory" for p in _people(library))
+    assert all(p["name"] != "Mallory" for p in _people(db))
     ok = client.post(url, data={"name": "Barack", "csrf": csrf(client)}, headers={"origin": "http://testserver"})
     assert ok.status_code == 303
-    assert any(p["name"] == "Barack" for p in _people(library))
+    assert any(p["name"] == "Barack" for p in _people(db))
 
 
 @pytest.mark.parametrize(
@@ -110,6 +81,10 @@ def test_traversal_and_paths_are_refused(client, url):
     assert 400 <= response.status_code < 500
     assert "root:" not in response.text and "import" not in response.text
     assert "Traceback" not in response.text
+
+
+def _people(db) -> list[dict]:
+    return list(people_by_id(db).values())
 
 
 def _scan_folder(settings, root: Path):
@@ -171,8 +146,8 @@ def test_ids_of_another_library_are_not_found_here(library, face_recognition_lib
             assert "obama" not in response.text.lower()
 
 
-def test_bad_ids_and_bad_input_get_clear_4xx_pages(client, library):
-    person = _people(library)[0]["id"]
+def test_bad_ids_and_bad_input_get_clear_4xx_pages(client, db):
+    person = _people(db)[0]["id"]
     token = csrf(client)
     cases = [
         (client.get("/people/abc"), 400, "bad input"),
@@ -216,8 +191,8 @@ def test_an_unexpected_error_is_a_500_page_without_a_traceback(client, monkeypat
     assert "went wrong" in response.text
 
 
-def test_images_are_cached_on_disk_with_etags_and_304(client, library):
-    cover = next(p["cover_face"] for p in _people(library) if p["cover_face"])
+def test_images_are_cached_on_disk_with_etags_and_304(client, library, db):
+    cover = next(p["cover_face"] for p in _people(db) if p["cover_face"])
     first = client.get(f"/media/face/{cover}")
     assert first.status_code == 200 and first.headers["content-type"] == "image/jpeg"
     assert "max-age" in first.headers["cache-control"]
@@ -244,14 +219,12 @@ def test_originals_are_only_read(client, face_recognition_library, library):
     assert {p: p.stat().st_mtime_ns for p in face_recognition_library.root.iterdir()} == before
 
 
-def test_restoration_images_only_from_recorded_regular_files(client, library, tmp_path):
-    from photokit.db import open_database
+def test_restoration_images_only_from_recorded_regular_files(client, db, tmp_path):
     from photokit.db.models import EnhanceJob
 
     src, out = tmp_path / "old.png", tmp_path / "old_restored.png"
     Image.new("RGB", (20, 10), "red").save(src)
     Image.new("RGB", (40, 20), "blue").save(out)
-    db = open_database(library)
     with db.session() as session:
         job = EnhanceJob(
             batch_key="k", source_path=str(src), output_path=str(out), status="done", options={}, report={}
@@ -266,7 +239,6 @@ def test_restoration_images_only_from_recorded_regular_files(client, library, tm
     os.symlink(shutil.which("sh") or "/bin/sh", out)
     assert client.get(f"/media/restoration/{job_id}/after").status_code == 404
     assert client.get(f"/media/restoration/{job_id}/sideways").status_code == 400
-    db.dispose()
 
 
 def test_serve_refuses_a_remote_host_without_the_explicit_flag(library):

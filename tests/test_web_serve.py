@@ -2,51 +2,35 @@
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.web_support import serving
 
 pytest.importorskip("uvicorn", reason="the web extra is not installed (pip install 'photokit[web]')")
 
 
 def test_serve_prints_a_token_url_on_loopback_and_stops_cleanly_on_ctrl_c(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PHOTOKIT_HOME": str(tmp_path / "home")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "photokit", "serve", "--port", "0", "--no-open"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        line = proc.stdout.readline()
-        match = re.search(r"(http://127\.0\.0\.1:\d+)/people\?token=([\w-]{40,})", line)
-        assert match, line
-        base, token = match.groups()
+    with serving({"PHOTOKIT_HOME": str(tmp_path / "home")}) as served:
+        base, token = served.base, served.token
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"{base}/people", timeout=30)
         assert refused.value.code == 401
         browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())  # keeps the cookie
         with browser.open(f"{base}/people?token={token}", timeout=30) as page:  # follows the 303
             assert page.status == 200 and b"People" in page.read()
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            _, err = proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    assert proc.returncode == 0
-    assert "Traceback" not in err and "gallery stopped" in err
+    assert "warning" not in served.stderr
+
+
+def test_a_remote_host_with_the_explicit_flag_is_served_with_a_warning(tmp_path):
+    with serving({"PHOTOKIT_HOME": str(tmp_path / "home")}, "--host", "0.0.0.0", "--allow-remote") as served:
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        with browser.open(f"{served.base}/people?token={served.token}", timeout=30) as page:
+            assert page.status == 200
+    assert "warning: serving on 0.0.0.0" in served.stderr
 
 
 def test_a_prior_build_job_without_a_generator_fails_with_the_install_hint(settings):

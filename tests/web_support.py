@@ -1,9 +1,24 @@
-"""Helpers for the web gallery tests: a private copy of a scanned library, an app, a logged-in client."""
+"""What the web gallery tests share: a private copy of a scanned library, an app, a logged-in client,
+database look-ups and job polling.
+
+The fixtures (``library``, ``client``, ``anonymous``, ``db``) are registered for the whole suite by
+``tests/conftest.py`` (``pytest_plugins``); the functions are imported by the modules that need them.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from photokit.settings import Settings
 
@@ -111,3 +126,120 @@ def chromium_driver(width: int = 1280, height: int = 900):
     ):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+# -- fixtures: a writable copy of the scanned face_recognition library and clients of its gallery ----------
+@pytest.fixture
+def library(face_recognition_library, tmp_path) -> Settings:
+    """Settings of a private, writable copy of the session's scanned face_recognition library."""
+    return copy_library(face_recognition_library, tmp_path / "home")
+
+
+@pytest.fixture
+def client(library):
+    """A test client of the gallery over ``library``, logged in (token cookie set); jobs run."""
+    with make_client(library) as c:
+        yield c
+
+
+@pytest.fixture
+def anonymous(library):
+    """A test client of the gallery over ``library`` without the token."""
+    with make_client(library, login=False) as c:
+        yield c
+
+
+@pytest.fixture
+def db(library):
+    """The database of ``library``, to check what the gallery changed."""
+    from photokit.db import open_database
+
+    database = open_database(library)
+    yield database
+    database.dispose()
+
+
+# -- look-ups ---------------------------------------------------------------------------------------------
+def faces_of(db, person_id: int) -> list[int]:
+    """Face ids of a person, in id order."""
+    from sqlalchemy import select
+
+    from photokit.db.models import Face
+
+    with db.session() as session:
+        return list(session.scalars(select(Face.id).where(Face.person_id == person_id).order_by(Face.id)).all())
+
+
+def people_by_id(db) -> dict[int, dict]:
+    """Everyone (ignored people too) as ``list_people`` rows, by id."""
+    from photokit.faces.people import list_people
+
+    with db.session() as session:
+        return {p["id"]: p for p in list_people(session, include_all=True)}
+
+
+def wait_until(predicate, timeout: float = 20.0):
+    """``predicate()``'s first truthy value, polled every 0.1 s (AssertionError after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def wait_for_job(client, job_id: int, statuses: set[str], timeout: float = 240.0) -> dict:
+    """Poll ``/api/jobs`` (as the Jobs page does) until the job reaches one of ``statuses``; its JSON."""
+    deadline = time.monotonic() + timeout
+    jobs: dict = {}
+    while time.monotonic() < deadline:
+        jobs = {j["id"]: j for j in client.get("/api/jobs").json()["jobs"]}
+        if jobs.get(job_id, {}).get("status") in statuses:
+            return jobs[job_id]
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not reach {statuses}: {jobs.get(job_id)}")
+
+
+# -- `photokit serve` in a subprocess ------------------------------------------------------------------------
+@dataclass
+class Served:
+    """A running `photokit serve`: its address, token and (once stopped) what it wrote on stderr."""
+
+    proc: subprocess.Popen
+    base: str
+    token: str
+    stderr: str = ""
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], *options: str):
+    """`photokit serve --port 0 --no-open OPTIONS` with ``env`` added to the environment; stopped with Ctrl-C
+    (SIGINT) on the way out, which must end it cleanly (exit 0, no traceback)."""
+    from tests.conftest import ROOT
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "photokit", "serve", "--port", "0", "--no-open", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+    )
+    served = None
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        match = re.search(r"(http://127\.0\.0\.1:\d+)/people\?token=([\w-]{40,})", line)
+        assert match, line
+        served = Served(proc, *match.groups())
+        yield served
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, stderr = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        if served is not None:
+            served.stderr = stderr
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr and "gallery stopped" in stderr

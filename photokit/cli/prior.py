@@ -128,6 +128,9 @@ def build_command(
     resume: bool = typer.Option(
         True, "--resume/--restart", help="Continue an interrupted build (default) or start over."
     ),
+    estimate_only: bool = typer.Option(
+        False, "--estimate", help="Only time one step of each stage and print the plan and cost; build nothing."
+    ),
     generator: Path | None = GeneratorOption,
     device: Device = DeviceOption,
     json_out: bool = JsonOption,
@@ -147,6 +150,9 @@ def build_command(
         budget_s=budget_min * 60,
         restart=not resume,
     )
+    if estimate_only:
+        _print_estimate(ctx, person_id, options, device, generator, json_out)
+        return
     with RichReporter(enabled=not json_out, notes=True) as reporter:  # the plan and cost, also with --json
         built = build_prior(
             database_from(ctx),
@@ -161,6 +167,27 @@ def build_command(
         print_json(built.to_json())
         return
     _print_summary(built.meta, built.summary())
+
+
+def _print_estimate(ctx: typer.Context, person_id: int, options, device: Device, generator, json_out: bool) -> None:
+    from photokit.prior.estimate import estimate_build
+    from photokit.reporting import format_duration
+
+    est = estimate_build(database_from(ctx), settings_from(ctx), str(person_id), options, device, generator)
+    if json_out:
+        print_json(est.to_json())
+        return
+    console.print(
+        f"prior of person {est.person_id}"
+        + (f" ({user_text(est.person_name)})" if est.person_name else "")
+        + f": {est.usable_faces} usable faces"
+        + (", resuming an unfinished build" if est.resuming else "")
+    )
+    for line in est.lines():
+        console.print(user_text(line))
+    console.print(f"  total: about {format_duration(est.total_s)}; nothing was built (drop --estimate to build)")
+    for w in est.warnings:
+        console.print(f"  [yellow]warning:[/] {user_text(w)}")
 
 
 def _number(value, spec: str = ".4f") -> str:

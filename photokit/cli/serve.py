@@ -31,7 +31,7 @@ def serve(
     if not is_loopback(host) and not allow_remote:
         raise PhotokitError(f"--host {host} is not a loopback address: add --allow-remote if you mean it")
     if not is_loopback(host):
-        note(f"[yellow]warning:[/yellow] serving on {host}: anyone on your network who gets the token sees your photos")
+        note(f"warning: serving on {host}: anyone on your network who gets the token sees your photos")
     token = new_token()
     hosts = frozenset(LOOPBACK_HOSTS | ({host.lower()} if allow_remote else set()))
     app = create_app(settings_from(ctx), token=token, hosts=hosts)

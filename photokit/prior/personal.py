@@ -2,7 +2,8 @@
 
 Each stage resumes what a previous, interrupted run finished: the reference set is reused, finished
 inversion batches are kept in ``work/anchors.partial.safetensors`` and tuning restarts from its checkpoint.
-The folder layout and loading live in ``storage.py``; presets and the cost-based schedule in ``schedule.py``.
+The folder layout and loading live in ``storage.py``; presets and the cost-based schedule in ``schedule.py``;
+resolving a build and its up-front cost estimate (shared with the gallery) in ``estimate.py``.
 """
 
 from __future__ import annotations
@@ -16,17 +17,15 @@ from pathlib import Path
 
 import torch
 
-from photokit.devices import describe_device, resolve_device
-from photokit.errors import PhotokitError
 from photokit.prior.adapters import stored_bytes, synthesis_parameters
 from photokit.prior.anchors import compute_anchors
-from photokit.prior.projector import ProjectorConfig, inversion_step_probe
+from photokit.prior.estimate import BuildEstimate, BuildSetup, plan_build, schedule_for, start_build
+from photokit.prior.projector import ProjectorConfig
 from photokit.prior.refs import (
     ReferenceSet,
     RefsConfig,
     build_reference_set,
     load_reference_images,
-    preview_selection,
     read_reference_set,
 )
 from photokit.prior.schedule import (  # noqa: F401 - re-exported for callers of the former single module
@@ -43,70 +42,14 @@ from photokit.prior.storage import (
     FORMAT,
     FORMAT_VERSION,
     TUNING_CHECKPOINT,
-    WORK_DIR,
-    person_owner,
-    prior_dir,
     prior_summary,
     save_prior,
 )
-from photokit.prior.tuning import TuningConfig, TuningResult, tune, tuning_step_probe
-from photokit.reporting import NULL_REPORTER, NoteLevel, Reporter, format_duration, reported_task
+from photokit.prior.tuning import TuningConfig, TuningResult, tune
+from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 from photokit.settings import Settings
 from photokit.store.atomic import atomic_write_text
-from photokit.stylegan2.base import BaseGenerator, resolve_base
-from photokit.stylegan2.timing import time_step
 from photokit.stylegan2.vocab import LossKind
-
-
-def _make_losses(options: BuildOptions, device: torch.device, projector: ProjectorConfig, tuning: TuningConfig):
-    """(inversion loss, tuning loss, loss kind). Stops with a one-line message when LPIPS is missing."""
-    from photokit.stylegan2.losses import ReconstructionLoss, make_reconstruction_loss
-
-    if options.loss == LossKind.MSE:
-        return (
-            ReconstructionLoss(None, 1.0).to(device),
-            ReconstructionLoss(None, tuning.mse_weight).to(device),
-            LossKind.MSE,
-        )
-    if options.loss != LossKind.LPIPS:
-        raise PhotokitError(f"unknown loss '{options.loss}': use one of {', '.join(LossKind)}")
-    # The projector's loss is LPIPS alone; tuning adds lambda_L2 x MSE (MyStyle eq. 1).
-    inv = make_reconstruction_loss(LossKind.LPIPS, projector.lpips_net, device, 0.0, options.allow_random_lpips)
-    tun = make_reconstruction_loss(
-        LossKind.LPIPS, tuning.lpips_net, device, tuning.mse_weight, options.allow_random_lpips
-    )
-    return inv, tun, tun.name
-
-
-# =====================================================================================================
-# The build, stage by stage
-
-
-@dataclass
-class _Build:
-    """What the stages of one build share: the person, the base generator, the losses and configs."""
-
-    device: torch.device
-    preset: str
-    base: BaseGenerator
-    person_id: int
-    person_name: str | None
-    owner: dict | None
-    folder: Path
-    projector: ProjectorConfig
-    tuning: TuningConfig
-    inv_loss: object
-    tun_loss: object
-    loss_kind: str
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def work(self) -> Path:
-        return self.folder / WORK_DIR
-
-    @property
-    def state_path(self) -> Path:
-        return self.work / "state.json"
 
 
 @dataclass
@@ -128,61 +71,7 @@ class BuiltPrior:
         return self.meta
 
 
-def _start_build(
-    db,
-    settings: Settings,
-    person_ref: str,
-    options: BuildOptions,
-    device: str | torch.device,
-    generator_path: str | Path | None,
-    projector: ProjectorConfig | None,
-    tuning: TuningConfig | None,
-    reporter: Reporter,
-) -> _Build:
-    """Resolve the device, preset, base generator, person and losses (stops early on any of them)."""
-    from photokit.faces.people import resolve_person
-
-    device = device if isinstance(device, torch.device) else resolve_device(device)
-    preset = resolve_preset(options.preset, device)
-    base = resolve_base(settings, device, generator_path)
-    warning = base.warning()
-    if warning:
-        reporter.note(warning, NoteLevel.WARNING)
-    with db.session() as session:
-        person = resolve_person(session, person_ref)
-        person_id, person_name = person.id, person.name
-    folder = prior_dir(settings, person_id)
-    if options.restart and (folder / WORK_DIR).exists():
-        shutil.rmtree(folder / WORK_DIR)
-    projector = projector or ProjectorConfig()
-    tuning = tuning or TuningConfig()
-    tuning = replace(
-        tuning, adapter_rank=options.adapter_rank or tuning.adapter_rank, checkpoint_every_s=options.checkpoint_every_s
-    )
-    inv_loss, tun_loss, loss_kind = _make_losses(options, device, projector, tuning)
-    if loss_kind == LossKind.MSE:
-        reporter.note("loss: MSE only: explicitly degraded quality, recorded in prior.json", NoteLevel.WARNING)
-    owner = person_owner(db, person_id)
-    return _Build(
-        device, preset, base, person_id, person_name, owner, folder, projector, tuning, inv_loss, tun_loss, loss_kind,
-        [w for w in [warning] if w],
-    )  # fmt: skip
-
-
-def _measure_step_costs(b: _Build, invert_batch: int) -> tuple[float, float]:
-    """Seconds per inversion step (a batch of ``invert_batch``) and per tuning step, timed on the device
-    before any long work (a step costs the same for any image)."""
-    G, device, resolution = b.base.generator, b.device, b.base.generator.resolution
-    probe = torch.rand(invert_batch, 3, resolution, resolution, generator=torch.Generator().manual_seed(0)).to(device)
-    inv_step_s = time_step(inversion_step_probe(G, probe * 2 - 1, b.inv_loss, b.projector), device)
-    batch = b.tuning.batch_size
-    probe_anchors = G.w_avg.to(device).reshape(1, -1).repeat(batch, 1)
-    probe_targets = probe.repeat(batch, 1, 1, 1)[:batch]
-    tun_step_s = time_step(tuning_step_probe(G, probe_anchors, probe_targets, b.tun_loss, b.tuning), device)
-    return inv_step_s, tun_step_s
-
-
-def _reference_stage(db, b: _Build, max_refs: int, options: BuildOptions, reporter: Reporter) -> ReferenceSet:
+def _reference_stage(db, b: BuildSetup, max_refs: int, options: BuildOptions, reporter: Reporter) -> ReferenceSet:
     """Stage 1: the reference set, reused when an earlier run picked it with the same limits."""
     resolution = b.base.generator.resolution
     refs = None if options.restart else read_reference_set(b.folder)
@@ -200,36 +89,18 @@ def _reference_stage(db, b: _Build, max_refs: int, options: BuildOptions, report
 
 
 def _schedule_stage(
-    b: _Build,
-    state: dict | None,
-    face_ids: list[int],
-    max_refs: int,
-    invert_batch: int,
-    step_costs: tuple[float, float],
-    options: BuildOptions,
+    b: BuildSetup, state: dict | None, face_ids: list[int], estimate: BuildEstimate, options: BuildOptions
 ) -> BuildPlan:
-    """The schedule for ``face_ids``: a resumed build keeps the one it started with (fast depends on timings);
-    a new one is recorded in ``work/state.json``."""
-    n = len(face_ids)
-    inv_step_s, tun_step_s = step_costs
-    plan = plan_schedule(
-        b.preset,
-        n,
-        min(invert_batch, n),
-        inv_step_s * min(invert_batch, n) / invert_batch,
-        tun_step_s,
-        replace(options, max_refs=n),
-        b.tuning.batch_size,
+    """The schedule for ``face_ids`` (``schedule_for``, as estimated); a new one is recorded in
+    ``work/state.json`` so a resumed build keeps it."""
+    plan = schedule_for(
+        b.preset, len(face_ids), estimate.invert_batch, estimate.step_costs, options, b.tuning.batch_size, state
     )
-    if state is not None:
-        plan.invert_steps = options.invert_steps or state["invert_steps"]
-        plan.tuning_steps = options.tuning_steps or state["tuning_steps"]
-        plan.notes.append("resuming an unfinished build with its original schedule")
-    else:
+    if state is None:
         recorded = {
             "faces": face_ids,
             "base": b.base.fingerprint,
-            "max_refs": max_refs,
+            "max_refs": estimate.max_refs,
             "invert_steps": plan.invert_steps,
             "tuning_steps": plan.tuning_steps,
         }
@@ -239,33 +110,20 @@ def _schedule_stage(
     return plan
 
 
-def _announce_plan(b: _Build, plan: BuildPlan, asked_preset: str, reporter: Reporter) -> None:
-    """The up-front plan and what each stage will cost."""
-    reporter.note(
-        f"preset {b.preset}{' (auto on ' + b.device.type + ')' if asked_preset == Preset.AUTO else ''} on "
-        f"{describe_device(b.device)}: {plan.refs} references at {b.base.generator.resolution} px, "
-        f"loss {b.loss_kind}"
-        + (f", low-rank adapters R={b.tuning.adapter_rank}" if b.tuning.adapter_rank else ", full tuning")
-    )
-    reporter.note(
-        f"  anchors: {plan.invert_batches} batch(es) x {plan.invert_steps} steps at {plan.invert_step_s:.3g} s/step "
-        f"= about {format_duration(plan.invert_s)}"
-    )
-    reporter.note(
-        f"  tuning: {plan.tuning_steps} steps at {plan.tuning_step_s:.3g} s/step = about {format_duration(plan.tuning_s)}"
-    )
-    if b.preset != Preset.PAPER:
-        reporter.note(f"  (the paper schedule would take about {format_duration(plan.paper_estimate_s)} here)")
-    for line in plan.notes:
-        reporter.note(f"  {line}")
+def _announce_plan(estimate: BuildEstimate, plan: BuildPlan, reporter: Reporter) -> None:
+    """The plan and what each stage will cost (the estimate, before any long work)."""
+    for line in estimate.lines(plan):
+        reporter.note(line)
 
 
-def _tuning_stage(b: _Build, anchors: torch.Tensor, targets: torch.Tensor, reporter: Reporter) -> TuningResult:
+def _tuning_stage(b: BuildSetup, anchors: torch.Tensor, targets: torch.Tensor, reporter: Reporter) -> TuningResult:
     """Stage 3: tune the generator so every anchor reproduces its reference (resumes from its checkpoint)."""
     with reported_task(reporter, "tuning", "tuning", b.tuning.steps) as task:
+        shown = [0]  # steps on the bar: a resumed run's first step jumps it to the checkpoint's step
 
         def on_step(step: int, total: int, loss: float) -> None:
-            reporter.task_advanced(task, 1, f"loss {loss:.4f}")
+            reporter.task_advanced(task, step - shown[0], f"loss {loss:.4f}")
+            shown[0] = step
 
         result = tune(
             b.base.generator,
@@ -287,7 +145,7 @@ def _mean(values: list[float]) -> float:
 
 
 def _prior_meta(
-    b: _Build,
+    b: BuildSetup,
     refs: ReferenceSet,
     plan: BuildPlan,
     inversion: tuple[list[float], list[float]],
@@ -353,25 +211,27 @@ def build_prior(
     ``reporter`` receives the up-front plan and cost lines and the progress of each stage.
     """
     started = time.perf_counter()
-    b = _start_build(db, settings, person_ref, options, device, generator_path, projector, tuning, reporter)
-    state = json.loads(b.state_path.read_text()) if b.state_path.is_file() else None  # an unfinished build's plan
-    upper = options.max_refs or (state or {}).get("max_refs") or PRESET_SCHEDULES[b.preset]["max_refs"]
-    resolution = b.base.generator.resolution
-    preview_selection(db, str(b.person_id), resolution, RefsConfig(max_refs=upper))  # too few faces: stop now
-    invert_batch = min(b.projector.batch_size, upper)
-    step_costs = _measure_step_costs(b, invert_batch)
-    max_refs = upper
-    if not (state or options.max_refs):
-        max_refs = plan_schedule(b.preset, upper, invert_batch, *step_costs, options, b.tuning.batch_size).refs
+    b = start_build(db, settings, person_ref, options, device, generator_path, projector, tuning, reporter)
+    if options.restart and b.work.exists():
+        shutil.rmtree(b.work)
+    estimate = plan_build(db, b, options)  # too few faces: stops here, before anything is written
+    _announce_plan(estimate, estimate.plan, reporter)
 
-    refs = _reference_stage(db, b, max_refs, options, reporter)
+    refs = _reference_stage(db, b, estimate.max_refs, options, reporter)
     targets = load_reference_images(refs).to(b.device)
     face_ids = [f["face_id"] for f in refs.faces]
+    state = b.read_state()  # an unfinished build's plan
     if state is not None and (state.get("faces") != face_ids or state.get("base") != b.base.fingerprint):
         shutil.rmtree(b.work)
         state = None
-    plan = _schedule_stage(b, state, face_ids, max_refs, invert_batch, step_costs, options)
-    _announce_plan(b, plan, options.preset, reporter)
+    plan = _schedule_stage(b, state, face_ids, estimate, options)
+    if (plan.refs, plan.invert_steps, plan.tuning_steps) != (
+        estimate.plan.refs,
+        estimate.plan.invert_steps,
+        estimate.plan.tuning_steps,
+    ):
+        reporter.note("the plan changed once the references were picked:")
+        _announce_plan(estimate, plan, reporter)
 
     t0 = time.perf_counter()
     anchors, inv_start, inv_final = compute_anchors(

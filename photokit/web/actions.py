@@ -27,6 +27,7 @@ async def require_csrf(request: Request) -> None:
 router = APIRouter(dependencies=[Depends(require_csrf)])
 FaceIds = Annotated[list[int], Form(alias="face", min_length=1, max_length=10_000)]
 Text = Annotated[str, Form(max_length=200)]
+StepsText = Annotated[str, Form(pattern=r"^\s*\d{0,7}\s*$")]  # blank: the preset's
 
 
 def _person(session, person_id: int) -> Person:
@@ -118,14 +119,19 @@ def start_prior_build(
     preset: Annotated[str, Form(pattern="^(auto|paper|fast)$")] = "auto",
     loss: Annotated[str, Form(pattern="^(lpips|mse)$")] = "lpips",
     budget: Annotated[float, Form(ge=0.5, le=1440)] = 10.0,
+    steps: StepsText = "",
+    invert_steps: StepsText = "",
 ) -> Response:
+    """Starts the build the confirm page (``GET /priors/build``) showed the estimate of."""
     g = gallery(request)
     with g.db.session() as session:
         target = people.resolve_person(session, person)
         person_id, label = target.id, target.name or f"person {target.id}"
-    params = tasks.prior_build_params(person_id, preset, loss, budget)
+    params = tasks.prior_build_params(
+        person_id, preset, loss, budget, tasks.optional_steps(invert_steps), tasks.optional_steps(steps)
+    )
     job_id = g.runner.submit(tasks.PRIOR_BUILD, f"prior build: {label}", params)
-    return back_to("/jobs", msg=f"job {job_id} queued: it measures the cost first and shows the estimate here")
+    return back_to("/jobs", msg=f"job {job_id} queued: prior build for {label}")
 
 
 @router.post("/jobs/restore")

@@ -11,7 +11,10 @@ from sqlalchemy import func, select
 
 from photokit.db.models import BackgroundJob, EnhanceJob, Person
 from photokit.faces import browse
-from photokit.faces.people import SMALL_GROUP, list_people
+from photokit.faces.people import SMALL_GROUP, list_people, resolve_person
+from photokit.prior.vocab import Preset
+from photokit.stylegan2.vocab import LossKind
+from photokit.web import tasks
 from photokit.web.app import gallery
 
 router = APIRouter()
@@ -151,6 +154,39 @@ def priors_page(request: Request) -> Response:
         named = [p for p in list_people(session) if p["name"]]
     with_prior = {p["person_id"] for p in priors}
     return g.render(request, "priors.html", priors=priors, candidates=[p for p in named if p["id"] not in with_prior])
+
+
+@router.get("/priors/build")
+def prior_build_page(
+    request: Request,
+    person: str = Query(min_length=1, max_length=200),
+    preset: Preset = Preset.AUTO,
+    loss: LossKind = LossKind.LPIPS,
+    budget: float = Query(10.0, ge=0.5, le=1440),
+    steps: str = Query("", pattern=r"^\s*\d{0,7}\s*$"),
+    invert_steps: str = Query("", pattern=r"^\s*\d{0,7}\s*$"),
+) -> Response:
+    """The confirm step of a prior build: its plan and cost, measured now on this machine by the same
+    function `photokit prior build` announces; the job starts only from this page's POST."""
+    from photokit.prior.estimate import estimate_build
+    from photokit.reporting import format_duration
+
+    g = gallery(request)
+    with g.db.session(write=False) as session:
+        person_id = resolve_person(session, person).id
+        busy = session.scalar(select(func.count()).where(BackgroundJob.status == "running"))
+    params = tasks.prior_build_params(
+        person_id, preset, loss, budget, tasks.optional_steps(invert_steps), tasks.optional_steps(steps)
+    )
+    estimate = estimate_build(g.db, g.settings, str(person_id), tasks.build_options(params), device="auto")
+    durations = {
+        "anchors": format_duration(estimate.plan.invert_s),
+        "tuning": format_duration(estimate.plan.tuning_s),
+        "total": format_duration(estimate.total_s),
+    }
+    return g.render(
+        request, "prior_build.html", e=estimate, plan=estimate.plan, durations=durations, params=params, busy=busy
+    )
 
 
 @router.get("/restorations")
