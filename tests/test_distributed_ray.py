@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from photokit.db import open_database
 from photokit.db.models import EnhanceJob
-from photokit.distributed.album import plan_album, restore_album_on_ray
+from photokit.distributed.album import restore_album_on_ray
 from photokit.reporting import RecordingReporter
-from photokit.restore.batch import run_batch
+from photokit.restore.batch import queue_album, run_batch
 from photokit.settings import Settings
 from tests.conftest import ROOT, shared_path
 from tests.ray_helpers import TinyAlbumFactory, tiny_enhancer
@@ -60,7 +60,7 @@ def _outputs(folder: Path) -> dict[str, np.ndarray]:
 def _restore_on_ray(pg_url, album, out, signals, hold_name=None, lease_s=30.0):
     db = open_database(Settings.load(db_url=pg_url))
     enhancer_options = tiny_enhancer(out).options
-    plan = plan_album([album], enhancer_options)
+    plan = queue_album(db, [album], enhancer_options)
     factory = TinyAlbumFactory(out, plan.targets, signals, hold_name)
     reporter = RecordingReporter()
     summary = restore_album_on_ray(db, plan, enhancer_options, factory, workers=2, reporter=reporter, lease_s=lease_s)
@@ -221,7 +221,7 @@ def test_ctrl_c_stops_the_workers_gives_their_jobs_back_and_the_same_command_res
     signals.mkdir()
     db = open_database(Settings.load(db_url=pg_url))
     options = tiny_enhancer(out).options
-    plan = plan_album([album], options)
+    plan = queue_album(db, [album], options)
     factory = TinyAlbumFactory(out, plan.targets, signals)
     with pytest.raises(KeyboardInterrupt):
         restore_album_on_ray(db, plan, options, factory, workers=2, reporter=InterruptAfterFirstPhoto())
@@ -229,7 +229,7 @@ def test_ctrl_c_stops_the_workers_gives_their_jobs_back_and_the_same_command_res
         statuses = [r.status for r in session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == plan.key))]
     assert "running" not in statuses and 1 <= statuses.count("done") < 12  # nothing left held by a dead worker
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no half-written file
-    summary = restore_album_on_ray(db, plan, options, factory, workers=2)
+    summary = restore_album_on_ray(db, queue_album(db, [album], options), options, factory, workers=2)
     assert len(summary.already_done) + len(summary.done) == 12 and not summary.failed
     assert sorted(p.name for p in out.iterdir()) == [f"photo{i:02d}_restored.jpg" for i in range(1, 13)]
     db.dispose()

@@ -11,16 +11,24 @@ back to the queue.
 from __future__ import annotations
 
 import os
-import socket
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from photokit.db.session import Database, create_db_engine
 from photokit.errors import PhotokitError
-from photokit.jobs.queue import DEFAULT_LEASE_S, ClaimedJob, Heartbeat, JobStatus, claim, finish, release, status_counts
+from photokit.jobs.queue import (
+    DEFAULT_LEASE_S,
+    ClaimedJob,
+    Heartbeat,
+    JobStatus,
+    claim,
+    finish,
+    release,
+    unfinished,
+    worker_name,
+)
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 
 
@@ -30,6 +38,7 @@ class JobOutcome:
     output: str | None = None
     error: str | None = None
     report: dict | None = None
+    extra: dict | None = None  # sent back to the submitting terminal only (e.g. face crops), not stored
 
 
 class JobHandler(Protocol):
@@ -45,7 +54,7 @@ class JobWorker:
 
     def __init__(self, db_url: str, factory: HandlerFactory, lease_s: float = DEFAULT_LEASE_S) -> None:
         self.db = Database(engine=create_db_engine(db_url), url=db_url)
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.worker_id = worker_name()
         self.lease_s = lease_s
         self.handler = factory()
 
@@ -76,7 +85,7 @@ class JobWorker:
         return {
             "job": job.id, "subject": job.subject, "status": outcome.status.value, "output": outcome.output,
             "error": outcome.error, "report": outcome.report, "attempts": job.attempts, "worker": self.worker_id,
-            "accepted": accepted,
+            "accepted": accepted, "extra": outcome.extra,
         }  # fmt: skip
 
 
@@ -128,8 +137,7 @@ def run_batch_on_workers(
                     reporter.note("a Ray worker died; its job is redone by another one after its lease")
                     continue
                 if outcome is None:
-                    counts = status_counts(db, batch_key)
-                    if counts.get(JobStatus.QUEUED.value, 0) + counts.get(JobStatus.RUNNING.value, 0) == 0:
+                    if not unfinished(db, batch_key):
                         continue  # the batch is finished: this worker retires
                 elif outcome["accepted"]:
                     outcomes.append(outcome)
@@ -139,8 +147,7 @@ def run_batch_on_workers(
         except KeyboardInterrupt:
             stop_workers(db, list(pending), workers, worker_ids)
             raise
-    left = status_counts(db, batch_key)
-    if left.get(JobStatus.QUEUED.value, 0) + left.get(JobStatus.RUNNING.value, 0):
+    if unfinished(db, batch_key):
         raise PhotokitError("every Ray worker died before the batch was finished; run the command again to resume")
     return outcomes
 

@@ -15,13 +15,18 @@ local clock on SQLite (one machine).
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -29,6 +34,21 @@ from photokit.db.models import EnhanceJob, utcnow
 from photokit.db.vocab import JobStatus
 
 DEFAULT_LEASE_S = 60.0
+LEASE_ENV = "PHOTOKIT_JOB_LEASE_S"  # how long a silent worker keeps its job before another one redoes it
+
+
+def lease_seconds() -> float:
+    """The lease of a claimed job: ``$PHOTOKIT_JOB_LEASE_S`` (at least 1 s) or 60 s."""
+    raw = os.environ.get(LEASE_ENV, "").strip()
+    try:
+        return max(1.0, float(raw)) if raw else DEFAULT_LEASE_S
+    except ValueError:
+        return DEFAULT_LEASE_S
+
+
+def worker_name() -> str:
+    """A name no other worker (on any machine, in any process) has: host, process id, random tag."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class JobKind(StrEnum):
@@ -66,18 +86,43 @@ def _lease_end(session: Session, lease_s: float) -> ColumnElement | datetime:
     return _now(session) + timedelta(seconds=lease_s)
 
 
-def enqueue(db, kind: JobKind, batch_key: str, subjects: Iterable[str], options: dict | None = None) -> int:
-    """Queue a job per subject not yet in the batch; returns how many were added. A finished job stays
-    finished (re-running a batch resumes it)."""
+def enqueue(
+    db,
+    kind: JobKind,
+    batch_key: str,
+    subjects: Iterable[str],
+    options: dict | None = None,
+    subject_options: Mapping[str, dict] | None = None,
+) -> int:
+    """Queue a job per subject not yet in the batch (``options`` plus its ``subject_options``); returns how
+    many were added. A finished job stays finished (re-running a batch resumes it). Safe when several
+    workers queue the same batch at once: a subject another one queued first is left as it is."""
     subjects = list(dict.fromkeys(subjects))
     with db.session() as session:
         known = set(session.scalars(select(EnhanceJob.source_path).where(EnhanceJob.batch_key == batch_key)))
-        new = [s for s in subjects if s not in known]
-        session.add_all(
-            EnhanceJob(batch_key=batch_key, kind=kind.value, source_path=s, status="queued", options=options or {})
-            for s in new
-        )
-    return len(new)
+        rows = [
+            {
+                "batch_key": batch_key,
+                "kind": kind.value,
+                "source_path": s,
+                "status": JobStatus.QUEUED.value,
+                "options": {**(options or {}), **(subject_options or {}).get(s, {})},
+                "attempts": 0,
+                "created_at": utcnow(),
+            }
+            for s in subjects
+            if s not in known
+        ]
+        if not rows:
+            return 0
+        insert = postgres_insert if _is_postgres(session) else sqlite_insert
+        added = session.scalars(
+            insert(EnhanceJob)
+            .on_conflict_do_nothing(index_elements=["batch_key", "source_path"])
+            .returning(EnhanceJob.id),
+            rows,
+        ).all()
+    return len(added)
 
 
 def requeue(db, batch_key: str, subjects: Iterable[str]) -> int:
@@ -201,6 +246,24 @@ def status_counts(db, batch_key: str) -> dict[str, int]:
             select(EnhanceJob.status, func.count()).where(EnhanceJob.batch_key == batch_key).group_by(EnhanceJob.status)
         )
         return {status: n for status, n in rows}
+
+
+def unfinished(db, batch_key: str) -> int:
+    """Jobs of the batch still queued or running (held by a live worker, or by a dead one until its lease ends)."""
+    counts = status_counts(db, batch_key)
+    return counts.get(JobStatus.QUEUED.value, 0) + counts.get(JobStatus.RUNNING.value, 0)
+
+
+def held_by_others(db, batch_key: str) -> int:
+    """Jobs of the batch running under a lease that has not run out: another worker is on the batch now."""
+    with db.session(write=False) as session:
+        return session.scalar(
+            select(func.count()).where(
+                EnhanceJob.batch_key == batch_key,
+                EnhanceJob.status == JobStatus.RUNNING.value,
+                EnhanceJob.lease_expires_at >= _now(session),
+            )
+        )
 
 
 class Heartbeat:

@@ -9,15 +9,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
 
-from photokit.db.models import EnhanceJob, utcnow
+from photokit.db.models import EnhanceJob
 from photokit.db.vocab import JobStatus
 from photokit.errors import PhotokitError
+from photokit.jobs.queue import (
+    FINAL_STATUSES,
+    ClaimedJob,
+    Heartbeat,
+    JobKind,
+    claim,
+    enqueue,
+    finish,
+    held_by_others,
+    lease_seconds,
+    release,
+    requeue,
+    unfinished,
+    worker_name,
+)
 from photokit.library.images import sniff_format
 from photokit.pathtext import shown
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
@@ -128,6 +144,49 @@ def batch_key(paths: list[str | Path], out_dir: Path | None, options_fingerprint
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class AlbumPlan:
+    """A batch as queued in the library database: every worker of the batch (this process, another
+    ``photokit enhance`` of the same album, Ray workers) reads the same photos and outputs from it."""
+
+    key: str
+    sources: list[Path]
+    targets: dict[str, str]  # photo -> its output, fixed by whoever queued the photo first
+    preferred: dict[str, str]  # photo -> the name it would have without an existing file in the way
+    already_done: list[dict] = field(default_factory=list)  # {source, output}: finished, output still there
+
+
+def queue_album(db, inputs: list[str | Path], options, force: bool = False) -> AlbumPlan:
+    """Queue one job per photo the batch has not seen (its output recorded in the job), and put the
+    batch's failed, skipped and lost-output photos back in the queue unless another worker is on the
+    batch now (a second command started at the same time joins it; it does not redo its results)."""
+    sources = collect_sources(inputs, options.suffix, options.out_dir)
+    key = batch_key(inputs, options.out_dir, options.fingerprint())
+    with db.session(write=False) as session:
+        jobs = {j.source_path: j for j in session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == key))}
+    own = frozenset(j.output_path for j in jobs.values() if j.output_path)
+    own |= {j.options.get("target") for j in jobs.values() if (j.options or {}).get("target")}
+    preferred = {str(s): str(t) for s, t in plan_outputs(sources, options.out_dir, options.suffix).items()}
+    planned = plan_outputs(sources, options.out_dir, options.suffix, keep_existing=not force, own=frozenset(own))
+    enqueue(
+        db, JobKind.ENHANCE, key, [str(s) for s in sources], {"fingerprint": options.fingerprint()},
+        subject_options={str(s): {"target": str(t)} for s, t in planned.items()},
+    )  # fmt: skip
+    with db.session(write=False) as session:
+        jobs = {j.source_path: j for j in session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == key))}
+    targets = {str(s): (jobs[str(s)].options or {}).get("target") or str(planned[s]) for s in sources}
+    finished = {
+        s: j.output_path
+        for s, j in jobs.items()
+        if j.status == JobStatus.DONE and j.output_path and Path(j.output_path).is_file()
+    }
+    already = [{"source": str(s), "output": finished[str(s)]} for s in sources if str(s) in finished]
+    if not held_by_others(db, key):
+        redo = [s for s, j in jobs.items() if j.status in FINAL_STATUSES and s not in finished and s in targets]
+        requeue(db, key, redo)
+    return AlbumPlan(key, list(sources), targets, preferred, already)
+
+
 def run_batch(
     db,
     inputs: list[str | Path],
@@ -137,90 +196,84 @@ def run_batch(
     force: bool = False,
 ) -> BatchSummary:
     """Restore every photo of ``inputs``, skipping those an earlier run of the same batch finished. An existing
-    file is replaced only with ``force``: otherwise the output takes the next free name (``_1``, ``_2``...)."""
-    options = enhancer.options
-    sources = collect_sources(inputs, options.suffix, options.out_dir)
-    photos = list(sources)
-    key = batch_key(inputs, options.out_dir, options.fingerprint())
-    summary = BatchSummary(batch_key=key, total=len(photos))
-    own = _queue_jobs(db, key, photos, options.fingerprint())
-    preferred = plan_outputs(sources, options.out_dir, options.suffix)
-    targets = plan_outputs(sources, options.out_dir, options.suffix, keep_existing=not force, own=own)
-    with reported_task(reporter, "batch", "restoring photos", len(photos)) as task:
-        for photo in photos:
-            output = _claim(db, key, photo)
-            if output is not None:
-                summary.already_done.append({"source": str(photo), "output": output})
-                reporter.task_advanced(task, 1, f"{photo.name} already done")
-                continue
+    file is replaced only with ``force``: otherwise the output takes the next free name (``_1``, ``_2``...).
+
+    Each photo is claimed with a lease (``photokit.jobs``), so several commands on the same album share it:
+    each photo is restored once between them, and a stopped one's photo is redone after its lease."""
+    plan = queue_album(db, inputs, enhancer.options, force)
+    summary = BatchSummary(batch_key=plan.key, total=len(plan.sources), already_done=list(plan.already_done))
+    worker, lease_s = worker_name(), lease_seconds()
+    mine: set[str] = set()
+    with reported_task(reporter, "batch", "restoring photos", len(plan.sources), len(plan.already_done)) as task:
+        while (job := _next_job(db, plan.key, worker, lease_s, reporter)) is not None:
+            photo = Path(job.subject)
             reporter.task_advanced(task, 0, photo.name)
-            status, error, output, report = _process(enhancer, photo, targets[photo])
-            _record(db, key, photo, status, error, output, report)
-            if status is None:  # interrupted
-                raise KeyboardInterrupt
-            if status == JobStatus.DONE:
-                if report is not None and targets[photo] != preferred[photo]:
-                    report["warnings"].append(
-                        f"{shown(preferred[photo])} already exists: wrote {shown(targets[photo])} (--force replaces it)"
-                    )
-                summary.done.append(report)
-            elif status == JobStatus.SKIPPED:
-                summary.skipped.append({"source": str(photo), "reason": error})
-            else:
-                summary.failed.append({"source": str(photo), "error": error})
+            status = _restore_claimed(db, job, lease_s, enhancer, plan, summary, reporter)
+            mine.add(job.subject)
             reporter.task_advanced(task, 1)
-            if on_photo_done is not None:
+            if on_photo_done is not None and status is not None:
                 on_photo_done(photo, status)
+    _add_others_results(db, plan, summary, mine)
     return summary
 
 
-def _queue_jobs(db, key: str, photos: list[Path], fingerprint: str) -> frozenset[str]:
-    """One queued job row per photo the batch has not seen yet; returns the outputs the batch already wrote."""
-    with db.session() as session:
-        existing = {
-            job.source_path: job for job in session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == key))
-        }
-        own = frozenset(job.output_path for job in existing.values() if job.output_path)
-        for photo in photos:
-            if str(photo) not in existing:
-                session.add(
-                    EnhanceJob(
-                        batch_key=key,
-                        source_path=str(photo),
-                        status=JobStatus.QUEUED,
-                        options={"fingerprint": fingerprint},
-                    )
-                )
-    return own
+def _next_job(db, key: str, worker: str, lease_s: float, reporter: Reporter) -> ClaimedJob | None:
+    """The next photo for this worker; waits while other workers hold the rest (a dead one's photo comes
+    back when its lease runs out); None when the batch is finished."""
+    waiting = False
+    while (job := claim(db, key, worker, lease_s)) is None:
+        if not unfinished(db, key):
+            return None
+        if not waiting:
+            reporter.note("the other photos of this album are being restored by another photokit; waiting for it")
+            waiting = True
+        time.sleep(min(1.0, lease_s / 4))
+    return job
 
 
-def _job(session, key: str, photo: Path) -> EnhanceJob:
-    return session.scalars(
-        select(EnhanceJob).where(EnhanceJob.batch_key == key, EnhanceJob.source_path == str(photo))
-    ).one()
+def _restore_claimed(
+    db, job: ClaimedJob, lease_s: float, enhancer: Enhancer, plan: AlbumPlan, summary: BatchSummary, reporter: Reporter
+) -> JobStatus | None:
+    """Restore one claimed photo under a heartbeat and record it; None when another worker took it over."""
+    target = Path(plan.targets.get(job.subject) or job.options["target"])
+    try:
+        with Heartbeat(db, job, lease_s):
+            status, error, output, report = _process(enhancer, Path(job.subject), target)
+        if status is None:  # interrupted
+            raise KeyboardInterrupt
+    except BaseException:
+        release(db, job.worker, job.id)  # back to the queue at once
+        raise
+    if not finish(db, job.id, job.worker, status, output=output, error=error, report=report):
+        reporter.note(f"{shown(Path(job.subject).name)}: its lease ran out and another photokit redid it")
+        return None
+    if status == JobStatus.DONE:
+        preferred = plan.preferred.get(job.subject)
+        if report is not None and preferred and str(target) != preferred:
+            report["warnings"].append(f"{shown(preferred)} already exists: wrote {shown(target)} (--force replaces it)")
+        summary.done.append(report or {})
+    elif status == JobStatus.SKIPPED:
+        summary.skipped.append({"source": job.subject, "reason": error})
+    else:
+        summary.failed.append({"source": job.subject, "error": error})
+    return status
 
 
-def _claim(db, key: str, photo: Path) -> str | None:
-    """Mark the photo's job running; returns its output instead when it is already done (and still there)."""
-    with db.session() as session:
-        job = _job(session, key, photo)
-        if job.status == JobStatus.DONE and job.output_path and Path(job.output_path).is_file():
-            return job.output_path
-        job.status, job.error = JobStatus.RUNNING, None
-    return None
-
-
-def _record(
-    db, key: str, photo: Path, status: JobStatus | None, error: str | None, output: str | None, report: dict | None
-) -> None:
-    """Store the outcome of one photo (an interrupted one goes back to the queue)."""
-    with db.session() as session:
-        job = _job(session, key, photo)
-        if status is None:  # interrupted: back to the queue
-            job.status = JobStatus.QUEUED
+def _add_others_results(db, plan: AlbumPlan, summary: BatchSummary, mine: set[str]) -> None:
+    """Photos another worker finished while this one ran: listed as already done, skipped or failed."""
+    counted = mine | {item["source"] for item in summary.already_done}
+    with db.session(write=False) as session:
+        jobs = {j.source_path: j for j in session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == plan.key))}
+    for source in map(str, plan.sources):
+        job = jobs.get(source)
+        if source in counted or job is None:
+            continue
+        if job.status == JobStatus.DONE:
+            summary.already_done.append({"source": source, "output": job.output_path})
+        elif job.status == JobStatus.SKIPPED:
+            summary.skipped.append({"source": source, "reason": job.error})
         else:
-            job.status, job.error, job.output_path, job.report = status, error, output, report
-            job.finished_at = utcnow()
+            summary.failed.append({"source": source, "error": job.error})
 
 
 def _process(
