@@ -115,7 +115,7 @@ class _Broken:
     """A handler with a bug on one subject and a Ctrl-C on another."""
 
     def __call__(self, job):
-        from photokit.distributed.workers import JobOutcome
+        from photokit.jobs import JobOutcome
 
         if job.subject == "bug":
             raise ValueError("no\nsuch thing")

@@ -151,7 +151,12 @@ def _status_lines(status: dict) -> list[str]:
     models = status["models"]
     lines.append(f"Models    {models['installed']} of {models['known']} installed in {models['dir']}")
     lines.append(f"Priors    {status['priors']} personal priors")
-    lines.append(f"Database  {status['database']['url']} (revision {status['database']['revision']})")
+    database = status["database"]
+    search = database["face_search"]
+    pgvector = f"; pgvector {search['pgvector']}, not used" if "pgvector" in search else ""
+    lines.append(
+        f"Database  {database['url']} (revision {database['revision']}); face search {search['index']}{pgvector}"
+    )
     return lines
 
 

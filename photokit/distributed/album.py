@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from photokit.distributed.workers import HandlerFactory, JobOutcome, run_batch_on_workers, start_workers
-from photokit.jobs.queue import ClaimedJob, JobStatus
+from photokit.distributed.workers import HandlerFactory, run_batch_on_workers, start_workers
+from photokit.jobs.queue import ClaimedJob, JobOutcome, JobStatus
 from photokit.reporting import NULL_REPORTER, Reporter
-from photokit.restore.batch import AlbumPlan, BatchSummary, _process
+from photokit.restore.batch import AlbumPlan, BatchSummary, restore_photo
 from photokit.restore.crops import CropCollector
 from photokit.restore.pipeline import EnhanceOptions, Enhancer
 from photokit.settings import Settings
@@ -26,11 +26,11 @@ class EnhanceHandler:
             self.enhancer.on_face = self.crops
 
     def __call__(self, job: ClaimedJob) -> JobOutcome:
-        status, error, output, report = _process(self.enhancer, Path(job.subject), Path(self.targets[job.subject]))
-        if status is None:  # interrupted (Ctrl-C, ray.cancel): the job goes back to the queue
-            raise KeyboardInterrupt
-        extra = {"crops": self.crops.take(job.subject)} if self.crops is not None else None
-        return JobOutcome(status, output=output, error=error, report=report, extra=extra)
+        # Interrupted (Ctrl-C, ray.cancel): KeyboardInterrupt, and the job goes back to the queue.
+        outcome = restore_photo(self.enhancer, Path(job.subject), Path(self.targets[job.subject]))
+        if self.crops is not None:
+            outcome.extra = {"crops": self.crops.take(job.subject)}
+        return outcome
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from photokit.db.session import Database, create_db_engine
@@ -21,24 +20,15 @@ from photokit.errors import PhotokitError
 from photokit.jobs.queue import (
     DEFAULT_LEASE_S,
     ClaimedJob,
-    Heartbeat,
+    JobOutcome,
     JobStatus,
     claim,
-    finish,
     release,
+    run_job,
     unfinished,
     worker_name,
 )
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
-
-
-@dataclass
-class JobOutcome:
-    status: JobStatus
-    output: str | None = None
-    error: str | None = None
-    report: dict | None = None
-    extra: dict | None = None  # sent back to the submitting terminal only (e.g. face crops), not stored
 
 
 class JobHandler(Protocol):
@@ -69,19 +59,15 @@ class JobWorker:
             job = claim(self.db, batch_key, self.worker_id, self.lease_s)
         if job is None:
             return None
-        try:
-            with Heartbeat(self.db, job, self.lease_s):
-                outcome = self.handler(job)
-        except Exception as exc:  # one broken job must not stop the batch: it fails with the reason
-            detail = " ".join(str(exc).split()) or type(exc).__name__
-            outcome = JobOutcome(JobStatus.FAILED, error=f"{job.subject}: unexpected {type(exc).__name__}: {detail}")
-        except BaseException:  # Ctrl-C / ray.cancel: the job goes back to the queue at once
-            release(self.db, self.worker_id, job.id)
-            raise
-        accepted = finish(
-            self.db, job.id, self.worker_id, outcome.status, output=outcome.output, error=outcome.error,
-            report=outcome.report,
-        )  # fmt: skip
+
+        def work() -> JobOutcome:
+            try:
+                return self.handler(job)
+            except Exception as exc:  # one broken job must not stop the batch: it fails with the reason
+                detail = " ".join(str(exc).split()) or type(exc).__name__
+                return JobOutcome(JobStatus.FAILED, error=f"{job.subject}: unexpected {type(exc).__name__}: {detail}")
+
+        outcome, accepted = run_job(self.db, job, self.lease_s, work)  # Ctrl-C / ray.cancel: the job is released
         return {
             "job": job.id, "subject": job.subject, "status": outcome.status.value, "output": outcome.output,
             "error": outcome.error, "report": outcome.report, "attempts": job.attempts, "worker": self.worker_id,

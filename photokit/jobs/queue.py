@@ -18,8 +18,9 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -69,6 +70,18 @@ class ClaimedJob:
     options: dict
     attempts: int  # 1 on the first claim; more when a dead worker's job is redone
     worker: str
+
+
+@dataclass
+class JobOutcome:
+    """What doing a job gave: its final status, output, error and report (stored on the job row); ``extra``
+    goes back to whoever asked for the work (e.g. face crops over Ray), never into the database."""
+
+    status: JobStatus
+    output: str | None = None
+    error: str | None = None
+    report: dict | None = None
+    extra: dict | None = None
 
 
 def _is_postgres(session: Session) -> bool:
@@ -293,3 +306,37 @@ class Heartbeat:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def claim_next(
+    db, batch_key: str, worker: str, lease_s: float, on_wait: Callable[[int], None] | None = None
+) -> ClaimedJob | None:
+    """The batch's next job for ``worker``, waiting while other workers hold the rest (a dead one's job comes
+    back when its lease runs out); None when the batch is finished. ``on_wait(held)`` is called once, when
+    it starts waiting."""
+    waited = False
+    while (job := claim(db, batch_key, worker, lease_s)) is None:
+        left = unfinished(db, batch_key)
+        if not left:
+            return None
+        if not waited and on_wait is not None:
+            on_wait(left)
+        waited = True
+        time.sleep(min(1.0, lease_s / 4))
+    return job
+
+
+def run_job(db, job: ClaimedJob, lease_s: float, work: Callable[[], JobOutcome]) -> tuple[JobOutcome, bool]:
+    """Do a claimed job under a heartbeat and record its outcome: (outcome, accepted). Not accepted: the
+    lease was lost and another worker redid the job (its result stands). An interrupt (Ctrl-C, a
+    cancelled task) gives the job back to the queue at once and propagates."""
+    try:
+        with Heartbeat(db, job, lease_s):
+            outcome = work()
+    except BaseException:
+        release(db, job.worker, job.id)
+        raise
+    accepted = finish(
+        db, job.id, job.worker, outcome.status, output=outcome.output, error=outcome.error, report=outcome.report
+    )
+    return outcome, accepted

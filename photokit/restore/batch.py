@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import select
@@ -22,16 +22,14 @@ from photokit.errors import PhotokitError
 from photokit.jobs.queue import (
     FINAL_STATUSES,
     ClaimedJob,
-    Heartbeat,
     JobKind,
-    claim,
+    JobOutcome,
+    claim_next,
     enqueue,
-    finish,
     held_by_others,
     lease_seconds,
-    release,
     requeue,
-    unfinished,
+    run_job,
     worker_name,
 )
 from photokit.library.images import sniff_format
@@ -205,7 +203,7 @@ def run_batch(
     worker, lease_s = worker_name(), lease_seconds()
     mine: set[str] = set()
     with reported_task(reporter, "batch", "restoring photos", len(plan.sources), len(plan.already_done)) as task:
-        while (job := _next_job(db, plan.key, worker, lease_s, reporter)) is not None:
+        while (job := claim_next(db, plan.key, worker, lease_s, _waiting_note(reporter))) is not None:
             photo = Path(job.subject)
             reporter.task_advanced(task, 0, photo.name)
             status = _restore_claimed(db, job, lease_s, enhancer, plan, summary, reporter)
@@ -217,18 +215,11 @@ def run_batch(
     return summary
 
 
-def _next_job(db, key: str, worker: str, lease_s: float, reporter: Reporter) -> ClaimedJob | None:
-    """The next photo for this worker; waits while other workers hold the rest (a dead one's photo comes
-    back when its lease runs out); None when the batch is finished."""
-    waiting = False
-    while (job := claim(db, key, worker, lease_s)) is None:
-        if not unfinished(db, key):
-            return None
-        if not waiting:
-            reporter.note("the other photos of this album are being restored by another photokit; waiting for it")
-            waiting = True
-        time.sleep(min(1.0, lease_s / 4))
-    return job
+def _waiting_note(reporter: Reporter) -> Callable[[int], None]:
+    def note(held: int) -> None:
+        reporter.note(f"{held} photos of this album are held by another photokit; waiting for them")
+
+    return note
 
 
 def _restore_claimed(
@@ -236,17 +227,11 @@ def _restore_claimed(
 ) -> JobStatus | None:
     """Restore one claimed photo under a heartbeat and record it; None when another worker took it over."""
     target = Path(plan.targets.get(job.subject) or job.options["target"])
-    try:
-        with Heartbeat(db, job, lease_s):
-            status, error, output, report = _process(enhancer, Path(job.subject), target)
-        if status is None:  # interrupted
-            raise KeyboardInterrupt
-    except BaseException:
-        release(db, job.worker, job.id)  # back to the queue at once
-        raise
-    if not finish(db, job.id, job.worker, status, output=output, error=error, report=report):
+    outcome, accepted = run_job(db, job, lease_s, partial(restore_photo, enhancer, Path(job.subject), target))
+    if not accepted:
         reporter.note(f"{shown(Path(job.subject).name)}: its lease ran out and another photokit redid it")
         return None
+    status, error, report = outcome.status, outcome.error, outcome.report
     if status == JobStatus.DONE:
         preferred = plan.preferred.get(job.subject)
         if report is not None and preferred and str(target) != preferred:
@@ -274,6 +259,14 @@ def _add_others_results(db, plan: AlbumPlan, summary: BatchSummary, mine: set[st
             summary.skipped.append({"source": source, "reason": job.error})
         else:
             summary.failed.append({"source": source, "error": job.error})
+
+
+def restore_photo(enhancer: Enhancer, photo: Path, target: Path) -> JobOutcome:
+    """One photo's job outcome; KeyboardInterrupt when interrupted (its job goes back to the queue)."""
+    status, error, output, report = _process(enhancer, photo, target)
+    if status is None:
+        raise KeyboardInterrupt
+    return JobOutcome(status, output=output, error=error, report=report)
 
 
 def _process(

@@ -1,0 +1,65 @@
+"""`prior build --all --ray`: the batch's prior builds (``photokit.prior.build_all``) on Ray workers, one
+build at a time per worker (a GPU each when the cluster has them), each reading the library and writing the
+prior to the shared ``PHOTOKIT_HOME``; finished builds stream back to the submitting terminal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from photokit.distributed.workers import run_batch_on_workers, start_workers
+from photokit.jobs.queue import ClaimedJob, JobOutcome, lease_seconds
+from photokit.prior.build_all import AllPriorsPlan, AllPriorsSummary, queue_builds, summarize
+from photokit.prior.schedule import BuildOptions
+from photokit.reporting import NULL_REPORTER, Reporter
+from photokit.settings import Settings
+
+
+class PriorBuildHandler:
+    def __init__(self, settings: Settings, options: BuildOptions, device: str, generator: str | None) -> None:
+        from photokit.db import open_database
+
+        self.db = open_database(settings, upgrade=False)
+        self.settings, self.options, self.device, self.generator = settings, options, device, generator
+
+    def __call__(self, job: ClaimedJob) -> JobOutcome:
+        from photokit.prior.build_all import build_job
+
+        return build_job(self.db, self.settings, job, self.options, self.device, self.generator)
+
+
+@dataclass
+class PriorBuildFactory:
+    settings: Settings
+    options: BuildOptions
+    device: str
+    generator: str | None = None
+
+    def __call__(self) -> PriorBuildHandler:
+        return PriorBuildHandler(self.settings, self.options, self.device, self.generator)
+
+
+def build_priors_on_ray(
+    db,
+    plan: AllPriorsPlan,
+    factory: PriorBuildFactory,
+    workers: int,
+    num_gpus: float = 0,
+    reporter: Reporter = NULL_REPORTER,
+) -> AllPriorsSummary:
+    """Build the plan's priors on ``workers`` Ray actors; the same summary as ``build_all_priors``."""
+    queue_builds(db, plan)
+    if plan.to_build:
+        count = min(workers, len(plan.to_build))
+        lease_s = lease_seconds()
+        actors = start_workers(db.url, factory, count, num_gpus=num_gpus, lease_s=lease_s)
+        try:
+            run_batch_on_workers(
+                db, plan.key, actors, reporter, f"personal priors on {count} Ray workers", total=len(plan.to_build),
+                poll_s=min(1.0, lease_s / 4),
+            )  # fmt: skip
+        finally:
+            import ray
+
+            for actor in actors:
+                ray.kill(actor)
+    return summarize(db, plan)
