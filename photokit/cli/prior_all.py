@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,7 @@ from photokit.cli.common import console, database_from, print_json, settings_fro
 from photokit.reporting import Reporter, format_duration
 
 if TYPE_CHECKING:
-    from photokit.prior.build_all import AllPriorsPlan, AllPriorsSummary
+    from photokit.prior.build_all import AllPriorsPlan, AllPriorsSummary, BuildRequest
     from photokit.prior.schedule import BuildOptions
     from photokit.settings import Settings
 
@@ -27,22 +28,22 @@ def build_all(
 ) -> None:
     """`prior build --all`: the plan and its cost up front, then the builds (here, or on Ray workers)."""
     from photokit.cli.reporters import RichReporter
-    from photokit.prior.build_all import build_all_priors, plan_all_priors
+    from photokit.prior.build_all import BuildRequest, build_all_priors, plan_all_priors
 
     if ray is not None:
         from photokit.distributed import require_ray
 
         require_ray()
     db, settings = database_from(ctx), settings_from(ctx)
-    generator = generator.expanduser().resolve() if generator is not None else None
+    request = BuildRequest(options, device, str(generator.expanduser().resolve()) if generator is not None else None)
     with RichReporter(enabled=not json_out, notes=True) as reporter:  # the plan and cost, also with --json
-        plan = plan_all_priors(db, settings, options, device, generator, reporter)
+        plan = plan_all_priors(db, settings, request, reporter)
         for line in _plan_lines(plan):
             reporter.note(line)
         if ray is None:
-            summary = build_all_priors(db, settings, plan, options, device, generator, reporter)
+            summary = build_all_priors(db, settings, plan, request, reporter)
         else:
-            summary = _on_ray(db, settings, plan, options, device, generator, ray, workers, reporter)
+            summary = _on_ray(db, settings, plan, request, ray, workers, reporter)
     if json_out:
         print_json(summary.to_json())
     else:
@@ -61,9 +62,7 @@ def _on_ray(
     db,
     settings: Settings,
     plan: AllPriorsPlan,
-    options: BuildOptions,
-    device: str,
-    generator: Path | None,
+    request: BuildRequest,
     address: str,
     workers: int | None,
     reporter: Reporter,
@@ -72,7 +71,7 @@ def _on_ray(
     from photokit.distributed.priors import PriorBuildFactory, build_priors_on_ray
 
     info = connect(address)
-    gpu = wants_gpu(device, info)
+    gpu = wants_gpu(request.device, info)
     count = worker_count(info, workers, gpu)
     reporter.note(f"{info.describe()}; up to {count} build workers{' with a GPU each' if gpu else ''}")
     if plan.to_build:
@@ -81,9 +80,7 @@ def _on_ray(
             f"about {format_duration(share)} with {count} workers like this machine"
             + (" (GPU workers are faster)" if gpu and plan.measured_on != "cuda" else "")
         )
-    factory = PriorBuildFactory(
-        settings, options, "cuda" if gpu else device, None if generator is None else str(generator)
-    )
+    factory = PriorBuildFactory(settings, replace(request, device="cuda") if gpu else request)
     return build_priors_on_ray(db, plan, factory, count, num_gpus=1 if gpu else 0, reporter=reporter)
 
 

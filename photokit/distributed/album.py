@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from photokit.distributed.workers import HandlerFactory, run_batch_on_workers, start_workers
-from photokit.jobs.queue import ClaimedJob, JobOutcome, JobStatus
+from photokit.jobs.queue import ClaimedJob, JobOutcome, JobStatus, lease_seconds
 from photokit.reporting import NULL_REPORTER, Reporter
 from photokit.restore.batch import AlbumPlan, BatchSummary, restore_photo
 from photokit.restore.crops import CropCollector
@@ -64,12 +64,13 @@ def restore_album_on_ray(
     workers: int,
     num_gpus: float = 0,
     reporter: Reporter = NULL_REPORTER,
-    lease_s: float = 60.0,
+    lease_s: float | None = None,
     crops: dict | None = None,
 ) -> BatchSummary:
     """Restore the album queued as ``plan`` (``queue_album``) on ``workers`` Ray actors; the summary has the
     same shape as ``run_batch``'s. ``crops`` receives the faces' crops the workers send back (``keep_crops``)."""
     summary = BatchSummary(batch_key=plan.key, total=len(plan.sources), already_done=list(plan.already_done))
+    lease_s = lease_s or lease_seconds()
     actors = start_workers(db.url, factory, workers, num_gpus=num_gpus, lease_s=lease_s)
     try:
         outcomes = run_batch_on_workers(

@@ -8,34 +8,29 @@ from dataclasses import dataclass
 
 from photokit.distributed.workers import run_batch_on_workers, start_workers
 from photokit.jobs.queue import ClaimedJob, JobOutcome, lease_seconds
-from photokit.prior.build_all import AllPriorsPlan, AllPriorsSummary, queue_builds, summarize
-from photokit.prior.schedule import BuildOptions
+from photokit.prior.build_all import AllPriorsPlan, AllPriorsSummary, BuildRequest, build_job, queue_builds, summarize
 from photokit.reporting import NULL_REPORTER, Reporter
 from photokit.settings import Settings
 
 
 class PriorBuildHandler:
-    def __init__(self, settings: Settings, options: BuildOptions, device: str, generator: str | None) -> None:
+    def __init__(self, settings: Settings, request: BuildRequest) -> None:
         from photokit.db import open_database
 
         self.db = open_database(settings, upgrade=False)
-        self.settings, self.options, self.device, self.generator = settings, options, device, generator
+        self.settings, self.request = settings, request
 
     def __call__(self, job: ClaimedJob) -> JobOutcome:
-        from photokit.prior.build_all import build_job
-
-        return build_job(self.db, self.settings, job, self.options, self.device, self.generator)
+        return build_job(self.db, self.settings, job, self.request)
 
 
 @dataclass
 class PriorBuildFactory:
     settings: Settings
-    options: BuildOptions
-    device: str
-    generator: str | None = None
+    request: BuildRequest
 
     def __call__(self) -> PriorBuildHandler:
-        return PriorBuildHandler(self.settings, self.options, self.device, self.generator)
+        return PriorBuildHandler(self.settings, self.request)
 
 
 def build_priors_on_ray(

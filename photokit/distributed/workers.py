@@ -23,6 +23,7 @@ from photokit.jobs.queue import (
     JobOutcome,
     JobStatus,
     claim,
+    lease_seconds,
     release,
     run_job,
     unfinished,
@@ -81,13 +82,13 @@ def last_line(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
-def start_workers(db_url: str, factory: HandlerFactory, count: int, num_gpus: float = 0, lease_s: float = 60.0):
+def start_workers(db_url: str, factory: HandlerFactory, count: int, num_gpus: float = 0, lease_s: float | None = None):
     """``count`` Ray actors, each one CPU (and ``num_gpus``), models loaded once per actor."""
     from photokit.distributed import require_ray
 
     ray = require_ray()
     remote = ray.remote(num_cpus=1, num_gpus=num_gpus, max_restarts=0, max_task_retries=0)(JobWorker)
-    return [remote.remote(db_url, factory, lease_s) for _ in range(count)]
+    return [remote.remote(db_url, factory, lease_s or lease_seconds()) for _ in range(count)]
 
 
 def run_batch_on_workers(

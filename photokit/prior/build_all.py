@@ -14,9 +14,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
-from pathlib import Path
 
-import torch
 from sqlalchemy import select
 
 from photokit.db.models import EnhanceJob, Person
@@ -42,6 +40,15 @@ from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 from photokit.settings import Settings
 
 SUBJECT = "person:{}"
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What every build of the batch is asked for (the same for each person; picklable for Ray workers)."""
+
+    options: BuildOptions = field(default_factory=BuildOptions)
+    device: str = "auto"
+    generator: str | None = None  # the base generator file (None: the installed one)
 
 
 @dataclass
@@ -84,25 +91,20 @@ class AllPriorsSummary:
         return asdict(self)
 
 
-def batch_key(options: BuildOptions, generator_path: str | Path | None) -> str:
-    """The batch of `prior build --all` with these options (restarting is not part of what is built)."""
-    data = {"options": asdict(replace(options, restart=False)), "generator": str(generator_path or "")}
+def batch_key(request: BuildRequest) -> str:
+    """The batch of `prior build --all` with these options (the device and restarting are not part of what
+    is built)."""
+    data = {"options": asdict(replace(request.options, restart=False)), "generator": request.generator or ""}
     return "priors-" + hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:25]
 
 
-def plan_all_priors(
-    db,
-    settings: Settings,
-    options: BuildOptions,
-    device: str | torch.device = "auto",
-    generator_path: str | Path | None = None,
-    reporter: Reporter = NULL_REPORTER,
-) -> AllPriorsPlan:
-    """Who is built and who is not (and why), with each build's cost timed once on ``device`` up front."""
+def plan_all_priors(db, settings: Settings, request: BuildRequest, reporter: Reporter = NULL_REPORTER) -> AllPriorsPlan:
+    """Who is built and who is not (and why), with each build's cost timed once, up front, on the device."""
+    options = request.options
     with db.session(write=False) as session:
         people = session.scalars(select(Person).where(Person.ignored.is_(False)).order_by(Person.id)).all()
         named = [(p.id, p.name) for p in people if p.name]
-    plan = AllPriorsPlan(batch_key(options, generator_path), [], len(people) - len(named), "")
+    plan = AllPriorsPlan(batch_key(request), [], len(people) - len(named), "")
     for person_id, name in named:
         if has_prior(settings, person_id) and not options.restart:
             plan.people.append(PersonBuild(person_id, name, skipped="has a prior already"))
@@ -112,8 +114,8 @@ def plan_all_priors(
         return plan
     first = plan.to_build[0]
     b = _start_build(
-        db, settings, str(first.person_id), replace(options, restart=False), device, generator_path, None, None,
-        reporter,
+        db, settings, str(first.person_id), replace(options, restart=False), request.device, request.generator,
+        None, None, reporter,
     )  # fmt: skip
     plan.measured_on = b.device.type
     upper = options.max_refs or PRESET_SCHEDULES[b.preset]["max_refs"]
@@ -154,31 +156,23 @@ def queue_builds(db, plan: AllPriorsPlan) -> None:
 
 
 def build_job(
-    db,
-    settings: Settings,
-    job: ClaimedJob,
-    options: BuildOptions,
-    device: str | torch.device,
-    generator_path: str | Path | None,
-    reporter: Reporter = NULL_REPORTER,
+    db, settings: Settings, job: ClaimedJob, request: BuildRequest, reporter: Reporter = NULL_REPORTER
 ) -> JobOutcome:
-    """Build (or resume) the prior of the job's person; a PhotokitError fails the job with its one line."""
+    """Build (or resume) the prior of the job's person; an error fails the job with its one line (one broken
+    build does not stop the others)."""
     person_id = job.subject.removeprefix("person:")
     try:
-        built = build_prior(db, settings, person_id, options, device, generator_path, reporter)
+        built = build_prior(db, settings, person_id, request.options, request.device, request.generator, reporter)
     except PhotokitError as exc:
         return JobOutcome(JobStatus.FAILED, error=str(exc))
+    except Exception as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        return JobOutcome(JobStatus.FAILED, error=f"person {person_id}: unexpected {type(exc).__name__}: {detail}")
     return JobOutcome(JobStatus.DONE, output=str(built.folder), report=built.summary())
 
 
 def build_all_priors(
-    db,
-    settings: Settings,
-    plan: AllPriorsPlan,
-    options: BuildOptions,
-    device: str | torch.device = "auto",
-    generator_path: str | Path | None = None,
-    reporter: Reporter = NULL_REPORTER,
+    db, settings: Settings, plan: AllPriorsPlan, request: BuildRequest, reporter: Reporter = NULL_REPORTER
 ) -> AllPriorsSummary:
     """Build the plan's priors in this process, one job at a time (others may share the batch)."""
     queue_builds(db, plan)
@@ -187,7 +181,7 @@ def build_all_priors(
     with reported_task(reporter, "priors", "personal priors", len(plan.to_build)) as task:
         while (job := claim_next(db, plan.key, worker, lease_s, _waiting_note(reporter))) is not None:
             reporter.note(f"building the prior of {names.get(job.subject) or job.subject}")
-            run_job(db, job, lease_s, partial(build_job, db, settings, job, options, device, generator_path, reporter))
+            run_job(db, job, lease_s, partial(build_job, db, settings, job, request, reporter))
             reporter.task_advanced(task, 1)
     return summarize(db, plan)
 
