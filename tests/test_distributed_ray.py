@@ -162,6 +162,7 @@ def test_scan_with_ray_finds_the_faces_one_process_finds(ray_cluster, pg_url, tm
     assert result.exit_code == 0, result.output
     faces = json.loads(result.stdout)["faces"]
     assert faces["done"] == 4 and faces["workers"] == 2 and faces["faces"] == local.summary.faces
+    assert set(faces) == set(local.summary.to_json())  # the same summary (FaceRunSummary) as one process gives
     db = open_database(Settings.load(db_url=pg_url))
     expected, got = _faces_per_photo(local.db), _faces_per_photo(db)
     assert sorted(got) == sorted(expected)

@@ -3,6 +3,8 @@
 A batch is identified by its inputs, output folder and result-affecting options; re-running the same
 command skips the photos already done (whose output still exists), retries the rest, and records each
 failure with its one-line reason. Ctrl-C leaves finished photos done and the interrupted one queued.
+Each photo is claimed with a lease (``photokit.jobs``) and its output is fixed when it is first queued, so
+commands started together on one album (or Ray workers, ``photokit.distributed.album``) share it.
 """
 
 from __future__ import annotations
