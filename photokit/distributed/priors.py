@@ -5,10 +5,19 @@ prior to the shared ``PHOTOKIT_HOME``; finished builds stream back to the submit
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
-from photokit.distributed.workers import run_batch_on_workers, start_workers
-from photokit.jobs.queue import ClaimedJob, JobOutcome, lease_seconds
-from photokit.prior.build_all import AllPriorsPlan, AllPriorsSummary, BuildRequest, build_job, queue_builds, summarize
+from photokit.distributed.workers import ProgressToDatabase, run_batch_on_workers, start_workers
+from photokit.jobs.queue import ClaimedJob, JobOutcome, lease_seconds, running_progress
+from photokit.prior.build_all import (
+    SUBJECT,
+    AllPriorsPlan,
+    AllPriorsSummary,
+    BuildRequest,
+    build_job,
+    queue_builds,
+    summarize,
+)
 from photokit.reporting import NULL_REPORTER, Reporter
 from photokit.settings import Settings
 
@@ -21,7 +30,7 @@ class PriorBuildHandler:
         self.settings, self.request = settings, request
 
     def __call__(self, job: ClaimedJob) -> JobOutcome:
-        return build_job(self.db, self.settings, job, self.request)
+        return build_job(self.db, self.settings, job, self.request, ProgressToDatabase(self.db, job))
 
 
 @dataclass
@@ -31,6 +40,17 @@ class PriorBuildFactory:
 
     def __call__(self) -> PriorBuildHandler:
         return PriorBuildHandler(self.settings, self.request)
+
+
+def builds_status(db, plan: AllPriorsPlan) -> str | None:
+    """How the running builds are getting on, e.g. "Ann: tuning 120/300; Bob: anchors 2/8"."""
+    names = {SUBJECT.format(p.person_id): p.name or f"person {p.person_id}" for p in plan.people}
+    parts = [
+        f"{names.get(subject, subject)}: {p['stage']}"
+        + (f" {p['done']:.0f}/{p['total']:.0f}" if p.get("total") else "")
+        for subject, p in sorted(running_progress(db, plan.key).items())
+    ]
+    return "; ".join(parts) or None
 
 
 def build_priors_on_ray(
@@ -50,7 +70,7 @@ def build_priors_on_ray(
         try:
             run_batch_on_workers(
                 db, plan.key, actors, reporter, f"personal priors on {count} Ray workers", total=len(plan.to_build),
-                poll_s=min(1.0, lease_s / 4),
+                poll_s=min(1.0, lease_s / 4), watch=partial(builds_status, db, plan),
             )  # fmt: skip
         finally:
             import ray

@@ -10,6 +10,7 @@ back to the queue.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -24,12 +25,13 @@ from photokit.jobs.queue import (
     JobStatus,
     claim,
     lease_seconds,
+    record_progress,
     release,
     run_job,
     unfinished,
     worker_name,
 )
-from photokit.reporting import NULL_REPORTER, Reporter, reported_task
+from photokit.reporting import NULL_REPORTER, RecordingReporter, Reporter, reported_task
 
 
 class JobHandler(Protocol):
@@ -38,6 +40,33 @@ class JobHandler(Protocol):
 
 
 HandlerFactory = Callable[[], JobHandler]  # picklable; called once inside each worker process
+
+
+class ProgressToDatabase(RecordingReporter):
+    """A worker's Reporter for its current job: the stage it is in is written on the job row (at most every
+    ``every_s`` seconds), where the submitting terminal reads it (``photokit.jobs.queue.running_progress``)."""
+
+    def __init__(self, db, job: ClaimedJob, every_s: float = 1.0) -> None:
+        super().__init__()
+        self.db, self.job, self.every_s = db, job, every_s
+        self._written_at = float("-inf")
+
+    def task_started(self, key: str, description: str, total: float | None, completed: float = 0) -> None:
+        super().task_started(key, description, total, completed)
+        self._write(key)
+
+    def task_advanced(self, key: str, advance: float = 1, status: str | None = None) -> None:
+        super().task_advanced(key, advance, status)
+        self._write(key)
+
+    def _write(self, key: str) -> None:
+        if time.monotonic() - self._written_at < self.every_s:
+            return
+        self._written_at = time.monotonic()
+        done, total = self.progress[key]
+        progress = {"stage": self.descriptions.get(key, key), "done": done, "total": total}
+        with contextlib.suppress(Exception):  # progress is for show: a database hiccup must not fail the job
+            record_progress(self.db, self.job.id, self.job.worker, progress)
 
 
 class JobWorker:
@@ -100,9 +129,11 @@ def run_batch_on_workers(
     total: int | None = None,
     completed: int = 0,
     poll_s: float = 1.0,
+    watch: Callable[[], str | None] | None = None,
 ) -> list[dict]:
     """Feed the batch's jobs to ``workers`` until none is queued or running; the outcomes, in finishing
-    order (only those the database accepted: a job redone after a lease ran out counts once)."""
+    order (only those the database accepted: a job redone after a lease ran out counts once). ``watch``
+    says how the running jobs are getting on (shown as the bar's status while nothing finishes)."""
     import ray
 
     outcomes: list[dict] = []
@@ -116,6 +147,8 @@ def run_batch_on_workers(
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=poll_s)
                 if not ready:
+                    if watch is not None and (status := watch()):
+                        reporter.task_advanced("ray-batch", 0, status=status)
                     continue
                 worker = pending.pop(ready[0])
                 try:

@@ -242,6 +242,27 @@ def finish(
         return result.rowcount == 1
 
 
+def record_progress(db, job_id: int, worker: str, progress: dict) -> bool:
+    """Note how far the holder is in its job (``{"stage", "done", "total"}``), for whoever watches the batch;
+    kept in the job's report until the job finishes."""
+    with db.session() as session:
+        result = session.execute(
+            update(EnhanceJob).where(_held_by(job_id, worker)).values(report={"progress": progress})
+        )
+        return result.rowcount == 1
+
+
+def running_progress(db, batch_key: str) -> dict[str, dict]:
+    """subject -> the progress its holder last recorded, for the batch's running jobs."""
+    with db.session(write=False) as session:
+        rows = session.execute(
+            select(EnhanceJob.source_path, EnhanceJob.report).where(
+                EnhanceJob.batch_key == batch_key, EnhanceJob.status == JobStatus.RUNNING.value
+            )
+        )
+        return {subject: report["progress"] for subject, report in rows if report and "progress" in report}
+
+
 def release(db, worker: str, job_id: int | None = None) -> int:
     """Give ``worker``'s running job (or all of them) back to the queue, e.g. after Ctrl-C."""
     with db.session() as session:
