@@ -102,6 +102,8 @@ def test_all_builds_every_named_person_with_enough_faces_and_says_who_is_skipped
 
     again = runner.invoke(app, build_args(settings, tiny_file), env={"PHOTOKIT_HOME": str(settings.home)})
     assert again.exit_code == 0 and "0 priors to build" in again.stderr  # nothing done twice
+    repeat = json.loads(again.stdout)
+    assert repeat["built"] == [] and sorted(item["name"] for item in repeat["already_built"]) == ["Ann", "Bob"]
     assert {job.attempts for job in prior_jobs(settings).values()} == {1}
 
 
@@ -135,7 +137,9 @@ def test_an_interrupted_batch_resumes_without_redoing_a_finished_build(named_lib
     inversions: list[int] = []
     monkeypatch.setattr(anchors_module, "invert_w", lambda *a, **kw: inversions.append(1))  # anchors are reused
     summary = json.loads(runner.invoke(app, build_args(settings, tiny_file), env=env).stdout)
-    assert sorted(item["name"] for item in summary["built"]) == ["Ann", "Bob"] and not summary["failed"]
+    [before] = summary["already_built"]
+    assert [item["name"] for item in summary["built"]] == ["Bob" if before["name"] == "Ann" else "Ann"]
+    assert f"person:{before['person_id']}" == first.source_path and not summary["failed"]
     assert inversions == [] and first_meta.stat().st_mtime_ns == stamp  # the finished build was not redone
     [second] = [job for job in prior_jobs(settings).values() if job.source_path != first.source_path]
     assert second.status == "done" and second.attempts == 2

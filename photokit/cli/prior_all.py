@@ -53,7 +53,10 @@ def build_all(
             console.print(f"skipped: {user_text(item['name'])}: {user_text(item['reason'])}", highlight=False)
         for item in summary.failed:
             console.print(f"[red]failed:[/] {user_text(item['name'])}: {user_text(item['error'])}", highlight=False)
-        console.print(f"{len(summary.built)} built, {len(summary.skipped)} skipped, {len(summary.failed)} failed")
+        console.print(
+            f"{len(summary.built)} built, {len(summary.already_built)} built before, {len(summary.skipped)} skipped, "
+            f"{len(summary.failed)} failed"
+        )
     if summary.failed:
         raise typer.Exit(1)
 
@@ -93,6 +96,9 @@ def _plan_lines(plan: AllPriorsPlan) -> list[str]:
         else "0 priors to build"
     ]
     lines += [f"  {p.name}: {p.refs} references, about {format_duration(p.estimate_s)}" for p in plan.to_build]
+    before = [p.name for p in plan.people if p.has_prior]
+    if before:
+        lines.append(f"  built before (not rebuilt; --restart rebuilds them): {', '.join(map(str, before))}")
     lines += [f"  skipped {p.name}: {p.skipped}" for p in plan.people if p.skipped is not None]
     if plan.unnamed:
         lines.append(f"  skipped {plan.unnamed} unnamed people: priors are built for named people only")

@@ -60,6 +60,7 @@ class PersonBuild:
     refs: int = 0
     estimate_s: float = 0.0
     skipped: str | None = None  # the reason it is not built (None: it is)
+    has_prior: bool = False  # built before (by this batch or otherwise): not built again
 
 
 @dataclass
@@ -71,7 +72,7 @@ class AllPriorsPlan:
 
     @property
     def to_build(self) -> list[PersonBuild]:
-        return [p for p in self.people if p.skipped is None]
+        return [p for p in self.people if p.skipped is None and not p.has_prior]
 
     @property
     def estimate_s(self) -> float:
@@ -81,7 +82,8 @@ class AllPriorsPlan:
 @dataclass
 class AllPriorsSummary:
     key: str
-    built: list[dict] = field(default_factory=list)  # {person_id, name, folder, ...prior summary}
+    built: list[dict] = field(default_factory=list)  # {person_id, name, folder, ...prior summary}: this run
+    already_built: list[dict] = field(default_factory=list)  # {person_id, name}: had a prior before this run
     skipped: list[dict] = field(default_factory=list)  # {person_id, name, reason}
     failed: list[dict] = field(default_factory=list)  # {person_id, name, error}
     unnamed: int = 0
@@ -107,7 +109,7 @@ def plan_all_priors(db, settings: Settings, request: BuildRequest, reporter: Rep
     plan = AllPriorsPlan(batch_key(request), [], len(people) - len(named), "")
     for person_id, name in named:
         if has_prior(settings, person_id) and not options.restart:
-            plan.people.append(PersonBuild(person_id, name, skipped="has a prior already"))
+            plan.people.append(PersonBuild(person_id, name, has_prior=True))
         else:
             plan.people.append(PersonBuild(person_id, name))
     if not plan.to_build:
@@ -194,14 +196,16 @@ def _waiting_note(reporter: Reporter) -> Callable[[int], None]:
 
 
 def summarize(db, plan: AllPriorsPlan) -> AllPriorsSummary:
-    """The batch as the job rows record it (whichever worker built each prior)."""
+    """The batch as the job rows record it (whichever worker built each prior during this run)."""
     with db.session(write=False) as session:
         rows = {j.source_path: j for j in session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == plan.key))}
     summary = AllPriorsSummary(plan.key, unnamed=plan.unnamed, estimate_s=round(plan.estimate_s, 1))
     for person in plan.people:
         who = {"person_id": person.person_id, "name": person.name}
         job = rows.get(SUBJECT.format(person.person_id))
-        if job is not None and job.status == JobStatus.DONE:  # also by an earlier run of this batch
+        if person.has_prior:
+            summary.already_built.append(who)
+        elif job is not None and job.status == JobStatus.DONE:
             summary.built.append({**who, "folder": job.output_path, **(job.report or {})})
         elif person.skipped is not None:
             summary.skipped.append({**who, "reason": person.skipped})
