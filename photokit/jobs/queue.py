@@ -152,6 +152,24 @@ def requeue(db, batch_key: str, subjects: Iterable[str]) -> int:
         return result.rowcount
 
 
+def withdraw(db, batch_key: str, subjects: Iterable[str], reason: str) -> int:
+    """Take queued jobs out of the batch (skipped, with ``reason``): e.g. a photo deleted from the album."""
+    subjects = list(subjects)
+    if not subjects:
+        return 0
+    with db.session() as session:
+        result = session.execute(
+            update(EnhanceJob)
+            .where(
+                EnhanceJob.batch_key == batch_key,
+                EnhanceJob.source_path.in_(subjects),
+                EnhanceJob.status == JobStatus.QUEUED.value,
+            )
+            .values(status=JobStatus.SKIPPED.value, error=reason)
+        )
+        return result.rowcount
+
+
 def _claimable(session: Session, batch_key: str) -> ColumnElement:
     return and_(
         EnhanceJob.batch_key == batch_key,

@@ -32,11 +32,13 @@ from photokit.jobs.queue import (
     lease_seconds,
     requeue,
     run_job,
+    withdraw,
     worker_name,
 )
 from photokit.library.images import sniff_format
 from photokit.pathtext import shown
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
+from photokit.restore.options import EnhanceOptions
 from photokit.restore.output import output_path_for
 from photokit.restore.pipeline import Enhancer, NoFacesError
 
@@ -156,7 +158,7 @@ class AlbumPlan:
     already_done: list[dict] = field(default_factory=list)  # {source, output}: finished, output still there
 
 
-def queue_album(db, inputs: list[str | Path], options, force: bool = False) -> AlbumPlan:
+def queue_album(db, inputs: list[str | Path], options: EnhanceOptions, force: bool = False) -> AlbumPlan:
     """Queue one job per photo the batch has not seen (its output recorded in the job), and put the
     batch's failed, skipped and lost-output photos back in the queue unless another worker is on the
     batch now (a second command started at the same time joins it; it does not redo its results)."""
@@ -181,6 +183,7 @@ def queue_album(db, inputs: list[str | Path], options, force: bool = False) -> A
         if j.status == JobStatus.DONE and j.output_path and Path(j.output_path).is_file()
     }
     already = [{"source": str(s), "output": finished[str(s)]} for s in sources if str(s) in finished]
+    withdraw(db, key, [s for s in jobs if s not in targets], "no longer in the album")
     if not held_by_others(db, key):
         redo = [s for s, j in jobs.items() if j.status in FINAL_STATUSES and s not in finished and s in targets]
         requeue(db, key, redo)
@@ -228,7 +231,9 @@ def _restore_claimed(
     db, job: ClaimedJob, lease_s: float, enhancer: Enhancer, plan: AlbumPlan, summary: BatchSummary, reporter: Reporter
 ) -> JobStatus | None:
     """Restore one claimed photo under a heartbeat and record it; None when another worker took it over."""
-    target = Path(plan.targets.get(job.subject) or job.options["target"])
+    options = enhancer.options
+    recorded = plan.targets.get(job.subject) or job.options.get("target")
+    target = Path(recorded) if recorded else output_path_for(Path(job.subject), options.out_dir, options.suffix)
     outcome, accepted = run_job(db, job, lease_s, partial(restore_photo, enhancer, Path(job.subject), target))
     if not accepted:
         reporter.note(f"{shown(Path(job.subject).name)}: its lease ran out and another photokit redid it")
