@@ -1,6 +1,7 @@
 """`prior build --all --ray`: the batch's prior builds (``photokit.prior.build_all``) on Ray workers, one
 build at a time per worker (a GPU each when the cluster has them), each reading the library and writing the
-prior to the shared ``PHOTOKIT_HOME``; finished builds stream back to the submitting terminal."""
+prior to the shared ``PHOTOKIT_HOME``; each running build's stage (recorded on its job row) and each finished
+build stream back to the submitting terminal."""
 
 from __future__ import annotations
 
