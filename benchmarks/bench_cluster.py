@@ -28,9 +28,10 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from photokit.db.models import EnhanceJob
-from photokit.distributed.album import EnhanceHandler, plan_album, restore_album_on_ray
+from photokit.distributed.album import EnhanceHandler, restore_album_on_ray
 from photokit.jobs import JobKind, JobStatus, claim, enqueue, finish
 from photokit.reporting import RecordingReporter
+from photokit.restore.batch import queue_album
 from photokit.restore.pipeline import EnhanceOptions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,7 +99,7 @@ def restoration_throughput(server, work: Path, photos: int, steps: int) -> dict:
             db = open_database(Settings.load(home=work / f"home{workers}", db_url=server.create_database()))
             out = work / f"out{workers}"
             options = _options(out, steps)
-            plan = plan_album([album], options)
+            plan = queue_album(db, [album], options)
             reporter = TimingReporter()
             started = time.perf_counter()
             summary = restore_album_on_ray(

@@ -4,7 +4,7 @@ It reads every layer, so it sits above them (next to the CLI), not inside the li
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from photokit.db import Database
 from photokit.db.models import Face, Person, Photo, PhotoLocation, ScanRun, SkippedFile
@@ -84,9 +84,23 @@ def priors_count(settings: Settings) -> int:
     return sum(1 for prior in list_priors(settings) if "error" not in prior)
 
 
+def face_search(db: Database) -> dict:
+    """How face search runs: always the in-process (faiss) index; on PostgreSQL, whether the server could
+    also offer pgvector (reported only: photokit does not use it). Read-only: no extension is created."""
+    found: dict = {"index": "in-process (faiss)"}
+    if db.engine.dialect.name == "postgresql":
+        with db.session(write=False) as session:
+            installed = session.scalar(text("SELECT extversion FROM pg_extension WHERE extname = 'vector'"))
+            available = session.scalar(
+                text("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
+            )
+        found["pgvector"] = "installed" if installed else "available" if available else "not on this server"
+    return found
+
+
 def collect_status(db: Database, settings: Settings) -> dict:
     return {
-        "database": {"url": display_url(db.url), "revision": db.current_revision()},
+        "database": {"url": display_url(db.url), "revision": db.current_revision(), "face_search": face_search(db)},
         "library": library_counts(db),
         "faces": faces_counts(db),
         "people": people_counts(db),

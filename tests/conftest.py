@@ -43,7 +43,7 @@ DB_FIXTURES = {"settings", "deepface_library", "face_recognition_library"}
 # Modules that reach the database through the CLI (PHOTOKIT_DB_URL) rather than the fixtures above.
 DB_MODULES = {
     "test_cli_general", "test_cli_scan", "test_db_migrations", "test_enhance_cli", "test_faces_incremental",
-    "test_people_cli", "test_prior_cli",
+    "test_people_cli", "test_prior_cli", "test_prior_build_all",
 }  # fmt: skip
 
 

@@ -51,3 +51,32 @@ def test_every_migration_goes_down_and_up_again_on_postgres(pg_url):
     db = open_database(Settings.load(db_url=pg_url))
     assert len(db.library_id()) == 32
     db.dispose()
+
+
+def test_status_says_face_search_is_in_process_and_whether_the_server_has_pgvector(pg_url, monkeypatch):
+    import json
+
+    from sqlalchemy import text
+
+    db = open_database(Settings.load(db_url=pg_url))
+    with db.session() as session:  # what the server itself says (pgvector is not in Debian's mirror here)
+        available = session.scalar(text("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'"))
+    monkeypatch.setenv("PHOTOKIT_DB_URL", pg_url)
+    result = runner.invoke(app, ["status", "--json"])
+    assert result.exit_code == 0, result.output
+    search = json.loads(result.stdout)["database"]["face_search"]
+    assert search == {"index": "in-process (faiss)", "pgvector": "available" if available else "not on this server"}
+    with db.session() as session:  # read-only: status created no extension
+        assert session.scalar(text("SELECT count(*) FROM pg_extension WHERE extname = 'vector'")) == 0
+    db.dispose()
+    plain = runner.invoke(app, ["status"])
+    assert "face search in-process (faiss); pgvector" in plain.stdout
+
+
+def test_status_on_sqlite_reports_the_in_process_index_only(tmp_path):
+    import json
+
+    result = runner.invoke(app, ["--db-url", f"sqlite:///{tmp_path / 'lib.db'}", "status", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["database"]["face_search"] == {
+        "index": "in-process (faiss)"
+    }

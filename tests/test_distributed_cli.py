@@ -36,3 +36,40 @@ def test_workers_follow_gpus_when_the_work_runs_on_them():
         worker_count(ClusterInfo("x", cpus=4, gpus=0, nodes=1), None, gpu=True)
     with pytest.raises(PhotokitError, match="1 or more"):
         worker_count(info, 0, gpu=False)
+
+
+def _parsed(path: list[str], args: list[str]) -> dict:
+    """The parameters a command line gives the command at ``path`` (parsing only: nothing runs)."""
+    import typer._click as click
+    from typer.main import get_command
+
+    command = get_command(app)
+    for name in path:
+        command = command.get_command(click.Context(command), name)
+    return command.make_context(name, list(args)).params
+
+
+@pytest.mark.parametrize(
+    "path, first",
+    [(["enhance"], ["Album"]), (["scan"], ["Album"]), (["prior", "build"], ["--all"])],
+)
+def test_ray_is_usable_bare_or_with_an_address_on_every_distributed_command(path, first):
+    assert _parsed(path, first)["ray"] is None  # no flag: one process
+    assert _parsed(path, [*first, "--ray"])["ray"] == "local"  # bare, last
+    assert _parsed(path, ["--ray", *first])["ray"] == "local"  # bare, before a path or another option
+    params = _parsed(path, [*first, "--ray", "--workers", "2"])
+    assert params["ray"] == "local" and params["workers"] == 2
+    assert _parsed(path, [*first, "--ray", "ray://h:10001"])["ray"] == "ray://h:10001"
+    assert _parsed(path, ["--ray", "head.example:6379", *first])["ray"] == "head.example:6379"
+    assert _parsed(path, [*first, "--ray=10.0.0.5:6379"])["ray"] == "10.0.0.5:6379"
+    if path != ["prior", "build"]:
+        assert _parsed(path, ["--ray", "Album", "Other"])["raw_paths" if path == ["enhance"] else "paths"] == [
+            "Album",
+            "Other",
+        ]
+
+
+def test_a_ray_value_that_is_not_an_address_is_a_one_line_error(tmp_path):
+    result = runner.invoke(app, ["scan", str(tmp_path), "--ray=Album"])
+    assert result.exit_code == 2 and result.stderr.startswith("error: --ray 'Album'")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -16,12 +16,13 @@ from sqlalchemy import select
 
 from photokit.db import open_database
 from photokit.db.models import EnhanceJob
-from photokit.distributed.album import plan_album, restore_album_on_ray
+from photokit.distributed.album import restore_album_on_ray
 from photokit.reporting import RecordingReporter
-from photokit.restore.batch import run_batch
+from photokit.restore.batch import queue_album, run_batch
 from photokit.settings import Settings
 from tests.conftest import ROOT, shared_path
 from tests.ray_helpers import TinyAlbumFactory, tiny_enhancer
+from tests.test_prior_build_all import named_library, tiny_file  # noqa: F401 - fixtures
 
 try:
     import ray
@@ -60,7 +61,7 @@ def _outputs(folder: Path) -> dict[str, np.ndarray]:
 def _restore_on_ray(pg_url, album, out, signals, hold_name=None, lease_s=30.0):
     db = open_database(Settings.load(db_url=pg_url))
     enhancer_options = tiny_enhancer(out).options
-    plan = plan_album([album], enhancer_options)
+    plan = queue_album(db, [album], enhancer_options)
     factory = TinyAlbumFactory(out, plan.targets, signals, hold_name)
     reporter = RecordingReporter()
     summary = restore_album_on_ray(db, plan, enhancer_options, factory, workers=2, reporter=reporter, lease_s=lease_s)
@@ -161,6 +162,7 @@ def test_scan_with_ray_finds_the_faces_one_process_finds(ray_cluster, pg_url, tm
     assert result.exit_code == 0, result.output
     faces = json.loads(result.stdout)["faces"]
     assert faces["done"] == 4 and faces["workers"] == 2 and faces["faces"] == local.summary.faces
+    assert set(faces) == set(local.summary.to_json())  # the same summary (FaceRunSummary) as one process gives
     db = open_database(Settings.load(db_url=pg_url))
     expected, got = _faces_per_photo(local.db), _faces_per_photo(db)
     assert sorted(got) == sorted(expected)
@@ -186,14 +188,18 @@ def test_enhance_command_with_ray_restores_an_album(ray_cluster, pg_url, setting
     install_random_generator(settings)
     album = tmp_path / "Album"
     album.mkdir()
-    for name in ("obama_small.jpg", "biden.jpg"):
-        shutil.copy(shared_path("data", "faces", "face_recognition", name), album / name)
+    for name in ("obama_small.jpg", "biden.jpg"):  # faces under the 128 px generator's size, so they are projected
+        with Image.open(shared_path("data", "faces", "face_recognition", name)) as im:
+            im.resize((im.width // 4, im.height // 4), Image.LANCZOS).save(album / name, quality=95)
     out = tmp_path / "out"
     args = ["enhance", str(album), "--loss", "mse", "--steps", "2", "--out", str(out), "--device", "cpu", "--json"]
-    result = CliRunner().invoke(app, [*args, "--ray", "--workers", "2"])
+    report = tmp_path / "report.html"
+    result = CliRunner().invoke(app, [*args, "--ray", "--workers", "2", "--report", str(report)])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["restored"] == 2 and data["failed"] == 0
+    projected = sum(face["status"] in ("restored", "rejected") for r in data["reports"] for face in r["faces"])
+    assert projected == 2 and report.read_text().count("data:image/png") == 2 * projected  # the crops came back
     assert sorted(p.name for p in out.iterdir()) == ["biden_restored.jpg", "obama_small_restored.jpg"]
     assert all(any("random weights" in w for w in report["warnings"]) for report in data["reports"])
     again = CliRunner().invoke(app, [*args, "--ray"])  # the same batch: nothing left to do
@@ -221,7 +227,7 @@ def test_ctrl_c_stops_the_workers_gives_their_jobs_back_and_the_same_command_res
     signals.mkdir()
     db = open_database(Settings.load(db_url=pg_url))
     options = tiny_enhancer(out).options
-    plan = plan_album([album], options)
+    plan = queue_album(db, [album], options)
     factory = TinyAlbumFactory(out, plan.targets, signals)
     with pytest.raises(KeyboardInterrupt):
         restore_album_on_ray(db, plan, options, factory, workers=2, reporter=InterruptAfterFirstPhoto())
@@ -229,7 +235,31 @@ def test_ctrl_c_stops_the_workers_gives_their_jobs_back_and_the_same_command_res
         statuses = [r.status for r in session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == plan.key))]
     assert "running" not in statuses and 1 <= statuses.count("done") < 12  # nothing left held by a dead worker
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no half-written file
-    summary = restore_album_on_ray(db, plan, options, factory, workers=2)
+    summary = restore_album_on_ray(db, queue_album(db, [album], options), options, factory, workers=2)
     assert len(summary.already_done) + len(summary.done) == 12 and not summary.failed
     assert sorted(p.name for p in out.iterdir()) == [f"photo{i:02d}_restored.jpg" for i in range(1, 13)]
     db.dispose()
+
+
+def test_prior_build_all_on_ray_builds_each_prior_once(ray_cluster, named_library, tiny_file, tmp_path):  # noqa: F811
+    import json
+
+    from typer.testing import CliRunner
+
+    from photokit.cli.app import app
+    from photokit.prior.meta import has_prior
+    from tests.test_prior_build_all import build_args, prior_jobs
+    from tests.web_support import copy_library
+
+    settings = copy_library(named_library, tmp_path / "home")
+    env = {"PHOTOKIT_HOME": str(settings.home)}
+    result = CliRunner().invoke(app, [*build_args(settings, tiny_file), "--ray", "--workers", "2"], env=env)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert sorted(item["name"] for item in summary["built"]) == ["Ann", "Bob"] and not summary["failed"]
+    assert [item["name"] for item in summary["skipped"]] == ["Cy"]
+    assert all(has_prior(settings, item["person_id"]) for item in summary["built"])
+    jobs = prior_jobs(settings).values()
+    assert {job.status for job in jobs} == {"done"} and {job.attempts for job in jobs} == {1}
+    assert len({job.worker for job in jobs}) == 2  # one build per Ray worker
+    assert "2 priors to build" in result.stderr and "Ray cluster" in result.stderr

@@ -115,7 +115,7 @@ class _Broken:
     """A handler with a bug on one subject and a Ctrl-C on another."""
 
     def __call__(self, job):
-        from photokit.distributed.workers import JobOutcome
+        from photokit.jobs import JobOutcome
 
         if job.subject == "bug":
             raise ValueError("no\nsuch thing")
@@ -138,4 +138,33 @@ def test_a_worker_fails_a_buggy_job_with_its_reason_and_gives_an_interrupted_one
         worker.work_one("b6")
     assert status_counts(db, "b6") == {"done": 1, "failed": 1, "queued": 1}
     worker.db.dispose()
+    db.dispose()
+
+
+def test_a_workers_progress_is_on_its_job_row_until_the_job_finishes(settings):
+    from photokit.distributed.priors import builds_status
+    from photokit.distributed.workers import ProgressToDatabase
+    from photokit.jobs.queue import record_progress, running_progress
+    from photokit.prior.build_all import AllPriorsPlan, PersonBuild
+
+    db = open_database(settings)
+    enqueue(db, JobKind.PRIOR_BUILD, "b9", ["person:1", "person:2"])
+    ann, bob = claim(db, "b9", "w1"), claim(db, "b9", "w2")
+    progress = ProgressToDatabase(db, ann, every_s=0)
+    progress.task_started("tuning", "tuning", 300)
+    progress.task_advanced("tuning", 120, "loss 0.1")
+    assert not record_progress(db, ann.id, "w2", {"stage": "stolen"})  # only the holder writes it
+    slow = ProgressToDatabase(db, bob, every_s=3600)  # at most once an hour: the first write only
+    slow.task_started("anchors", "anchors", 8)
+    slow.task_advanced("anchors", 2)
+    assert running_progress(db, "b9") == {
+        "person:1": {"stage": "tuning", "done": 120, "total": 300},
+        "person:2": {"stage": "anchors", "done": 0, "total": 8},
+    }
+    plan = AllPriorsPlan("b9", [PersonBuild(1, "Ann"), PersonBuild(2, None)], unnamed=0, measured_on="cpu")
+    assert builds_status(db, plan) == "Ann: tuning 120/300; person 2: anchors 0/8"
+    assert finish(db, ann.id, "w1", JobStatus.DONE, report={"anchors": 5})
+    assert running_progress(db, "b9") == {"person:2": {"stage": "anchors", "done": 0, "total": 8}}
+    with db.session() as session:
+        assert session.get(EnhanceJob, ann.id).report == {"anchors": 5}  # the result replaced the progress
     db.dispose()

@@ -72,3 +72,30 @@ def test_album_batch_writes_one_output_per_photo_under_its_folder(settings, tmp_
     assert written == ["2019/IMG_1_restored.jpg", "2020/IMG_1_restored.jpg"]
     assert (out / "2019" / "IMG_1_restored.jpg").read_text() == str(a.resolve())
     assert (out / "2020" / "IMG_1_restored.jpg").read_text() == str(b.resolve())
+
+
+def test_a_photo_deleted_from_the_album_between_runs_is_withdrawn_not_failed(settings, tmp_path):
+    import pytest
+    from sqlalchemy import select
+
+    from photokit.db import open_database
+    from photokit.db.models import EnhanceJob
+
+    album = tmp_path / "Album"
+    photos = [_jpeg(album / f"p{i}.jpg", 40 * i) for i in range(1, 4)]
+    out = tmp_path / "out"
+    db = open_database(settings)
+
+    def stop_after_the_first(photo, status):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(db, [album], _WritingEnhancer(EnhanceOptions(out_dir=out)), on_photo_done=stop_after_the_first)
+    photos[2].unlink()  # p3.jpg was queued, then deleted before the album is resumed
+    summary = run_batch(db, [album], _WritingEnhancer(EnhanceOptions(out_dir=out)))
+    assert summary.total == 2 and len(summary.already_done) == 1 and len(summary.done) == 1 and not summary.failed
+    with db.session() as session:
+        rows = {r.source_path.rsplit("/", 1)[-1]: r for r in session.scalars(select(EnhanceJob))}
+    assert (rows["p3.jpg"].status, rows["p3.jpg"].error) == ("skipped", "no longer in the album")
+    assert sorted(p.name for p in out.iterdir()) == ["p1_restored.jpg", "p2_restored.jpg"]
+    db.dispose()

@@ -131,7 +131,7 @@ def test_a_merge_suggestion_can_be_dismissed_from_the_people_page(client, db, mo
     import photokit.faces.suggest as suggest_module
     from photokit.db.models import DismissedSuggestion
 
-    a, b = sorted(_people(db))[:2]
+    a, b = sorted(people_by_id(db))[:2]
     found = suggest_module.Suggestions(merges=[suggest_module.MergeSuggestion(b, a, score=0.8, distance=0.41)])
     monkeypatch.setattr(suggest_module, "_merges", lambda *args: found.merges)
     page = client.get("/people").text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperCommand
 
 from photokit.devices import Device
 from photokit.errors import PhotokitError
@@ -27,6 +29,40 @@ err_console = Console(stderr=True)  # stderr: notes, warnings, progress
 DeviceOption = typer.Option(Device.AUTO, "--device", help="Where models run (auto: a GPU when there is one).")
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 DetectorOption = typer.Option(Detector.MTCNN, "--detector", help="Face detector: mtcnn or hog (dlib, faster on a CPU).")
+
+RayOption = typer.Option(
+    None,
+    "--ray",
+    metavar="[ADDRESS]",
+    help="Run on a Ray cluster (needs photokit[ray]): its head (host:6379 or ray://host:10001), or bare "
+    "for $RAY_ADDRESS, else a cluster on this machine.",
+)
+WorkersOption = typer.Option(None, "--workers", help="Ray workers (default: one per GPU, else per CPU).")
+RAY_LOCAL = "local"  # `--ray` without an address
+RAY_ADDRESS = re.compile(r"(ray://)?[\w.\-\[\]:]+:\d+|auto|local")
+
+
+class RayCommand(TyperCommand):
+    """A command with ``--ray [ADDRESS]``: the address is optional, so a bare ``--ray`` (followed by another
+    option, a path or nothing) means ``--ray=local``; Typer options otherwise always take their value."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        rewritten: list[str] = []
+        for i, arg in enumerate(args):
+            if arg == "--":
+                rewritten.extend(args[i:])
+                break
+            if arg == "--ray" and not (i + 1 < len(args) and RAY_ADDRESS.fullmatch(args[i + 1])):
+                arg = f"--ray={RAY_LOCAL}"
+            rewritten.append(arg)
+        return super().parse_args(ctx, rewritten)
+
+
+def ray_address(value: str | None) -> str | None:
+    """The ``--ray`` value checked: None (no Ray), ``local`` or a head address."""
+    if value is not None and not RAY_ADDRESS.fullmatch(value):
+        raise PhotokitError(f"--ray {value!r}: give the Ray head as host:6379 or ray://host:10001, or no value")
+    return value
 
 
 def settings_from(ctx: typer.Context) -> Settings:

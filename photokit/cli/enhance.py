@@ -6,37 +6,47 @@ from pathlib import Path
 
 import typer
 
-from photokit.cli.common import DeviceOption, JsonOption, database_from, print_json, settings_from
+from photokit.cli.common import (
+    DeviceOption,
+    JsonOption,
+    RayCommand,
+    RayOption,
+    WorkersOption,
+    database_from,
+    print_json,
+    ray_address,
+    settings_from,
+)
 from photokit.devices import Device
 from photokit.errors import PhotokitError
 from photokit.pathtext import shown
 from photokit.stylegan2.vocab import LossKind
 
-RayOption = typer.Option(False, "--ray", help="Run on a Ray cluster (needs photokit[ray]); see --ray-address.")
-RayAddressOption = typer.Option(
-    None, "--ray-address", help="The cluster's head (host:6379 or ray://host:10001); default $RAY_ADDRESS, else local."
-)
-WorkersOption = typer.Option(None, "--workers", help="Ray workers (default: one per GPU, else per CPU).")
 
-
-def _enhance_on_ray(db, settings, paths, options, device: str, address: str | None, workers: int | None, as_json: bool):
-    """The album's jobs on Ray workers that keep their models loaded; progress streams back here."""
+def _enhance_on_ray(
+    db, settings, paths, options, device: str, address: str, workers: int | None, as_json: bool, crops: dict | None
+):
+    """The album's jobs on Ray workers that keep their models loaded; progress (and, for --report, the
+    faces' crops) stream back here."""
     from photokit.cli.reporters import RichReporter
     from photokit.distributed import require_ray
-    from photokit.distributed.album import LibraryEnhancerFactory, plan_album, restore_album_on_ray
+    from photokit.distributed.album import LibraryEnhancerFactory, restore_album_on_ray
     from photokit.distributed.cluster import connect, wants_gpu, worker_count
+    from photokit.restore.batch import queue_album
 
     require_ray()
-    plan = plan_album(paths, options)
+    plan = queue_album(db, paths, options, options.force)
     info = connect(address)
     gpu = wants_gpu(device, info)
     count = worker_count(info, workers, gpu)
-    factory = LibraryEnhancerFactory(settings, options, "cuda" if gpu else device, plan.targets)
+    factory = LibraryEnhancerFactory(settings, options, "cuda" if gpu else device, plan.targets, crops is not None)
     with RichReporter(enabled=not as_json, notes=True) as reporter:
         reporter.note(
             f"{info.describe()}; {count} workers{' with a GPU each' if gpu else ''}, {len(plan.sources)} photos"
         )
-        return restore_album_on_ray(db, plan, options, factory, count, num_gpus=1 if gpu else 0, reporter=reporter)
+        return restore_album_on_ray(
+            db, plan, options, factory, count, num_gpus=1 if gpu else 0, reporter=reporter, crops=crops
+        )
 
 
 def _parse_beta(value: str | None):
@@ -75,8 +85,7 @@ def enhance(
         None, "--report", help="Write an HTML page: before/after crops of every face, routing, prior, check scores."
     ),
     as_json: bool = JsonOption,
-    on_ray: bool = RayOption,
-    ray_address: str | None = RayAddressOption,
+    ray: str | None = RayOption,
     workers: int | None = WorkersOption,
 ) -> None:
     """Restore every face in the photos with that person's prior and paste it back; albums resume after Ctrl-C."""
@@ -85,6 +94,7 @@ def enhance(
     from photokit.prior.storage import person_owner
     from photokit.reporting import NoteLevel
     from photokit.restore.batch import run_batch
+    from photokit.restore.crops import CropCollector
     from photokit.restore.pipeline import EnhanceOptions, Enhancer
     from photokit.restore.priors import DatabasePeople, StorePriors
 
@@ -99,26 +109,23 @@ def enhance(
     from photokit.cli.html_report import report_path
 
     report_html = report_path(report_html)
+    ray = ray_address(ray)
     settings = settings_from(ctx)
     torch_device = resolve_device(device)
     options = EnhanceOptions(
         scale=scale, mask=mask, person=person, beta=_parse_beta(beta), steps=steps, loss=loss, out_dir=out, force=force
     )
-    crops: dict = {}
-    on_face = None if report_html is None else _crop_collector(crops)
+    collector = None if report_html is None else CropCollector()
     db = database_from(ctx)
     db.check_writable()  # it records every photo it restores: refuse a read-only library before loading models
-    if on_ray or ray_address is not None:
-        if report_html is not None:
-            raise PhotokitError(
-                "--report needs the faces' crops, which Ray workers do not send back: run without --ray"
-            )
-        summary = _enhance_on_ray(db, settings, paths, options, device, ray_address, workers, as_json)
-        return _finish(summary, paths, as_json)
+    if ray is not None:
+        crops = None if collector is None else collector.crops
+        summary = _enhance_on_ray(db, settings, paths, options, device, ray, workers, as_json, crops)
+        return _finish(summary, paths, as_json, report_html, collector)
     with RichReporter(enabled=not as_json, notes=True) as reporter:  # the cost is said up front, also with --json
         priors = StorePriors(settings, torch_device, owner_of=lambda person_id: person_owner(db, person_id))
         enhancer = Enhancer(
-            options, priors, DatabasePeople(db), device=torch_device, reporter=reporter, on_face=on_face
+            options, priors, DatabasePeople(db), device=torch_device, reporter=reporter, on_face=collector
         )
         reporter.note(
             f"restoring on {describe_device(torch_device)}, {enhancer.steps} projection steps per face, "
@@ -127,15 +134,15 @@ def enhance(
         for warning in enhancer.warnings():
             reporter.note(warning, NoteLevel.WARNING)
         summary = run_batch(db, paths, enhancer, reporter=reporter, force=force)
+    _finish(summary, paths, as_json, report_html, collector)
+
+
+def _finish(summary, paths: list[Path], as_json: bool, report_html: Path | None, collector) -> None:
     if report_html is not None:
         from photokit.cli.html_report import enhance_report_html, write_html
 
-        write_html(report_html, enhance_report_html(summary.done, crops))
+        write_html(report_html, enhance_report_html(summary.done, collector.crops))
         typer.echo(f"report: {report_html}", err=True)
-    _finish(summary, paths, as_json)
-
-
-def _finish(summary, paths: list[Path], as_json: bool) -> None:
     if as_json:
         print_json(summary.to_json())
     else:
@@ -144,16 +151,6 @@ def _finish(summary, paths: list[Path], as_json: bool) -> None:
         raise PhotokitError("no photos found in " + ", ".join(str(p) for p in paths))
     if summary.failed or not (summary.done or summary.already_done):
         raise typer.Exit(1)
-
-
-def _crop_collector(crops: dict):
-    """``on_face`` for the HTML report: small copies of each face's input and restored crops."""
-    from photokit.cli.html_report import thumbnail
-
-    def collect(source: str, face, before, after) -> None:
-        crops[(source, face.index)] = (thumbnail(before), thumbnail(after))
-
-    return collect
 
 
 def _print_summary(summary) -> None:
@@ -193,4 +190,4 @@ def _print_summary(summary) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the main app."""
-    app.command("enhance")(enhance)
+    app.command("enhance", cls=RayCommand)(enhance)

@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 
 from photokit.errors import PhotokitError
+from photokit.restore.crops import REPORT_CROP_PX
 
-THUMB = 192  # px: crops are shown at this size (small inputs are Lanczos-upscaled, as the photo's background)
+THUMB = REPORT_CROP_PX
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
@@ -42,17 +43,6 @@ def png_data_uri(image: np.ndarray, size: int = THUMB) -> str:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def thumbnail(image: np.ndarray, size: int = THUMB) -> np.ndarray:
-    """A uint8 ``size`` px copy, so a report over an album keeps little in memory."""
-    return np.asarray(
-        cv2.resize(
-            np.clip(np.rint(np.asarray(image) * 255), 0, 255).astype(np.uint8),
-            (size, size),
-            interpolation=cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LANCZOS4,
-        )
-    )
 
 
 def _figure(image: np.ndarray | None, caption: str) -> str:

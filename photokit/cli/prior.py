@@ -10,9 +10,13 @@ from rich.table import Table
 from photokit.cli.common import (
     DeviceOption,
     JsonOption,
+    RayCommand,
+    RayOption,
+    WorkersOption,
     console,
     database_from,
     print_json,
+    ray_address,
     settings_from,
     user_text,
 )
@@ -106,10 +110,13 @@ def refs_command(
     )
 
 
-@prior_app.command("build")
+@prior_app.command("build", cls=RayCommand)
 def build_command(
     ctx: typer.Context,
-    person: str = typer.Argument(..., help="Person id or name."),
+    person: str | None = typer.Argument(None, help="Person id or name (or --all)."),
+    build_all: bool = typer.Option(
+        False, "--all", help="Every named person with enough faces and no prior yet (says who is skipped and why)."
+    ),
     preset: Preset = typer.Option(
         Preset.AUTO, "--preset", help="auto (paper on a GPU, fast elsewhere), paper or fast."
     ),
@@ -134,12 +141,19 @@ def build_command(
     generator: Path | None = GeneratorOption,
     device: Device = DeviceOption,
     json_out: bool = JsonOption,
+    ray: str | None = RayOption,
+    workers: int | None = WorkersOption,
 ) -> None:
     """Build a person's prior end to end: references -> anchors (W inversion) -> pivotal tuning."""
     from photokit.cli.reporters import RichReporter
     from photokit.prior.personal import BuildOptions, build_prior
 
-    person_id, _ = _person_id(ctx, person)
+    if build_all == (person is not None):
+        raise PhotokitError("name one person to build, or --all for everyone who qualifies")
+    if ray_address(ray) is not None and not build_all:
+        raise PhotokitError("--ray builds several priors at once: use it with --all")
+    if estimate_only and build_all:
+        raise PhotokitError("--estimate is for one person: `prior build --all` says every cost before it starts")
     options = BuildOptions(
         preset=preset,
         loss=loss,
@@ -150,6 +164,12 @@ def build_command(
         budget_s=budget_min * 60,
         restart=not resume,
     )
+    if build_all:
+        from photokit.cli.prior_all import build_all
+
+        return build_all(ctx, options, device, generator, json_out, ray, workers)
+    assert person is not None
+    person_id, _ = _person_id(ctx, person)
     if estimate_only:
         _print_estimate(ctx, person_id, options, device, generator, json_out)
         return

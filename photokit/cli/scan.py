@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from photokit.cli.common import DetectorOption, DeviceOption, console, database_from, note, print_json, settings_from
+from photokit.cli.common import (
+    DetectorOption,
+    DeviceOption,
+    RayCommand,
+    RayOption,
+    WorkersOption,
+    console,
+    database_from,
+    note,
+    print_json,
+    ray_address,
+    settings_from,
+)
 from photokit.devices import Device
 from photokit.errors import PhotokitError
 from photokit.faces.vocab import Detector
@@ -30,17 +42,17 @@ def _counts_line(summary: dict) -> str:
     return ", ".join(parts)
 
 
-def _run_faces(db, device: str, detector: str, reporter) -> dict:
+def _run_faces(db, device: str, detector: str, reporter):
     try:
         from photokit.faces.pipeline import process_pending_photos
     except ModuleNotFoundError as exc:
         if exc.name == "photokit.faces.pipeline":
             raise PhotokitError("face detection is not part of this photokit build; use --no-faces") from None
         raise
-    return process_pending_photos(db, device=device, detector=detector, reporter=reporter).to_json()
+    return process_pending_photos(db, device=device, detector=detector, reporter=reporter)
 
 
-def _run_faces_on_ray(db, device: str, detector: str, address: str | None, workers: int | None, reporter) -> dict:
+def _run_faces_on_ray(db, device: str, detector: str, address: str, workers: int | None, reporter):
     from photokit.distributed.cluster import connect, wants_gpu, worker_count
     from photokit.distributed.faces import detect_faces_on_ray
 
@@ -60,11 +72,8 @@ def scan_cmd(
     no_faces: bool = typer.Option(False, "--no-faces", help="Only index files; do not detect faces."),
     device: Device = DeviceOption,
     detector: Detector = DetectorOption,
-    on_ray: bool = typer.Option(False, "--ray", help="Detect faces on a Ray cluster (needs photokit[ray])."),
-    ray_address: str | None = typer.Option(
-        None, "--ray-address", help="The cluster's head (default: $RAY_ADDRESS, else local)."
-    ),
-    workers: int | None = typer.Option(None, "--workers", help="Ray workers (default: one per GPU, else per CPU)."),
+    ray: str | None = RayOption,
+    workers: int | None = WorkersOption,
 ) -> None:
     """Index photos under PATH (recursively, incrementally), then detect and group faces."""
     from photokit.cli.hints import error_line
@@ -76,7 +85,7 @@ def scan_cmd(
         from photokit.devices import resolve_device
 
         resolve_device(device)
-    if on_ray or ray_address is not None:
+    if ray_address(ray) is not None:
         from photokit.distributed import require_ray
 
         require_ray()
@@ -87,10 +96,11 @@ def scan_cmd(
         summary = scan_library(db, roots, reporter=reporter).to_json()
         if not no_faces:
             try:
-                if on_ray or ray_address is not None:
-                    summary["faces"] = _run_faces_on_ray(db, device, detector, ray_address, workers, reporter)
+                if ray is not None:
+                    faces = _run_faces_on_ray(db, device, detector, ray, workers, reporter)
                 else:
-                    summary["faces"] = _run_faces(db, device, detector, reporter)
+                    faces = _run_faces(db, device, detector, reporter)
+                summary["faces"] = faces.to_json()
             except PhotokitError as exc:  # the index is saved; say what failed and exit non-zero
                 faces_error = exc
                 summary["faces"] = {"error": error_line(exc)}
@@ -141,7 +151,12 @@ def _status_lines(status: dict) -> list[str]:
     models = status["models"]
     lines.append(f"Models    {models['installed']} of {models['known']} installed in {models['dir']}")
     lines.append(f"Priors    {status['priors']} personal priors")
-    lines.append(f"Database  {status['database']['url']} (revision {status['database']['revision']})")
+    database = status["database"]
+    search = database["face_search"]
+    pgvector = f"; pgvector {search['pgvector']}, not used" if "pgvector" in search else ""
+    lines.append(
+        f"Database  {database['url']} (revision {database['revision']}); face search {search['index']}{pgvector}"
+    )
     return lines
 
 
@@ -161,5 +176,5 @@ def status_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("scan")(scan_cmd)
+    app.command("scan", cls=RayCommand)(scan_cmd)
     app.command("status")(status_cmd)

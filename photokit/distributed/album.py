@@ -6,28 +6,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
-
-from photokit.db.models import EnhanceJob
-from photokit.distributed.workers import HandlerFactory, JobOutcome, run_batch_on_workers, start_workers
-from photokit.jobs.queue import ClaimedJob, JobKind, JobStatus, enqueue, requeue
+from photokit.distributed.workers import HandlerFactory, run_batch_on_workers, start_workers
+from photokit.jobs.queue import ClaimedJob, JobOutcome, JobStatus, lease_seconds
 from photokit.reporting import NULL_REPORTER, Reporter
-from photokit.restore.batch import BatchSummary, _process, batch_key, collect_sources, plan_outputs
+from photokit.restore.batch import AlbumPlan, BatchSummary, restore_photo
+from photokit.restore.crops import CropCollector
 from photokit.restore.pipeline import EnhanceOptions, Enhancer
 from photokit.settings import Settings
 
 
 class EnhanceHandler:
-    """Restores one photo per job with a long-lived ``Enhancer``."""
+    """Restores one photo per job with a long-lived ``Enhancer``; with ``keep_crops`` its faces' crops go
+    back to the submitting terminal with the outcome (for ``enhance --report``), not into the database."""
 
-    def __init__(self, enhancer: Enhancer, targets: dict[str, str]) -> None:
+    def __init__(self, enhancer: Enhancer, targets: dict[str, str], keep_crops: bool = False) -> None:
         self.enhancer, self.targets = enhancer, targets
+        self.crops = CropCollector() if keep_crops else None
+        if self.crops is not None:
+            self.enhancer.on_face = self.crops
 
     def __call__(self, job: ClaimedJob) -> JobOutcome:
-        status, error, output, report = _process(self.enhancer, Path(job.subject), Path(self.targets[job.subject]))
-        if status is None:  # interrupted (Ctrl-C, ray.cancel): the job goes back to the queue
-            raise KeyboardInterrupt
-        return JobOutcome(status, output=output, error=error, report=report)
+        # Interrupted (Ctrl-C, ray.cancel): KeyboardInterrupt, and the job goes back to the queue.
+        outcome = restore_photo(self.enhancer, Path(job.subject), Path(self.targets[job.subject]))
+        if self.crops is not None:
+            outcome.extra = {"crops": self.crops.take(job.subject)}
+        return outcome
 
 
 @dataclass
@@ -38,6 +41,7 @@ class LibraryEnhancerFactory:
     options: EnhanceOptions
     device: str
     targets: dict[str, str]
+    keep_crops: bool = False
 
     def __call__(self) -> EnhanceHandler:
         from photokit.db import open_database
@@ -48,36 +52,8 @@ class LibraryEnhancerFactory:
         db = open_database(self.settings, upgrade=False)
         device = resolve_device(self.device)
         priors = StorePriors(self.settings, device, owner_of=lambda person_id: person_owner(db, person_id))
-        return EnhanceHandler(Enhancer(self.options, priors, DatabasePeople(db), device=device), self.targets)
-
-
-@dataclass(frozen=True)
-class AlbumPlan:
-    key: str
-    sources: list[Path]
-    targets: dict[str, str]  # source -> output path
-
-
-def plan_album(inputs: list[str | Path], options: EnhanceOptions) -> AlbumPlan:
-    """The photos, their outputs and the batch key, exactly as ``run_batch`` computes them."""
-    sources = collect_sources(inputs, options.suffix, options.out_dir)
-    targets = plan_outputs(sources, options.out_dir, options.suffix)
-    key = batch_key(inputs, options.out_dir, options.fingerprint())
-    return AlbumPlan(key, list(sources), {str(s): str(t) for s, t in targets.items()})
-
-
-def queue_album(db, plan: AlbumPlan, fingerprint: str) -> list[dict]:
-    """Queue every photo not finished yet; returns the ones already done (their output still exists)."""
-    subjects = [str(s) for s in plan.sources]
-    enqueue(db, JobKind.ENHANCE, plan.key, subjects, {"fingerprint": fingerprint})
-    with db.session() as session:
-        jobs = session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == plan.key)).all()
-    done = {j.source_path: j.output_path for j in jobs if j.status == JobStatus.DONE and j.output_path}
-    already = [{"source": s, "output": done[s]} for s in subjects if s in done and Path(done[s]).is_file()]
-    finished = {item["source"] for item in already}
-    # As a single-process run does: everything not done with its output present is (re)done.
-    requeue(db, plan.key, [j.source_path for j in jobs if j.status != "running" and j.source_path not in finished])
-    return already
+        enhancer = Enhancer(self.options, priors, DatabasePeople(db), device=device)
+        return EnhanceHandler(enhancer, self.targets, self.keep_crops)
 
 
 def restore_album_on_ray(
@@ -88,11 +64,13 @@ def restore_album_on_ray(
     workers: int,
     num_gpus: float = 0,
     reporter: Reporter = NULL_REPORTER,
-    lease_s: float = 60.0,
+    lease_s: float | None = None,
+    crops: dict | None = None,
 ) -> BatchSummary:
-    """Restore the album on ``workers`` Ray actors; the summary has the same shape as ``run_batch``'s."""
-    summary = BatchSummary(batch_key=plan.key, total=len(plan.sources))
-    summary.already_done = queue_album(db, plan, options.fingerprint())
+    """Restore the album queued as ``plan`` (``queue_album``) on ``workers`` Ray actors; the summary has the
+    same shape as ``run_batch``'s. ``crops`` receives the faces' crops the workers send back (``keep_crops``)."""
+    summary = BatchSummary(batch_key=plan.key, total=len(plan.sources), already_done=list(plan.already_done))
+    lease_s = lease_s or lease_seconds()
     actors = start_workers(db.url, factory, workers, num_gpus=num_gpus, lease_s=lease_s)
     try:
         outcomes = run_batch_on_workers(
@@ -106,6 +84,8 @@ def restore_album_on_ray(
             ray.kill(actor)
     order = {str(s): i for i, s in enumerate(plan.sources)}
     for outcome in sorted(outcomes, key=lambda o: order[o["subject"]]):
+        if crops is not None and outcome.get("extra"):
+            crops.update(outcome["extra"].get("crops", {}))
         if outcome["status"] == JobStatus.DONE.value:
             summary.done.append(outcome["report"])
         elif outcome["status"] == JobStatus.SKIPPED.value:

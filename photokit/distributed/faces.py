@@ -8,15 +8,15 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 
 from photokit.db.models import Photo
 from photokit.db.session import Database, create_db_engine
 from photokit.db.vocab import FacesStatus
-from photokit.distributed.workers import JobOutcome, run_batch_on_workers, start_workers
-from photokit.jobs.queue import ClaimedJob, JobKind, JobStatus, enqueue
+from photokit.distributed.workers import run_batch_on_workers, start_workers
+from photokit.faces.pipeline import MAX_REPORTED_ERRORS, FaceRunSummary
+from photokit.jobs.queue import ClaimedJob, JobKind, JobOutcome, JobStatus, enqueue
 from photokit.reporting import NULL_REPORTER, Reporter
 
 
@@ -56,8 +56,8 @@ class FaceDetectFactory:
 
 def detect_faces_on_ray(
     db, device: str, detector: str, workers: int, num_gpus: float = 0, reporter: Reporter = NULL_REPORTER
-) -> dict:
-    """Detect faces on every pending photo with Ray workers, then cluster; the summary has the keys of
+) -> FaceRunSummary:
+    """Detect faces on every pending photo with Ray workers, then cluster; the same summary as
     ``process_pending_photos``'s."""
     from photokit.faces.assignment import cluster_faces
     from photokit.faces.cluster import ClusterConfig
@@ -67,9 +67,7 @@ def detect_faces_on_ray(
         ids = list(
             session.scalars(select(Photo.id).where(Photo.faces_status == FacesStatus.PENDING).order_by(Photo.id))
         )
-    summary: dict[str, Any] = {"photos": len(ids), "done": 0, "failed": 0, "retry_later": 0, "faces": 0,
-                               "kept": 0, "added": 0, "removed": 0, "detector": detector, "errors": [],
-                               "workers": workers}  # fmt: skip
+    summary = FaceRunSummary(photos=len(ids), detector=detector, device=device, workers=workers)
     if ids:
         key = "faces-" + hashlib.sha256(f"{detector}:{ids}".encode()).hexdigest()[:26]
         enqueue(db, JobKind.FACE_DETECT, key, [f"photo:{i}" for i in ids], {"detector": detector})
@@ -85,13 +83,20 @@ def detect_faces_on_ray(
                 ray.kill(actor)
         for outcome in outcomes:
             if outcome["status"] == JobStatus.DONE.value:
-                summary["done"] += 1
+                summary.done += 1
                 for name in ("faces", "kept", "added", "removed"):
-                    summary[name] += outcome["report"][name]
+                    setattr(summary, name, getattr(summary, name) + outcome["report"][name])
             elif outcome["status"] == JobStatus.FAILED.value:
-                summary["retry_later" if outcome["report"]["transient"] else "failed"] += 1
-                summary["errors"].append({"photo_id": int(outcome["subject"][6:]), "error": outcome["error"]})
+                if outcome["report"]["transient"]:
+                    summary.retry_later += 1
+                else:
+                    summary.failed += 1
+                if len(summary.errors) < MAX_REPORTED_ERRORS:
+                    summary.errors.append({"photo_id": int(outcome["subject"][6:]), "error": outcome["error"]})
+    cluster_started = time.perf_counter()
+    summary.detect_seconds = round(cluster_started - started, 2)
     with db.session() as session:
-        summary["clustering"] = cluster_faces(session, ClusterConfig()).to_json()
-    summary["seconds"] = round(time.perf_counter() - started, 2)
+        summary.clustering = cluster_faces(session, ClusterConfig())
+    summary.cluster_seconds = round(time.perf_counter() - cluster_started, 2)
+    summary.seconds = round(time.perf_counter() - started, 2)
     return summary

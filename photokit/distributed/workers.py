@@ -10,26 +10,28 @@ back to the queue.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import socket
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from photokit.db.session import Database, create_db_engine
 from photokit.errors import PhotokitError
-from photokit.jobs.queue import DEFAULT_LEASE_S, ClaimedJob, Heartbeat, JobStatus, claim, finish, release, status_counts
-from photokit.reporting import NULL_REPORTER, Reporter, reported_task
-
-
-@dataclass
-class JobOutcome:
-    status: JobStatus
-    output: str | None = None
-    error: str | None = None
-    report: dict | None = None
+from photokit.jobs.queue import (
+    DEFAULT_LEASE_S,
+    ClaimedJob,
+    JobOutcome,
+    JobStatus,
+    claim,
+    lease_seconds,
+    record_progress,
+    release,
+    run_job,
+    unfinished,
+    worker_name,
+)
+from photokit.reporting import NULL_REPORTER, RecordingReporter, Reporter, reported_task
 
 
 class JobHandler(Protocol):
@@ -40,12 +42,39 @@ class JobHandler(Protocol):
 HandlerFactory = Callable[[], JobHandler]  # picklable; called once inside each worker process
 
 
+class ProgressToDatabase(RecordingReporter):
+    """A worker's Reporter for its current job: the stage it is in is written on the job row (at most every
+    ``every_s`` seconds), where the submitting terminal reads it (``photokit.jobs.queue.running_progress``)."""
+
+    def __init__(self, db, job: ClaimedJob, every_s: float = 1.0) -> None:
+        super().__init__()
+        self.db, self.job, self.every_s = db, job, every_s
+        self._written_at = float("-inf")
+
+    def task_started(self, key: str, description: str, total: float | None, completed: float = 0) -> None:
+        super().task_started(key, description, total, completed)
+        self._write(key)
+
+    def task_advanced(self, key: str, advance: float = 1, status: str | None = None) -> None:
+        super().task_advanced(key, advance, status)
+        self._write(key)
+
+    def _write(self, key: str) -> None:
+        if time.monotonic() - self._written_at < self.every_s:
+            return
+        self._written_at = time.monotonic()
+        done, total = self.progress[key]
+        progress = {"stage": self.descriptions.get(key, key), "done": done, "total": total}
+        with contextlib.suppress(Exception):  # progress is for show: a database hiccup must not fail the job
+            record_progress(self.db, self.job.id, self.job.worker, progress)
+
+
 class JobWorker:
     """The body of a Ray actor (wrapped with ``ray.remote`` by ``start_workers``)."""
 
     def __init__(self, db_url: str, factory: HandlerFactory, lease_s: float = DEFAULT_LEASE_S) -> None:
         self.db = Database(engine=create_db_engine(db_url), url=db_url)
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.worker_id = worker_name()
         self.lease_s = lease_s
         self.handler = factory()
 
@@ -60,23 +89,19 @@ class JobWorker:
             job = claim(self.db, batch_key, self.worker_id, self.lease_s)
         if job is None:
             return None
-        try:
-            with Heartbeat(self.db, job, self.lease_s):
-                outcome = self.handler(job)
-        except Exception as exc:  # one broken job must not stop the batch: it fails with the reason
-            detail = " ".join(str(exc).split()) or type(exc).__name__
-            outcome = JobOutcome(JobStatus.FAILED, error=f"{job.subject}: unexpected {type(exc).__name__}: {detail}")
-        except BaseException:  # Ctrl-C / ray.cancel: the job goes back to the queue at once
-            release(self.db, self.worker_id, job.id)
-            raise
-        accepted = finish(
-            self.db, job.id, self.worker_id, outcome.status, output=outcome.output, error=outcome.error,
-            report=outcome.report,
-        )  # fmt: skip
+
+        def work() -> JobOutcome:
+            try:
+                return self.handler(job)
+            except Exception as exc:  # one broken job must not stop the batch: it fails with the reason
+                detail = " ".join(str(exc).split()) or type(exc).__name__
+                return JobOutcome(JobStatus.FAILED, error=f"{job.subject}: unexpected {type(exc).__name__}: {detail}")
+
+        outcome, accepted = run_job(self.db, job, self.lease_s, work)  # Ctrl-C / ray.cancel: the job is released
         return {
             "job": job.id, "subject": job.subject, "status": outcome.status.value, "output": outcome.output,
             "error": outcome.error, "report": outcome.report, "attempts": job.attempts, "worker": self.worker_id,
-            "accepted": accepted,
+            "accepted": accepted, "extra": outcome.extra,
         }  # fmt: skip
 
 
@@ -86,13 +111,13 @@ def last_line(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
-def start_workers(db_url: str, factory: HandlerFactory, count: int, num_gpus: float = 0, lease_s: float = 60.0):
+def start_workers(db_url: str, factory: HandlerFactory, count: int, num_gpus: float = 0, lease_s: float | None = None):
     """``count`` Ray actors, each one CPU (and ``num_gpus``), models loaded once per actor."""
     from photokit.distributed import require_ray
 
     ray = require_ray()
     remote = ray.remote(num_cpus=1, num_gpus=num_gpus, max_restarts=0, max_task_retries=0)(JobWorker)
-    return [remote.remote(db_url, factory, lease_s) for _ in range(count)]
+    return [remote.remote(db_url, factory, lease_s or lease_seconds()) for _ in range(count)]
 
 
 def run_batch_on_workers(
@@ -104,9 +129,11 @@ def run_batch_on_workers(
     total: int | None = None,
     completed: int = 0,
     poll_s: float = 1.0,
+    watch: Callable[[], str | None] | None = None,
 ) -> list[dict]:
     """Feed the batch's jobs to ``workers`` until none is queued or running; the outcomes, in finishing
-    order (only those the database accepted: a job redone after a lease ran out counts once)."""
+    order (only those the database accepted: a job redone after a lease ran out counts once). ``watch``
+    says how the running jobs are getting on (shown as the bar's status while nothing finishes)."""
     import ray
 
     outcomes: list[dict] = []
@@ -120,6 +147,8 @@ def run_batch_on_workers(
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=poll_s)
                 if not ready:
+                    if watch is not None and (status := watch()):
+                        reporter.task_advanced("ray-batch", 0, status=status)
                     continue
                 worker = pending.pop(ready[0])
                 try:
@@ -128,8 +157,7 @@ def run_batch_on_workers(
                     reporter.note("a Ray worker died; its job is redone by another one after its lease")
                     continue
                 if outcome is None:
-                    counts = status_counts(db, batch_key)
-                    if counts.get(JobStatus.QUEUED.value, 0) + counts.get(JobStatus.RUNNING.value, 0) == 0:
+                    if not unfinished(db, batch_key):
                         continue  # the batch is finished: this worker retires
                 elif outcome["accepted"]:
                     outcomes.append(outcome)
@@ -139,8 +167,7 @@ def run_batch_on_workers(
         except KeyboardInterrupt:
             stop_workers(db, list(pending), workers, worker_ids)
             raise
-    left = status_counts(db, batch_key)
-    if left.get(JobStatus.QUEUED.value, 0) + left.get(JobStatus.RUNNING.value, 0):
+    if unfinished(db, batch_key):
         raise PhotokitError("every Ray worker died before the batch was finished; run the command again to resume")
     return outcomes
 

@@ -139,6 +139,7 @@ class FaceRunSummary:
     removed: int = 0
     errors: list[dict] = field(default_factory=list)  # the first MAX_REPORTED_ERRORS {photo_id, error}
     device: str | None = None
+    workers: int | None = None  # Ray workers (`scan --ray`); None: this process
     load_seconds: float = 0.0
     detect_seconds: float = 0.0
     cluster_seconds: float = 0.0

@@ -15,13 +15,19 @@ local clock on SQLite (one machine).
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
-from collections.abc import Iterable
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -29,6 +35,21 @@ from photokit.db.models import EnhanceJob, utcnow
 from photokit.db.vocab import JobStatus
 
 DEFAULT_LEASE_S = 60.0
+LEASE_ENV = "PHOTOKIT_JOB_LEASE_S"  # how long a silent worker keeps its job before another one redoes it
+
+
+def lease_seconds() -> float:
+    """The lease of a claimed job: ``$PHOTOKIT_JOB_LEASE_S`` (at least 1 s) or 60 s."""
+    raw = os.environ.get(LEASE_ENV, "").strip()
+    try:
+        return max(1.0, float(raw)) if raw else DEFAULT_LEASE_S
+    except ValueError:
+        return DEFAULT_LEASE_S
+
+
+def worker_name() -> str:
+    """A name no other worker (on any machine, in any process) has: host, process id, random tag."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class JobKind(StrEnum):
@@ -51,6 +72,18 @@ class ClaimedJob:
     worker: str
 
 
+@dataclass
+class JobOutcome:
+    """What doing a job gave: its final status, output, error and report (stored on the job row); ``extra``
+    goes back to whoever asked for the work (e.g. face crops over Ray), never into the database."""
+
+    status: JobStatus
+    output: str | None = None
+    error: str | None = None
+    report: dict | None = None
+    extra: dict | None = None
+
+
 def _is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
@@ -66,18 +99,43 @@ def _lease_end(session: Session, lease_s: float) -> ColumnElement | datetime:
     return _now(session) + timedelta(seconds=lease_s)
 
 
-def enqueue(db, kind: JobKind, batch_key: str, subjects: Iterable[str], options: dict | None = None) -> int:
-    """Queue a job per subject not yet in the batch; returns how many were added. A finished job stays
-    finished (re-running a batch resumes it)."""
+def enqueue(
+    db,
+    kind: JobKind,
+    batch_key: str,
+    subjects: Iterable[str],
+    options: dict | None = None,
+    subject_options: Mapping[str, dict] | None = None,
+) -> int:
+    """Queue a job per subject not yet in the batch (``options`` plus its ``subject_options``); returns how
+    many were added. A finished job stays finished (re-running a batch resumes it). Safe when several
+    workers queue the same batch at once: a subject another one queued first is left as it is."""
     subjects = list(dict.fromkeys(subjects))
     with db.session() as session:
         known = set(session.scalars(select(EnhanceJob.source_path).where(EnhanceJob.batch_key == batch_key)))
-        new = [s for s in subjects if s not in known]
-        session.add_all(
-            EnhanceJob(batch_key=batch_key, kind=kind.value, source_path=s, status="queued", options=options or {})
-            for s in new
-        )
-    return len(new)
+        rows = [
+            {
+                "batch_key": batch_key,
+                "kind": kind.value,
+                "source_path": s,
+                "status": JobStatus.QUEUED.value,
+                "options": {**(options or {}), **(subject_options or {}).get(s, {})},
+                "attempts": 0,
+                "created_at": utcnow(),
+            }
+            for s in subjects
+            if s not in known
+        ]
+        if not rows:
+            return 0
+        insert = postgres_insert if _is_postgres(session) else sqlite_insert
+        added = session.scalars(
+            insert(EnhanceJob)
+            .on_conflict_do_nothing(index_elements=["batch_key", "source_path"])
+            .returning(EnhanceJob.id),
+            rows,
+        ).all()
+    return len(added)
 
 
 def requeue(db, batch_key: str, subjects: Iterable[str]) -> int:
@@ -90,6 +148,24 @@ def requeue(db, batch_key: str, subjects: Iterable[str]) -> int:
             update(EnhanceJob)
             .where(EnhanceJob.batch_key == batch_key, EnhanceJob.source_path.in_(subjects))
             .values(status="queued", worker=None, lease_expires_at=None)
+        )
+        return result.rowcount
+
+
+def withdraw(db, batch_key: str, subjects: Iterable[str], reason: str) -> int:
+    """Take queued jobs out of the batch (skipped, with ``reason``): e.g. a photo deleted from the album."""
+    subjects = list(subjects)
+    if not subjects:
+        return 0
+    with db.session() as session:
+        result = session.execute(
+            update(EnhanceJob)
+            .where(
+                EnhanceJob.batch_key == batch_key,
+                EnhanceJob.source_path.in_(subjects),
+                EnhanceJob.status == JobStatus.QUEUED.value,
+            )
+            .values(status=JobStatus.SKIPPED.value, error=reason)
         )
         return result.rowcount
 
@@ -184,6 +260,27 @@ def finish(
         return result.rowcount == 1
 
 
+def record_progress(db, job_id: int, worker: str, progress: dict) -> bool:
+    """Note how far the holder is in its job (``{"stage", "done", "total"}``), for whoever watches the batch;
+    kept in the job's report until the job finishes."""
+    with db.session() as session:
+        result = session.execute(
+            update(EnhanceJob).where(_held_by(job_id, worker)).values(report={"progress": progress})
+        )
+        return result.rowcount == 1
+
+
+def running_progress(db, batch_key: str) -> dict[str, dict]:
+    """subject -> the progress its holder last recorded, for the batch's running jobs."""
+    with db.session(write=False) as session:
+        rows = session.execute(
+            select(EnhanceJob.source_path, EnhanceJob.report).where(
+                EnhanceJob.batch_key == batch_key, EnhanceJob.status == JobStatus.RUNNING.value
+            )
+        )
+        return {subject: report["progress"] for subject, report in rows if report and "progress" in report}
+
+
 def release(db, worker: str, job_id: int | None = None) -> int:
     """Give ``worker``'s running job (or all of them) back to the queue, e.g. after Ctrl-C."""
     with db.session() as session:
@@ -201,6 +298,24 @@ def status_counts(db, batch_key: str) -> dict[str, int]:
             select(EnhanceJob.status, func.count()).where(EnhanceJob.batch_key == batch_key).group_by(EnhanceJob.status)
         )
         return {status: n for status, n in rows}
+
+
+def unfinished(db, batch_key: str) -> int:
+    """Jobs of the batch still queued or running (held by a live worker, or by a dead one until its lease ends)."""
+    counts = status_counts(db, batch_key)
+    return counts.get(JobStatus.QUEUED.value, 0) + counts.get(JobStatus.RUNNING.value, 0)
+
+
+def held_by_others(db, batch_key: str) -> int:
+    """Jobs of the batch running under a lease that has not run out: another worker is on the batch now."""
+    with db.session(write=False) as session:
+        return session.scalar(
+            select(func.count()).where(
+                EnhanceJob.batch_key == batch_key,
+                EnhanceJob.status == JobStatus.RUNNING.value,
+                EnhanceJob.lease_expires_at >= _now(session),
+            )
+        )
 
 
 class Heartbeat:
@@ -230,3 +345,37 @@ class Heartbeat:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def claim_next(
+    db, batch_key: str, worker: str, lease_s: float, on_wait: Callable[[int], None] | None = None
+) -> ClaimedJob | None:
+    """The batch's next job for ``worker``, waiting while other workers hold the rest (a dead one's job comes
+    back when its lease runs out); None when the batch is finished. ``on_wait(held)`` is called once, when
+    it starts waiting."""
+    waited = False
+    while (job := claim(db, batch_key, worker, lease_s)) is None:
+        left = unfinished(db, batch_key)
+        if not left:
+            return None
+        if not waited and on_wait is not None:
+            on_wait(left)
+        waited = True
+        time.sleep(min(1.0, lease_s / 4))
+    return job
+
+
+def run_job(db, job: ClaimedJob, lease_s: float, work: Callable[[], JobOutcome]) -> tuple[JobOutcome, bool]:
+    """Do a claimed job under a heartbeat and record its outcome: (outcome, accepted). Not accepted: the
+    lease was lost and another worker redid the job (its result stands). An interrupt (Ctrl-C, a
+    cancelled task) gives the job back to the queue at once and propagates."""
+    try:
+        with Heartbeat(db, job, lease_s):
+            outcome = work()
+    except BaseException:
+        release(db, job.worker, job.id)
+        raise
+    accepted = finish(
+        db, job.id, job.worker, outcome.status, output=outcome.output, error=outcome.error, report=outcome.report
+    )
+    return outcome, accepted

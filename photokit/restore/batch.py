@@ -3,6 +3,8 @@
 A batch is identified by its inputs, output folder and result-affecting options; re-running the same
 command skips the photos already done (whose output still exists), retries the rest, and records each
 failure with its one-line reason. Ctrl-C leaves finished photos done and the interrupted one queued.
+Each photo is claimed with a lease (``photokit.jobs``) and its output is fixed when it is first queued, so
+commands started together on one album (or Ray workers, ``photokit.distributed.album``) share it.
 """
 
 from __future__ import annotations
@@ -12,16 +14,32 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import select
 
-from photokit.db.models import EnhanceJob, utcnow
+from photokit.db.models import EnhanceJob
 from photokit.db.vocab import JobStatus
 from photokit.errors import PhotokitError
+from photokit.jobs.queue import (
+    FINAL_STATUSES,
+    ClaimedJob,
+    JobKind,
+    JobOutcome,
+    claim_next,
+    enqueue,
+    held_by_others,
+    lease_seconds,
+    requeue,
+    run_job,
+    withdraw,
+    worker_name,
+)
 from photokit.library.images import sniff_format
 from photokit.pathtext import shown
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
+from photokit.restore.options import EnhanceOptions
 from photokit.restore.output import output_path_for
 from photokit.restore.pipeline import Enhancer, NoFacesError
 
@@ -134,6 +152,50 @@ def batch_key(paths: list[str | Path], out_dir: Path | None, options_fingerprint
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class AlbumPlan:
+    """A batch as queued in the library database: every worker of the batch (this process, another
+    ``photokit enhance`` of the same album, Ray workers) reads the same photos and outputs from it."""
+
+    key: str
+    sources: list[Path]
+    targets: dict[str, str]  # photo -> its output, fixed by whoever queued the photo first
+    preferred: dict[str, str]  # photo -> the name it would have without an existing file in the way
+    already_done: list[dict] = field(default_factory=list)  # {source, output}: finished, output still there
+
+
+def queue_album(db, inputs: list[str | Path], options: EnhanceOptions, force: bool = False) -> AlbumPlan:
+    """Queue one job per photo the batch has not seen (its output recorded in the job), and put the
+    batch's failed, skipped and lost-output photos back in the queue unless another worker is on the
+    batch now (a second command started at the same time joins it; it does not redo its results)."""
+    sources = collect_sources(inputs, options.suffix, options.out_dir)
+    key = batch_key(inputs, options.out_dir, options.fingerprint())
+    with db.session(write=False) as session:
+        jobs = {j.source_path: j for j in session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == key))}
+    own = frozenset(j.output_path for j in jobs.values() if j.output_path)
+    own |= {j.options.get("target") for j in jobs.values() if (j.options or {}).get("target")}
+    preferred = {str(s): str(t) for s, t in plan_outputs(sources, options.out_dir, options.suffix).items()}
+    planned = plan_outputs(sources, options.out_dir, options.suffix, keep_existing=not force, own=frozenset(own))
+    enqueue(
+        db, JobKind.ENHANCE, key, [str(s) for s in sources], {"fingerprint": options.fingerprint()},
+        subject_options={str(s): {"target": str(t)} for s, t in planned.items()},
+    )  # fmt: skip
+    with db.session(write=False) as session:
+        jobs = {j.source_path: j for j in session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == key))}
+    targets = {str(s): (jobs[str(s)].options or {}).get("target") or str(planned[s]) for s in sources}
+    finished = {
+        s: j.output_path
+        for s, j in jobs.items()
+        if j.status == JobStatus.DONE and j.output_path and Path(j.output_path).is_file()
+    }
+    already = [{"source": str(s), "output": finished[str(s)]} for s in sources if str(s) in finished]
+    withdraw(db, key, [s for s in jobs if s not in targets], "no longer in the album")
+    if not held_by_others(db, key):
+        redo = [s for s, j in jobs.items() if j.status in FINAL_STATUSES and s not in finished and s in targets]
+        requeue(db, key, redo)
+    return AlbumPlan(key, list(sources), targets, preferred, already)
+
+
 def run_batch(
     db,
     inputs: list[str | Path],
@@ -143,90 +205,81 @@ def run_batch(
     force: bool = False,
 ) -> BatchSummary:
     """Restore every photo of ``inputs``, skipping those an earlier run of the same batch finished. An existing
-    file is replaced only with ``force``: otherwise the output takes the next free name (``_1``, ``_2``...)."""
-    options = enhancer.options
-    sources = collect_sources(inputs, options.suffix, options.out_dir)
-    photos = list(sources)
-    key = batch_key(inputs, options.out_dir, options.fingerprint())
-    summary = BatchSummary(batch_key=key, total=len(photos))
-    own = _queue_jobs(db, key, photos, options.fingerprint())
-    preferred = plan_outputs(sources, options.out_dir, options.suffix)
-    targets = plan_outputs(sources, options.out_dir, options.suffix, keep_existing=not force, own=own)
-    with reported_task(reporter, "batch", "restoring photos", len(photos)) as task:
-        for photo in photos:
-            output = _claim(db, key, photo)
-            if output is not None:
-                summary.already_done.append({"source": str(photo), "output": output})
-                reporter.task_advanced(task, 1, f"{photo.name} already done")
-                continue
+    file is replaced only with ``force``: otherwise the output takes the next free name (``_1``, ``_2``...).
+
+    Each photo is claimed with a lease (``photokit.jobs``), so several commands on the same album share it:
+    each photo is restored once between them, and a stopped one's photo is redone after its lease."""
+    plan = queue_album(db, inputs, enhancer.options, force)
+    summary = BatchSummary(batch_key=plan.key, total=len(plan.sources), already_done=list(plan.already_done))
+    worker, lease_s = worker_name(), lease_seconds()
+    mine: set[str] = set()
+    with reported_task(reporter, "batch", "restoring photos", len(plan.sources), len(plan.already_done)) as task:
+        while (job := claim_next(db, plan.key, worker, lease_s, _waiting_note(reporter))) is not None:
+            photo = Path(job.subject)
             reporter.task_advanced(task, 0, photo.name)
-            status, error, output, report = _process(enhancer, photo, targets[photo])
-            _record(db, key, photo, status, error, output, report)
-            if status is None:  # interrupted
-                raise KeyboardInterrupt
-            if status == JobStatus.DONE:
-                if report is not None and targets[photo] != preferred[photo]:
-                    report["warnings"].append(
-                        f"{shown(preferred[photo])} already exists: wrote {shown(targets[photo])} (--force replaces it)"
-                    )
-                summary.done.append(report)
-            elif status == JobStatus.SKIPPED:
-                summary.skipped.append({"source": str(photo), "reason": error})
-            else:
-                summary.failed.append({"source": str(photo), "error": error})
+            status = _restore_claimed(db, job, lease_s, enhancer, plan, summary, reporter)
+            mine.add(job.subject)
             reporter.task_advanced(task, 1)
-            if on_photo_done is not None:
+            if on_photo_done is not None and status is not None:
                 on_photo_done(photo, status)
+    _add_others_results(db, plan, summary, mine)
     return summary
 
 
-def _queue_jobs(db, key: str, photos: list[Path], fingerprint: str) -> frozenset[str]:
-    """One queued job row per photo the batch has not seen yet; returns the outputs the batch already wrote."""
-    with db.session() as session:
-        existing = {
-            job.source_path: job for job in session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == key))
-        }
-        own = frozenset(job.output_path for job in existing.values() if job.output_path)
-        for photo in photos:
-            if str(photo) not in existing:
-                session.add(
-                    EnhanceJob(
-                        batch_key=key,
-                        source_path=str(photo),
-                        status=JobStatus.QUEUED,
-                        options={"fingerprint": fingerprint},
-                    )
-                )
-    return own
+def _waiting_note(reporter: Reporter) -> Callable[[int], None]:
+    def note(held: int) -> None:
+        reporter.note(f"{held} photos of this album are held by another photokit; waiting for them")
+
+    return note
 
 
-def _job(session, key: str, photo: Path) -> EnhanceJob:
-    return session.scalars(
-        select(EnhanceJob).where(EnhanceJob.batch_key == key, EnhanceJob.source_path == str(photo))
-    ).one()
+def _restore_claimed(
+    db, job: ClaimedJob, lease_s: float, enhancer: Enhancer, plan: AlbumPlan, summary: BatchSummary, reporter: Reporter
+) -> JobStatus | None:
+    """Restore one claimed photo under a heartbeat and record it; None when another worker took it over."""
+    options = enhancer.options
+    recorded = plan.targets.get(job.subject) or job.options.get("target")
+    target = Path(recorded) if recorded else output_path_for(Path(job.subject), options.out_dir, options.suffix)
+    outcome, accepted = run_job(db, job, lease_s, partial(restore_photo, enhancer, Path(job.subject), target))
+    if not accepted:
+        reporter.note(f"{shown(Path(job.subject).name)}: its lease ran out and another photokit redid it")
+        return None
+    status, error, report = outcome.status, outcome.error, outcome.report
+    if status == JobStatus.DONE:
+        preferred = plan.preferred.get(job.subject)
+        if report is not None and preferred and str(target) != preferred:
+            report["warnings"].append(f"{shown(preferred)} already exists: wrote {shown(target)} (--force replaces it)")
+        summary.done.append(report or {})
+    elif status == JobStatus.SKIPPED:
+        summary.skipped.append({"source": job.subject, "reason": error})
+    else:
+        summary.failed.append({"source": job.subject, "error": error})
+    return status
 
 
-def _claim(db, key: str, photo: Path) -> str | None:
-    """Mark the photo's job running; returns its output instead when it is already done (and still there)."""
-    with db.session() as session:
-        job = _job(session, key, photo)
-        if job.status == JobStatus.DONE and job.output_path and Path(job.output_path).is_file():
-            return job.output_path
-        job.status, job.error = JobStatus.RUNNING, None
-    return None
-
-
-def _record(
-    db, key: str, photo: Path, status: JobStatus | None, error: str | None, output: str | None, report: dict | None
-) -> None:
-    """Store the outcome of one photo (an interrupted one goes back to the queue)."""
-    with db.session() as session:
-        job = _job(session, key, photo)
-        if status is None:  # interrupted: back to the queue
-            job.status = JobStatus.QUEUED
+def _add_others_results(db, plan: AlbumPlan, summary: BatchSummary, mine: set[str]) -> None:
+    """Photos another worker finished while this one ran: listed as already done, skipped or failed."""
+    counted = mine | {item["source"] for item in summary.already_done}
+    with db.session(write=False) as session:
+        jobs = {j.source_path: j for j in session.scalars(select(EnhanceJob).where(EnhanceJob.batch_key == plan.key))}
+    for source in map(str, plan.sources):
+        job = jobs.get(source)
+        if source in counted or job is None:
+            continue
+        if job.status == JobStatus.DONE:
+            summary.already_done.append({"source": source, "output": job.output_path})
+        elif job.status == JobStatus.SKIPPED:
+            summary.skipped.append({"source": source, "reason": job.error})
         else:
-            job.status, job.error, job.output_path, job.report = status, error, output, report
-            job.finished_at = utcnow()
+            summary.failed.append({"source": source, "error": job.error})
+
+
+def restore_photo(enhancer: Enhancer, photo: Path, target: Path) -> JobOutcome:
+    """One photo's job outcome; KeyboardInterrupt when interrupted (its job goes back to the queue)."""
+    status, error, output, report = _process(enhancer, photo, target)
+    if status is None:
+        raise KeyboardInterrupt
+    return JobOutcome(status, output=output, error=error, report=report)
 
 
 def _process(
