@@ -178,11 +178,27 @@ def people_by_id(db) -> dict[int, dict]:
         return {p["id"]: p for p in list_people(session, include_all=True)}
 
 
+def _page_changing_errors() -> tuple[type[Exception], ...]:
+    """What a browser raises while a page is being replaced (the element is gone or not there yet)."""
+    try:
+        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    except ImportError:
+        return ()
+    return (NoSuchElementException, StaleElementReferenceException)
+
+
 def wait_until(predicate, timeout: float = 20.0):
-    """``predicate()``'s first truthy value, polled every 0.1 s (AssertionError after ``timeout`` seconds)."""
+    """``predicate()``'s first truthy value, polled every 0.1 s (AssertionError after ``timeout`` seconds).
+
+    A predicate that looks an element up may run while the browser is between two pages: that counts as
+    "not yet", not as a failure."""
+    transient = _page_changing_errors()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except transient:
+            value = None
         if value:
             return value
         time.sleep(0.1)
