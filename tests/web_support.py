@@ -179,30 +179,32 @@ def people_by_id(db) -> dict[int, dict]:
 
 
 def _page_changing_errors() -> tuple[type[Exception], ...]:
-    """What a browser raises while a page is being replaced (the element is gone or not there yet)."""
+    """What a browser raises while a page or a node is being replaced (gone, not there yet, detached)."""
     try:
-        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+        from selenium.common.exceptions import WebDriverException
     except ImportError:
         return ()
-    return (NoSuchElementException, StaleElementReferenceException)
+    return (WebDriverException,)
 
 
 def wait_until(predicate, timeout: float = 20.0):
     """``predicate()``'s first truthy value, polled every 0.1 s (AssertionError after ``timeout`` seconds).
 
-    A predicate that looks an element up may run while the browser is between two pages: that counts as
-    "not yet", not as a failure."""
+    A predicate that looks an element up may run while the browser is between two pages, or while the
+    page's script replaces the element: that counts as "not yet"; the last such error is reported if the
+    condition is never met."""
     transient = _page_changing_errors()
+    last_error: Exception | None = None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             value = predicate()
-        except transient:
-            value = None
+        except transient as exc:
+            value, last_error = None, exc
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+    raise AssertionError(f"condition not met in time (last browser error: {last_error})")
 
 
 def wait_for_job(client, job_id: int, statuses: set[str], timeout: float = 240.0) -> dict:
