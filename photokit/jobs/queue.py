@@ -140,32 +140,25 @@ def enqueue(
 
 def requeue(db, batch_key: str, subjects: Iterable[str]) -> int:
     """Put finished jobs back in the queue (e.g. their output was deleted since)."""
-    subjects = list(subjects)
-    if not subjects:
-        return 0
-    with db.session() as session:
-        result = session.execute(
-            update(EnhanceJob)
-            .where(EnhanceJob.batch_key == batch_key, EnhanceJob.source_path.in_(subjects))
-            .values(status="queued", worker=None, lease_expires_at=None)
-        )
-        return result.rowcount
+    return _update_jobs(db, batch_key, subjects, status=JobStatus.QUEUED.value, worker=None, lease_expires_at=None)
 
 
 def withdraw(db, batch_key: str, subjects: Iterable[str], reason: str) -> int:
     """Take queued jobs out of the batch (skipped, with ``reason``): e.g. a photo deleted from the album."""
+    queued = EnhanceJob.status == JobStatus.QUEUED.value
+    return _update_jobs(db, batch_key, subjects, queued, status=JobStatus.SKIPPED.value, error=reason)
+
+
+def _update_jobs(db, batch_key: str, subjects: Iterable[str], *conditions: ColumnElement, **values) -> int:
+    """Set ``values`` on the batch's jobs for ``subjects`` (that also meet ``conditions``); how many changed."""
     subjects = list(subjects)
     if not subjects:
         return 0
     with db.session() as session:
         result = session.execute(
             update(EnhanceJob)
-            .where(
-                EnhanceJob.batch_key == batch_key,
-                EnhanceJob.source_path.in_(subjects),
-                EnhanceJob.status == JobStatus.QUEUED.value,
-            )
-            .values(status=JobStatus.SKIPPED.value, error=reason)
+            .where(EnhanceJob.batch_key == batch_key, EnhanceJob.source_path.in_(subjects), *conditions)
+            .values(**values)
         )
         return result.rowcount
 
