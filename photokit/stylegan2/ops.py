@@ -115,11 +115,15 @@ def per_sample_weights(
         if transposed:
             return w.transpose(1, 2).reshape(batch * in_channels, out_channels, k, k)
         return w.reshape(batch * out_channels, in_channels, k, k)
-    if transposed:
-        w = weight.permute(1, 2, 3, 0).unsqueeze(0) * scale.transpose(1, 2)[:, :, None, None, :]
-        return w.permute(0, 1, 4, 2, 3).reshape(batch * in_channels, out_channels, k, k)
-    w = weight.permute(0, 2, 3, 1).unsqueeze(0) * scale[:, :, None, None, :]
-    return w.permute(0, 1, 4, 2, 3).reshape(batch * out_channels, in_channels, k, k)
+    if transposed:  # (B, Cin, k, k, Cout) in memory
+        a, b = weight.permute(1, 2, 3, 0).unsqueeze(0), scale.transpose(1, 2)[:, :, None, None, :]
+    else:  # (B, Cout, k, k, Cin) in memory
+        a, b = weight.permute(0, 2, 3, 1).unsqueeze(0), scale[:, :, None, None, :]
+    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+        w = a.contiguous() * b  # an elementwise product keeps its first input's memory order
+    else:
+        w = torch.mul(a, b, out=a.new_empty(batch, *a.shape[1:]))  # written straight in the wanted order
+    return w.permute(0, 1, 4, 2, 3).reshape(batch * w.shape[1], w.shape[4], k, k)
 
 
 def _pointwise_per_sample(
