@@ -6,13 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from photokit.stylegan2.network import Generator, GeneratorConfig, fir_filter, modulated_conv2d, upsample2d
+from photokit.stylegan2.network import Generator, GeneratorConfig
 from photokit.stylegan2.ops import (
     LRELU_SLOPE,
     demodulation_coefficients,
+    fir_filter,
+    modulated_conv2d,
     noise_lrelu_clamp,
     per_sample_weights,
     upfirdn_pad_filter,
+    upsample2d,
 )
 
 

@@ -20,55 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from photokit.stylegan2.layers import (
-    NOISE_MODES,
-    EqualizedLinear,
-    MappingNetwork,
-    SynthesisBlock,
-    SynthesisLayer,
-    SynthesisOptions,
-    ToRGBLayer,
-)
-from photokit.stylegan2.ops import (
-    DEMOD_EPS,
-    FIR_TAPS,
-    LRELU_GAIN,
-    LRELU_SLOPE,
-    bias_lrelu,
-    fir_filter,
-    modulated_conv2d,
-    normalize_2nd_moment,
-    upfirdn_pad_filter,
-    upsample2d,
-)
-
-# Re-exported: callers and tests import the generator's parts from here.
-__all__ = [
-    "DEMOD_EPS",
-    "FIR_TAPS",
-    "LRELU_GAIN",
-    "LRELU_SLOPE",
-    "NOISE_MODES",
-    "EqualizedLinear",
-    "Generator",
-    "GeneratorConfig",
-    "MappingNetwork",
-    "SynthesisBlock",
-    "SynthesisLayer",
-    "SynthesisNetwork",
-    "SynthesisOptions",
-    "ToRGBLayer",
-    "bias_lrelu",
-    "block_resolutions",
-    "build_tiny_generator",
-    "fir_filter",
-    "modulated_conv2d",
-    "normalize_2nd_moment",
-    "num_ws_for",
-    "upfirdn_pad_filter",
-    "upsample2d",
-    "w_statistics",
-]
+from photokit.stylegan2.layers import NOISE_MODES, MappingNetwork, SynthesisBlock, SynthesisOptions
+from photokit.stylegan2.ops import fir_filter
 
 
 def block_resolutions(resolution: int) -> list[int]:
