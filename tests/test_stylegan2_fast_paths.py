@@ -24,9 +24,16 @@ def _gen(seed: int = 0) -> torch.Generator:
 
 
 def test_demodulation_coefficients_match_the_per_sample_weights_formula():
-    weight, styles = torch.randn(5, 4, 3, 3, generator=_gen(1)), torch.randn(2, 4, generator=_gen(2))
+    weight = torch.randn(5, 4, 3, 3, generator=_gen(1), dtype=torch.float64, requires_grad=True)
+    styles = torch.randn(2, 4, generator=_gen(2), dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(2, 5, generator=_gen(3), dtype=torch.float64)
     direct = ((weight[None] * styles[:, None, :, None, None]).square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()
-    assert torch.allclose(demodulation_coefficients(weight, styles), direct, rtol=1e-5)
+    fast = demodulation_coefficients(weight, styles)
+    assert torch.allclose(fast, direct, rtol=1e-10)
+    fast_grads = torch.autograd.grad((fast * upstream).sum(), (weight, styles))
+    direct_grads = torch.autograd.grad((direct * upstream).sum(), (weight, styles))
+    for a, b in zip(fast_grads, direct_grads, strict=True):
+        assert torch.allclose(a, b, rtol=1e-10)
 
 
 @pytest.mark.parametrize("transposed", [False, True])

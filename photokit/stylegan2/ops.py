@@ -91,12 +91,27 @@ def upsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return F.conv_transpose2d(x, _depthwise(f, x.shape[1], 4.0, x.dtype), stride=2, padding=1, groups=x.shape[1])
 
 
+class _SquaredNorms(torch.autograd.Function):
+    """(Cout, Cin) sums of squared taps of a (Cout, Cin, kh, kw) weight. Its backward is one pass over the
+    weight (2 * grad * weight); autograd's own for ``square().sum()`` takes three."""
+
+    @staticmethod
+    def forward(ctx: Any, weight: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(weight)
+        return weight.square().sum(dim=[2, 3])
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (weight,) = ctx.saved_tensors
+        return weight * (grad * 2.0)[:, :, None, None]
+
+
 def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
     """(B, Cout) = 1 / sqrt(sum over in-channels and taps of (weight * style)^2 + eps), paper eq. 3.
 
     The sum factors as squared styles times the weight's squared norms per (out, in) pair, so it costs a
     (B, Cin) x (Cin, Cout) matmul instead of a pass over B copies of the weights."""
-    norms = weight.square().sum(dim=[2, 3])  # (Cout, Cin)
+    norms: torch.Tensor = _SquaredNorms.apply(weight) if weight.requires_grad else weight.square().sum(dim=[2, 3])
     return (styles.square() @ norms.t() + DEMOD_EPS).rsqrt()
 
 
