@@ -43,6 +43,20 @@ def test_exif_rotation_applies_to_reduced_decodes(tmp_path):
     assert read_rgb(path).shape == (1600, 800, 3)
 
 
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_reduced_decodes_hold_the_upright_pixels_of_the_full_decode(tmp_path, orientation):
+    path = tmp_path / "oriented.jpg"
+    exif = Image.Exif()
+    exif[274] = orientation
+    _gradient(1600, 800).save(path, quality=95, exif=exif)
+    full = read_rgb(path).astype(float)  # upright by Pillow's exif_transpose
+    pixels = PhotoPixels.open(path)
+    reduced = pixels.at_least(700)[0]
+    assert reduced.shape[:2] == (full.shape[0] // 2, full.shape[1] // 2) and reduced.flags.c_contiguous
+    assert np.abs(reduced.astype(float) - full[::2, ::2]).mean() < 8  # a 1/2 decode ~ every other pixel
+    assert np.array_equal(pixels.at_least(1600)[0], read_rgb(path))  # full size: the very same pixels
+
+
 def test_other_formats_decode_at_full_size(tmp_path):
     path = tmp_path / "p.png"
     _gradient(640, 480).save(path)

@@ -10,6 +10,8 @@ is rarely decoded at full size; all results are in full-resolution photo pixels.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import cv2
@@ -40,6 +42,7 @@ class FaceConfig:
     detector: str = Detector.MTCNN
     hog_upsample: int = 1  # HOG: upsample the detection copy this many times (finds ~40 px faces)
     mtcnn_min_face: int = 20  # MTCNN: smallest face searched for, in detection-copy pixels
+    mtcnn_threads: int = 1  # MTCNN on a CPU: torch threads (see ``_torch_threads``); 0 = leave torch's setting
     crop_size: int = 256  # aligned crop on which blur and colour are measured
     descriptor_jitters: int = 0  # dlib: >0 averages jittered descriptors (slower, slightly better)
     face_px: int = 300  # landmarks/descriptor use a decode where the face box is at least this wide (px)
@@ -112,7 +115,8 @@ class FaceAnalyzer:
             import torch
 
             self._mtcnn.min_face_size = self.config.mtcnn_min_face  # the model is shared per process
-            with torch.inference_mode():
+            threads = self.config.mtcnn_threads if self.device.type == "cpu" else 0
+            with torch.inference_mode(), _torch_threads(threads):
                 boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
             if boxes is None:
                 return []
@@ -182,6 +186,28 @@ class FaceAnalyzer:
         if self.config.detector == "mtcnn" and face.score < self.config.min_score:
             return "low_score"  # HOG scores are SVM margins, already thresholded by the detector
         return None
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``count`` (0: unchanged) for the block.
+
+    MTCNN runs hundreds of tiny operations per photo (pyramid resizes, one 24/48 px crop per candidate),
+    each too small to split: a second thread only adds a barrier per operation, which costs 5-10x the
+    work when the other core is busy (measured: 0.13 CPU-s per 12 MP photo on one thread, 0.7-1.2 on
+    two at load 4-7; ``python -m benchmarks.run_all scan12mp``). Photos are better run side by side.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    if count <= 0 or count == previous:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _to_scaled(box: np.ndarray, scale: float) -> np.ndarray:
