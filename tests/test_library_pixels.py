@@ -92,3 +92,26 @@ def test_reduced_decoding_finds_the_same_faces_as_full_decode(tmp_path):
         assert np.linalg.norm(face.embedding - twin.embedding) < 0.1  # dlib's same-person threshold is 0.6
         assert np.abs(face.landmarks68 - twin.landmarks68).mean() < 0.02 * face.size_px
         assert twin.alignment.side_px == pytest.approx(face.alignment.side_px, rel=0.03)
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_region_holds_the_pixels_of_the_whole_decode_around_the_box(tmp_path, orientation):
+    path = tmp_path / "region.jpg"
+    exif = Image.Exif()
+    exif[274] = orientation
+    _gradient(1600, 1200).save(path, quality=95, exif=exif)
+    box = np.array([500.0, 300.0, 700.5, 541.0])  # photo pixels (upright)
+    pixels, origin, scale = PhotoPixels.open(path).region(700, box, margin=50)
+    whole, whole_scale = PhotoPixels.open(path).at_least(700)
+    assert scale == whole_scale == pytest.approx(0.5)
+    x0, y0 = (int(v) for v in origin)
+    assert (x0, y0) == (225, 125)  # floor((500 - 50) * 0.5), floor((300 - 50) * 0.5)
+    assert pixels.shape == (296 - 125, 376 - 225, 3)  # to ceil((541 + 50) * 0.5), ceil((700.5 + 50) * 0.5)
+    assert np.array_equal(pixels, whole[y0 : y0 + pixels.shape[0], x0 : x0 + pixels.shape[1]])
+
+
+def test_a_region_outside_the_photo_is_the_whole_decode(tmp_path):
+    path = tmp_path / "p.jpg"
+    _gradient(1600, 1200).save(path, quality=90)
+    pixels, origin, _ = PhotoPixels.open(path).region(300, np.array([5000.0, 10.0, 5100.0, 110.0]), margin=10)
+    assert pixels.shape == (300, 400, 3) and not origin.any()

@@ -165,8 +165,8 @@ class FaceAnalyzer:
         import dlib
 
         side = max(float(dlib_box[2] - dlib_box[0]), float(dlib_box[3] - dlib_box[1]), 1.0)
-        rgb, scale = photo.at_least(max(photo.size) * min(1.0, self.config.face_px / side))
-        image, origin = _face_region(rgb, _to_scaled(dlib_box, scale), self.config.crop_margin * side * scale)
+        long_side = max(photo.size) * min(1.0, self.config.face_px / side)
+        image, origin, scale = photo.region(long_side, dlib_box, self.config.crop_margin * side)
         x0, y0, x1, y1 = (int(round(v)) for v in _to_scaled(dlib_box, scale) - np.tile(origin, 2))
         shape = self._predictor(image, dlib.rectangle(x0, y0, x1, y1))
         lm68 = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
@@ -218,13 +218,3 @@ def _to_scaled(box: np.ndarray, scale: float) -> np.ndarray:
 def _to_photo(points: np.ndarray, scale: float) -> np.ndarray:
     """Pixel-centre coordinates in a copy resized by ``scale`` -> photo pixels: p = (p_s + 0.5) / s - 0.5."""
     return (points + 0.5) / scale - 0.5
-
-
-def _face_region(rgb: np.ndarray, box: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
-    """The part of ``rgb`` around ``box`` (grown by ``margin`` px on each side) and its top-left corner."""
-    h, w = rgb.shape[:2]
-    x0, y0 = max(0, int(np.floor(box[0] - margin))), max(0, int(np.floor(box[1] - margin)))
-    x1, y1 = min(w, int(np.ceil(box[2] + margin))), min(h, int(np.ceil(box[3] + margin)))
-    if x1 <= x0 or y1 <= y0:  # a box outside the photo: dlib copes with the whole image
-        return rgb, np.zeros(2)
-    return np.ascontiguousarray(rgb[y0:y1, x0:x1]), np.array([x0, y0], dtype=np.float64)
