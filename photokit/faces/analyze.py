@@ -193,9 +193,10 @@ def _torch_threads(count: int) -> Iterator[None]:
     """torch's intra-op threads set to ``count`` (0: unchanged) for the block.
 
     MTCNN runs hundreds of tiny operations per photo (pyramid resizes, one 24/48 px crop per candidate),
-    each too small to split: a second thread only adds a barrier per operation, which costs 5-10x the
-    work when the other core is busy (measured: 0.13 CPU-s per 12 MP photo on one thread, 0.7-1.2 on
-    two at load 4-7; ``python -m benchmarks.run_all scan12mp``). Photos are better run side by side.
+    each too small to split: a second thread only adds a barrier per operation, which costs several times
+    the work when the other core is busy (a whole 12 MP photo: 0.43 CPU-s with one MTCNN thread, 1.33 with
+    two; ``python -m benchmarks.run_all scan12mp`` at load 14-17). Photos are better run side by side.
+    The setting is process-wide while the block runs.
     """
     import torch
 
