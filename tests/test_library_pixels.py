@@ -115,3 +115,13 @@ def test_a_region_outside_the_photo_is_the_whole_decode(tmp_path):
     _gradient(1600, 1200).save(path, quality=90)
     pixels, origin, _ = PhotoPixels.open(path).region(300, np.array([5000.0, 10.0, 5100.0, 110.0]), margin=10)
     assert pixels.shape == (300, 400, 3) and not origin.any()
+
+
+def test_a_grey_jpeg_gives_rgb_regions_and_decodes(tmp_path):
+    path = tmp_path / "grey.jpg"
+    _gradient(1200, 900).convert("L").save(path, quality=90)
+    pixels = PhotoPixels.open(path)
+    region, origin, scale = pixels.region(1200, np.array([100.0, 100.0, 300.0, 300.0]), margin=0)
+    assert region.shape == (200, 200, 3) and scale == 1.0 and tuple(origin) == (100, 100)
+    assert np.array_equal(region, read_rgb(path)[100:300, 100:300])
+    assert pixels.at_least(300)[0].shape == (225, 300, 3)
