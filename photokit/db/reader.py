@@ -66,13 +66,14 @@ class SqliteReader:
 
 @dataclass
 class SessionReader:
-    """An SQLAlchemy ``Session`` (or ``Connection``): the same SQL, in the caller's transaction."""
+    """An SQLAlchemy ``Session`` or ``Connection``: the same SQL, in the caller's transaction."""
 
     session: Any
 
     @property
     def dialect(self) -> str:
-        return str(self.session.get_bind().dialect.name)
+        bind = self.session.get_bind() if hasattr(self.session, "get_bind") else self.session
+        return str(bind.dialect.name)
 
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
         from sqlalchemy import text
@@ -178,11 +179,21 @@ def read_library(settings: Settings) -> Iterator[OpenLibrary]:
 
 
 def _read_through_sqlalchemy(settings: Settings) -> Iterator[OpenLibrary]:
-    from photokit.db.session import display_url, open_database
+    """Open (creating or migrating) with ``open_database``, then read in one snapshot: SQLite's read
+    transaction, PostgreSQL's REPEATABLE READ (its default, READ COMMITTED, snapshots each statement)."""
+    from sqlalchemy.exc import DatabaseError as SADatabaseError
+    from sqlalchemy.exc import OperationalError
+
+    from photokit.db.session import display_url, explain_db_error, open_database
 
     db = open_database(settings)
+    sqlite = db.engine.dialect.name == "sqlite"
+    options = {"photokit_read_only": True} if sqlite else {"isolation_level": "REPEATABLE READ"}
     try:
-        with db.session(write=False) as session:
-            yield OpenLibrary(SessionReader(session), display_url(db.url), db.current_revision())
+        with db.engine.connect().execution_options(**options) as conn, conn.begin():
+            reader = SessionReader(conn)
+            yield OpenLibrary(reader, display_url(db.url), scalar(reader, REVISION_SQL))
+    except (OperationalError, SADatabaseError) as exc:
+        raise explain_db_error(exc, db.url) from exc
     finally:
         db.dispose()

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 from pathlib import Path
+from typing import SupportsInt
 
 from photokit.db.reader import SqlReader
 from photokit.faces.cluster_config import ClusterConfig
@@ -56,9 +57,9 @@ def list_people(reader: SqlReader, include_all: bool = False, small_group: int =
     return sorted(rows, key=lambda r: (-r["faces"], r["id"]))
 
 
-def _number(value: object) -> int | None:
+def _number(value: SupportsInt | None) -> int | None:
     """Sums come back as int (SQLite) or Decimal (PostgreSQL's SUM of BIGINT): one form for the token."""
-    return None if value is None else int(value)  # type: ignore[call-overload]
+    return None if value is None else int(value)
 
 
 def library_token(reader: SqlReader) -> tuple:
