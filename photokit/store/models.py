@@ -43,6 +43,7 @@ from photokit.store.directions import (
     is_direction_file,
     read_direction,
 )
+from photokit.store.download import download
 from photokit.store.hashing import file_sha256
 
 RECORDS_FILE = "installed.json"
@@ -256,8 +257,6 @@ class ModelStore:
                 raise PhotokitError(f"file not found: {source}")
             source_label = str(source.resolve())
         else:
-            from photokit.store.download import download  # http.client & co.: not for `status`/`models list`
-
             url = url or entry.url
             if not url:
                 raise MissingModelError(
