@@ -143,7 +143,10 @@ def _open_current_sqlite(settings: Settings) -> tuple[sqlite3.Connection, str, s
         return None
     writable = sqlite_read_only_reason(path) is None
     uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=rw" if writable else read_only_uri(path)
-    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    except sqlite3.Error:  # e.g. unreadable: open_database says so in one line
+        return None
     try:
         conn.execute("BEGIN")  # deferred: the first SELECT fixes the snapshot every later query reads
         has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'")
@@ -161,7 +164,7 @@ def read_library(settings: Settings) -> Iterator[OpenLibrary]:
     """The library named by ``settings``, for reading only, in one snapshot.
 
     A current SQLite library is read with stdlib ``sqlite3``; anything else goes through ``open_database``
-    (which creates or migrates the schema first) and an SQLAlchemy session running the same SQL.
+    (which creates or migrates the schema first) and an SQLAlchemy transaction running the same SQL.
     """
     opened = _open_current_sqlite(settings)
     if opened is None:
