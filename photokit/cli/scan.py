@@ -165,9 +165,11 @@ def status_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON on stdout."),
 ) -> None:
     """What the library holds: photos, files, skipped files, faces, people, models, priors."""
+    from photokit.db.reader import read_library
     from photokit.status import collect_status
 
-    status = collect_status(database_from(ctx), settings_from(ctx))
+    with read_library(settings_from(ctx)) as library:  # stdlib sqlite3 when it can (issue 14: start-up)
+        status = collect_status(library, settings_from(ctx))
     if json_out:
         print_json(status)
     else:
