@@ -15,9 +15,11 @@ from PIL import Image
 
 from photokit.prior.storage import PersonalPrior
 from photokit.restore import paste
+from photokit.restore.options import EnhanceOptions
 from photokit.restore.output import load_photo
-from photokit.restore.pipeline import EnhanceOptions, Enhancer
-from photokit.restore.priors import BaseGenerator, DatabasePeople, NoPeople, StaticPriors
+from photokit.restore.pipeline import Enhancer
+from photokit.restore.priors import DatabasePeople, NoPeople, StaticPriors
+from photokit.stylegan2.base import BaseGenerator
 from photokit.stylegan2.network import build_tiny_generator
 from tests.conftest import shared_path
 
