@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from photokit.db import migrate
 from photokit.db.reader import BUSY_TIMEOUT_S, read_only_uri, sqlite_read_only_reason
-from photokit.errors import DatabaseError
+from photokit.errors import DatabaseError, Remedy
 from photokit.settings import Settings
 
 
@@ -104,7 +104,7 @@ class Database:
         with self.session(write=False) as session:
             found = library_id(SessionReader(session))
         if found is None:
-            raise DatabaseError(f"{self.url} has no library id: run `photokit db upgrade`")
+            raise DatabaseError(f"{self.url} has no library id", Remedy.UPGRADE_DATABASE)
         return found
 
     def current_revision(self) -> str | None:
@@ -210,7 +210,8 @@ def open_database(settings: Settings, upgrade: bool = True) -> Database:
         if foreign:  # refuse before the WAL switch and before a single table is added
             raise DatabaseError(
                 f"{path} is not a photokit library (it holds other tables: {', '.join(foreign[:5])}"
-                f"{', ...' if len(foreign) > 5 else ''}): choose another --home or --db-url"
+                f"{', ...' if len(foreign) > 5 else ''})",
+                Remedy.OTHER_LIBRARY,
             )
         read_only = sqlite_read_only_reason(Path(path)) if settings.db_url.startswith("sqlite") else None
         engine = _read_only_sqlite_engine(Path(path)) if read_only else create_db_engine(settings.db_url)
@@ -219,8 +220,8 @@ def open_database(settings: Settings, upgrade: bool = True) -> Database:
         elif not migrate.is_current(engine):  # decided without importing Alembic (~0.3 s)
             if read_only:
                 raise DatabaseError(
-                    f"{path} needs a schema upgrade, but it is read-only ({read_only}): "
-                    "run `photokit db upgrade` as a user who may write there"
+                    f"{path} needs a schema upgrade, but it is read-only ({read_only})",
+                    Remedy.UPGRADE_DATABASE_AS_WRITER,
                 )
             _migrate_to_head(engine, settings.db_url)
     except (OperationalError, SADatabaseError, sqlite3.Error) as exc:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from photokit.db.models import Face, Person, PhotoLocation
 from photokit.db.reader import SessionReader
 from photokit.db.vocab import AssignedBy
-from photokit.errors import PhotokitError
+from photokit.errors import PhotokitError, Remedy
 from photokit.faces import listing
 from photokit.faces.assignment import delete_empty_people, refresh_covers
 from photokit.faces.cluster import ClusterConfig
@@ -56,7 +56,7 @@ def resolve_person(session: Session, ref: str) -> Person:
             matches = session.scalars(select(Person).where(func.lower(Person.name) == ref.lower())).all()
             person = matches[0] if len(matches) == 1 else None
     if person is None:
-        raise PhotokitError(f"unknown person '{ref}' (see `photokit people list --all`)")
+        raise PhotokitError(f"unknown person '{ref}'", Remedy.LIST_PEOPLE)
     return person
 
 
@@ -64,7 +64,7 @@ def resolve_face(session: Session, ref: int | str) -> Face:
     text = str(ref).strip()
     face = session.get(Face, int(text)) if text.isascii() and text.isdigit() and int(text) <= MAX_ID else None
     if face is None:
-        raise PhotokitError(f"unknown face '{ref}' (face ids are shown by `photokit people show PERSON`)")
+        raise PhotokitError(f"unknown face '{ref}'", Remedy.SHOW_PERSON_FACES)
     return face
 
 
@@ -103,7 +103,7 @@ def name_person(session: Session, person: Person, name: str) -> Person:
         raise PhotokitError(f"'{name}' would be read as a person id; choose a name that is not only digits")
     other = session.scalar(select(Person).where(Person.name == name, Person.id != person.id))
     if other is not None:
-        raise PhotokitError(f"person {other.id} is already named '{name}' (use `photokit people merge` to join them)")
+        raise PhotokitError(f"person {other.id} is already named '{name}'", Remedy.MERGE_PEOPLE)
     person.name = name
     session.flush()
     return person

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 
+from photokit.prior.meta import ANCHORS_PARTIAL
 from photokit.prior.projector import ProjectorConfig, invert_w
 from photokit.prior.refs import ReferenceSet
-from photokit.prior.storage import ANCHORS_PARTIAL, load_safetensors, save_safetensors
+from photokit.prior.storage import load_safetensors, save_safetensors
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 from photokit.stylegan2.base import BaseGenerator
 from photokit.stylegan2.network import w_statistics

@@ -20,31 +20,15 @@ import torch
 from photokit.prior.adapters import stored_bytes, synthesis_parameters
 from photokit.prior.anchors import compute_anchors
 from photokit.prior.estimate import BuildEstimate, BuildSetup, plan_build, schedule_for, start_build
+from photokit.prior.meta import FORMAT, FORMAT_VERSION, TUNING_CHECKPOINT, prior_summary
 from photokit.prior.projector import ProjectorConfig
-from photokit.prior.refs import (
-    ReferenceSet,
-    RefsConfig,
-    build_reference_set,
-    load_reference_images,
-    read_reference_set,
-)
-from photokit.prior.schedule import (  # noqa: F401 - re-exported for callers of the former single module
-    FAST_FLOORS,
-    PRESET_SCHEDULES,
-    PRESETS,
+from photokit.prior.refs import ReferenceSet, build_reference_set, load_reference_images, read_reference_set
+from photokit.prior.schedule import (
     BuildOptions,
     BuildPlan,
-    Preset,
-    plan_schedule,
-    resolve_preset,
 )
-from photokit.prior.storage import (
-    FORMAT,
-    FORMAT_VERSION,
-    TUNING_CHECKPOINT,
-    prior_summary,
-    save_prior,
-)
+from photokit.prior.selection import RefsConfig
+from photokit.prior.storage import save_prior
 from photokit.prior.tuning import TuningConfig, TuningResult, tune
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 from photokit.settings import Settings
