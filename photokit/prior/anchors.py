@@ -65,7 +65,11 @@ def compute_anchors(
         while len(done) < n:
             lo, hi = len(done), min(n, len(done) + projector.batch_size)
             step = _inversion_step_callback(reporter, task, hi - lo, lo // projector.batch_size + 1, on_step)
-            result = invert_w(G, targets[lo:hi], loss_fn, projector, w_stats=w_stats, on_step=step)
+            seeds = [projector.seed + i for i in range(lo, hi)]  # reference i's anchor: the same in any batch
+            result = invert_w(G, targets[lo:hi], loss_fn, projector, w_stats=w_stats, on_step=step, seeds=seeds)
+            skipped = projector.steps - max(result.steps)  # the whole batch froze early (fast preset)
+            if skipped:
+                reporter.task_advanced(task, (hi - lo) * skipped, f"batch {lo // projector.batch_size + 1} converged")
             done = torch.cat([done, result.ws.cpu()])
             start_losses += result.start_loss
             final_losses += result.final_loss
