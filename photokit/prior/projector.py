@@ -146,7 +146,7 @@ def loss_flattened(history: torch.Tensor, window: int, tol: float) -> torch.Tens
         return torch.zeros(history.shape[1], dtype=torch.bool)
     previous = history[-2 * window : -window].mean(dim=0)
     last = history[-window:].mean(dim=0)
-    return previous - last < tol * previous.abs()
+    return previous - last <= tol * previous.abs()
 
 
 def keep_rows(optimizer: torch.optim.Optimizer, rows: list[int]) -> list[torch.Tensor]:

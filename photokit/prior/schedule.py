@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
@@ -43,6 +43,24 @@ PRESET_SCHEDULES = {
     Preset.FAST: {"max_refs": 10, "invert_steps": 100, "epochs": 30},
 }
 FAST_FLOORS = {"invert_steps": 30, "epochs": 5, "refs": 5}
+# Seconds per inversion step per reference (batch 1) and per tuning step at 256 px in FFHQ's architecture
+# with the product's losses on 2 idle cores, from `python -m benchmarks.run_all prior_schedule` (CPU
+# seconds / 2, the machine being shared): what the fast preset's step counts are sized by.
+FAST_REFERENCE_COSTS = {"invert_step_s": 1.5, "tuning_step_s": 2.0}
+# What else the fast preset changes (benchmarks/bench_prior_schedule.py): each anchor stops once its loss
+# curve has flattened, and the short schedules take larger steps.
+FAST_PROJECTOR = {"early_stop_window": 10, "early_stop_tol": 0.002, "initial_lr": 0.01}
+FAST_TUNING = {"lr": 3e-4}
+
+
+def fast_projector(projector: ProjectorConfig) -> ProjectorConfig:
+    """The fast preset's projector settings on top of ``projector`` (its step count stays)."""
+    return replace(projector, **FAST_PROJECTOR)
+
+
+def fast_tuning(tuning: TuningConfig) -> TuningConfig:
+    """The fast preset's tuning settings on top of ``tuning`` (its step count stays)."""
+    return replace(tuning, **FAST_TUNING)
 
 
 def resolve_preset(preset: str, device: torch.device) -> Preset:
