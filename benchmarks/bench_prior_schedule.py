@@ -26,13 +26,19 @@ from dataclasses import replace
 
 import torch
 
-from photokit.prior.projector import ProjectorConfig, inversion_step_probe, invert_w
-from photokit.prior.schedule import PRESET_SCHEDULES, BuildOptions, fast_projector, fast_tuning, plan_schedule
+from photokit.prior.estimate import schedule_for
+from photokit.prior.projector import ProjectorConfig, balanced_batch_size, inversion_step_probe, invert_w
+from photokit.prior.schedule import (
+    FAST_REFERENCE_COSTS,
+    PRESET_SCHEDULES,
+    BuildOptions,
+    fast_projector,
+    fast_tuning,
+)
 from photokit.prior.tuning import TuningConfig, tune, tuning_step_probe
 from photokit.prior.vocab import Preset
 from photokit.stylegan2.losses import make_reconstruction_loss
 from photokit.stylegan2.network import Generator, GeneratorConfig, w_statistics
-from photokit.stylegan2.timing import time_step
 
 QUALITY_RES, QUALITY_CHANNELS, QUALITY_W_DIM = 64, 32, 64
 QUALITY_REFS = 8  # one inversion batch; the paper schedule for 20 would take most of an hour under load
@@ -75,8 +81,9 @@ def run_schedule(G, targets, projector: ProjectorConfig, tuning: TuningConfig, w
     loss = make_reconstruction_loss("mse")
     cpu0, wall0 = time.process_time(), time.perf_counter()
     anchors, steps = [], []
-    for lo in range(0, len(targets), projector.batch_size):
-        hi = min(len(targets), lo + projector.batch_size)
+    size = balanced_batch_size(len(targets), projector.batch_size)
+    for lo in range(0, len(targets), size):
+        hi = min(len(targets), lo + size)
         seeds = [projector.seed + i for i in range(lo, hi)]
         result = invert_w(G, targets[lo:hi], loss, projector, w_stats=w_stats, seeds=seeds)
         anchors.append(result.ws)
@@ -118,7 +125,9 @@ def compare_quality(refs: int = QUALITY_REFS, paper_epochs: int | None = None) -
         "anchor_psnr_db_fast_minus_paper": round(
             results["fast"]["anchor_psnr_db"] - results["paper"]["anchor_psnr_db"], 2
         ),
-        "tuned_psnr_db_fast_minus_paper": round(results["fast"]["tuned_psnr_db"] - results["paper"]["tuned_psnr_db"], 2),
+        "tuned_psnr_db_fast_minus_paper": round(
+            results["fast"]["tuned_psnr_db"] - results["paper"]["tuned_psnr_db"], 2
+        ),
     }
     return {
         "generator": f"random weights, {QUALITY_RES} px, {QUALITY_CHANNELS} channels, w_dim {QUALITY_W_DIM}",
@@ -140,44 +149,64 @@ def fast_schedule_for(refs: int) -> dict:
     return {"projector": projector, "tuning": tuning}
 
 
+TWO_THREAD_SPEEDUP = 1.8  # assumed: 2 idle cores vs 1 (not measurable on the shared, loaded machine)
+
+
+def _cpu_seconds_per_step(step, repeats: int) -> tuple[float, float]:
+    """(wall s, CPU s) per call of ``step`` after one warm-up call."""
+    step()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for _ in range(repeats):
+        step()
+    return (time.perf_counter() - wall0) / repeats, (time.process_time() - cpu0) / repeats
+
+
 def step_costs_256(repeats: int = 2) -> dict:
-    """Seconds (wall and CPU) per inversion step per reference and per tuning step, at 256 px in FFHQ's
-    architecture with the product's losses; then the fast preset's predicted total for 20 references."""
+    """Seconds per inversion step per reference (batch 1) and per tuning step at 256 px in FFHQ's
+    architecture with the product's losses, on ONE thread: its CPU seconds do not depend on the load
+    (two threads on a loaded machine spin and bill for it); 2 idle cores = CPU s / TWO_THREAD_SPEEDUP.
+    Then the fast preset's predicted total for 20 references."""
     from benchmarks.bench_generator import ffhq_architecture
 
-    device = torch.device("cpu")
+    device, threads = torch.device("cpu"), torch.get_num_threads()
     torch.manual_seed(0)
     G = Generator(ffhq_architecture(256)).eval().requires_grad_(False)
     inv_loss = make_reconstruction_loss("lpips", "vgg", device, 0.0, allow_random_backbone=True)
     tun_loss = make_reconstruction_loss("lpips", "alex", device, 1.0, allow_random_backbone=True)
     targets = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    out: dict = {"load_average_before": list(os.getloadavg())}
-    cpu0 = time.process_time()
-    inv_s = time_step(inversion_step_probe(G, targets, inv_loss, ProjectorConfig()), device, repeats)
-    out["inversion_cpu_s_per_step"] = round((time.process_time() - cpu0) / (repeats + 1), 2)
-    anchors = G.w_avg.reshape(1, -1)
-    cpu0 = time.process_time()
-    tun_s = time_step(tuning_step_probe(G, anchors, targets, tun_loss, TuningConfig()), device, repeats)
-    out["tuning_cpu_s_per_step"] = round((time.process_time() - cpu0) / (repeats + 1), 2)
+    out: dict = {"load_average_before": list(os.getloadavg()), "threads": 1}
+    torch.set_num_threads(1)
+    try:
+        inv = _cpu_seconds_per_step(inversion_step_probe(G, targets, inv_loss, ProjectorConfig()), repeats)
+        tuning_probe = tuning_step_probe(G, G.w_avg.reshape(1, -1), targets, tun_loss, TuningConfig())
+        tun = _cpu_seconds_per_step(tuning_probe, repeats)
+    finally:
+        torch.set_num_threads(threads)
+    idle = (inv[1] / TWO_THREAD_SPEEDUP, tun[1] / TWO_THREAD_SPEEDUP)
     out |= {
-        "inversion_wall_s_per_step_per_reference": round(inv_s, 3),
-        "tuning_wall_s_per_step": round(tun_s, 3),
+        "inversion_s_per_step_per_reference": {"wall": round(inv[0], 2), "cpu": round(inv[1], 2)},
+        "tuning_s_per_step": {"wall": round(tun[0], 2), "cpu": round(tun[1], 2)},
+        "idle_2_core_estimate_s": {"inversion": round(idle[0], 2), "tuning": round(idle[1], 2)},
+        "two_thread_speedup_assumed": TWO_THREAD_SPEEDUP,
         "load_average_after": list(os.getloadavg()),
-        "timed_steps": f"{repeats} per stage after one warm-up step, batch 1",
+        "timed_steps": f"{repeats} per stage after one warm-up step, batch 1, one thread",
+        "predicted_fast_20_refs_idle": predicted_fast_total(*idle),
+        "predicted_fast_20_refs_with_schedule_costs": predicted_fast_total(
+            FAST_REFERENCE_COSTS["invert_step_s"], FAST_REFERENCE_COSTS["tuning_step_s"]
+        ),
     }
-    out["predicted_fast_20_refs"] = predicted_fast_total(inv_s, tun_s)
-    idle = (out["inversion_cpu_s_per_step"] / 2, out["tuning_cpu_s_per_step"] / 2)
-    out["predicted_fast_20_refs_idle_from_cpu_s"] = predicted_fast_total(*idle)
     return out
 
 
 def predicted_fast_total(invert_step_s: float, tuning_step_s: float) -> dict:
-    """``plan_schedule`` for 20 references with a 30-minute budget, from per-reference step costs
-    (batch 1, so every anchor pays its own steps: the early stops only make it faster)."""
+    """The fast preset's plan for 20 references with a 30-minute budget (``schedule_for``, as the build
+    plans it: batches of 7, 7, 6), from per-reference step costs; early stops only make it faster."""
     options = BuildOptions(preset=Preset.FAST, max_refs=TARGET_REFS, budget_s=BUDGET_S)
-    plan = plan_schedule(Preset.FAST, TARGET_REFS, 1, invert_step_s, tuning_step_s, options)
+    batch = ProjectorConfig.batch_size
+    plan = schedule_for(Preset.FAST, TARGET_REFS, batch, (invert_step_s * batch, tuning_step_s), options, 1, None)
     return {
         "invert_steps": plan.invert_steps,
+        "invert_batches": plan.invert_batches,
         "tuning_steps": plan.tuning_steps,
         "invert_s": round(plan.invert_s, 1),
         "tuning_s": round(plan.tuning_s, 1),
@@ -192,7 +221,12 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
     started, cpu0 = time.perf_counter(), time.process_time()
     threads = torch.get_num_threads()
     out: dict = {"torch_threads": threads, "load_average_at_start": list(os.getloadavg())}
-    out["quality_64px"] = compare_quality(6, 30) if quick else compare_quality()
+    torch.set_num_threads(1)  # two threads on the shared machine spin against each other: 20x slower here
+    try:
+        out["quality_64px"] = compare_quality(6, 30) if quick else compare_quality()
+    finally:
+        torch.set_num_threads(threads)
+    out["quality_64px"]["threads"] = 1
     out["quality_64px"]["load_average_after"] = list(os.getloadavg())
     out["costs_256px"] = step_costs_256(1 if quick else 2)
     out["wall_s"] = round(time.perf_counter() - started, 1)

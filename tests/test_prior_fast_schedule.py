@@ -6,14 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from photokit.prior.projector import ProjectorConfig, invert_w, loss_flattened
-from photokit.prior.schedule import (
-    FAST_REFERENCE_COSTS,
-    PRESET_SCHEDULES,
-    BuildOptions,
-    fast_projector,
-    plan_schedule,
-)
+from photokit.prior.estimate import schedule_for
+from photokit.prior.projector import ProjectorConfig, balanced_batch_size, invert_w, loss_flattened
+from photokit.prior.schedule import FAST_REFERENCE_COSTS, PRESET_SCHEDULES, BuildOptions, fast_projector
 from photokit.prior.vocab import Preset
 from photokit.stylegan2.losses import make_reconstruction_loss
 from photokit.stylegan2.network import build_tiny_generator, w_statistics
@@ -77,16 +72,25 @@ def test_loss_flattened_needs_two_windows_and_a_small_drop():
 
 def test_fast_preset_fits_20_references_at_256_px_in_30_minutes():
     """With the per-step costs measured at 256 px (benchmarks/bench_prior_schedule.py), the fast preset's
-    own schedule needs no shrinking for 20 references in 30 minutes; twice as slow a machine shrinks it."""
+    own schedule needs no shrinking for 20 references in 30 minutes; a slower machine shrinks it."""
     invert_step_s, tuning_step_s = FAST_REFERENCE_COSTS["invert_step_s"], FAST_REFERENCE_COSTS["tuning_step_s"]
     fast = PRESET_SCHEDULES[Preset.FAST]
     options = BuildOptions(preset=Preset.FAST, max_refs=20, budget_s=30 * 60)
     batch = ProjectorConfig.batch_size
-    plan = plan_schedule(Preset.FAST, 20, batch, invert_step_s * batch, tuning_step_s, options)
+    plan = schedule_for(Preset.FAST, 20, batch, (invert_step_s * batch, tuning_step_s), options, 1, None)
     assert (plan.refs, plan.invert_steps, plan.tuning_steps) == (20, fast["invert_steps"], fast["epochs"] * 20)
+    assert plan.invert_batches == 3 and plan.invert_batch == balanced_batch_size(20, batch) == 7
     assert plan.invert_s + plan.tuning_s <= 30 * 60
     assert plan.paper_estimate_s > 10 * (plan.invert_s + plan.tuning_s)
-    slow = plan_schedule(Preset.FAST, 20, batch, 2 * invert_step_s * batch, 2 * tuning_step_s, options)
-    assert slow.refs == 20 and slow.invert_s + slow.tuning_s <= 30 * 60 * 1.01
+    costs = (1.25 * invert_step_s * batch, 1.25 * tuning_step_s)
+    slow = schedule_for(Preset.FAST, 20, batch, costs, options, 1, None)
+    assert slow.refs == 20 and slow.invert_s + slow.tuning_s <= 30 * 60
     assert slow.invert_steps < plan.invert_steps and slow.tuning_steps < plan.tuning_steps
     assert fast_projector(ProjectorConfig()).early_stop_window > 0  # the fast preset stops anchors early
+
+
+def test_balanced_batches_keep_the_number_of_batches():
+    for count in range(1, 40):
+        for size in (1, 3, 8):
+            balanced = balanced_batch_size(count, size)
+            assert balanced <= size and -(-count // balanced) == -(-count // size)

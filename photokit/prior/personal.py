@@ -35,6 +35,8 @@ from photokit.prior.schedule import (  # noqa: F401 - re-exported for callers of
     BuildOptions,
     BuildPlan,
     Preset,
+    fast_projector,
+    fast_tuning,
     plan_schedule,
     resolve_preset,
 )
@@ -107,6 +109,8 @@ def _schedule_stage(
         atomic_write_text(b.state_path, json.dumps(recorded))
     b.projector = replace(b.projector, steps=plan.invert_steps)
     b.tuning = replace(b.tuning, steps=plan.tuning_steps)
+    if b.preset == Preset.FAST:  # anchors stop early once converged
+        b.projector, b.tuning = fast_projector(b.projector), fast_tuning(b.tuning)
     return plan
 
 

@@ -87,6 +87,13 @@ def noise_buffer_names(synthesis: nn.Module) -> list[str]:
     return names
 
 
+def balanced_batch_size(count: int, batch_size: int) -> int:
+    """The batch size that splits ``count`` items into as few batches as ``batch_size`` does, as evenly as
+    possible (20 at 8: 7, 7, 6 instead of 8, 8, 4), so no batch runs the schedule for a few samples."""
+    batches = -(-count // max(1, batch_size))
+    return max(1, -(-count // max(1, batches)))
+
+
 class SampleDraws:
     """One random stream per sample, seeded by the sample's own seed: what a sample draws (its starting
     noise maps, its w-noise) does not depend on which other samples share its batch, so a batched
@@ -274,7 +281,9 @@ def invert_w(
     bars, tests injecting interrupts).
     """
     batch = targets.shape[0]
-    w_avg, w_std = w_stats if w_stats is not None else w_statistics(G, config.w_avg_samples, targets.device, config.seed)
+    w_avg, w_std = (
+        w_stats if w_stats is not None else w_statistics(G, config.w_avg_samples, targets.device, config.seed)
+    )
     seeds = list(seeds) if seeds is not None else [config.seed + i for i in range(batch)]
     target_small = area_downsample(targets, min(config.loss_size, targets.shape[-1]))
     start = _anchor_losses(G, w_avg.to(targets.device).reshape(1, -1).expand(batch, -1), target_small, loss_fn)
