@@ -147,7 +147,7 @@ def _batched_noise_works(noise: _BatchedNoise, ws: torch.Tensor) -> bool:
 
 def loss_flattened(history: torch.Tensor, window: int, tol: float) -> torch.Tensor:
     """Which per-sample loss curves (T, B) have flattened (B,): the mean of the last ``window`` steps is
-    less than ``tol`` (relative) below the mean of the ``window`` steps before. Window means smooth out
+    at most ``tol`` (relative) below the mean of the ``window`` steps before. Window means smooth out
     the projector's w-noise; fewer than 2 x ``window`` steps, or ``window`` = 0, is never flat."""
     if window <= 0 or history.shape[0] < 2 * window:
         return torch.zeros(history.shape[1], dtype=torch.bool)

@@ -51,7 +51,8 @@ FAST_REFERENCE_COSTS = {"invert_step_s": 1.45, "tuning_step_s": 0.94}
 # What else the fast preset changes: each anchor stops once its loss curve has flattened (10-step window
 # means within 0.2%), and the short schedules take larger steps -- NVIDIA's projector peak lr 0.1 instead of
 # PTI's 0.01, tuning lr 1e-3 instead of 3e-4: on planted 64 px references (benchmarks/bench_prior_schedule.py)
-# 40 steps at 0.1 left 1.5x the paper anchors' MSE, at 0.03 2.1x; 20 epochs at 1e-3 beat 3e-4 and 3e-3.
+# 40 steps at 0.1 left 1.5x the paper anchors' MSE, at 0.03 2.1x; over 20-30 epochs lr 1e-3 reached lower
+# losses than 3e-4 and 3e-3. Neither closes the gap to the paper schedule (docs/priors.md).
 FAST_PROJECTOR = {"early_stop_window": 10, "early_stop_tol": 0.002, "initial_lr": 0.1}
 FAST_TUNING = {"lr": 1e-3}
 
