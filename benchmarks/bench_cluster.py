@@ -32,7 +32,7 @@ from photokit.distributed.album import EnhanceHandler, restore_album_on_ray
 from photokit.jobs import JobKind, JobStatus, claim, enqueue, finish
 from photokit.reporting import RecordingReporter
 from photokit.restore.batch import queue_album
-from photokit.restore.pipeline import EnhanceOptions
+from photokit.restore.options import EnhanceOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "faces" / "face_recognition"
@@ -55,7 +55,8 @@ class TinyGeneratorFactory:
         import torch
 
         from photokit.restore.pipeline import Enhancer
-        from photokit.restore.priors import BaseGenerator, NoPeople, StaticPriors
+        from photokit.restore.priors import NoPeople, StaticPriors
+        from photokit.stylegan2.base import BaseGenerator
         from photokit.stylegan2.network import build_tiny_generator
 
         torch.set_num_threads(1)

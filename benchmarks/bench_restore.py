@@ -71,9 +71,10 @@ def sr_quality(device: torch.device, steps: int) -> dict:
         return {"skipped": f"{SHARED} is absent"}
     from photokit.errors import MissingModelError
     from photokit.faces.analyze import FaceAnalyzer
+    from photokit.restore.options import EnhanceOptions
     from photokit.restore.output import load_photo
     from photokit.restore.paste import lanczos_upscale
-    from photokit.restore.pipeline import EnhanceOptions, Enhancer
+    from photokit.restore.pipeline import Enhancer
     from photokit.restore.priors import NoPeople, StaticPriors
     from photokit.stylegan2.base import resolve_base
     from photokit.stylegan2.losses import lpips_available

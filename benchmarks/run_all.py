@@ -44,7 +44,9 @@ def machine_info(device: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "names", nargs="*", help="bench script names (scan, faces, generator, prior, restore, web, startup, ...)"
+        "names",
+        nargs="*",
+        help="bench script names (scan, faces, generator, prior, prior_schedule, restore, web, startup, ...)",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")

@@ -17,6 +17,16 @@ class Remedy(StrEnum):
     SMALLER_SCALE = "smaller_scale"  # the output would be too large
     INSTALL_FROM_FILE = "install_from_file"  # a model must be installed from a file the user has
     FORCE_RECLUSTER = "force_recluster"  # a recluster would remove most people: check the options, or force it
+    LIST_PEOPLE = "list_people"  # an unknown person: the full list of people says who exists
+    SHOW_PERSON_FACES = "show_person_faces"  # an unknown face: a person's page lists their face ids
+    MERGE_PEOPLE = "merge_people"  # the name belongs to another person: merge the two instead
+    SCAN_LIBRARY = "scan_library"  # the library has no people (or no file for a face) yet: scan first
+    FEWER_HELD_OUT = "fewer_held_out"  # too few faces for this many held out: hold out fewer, or add photos
+    INSTALL_GENERATOR = "install_generator"  # no face generator is installed
+    UPGRADE_DATABASE = "upgrade_database"  # the library's schema is older than this photokit
+    UPGRADE_DATABASE_AS_WRITER = "upgrade_database_as_writer"  # ... and this user may not write it
+    INSTALL_DIRECTION = "install_direction"  # an unknown model name: an edit direction installs from a file
+    OTHER_LIBRARY = "other_library"  # the database file belongs to something else: point at another library
 
 
 class PhotokitError(Exception):

@@ -14,8 +14,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from photokit.reporting import format_duration  # noqa: F401 - kept importable here
-
 stderr_console = Console(stderr=True)
 
 

@@ -14,8 +14,10 @@ from photokit.jobs import ClaimedJob
 
 def tiny_enhancer(out_dir: Path):
     """The restoration the tests compare: a tiny random generator (seed 5), 2 projection steps, MSE."""
-    from photokit.restore.pipeline import EnhanceOptions, Enhancer
-    from photokit.restore.priors import BaseGenerator, NoPeople, StaticPriors
+    from photokit.restore.options import EnhanceOptions
+    from photokit.restore.pipeline import Enhancer
+    from photokit.restore.priors import NoPeople, StaticPriors
+    from photokit.stylegan2.base import BaseGenerator
     from photokit.stylegan2.network import build_tiny_generator
 
     options = EnhanceOptions(scale=2, steps=2, loss="mse", out_dir=out_dir)

@@ -1,7 +1,10 @@
-"""Quick commands must not pay for torch (~2 s) or Alembic (~0.3 s) at start-up (issue 14).
+"""Quick commands must not pay for torch (~2 s), Alembic (~0.3 s), SQLAlchemy (~0.2 s) or numpy (~0.07 s)
+at start-up (issue 14).
 
 Behaviour, not timing: ``python -X importtime`` lists every module a command imported; the figures in
-seconds are measured by ``benchmarks/bench_startup.py``.
+seconds are measured by ``benchmarks/bench_startup.py``. On a current SQLite library ``status`` and
+``people list`` read with stdlib sqlite3 (``photokit.db.reader``); tests/test_read_path.py checks that they
+read the same numbers as the ORM.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import sqlite_only
+
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "alembic")
+DATABASE_LIBRARIES = ("sqlalchemy", "numpy")
 
 
 def imported_modules(*args: str) -> set[str]:
@@ -39,21 +45,52 @@ def test_help_imports_neither_torch_nor_alembic_nor_sqlalchemy():
     assert not modules & {*HEAVY, "sqlalchemy"}
 
 
-def test_first_status_migrates_then_later_ones_skip_alembic():
+@sqlite_only("the stdlib read path is for SQLite libraries")
+def test_first_status_migrates_then_later_ones_read_with_stdlib_sqlite():
     first = imported_modules("status", "--json")
-    assert "alembic" in first  # a new library is created by running the migrations
+    assert "alembic" in first and "sqlalchemy" in first  # a new library is created by running the migrations
     assert "torch" not in first
     again = imported_modules("status", "--json")
-    assert "sqlalchemy" in again  # it did read the database
-    assert not again & set(HEAVY)
+    assert "sqlite3" in again  # it did read the database
+    assert not again & {*HEAVY, *DATABASE_LIBRARIES}
 
 
+@sqlite_only("the stdlib read path is for SQLite libraries")
 @pytest.mark.parametrize("args", [("people", "list"), ("models", "list"), ("prior", "list")])
-def test_listing_commands_skip_torch_and_alembic(args):
+def test_listing_commands_skip_torch_alembic_sqlalchemy_and_numpy(args):
     imported_modules("db", "upgrade")
     modules = imported_modules(*args)
     assert "photokit" in modules
-    assert not modules & set(HEAVY)
+    assert not modules & {*HEAVY, *DATABASE_LIBRARIES}
+
+
+def _add_person(name: str) -> None:
+    from photokit.db import open_database
+    from photokit.db.models import Person
+    from photokit.settings import Settings
+
+    db = open_database(Settings.load())
+    with db.session() as session:
+        session.add(Person(name=name))
+    db.dispose()
+
+
+@sqlite_only("the stdlib read path is for SQLite libraries")
+def test_people_list_recomputes_suggestions_only_when_the_library_changed():
+    """The pending-suggestions note comes from the cache while its token is current (no numpy, no ORM)."""
+    _add_person("Ann")
+    assert "numpy" in imported_modules("people", "list")  # no cache yet: suggestions are computed and kept
+    assert not imported_modules("people", "list") & {*HEAVY, *DATABASE_LIBRARIES}  # answered from the cache
+    imported_modules("people", "name", "Ann", "Anna")  # a writer changes the library's state...
+    assert "numpy" in imported_modules("people", "list")  # ...so the cached answer no longer counts
+    assert "numpy" not in imported_modules("people", "list")
+
+
+def test_database_on_another_server_is_read_through_sqlalchemy(tmp_path, monkeypatch):
+    """Only a plain sqlite:/// URL is read with sqlite3; any other goes through SQLAlchemy (and migrates)."""
+    monkeypatch.setenv("PHOTOKIT_DB_URL", f"sqlite+pysqlite:///{tmp_path / 'lib.db'}")
+    imported_modules("db", "upgrade")
+    assert "sqlalchemy" in imported_modules("status", "--json")
 
 
 def test_script_head_matches_alembic(tmp_path):

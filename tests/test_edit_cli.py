@@ -58,7 +58,8 @@ def person_in(library, filename: str) -> tuple[int, list[int]]:
 def obama_prior(settings, face_recognition_library):
     """A random-weight 'ffhq-256' install and a stored prior for the person of obama.jpg (random anchors)."""
     from photokit.prior.adapters import FullDelta
-    from photokit.prior.storage import FORMAT, prior_dir, save_prior
+    from photokit.prior.meta import FORMAT, prior_dir
+    from photokit.prior.storage import save_prior
     from photokit.store.catalog import catalog_entry
     from photokit.store.models import ModelStore
     from photokit.stylegan2 import generator_fingerprint, save_generator

@@ -62,7 +62,8 @@ def test_without_a_generator_faces_are_left_alone_and_the_report_says_what_to_in
     data = json.loads(result.stdout)
     [report] = data["reports"]
     [face] = report["faces"]
-    assert face["status"] == "untouched" and "photokit models install" in face["reason"]
+    assert face["status"] == "untouched" and "install a pretrained face generator" in face["reason"]
+    assert "ffhq-256" in face["reason"]  # which model to install; the library's words name no command
     assert (out / "obama_restored.jpg").is_file() and report["output"] == str(out / "obama_restored.jpg")
 
 

@@ -55,7 +55,8 @@ def test_a_photo_too_large_for_its_scale_is_refused_before_it_is_decoded(tmp_pat
     from PIL import Image
 
     from photokit.restore import options, pipeline
-    from photokit.restore.pipeline import EnhanceOptions, Enhancer
+    from photokit.restore.options import EnhanceOptions
+    from photokit.restore.pipeline import Enhancer
     from photokit.restore.priors import NoPeople, StaticPriors
 
     photo = tmp_path / "big.png"

@@ -43,8 +43,8 @@ def test_enhance_refuses_a_scale_that_is_not_a_sensible_finite_number(tmp_path, 
 
 
 def test_library_functions_check_numbers_themselves():
-    from photokit.prior.personal import BuildOptions
-    from photokit.restore.pipeline import EnhanceOptions
+    from photokit.prior.schedule import BuildOptions
+    from photokit.restore.options import EnhanceOptions
 
     with pytest.raises(PhotokitError, match="beta"):
         EnhanceOptions(beta=float("nan"))

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from photokit.cli.app import app
 from photokit.restore.batch import collect_sources, run_batch
-from photokit.restore.pipeline import EnhanceOptions
+from photokit.restore.options import EnhanceOptions
 from tests.test_restore_album_outputs import _WritingEnhancer
 
 runner = CliRunner()

@@ -52,7 +52,8 @@ def set_writable(tree: Path, writable: bool) -> None:
 def _add_prior(settings, person_id: int, face_ids: list[int]) -> None:
     """A random-weight 'ffhq-256' copied into the store (no install record) and a stored prior for the person."""
     from photokit.prior.adapters import FullDelta
-    from photokit.prior.storage import FORMAT, prior_dir, save_prior
+    from photokit.prior.meta import FORMAT, prior_dir
+    from photokit.prior.storage import save_prior
     from photokit.store.catalog import catalog_entry
     from photokit.store.models import ModelStore
     from photokit.stylegan2 import generator_fingerprint, save_generator

@@ -6,6 +6,7 @@ Every import statement counts, also those inside functions (lazy imports are sti
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -128,3 +129,75 @@ def test_presentation_lives_on_top():
         if used or "photokit.progress" in imported_modules(path):
             offenders.append(f"{module_name(path)}: {sorted(used) or ['photokit.progress']}")
     assert offenders == []
+
+
+# Packages beneath the CLI and the web app: their user-visible strings say what went wrong, never which
+# flag or command fixes it (an error's ``Remedy`` is turned into those words by cli/hints.py).
+WORDING_PACKAGES = ("library", "faces", "prior", "restore", "stylegan2", "store", "db", "jobs", "distributed")
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+
+
+def command_names() -> set[str]:
+    """photokit's top-level commands, read from the CLI itself."""
+    import typer
+
+    from photokit.cli.app import app
+
+    return set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def docstring_nodes(tree: ast.AST) -> set[int]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def cli_wording(path: Path, commands: set[str]) -> list[str]:
+    """Non-docstring string literals in ``path`` that name a flag (``--force``) or a command (``photokit scan``)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    skip = docstring_nodes(tree)
+    command = re.compile(r"\bphotokit (" + "|".join(sorted(commands)) + r")\b")
+    found = []
+    for node in ast.walk(tree):
+        is_text = isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skip
+        if is_text and (FLAG.search(node.value) or command.search(node.value)):
+            found.append(f"{module_name(path)}:{node.lineno}: {node.value[:70]!r}")
+    return found
+
+
+def wording_offenders(commands: set[str]) -> list[str]:
+    paths = [PACKAGE / "errors.py"]
+    for package in WORDING_PACKAGES:
+        paths += sorted((PACKAGE / package).rglob("*.py"))
+    return [line for path in paths for line in cli_wording(path, commands)]
+
+
+def test_library_strings_name_no_cli_flag_or_command():
+    assert wording_offenders(command_names()) == []
+
+
+def test_the_wording_check_sees_a_flag_and_a_command_but_not_a_docstring(tmp_path, monkeypatch):
+    (tmp_path / "photokit" / "prior").mkdir(parents=True)
+    (tmp_path / "photokit" / "errors.py").write_text('"""Run `photokit scan --force` (a docstring)."""\n')
+    (tmp_path / "photokit" / "prior" / "bad.py").write_text(
+        'def f():\n    """Docstrings may say --restart."""\n    return "pass --restart", f"see photokit prior {1}"\n'
+    )
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "photokit")
+    assert wording_offenders({"prior", "scan"}) == [
+        "photokit.prior.bad:3: 'pass --restart'",
+        "photokit.prior.bad:3: 'see photokit prior '",
+    ]
+
+
+def test_the_cli_has_words_for_every_remedy():
+    """Library errors leave the command to the CLI: each remedy must have its sentence there."""
+    from photokit.cli.hints import error_line
+    from photokit.errors import PhotokitError, Remedy
+
+    for remedy in Remedy:
+        line = error_line(PhotokitError("it failed", remedy, person_id=7, model="ffhq-256"))
+        assert line.startswith("it failed; ") and len(line) > len("it failed; "), remedy

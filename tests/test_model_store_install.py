@@ -255,8 +255,11 @@ def test_http_errors_are_one_line(settings, server):
 
 
 def test_require_generator_explains_what_to_install(settings):
-    with pytest.raises(MissingModelError, match="photokit models install ffhq-256"):
+    from photokit.cli.hints import error_line
+
+    with pytest.raises(MissingModelError, match="no StyleGAN2 face generator") as raised:
         ModelStore(settings).require_generator()
+    assert "photokit models install ffhq-256" in error_line(raised.value)
 
 
 def test_list_counts_for_status(settings):

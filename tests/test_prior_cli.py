@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from photokit.cli.app import app
 from photokit.errors import PhotokitError
-from photokit.prior.refs import REASONS
+from photokit.prior.selection import REASONS
 from tests.conftest import scan_faces_library, shared_path
 from tests.test_prior_tuning import largest_identity_person
 
@@ -157,6 +157,7 @@ def test_too_few_faces_unknown_people_and_missing_lpips_are_one_line_errors(deep
 def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(
     deepface_library, tiny_file, monkeypatch, settings
 ):
+    import photokit.prior.meta as prior_meta
     import photokit.prior.personal as personal
     import photokit.prior.storage as storage
 
@@ -183,7 +184,9 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(
     ]
     estimate = _json(_invoke(args + ["--estimate", "--json"]))  # the plan and cost, nothing built
     assert (estimate["plan"]["refs"], estimate["plan"]["invert_steps"], estimate["plan"]["tuning_steps"]) == (6, 40, 60)
-    assert estimate["estimate_s"] > 0 and not estimate["resuming"] and not storage.prior_dir(settings, person).exists()
+    assert (
+        estimate["estimate_s"] > 0 and not estimate["resuming"] and not prior_meta.prior_dir(settings, person).exists()
+    )
     said = _invoke(args + ["--estimate"])
     assert said.exit_code == 0 and "nothing was built" in said.stdout and "tuning: 60 steps" in said.stdout
     real_tune = personal.tune
@@ -198,7 +201,7 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(
     monkeypatch.setattr(personal, "tune", interrupted_tune)
     result = _invoke(args)
     assert result.exit_code == 130 and "interrupted" in result.stderr
-    assert not storage.has_prior(settings, person)
+    assert not prior_meta.has_prior(settings, person)
     assert _json(_invoke(args + ["--estimate", "--json"]))["resuming"]  # the interrupted build's schedule
     monkeypatch.setattr(personal, "tune", real_tune)
 
@@ -239,4 +242,4 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(
         )
 
     removed = _invoke(["--db-url", db, "prior", "remove", person, "--yes"])
-    assert removed.exit_code == 0 and not storage.prior_dir(settings, person).exists()
+    assert removed.exit_code == 0 and not prior_meta.prior_dir(settings, person).exists()

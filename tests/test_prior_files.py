@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from photokit.cli.app import app
-from photokit.prior.storage import FORMAT, PRIOR_JSON, list_priors, prior_dir
+from photokit.prior.meta import FORMAT, PRIOR_JSON, list_priors, prior_dir
 
 runner = CliRunner()
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from photokit.prior.anchors import compute_anchors
+from photokit.prior.meta import ANCHORS_PARTIAL
 from photokit.prior.projector import ProjectorConfig, invert_w
 from photokit.prior.refs import ReferenceSet
-from photokit.prior.storage import ANCHORS_PARTIAL
 from photokit.stylegan2.base import BaseGenerator
 from photokit.stylegan2.losses import make_reconstruction_loss
 from photokit.stylegan2.network import build_tiny_generator, w_statistics
@@ -98,7 +98,8 @@ def test_anchors_are_computed_in_batches_resumed_and_kept_in_reference_order(tin
     errors = torch.stack([_mse(tiny, anchors, t.expand(5, -1, -1, -1)) for t in targets])  # [target, anchor]
     assert torch.equal(errors.argmin(dim=1), torch.arange(5))
 
-    from photokit.prior.storage import ANCHORS_FILE, save_prior
+    from photokit.prior.meta import ANCHORS_FILE
+    from photokit.prior.storage import save_prior
 
     meta = {"base": {"fingerprint": base.fingerprint}, "references": refs.faces, "tuning": {"kind": "full"}}
     save_prior(tmp_path, anchors, {"delta.b4.const": torch.zeros(1)}, meta)

@@ -10,7 +10,8 @@ import torch
 
 from photokit.prior.adapters import FullDelta, LowRankAdapters, adaptable, apply_stored, low_rank_delta, stored_bytes
 from photokit.prior.projector import ProjectorConfig, learning_rate, noise_regularization, w_noise_scale
-from photokit.prior.refs import (
+from photokit.prior.schedule import BuildOptions, plan_schedule, resolve_preset
+from photokit.prior.selection import (
     Candidate,
     RefsConfig,
     drop_near_duplicates,
@@ -18,7 +19,6 @@ from photokit.prior.refs import (
     select_references,
     too_few_message,
 )
-from photokit.prior.schedule import BuildOptions, plan_schedule, resolve_preset
 from photokit.prior.tuning import batch_indices
 from photokit.stylegan2.network import build_tiny_generator
 

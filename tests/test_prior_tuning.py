@@ -10,17 +10,11 @@ import torch
 
 from photokit.errors import PhotokitError
 from photokit.prior.adapters import stored_bytes
+from photokit.prior.meta import ANCHORS_FILE, WEIGHT_FILES, has_prior, list_priors, prior_dir
 from photokit.prior.projector import ProjectorConfig, invert_w
-from photokit.prior.refs import RefsConfig, build_reference_set, load_reference_images
-from photokit.prior.storage import (
-    ANCHORS_FILE,
-    WEIGHT_FILES,
-    has_prior,
-    list_priors,
-    load_personal_prior,
-    prior_dir,
-    save_prior,
-)
+from photokit.prior.refs import build_reference_set, load_reference_images
+from photokit.prior.selection import RefsConfig
+from photokit.prior.storage import load_personal_prior, save_prior
 from photokit.prior.tuning import TuningConfig, tune
 from photokit.stylegan2 import generator_fingerprint
 from photokit.stylegan2.losses import make_reconstruction_loss

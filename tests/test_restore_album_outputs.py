@@ -6,8 +6,9 @@ import numpy as np
 from PIL import Image
 
 from photokit.restore.batch import collect_sources, plan_outputs, run_batch
+from photokit.restore.options import EnhanceOptions
 from photokit.restore.output import output_path_for
-from photokit.restore.pipeline import EnhanceOptions, PhotoReport
+from photokit.restore.pipeline import PhotoReport
 
 
 def _jpeg(path, value=128):

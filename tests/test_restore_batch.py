@@ -11,8 +11,10 @@ from sqlalchemy import select
 from photokit.db import open_database
 from photokit.db.models import EnhanceJob
 from photokit.restore.batch import collect_sources, run_batch
-from photokit.restore.pipeline import EnhanceOptions, Enhancer
-from photokit.restore.priors import BaseGenerator, NoPeople, StaticPriors
+from photokit.restore.options import EnhanceOptions
+from photokit.restore.pipeline import Enhancer
+from photokit.restore.priors import NoPeople, StaticPriors
+from photokit.stylegan2.base import BaseGenerator
 from photokit.stylegan2.network import build_tiny_generator
 from tests.conftest import shared_path
 

@@ -50,7 +50,7 @@ def test_tasks_are_parsed_and_checked():
     assert parse_tasks("sr8, inpaint,sr8") == ["sr8", "inpaint"]
     from photokit.errors import PhotokitError
 
-    with pytest.raises(PhotokitError, match="--task"):
+    with pytest.raises(PhotokitError, match="tasks 'sr7'"):
         parse_tasks("sr7")
     with pytest.raises(PhotokitError, match="px input"):
         task_degradation("sr32", 64)

@@ -99,3 +99,28 @@ def test_corrupt_and_non_image_files_raise_one_line_errors(tmp_path):
     with pytest.raises(ImageReadError) as info:
         load_photo(text)
     assert "\n" not in str(info.value) and "notes.jpg" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["jpeg_rotated", "png_16bit_gray"])
+def test_load_photo_opens_the_file_with_pillow_once(tmp_path, monkeypatch, kind):
+    """Pixels, EXIF orientation and bit depth all come from one open of the file."""
+    source = tmp_path / ("in.jpg" if kind == "jpeg_rotated" else "deep.png")
+    if kind == "jpeg_rotated":
+        exif = Image.Exif()
+        exif[274] = 6  # rotated 90 degrees: the loaded photo is upright, so its sides swap
+        Image.fromarray((gradient() * 255).astype(np.uint8)).save(source, exif=exif.tobytes())
+    else:
+        cv2.imwrite(str(source), (gradient()[:, :, 0] * 65535).astype(np.uint16))
+    real_open, opened = Image.open, []
+
+    def counting_open(*args, **kwargs):
+        opened.append(args[0])
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", counting_open)
+    photo = load_photo(source)
+    assert len(opened) == 1
+    if kind == "jpeg_rotated":
+        assert photo.rgb.shape[:2] == (60, 40) and photo.bit_depth == 8
+    else:
+        assert photo.rgb.shape[:2] == (40, 60) and photo.bit_depth == 16 and photo.gray

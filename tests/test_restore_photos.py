@@ -15,9 +15,11 @@ from PIL import Image
 
 from photokit.prior.storage import PersonalPrior
 from photokit.restore import paste
+from photokit.restore.options import EnhanceOptions
 from photokit.restore.output import load_photo
-from photokit.restore.pipeline import EnhanceOptions, Enhancer
-from photokit.restore.priors import BaseGenerator, DatabasePeople, NoPeople, StaticPriors
+from photokit.restore.pipeline import Enhancer
+from photokit.restore.priors import DatabasePeople, NoPeople, StaticPriors
+from photokit.stylegan2.base import BaseGenerator
 from photokit.stylegan2.network import build_tiny_generator
 from tests.conftest import shared_path
 
@@ -142,7 +144,11 @@ def test_faces_without_a_generator_are_left_alone_with_the_install_hint(tiny_gen
     enhancer = Enhancer(EnhanceOptions(scale=2, steps=1, loss="mse"), StaticPriors(None, {}), NoPeople(), device="cpu")
     rendered = enhancer.render(shared_path("data", "faces", "face_recognition", "obama_small.jpg"))
     [face] = rendered.report.faces
-    assert face.status == "untouched" and "photokit models install" in face.reason
+    assert (
+        face.status == "untouched"
+        and "install a pretrained face generator" in face.reason
+        and "ffhq-256" in face.reason
+    )
     np.testing.assert_array_equal(rendered.image, np.clip(paste.lanczos_upscale(rendered.photo.rgb, 2), 0, 1))
 
 

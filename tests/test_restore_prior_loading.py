@@ -6,17 +6,20 @@ import pytest
 import torch
 
 from photokit.errors import PhotokitError
-from photokit.restore.pipeline import EnhanceOptions, Enhancer
-from photokit.restore.priors import BaseGenerator, NoPeople, StaticPriors, StorePriors
+from photokit.restore.options import EnhanceOptions
+from photokit.restore.pipeline import Enhancer
+from photokit.restore.priors import NoPeople, StaticPriors, StorePriors
+from photokit.stylegan2.base import BaseGenerator
 from photokit.stylegan2.network import build_tiny_generator
 
 
 def test_a_broken_prior_is_read_once_and_fails_the_same_way_for_every_face(settings, monkeypatch):
+    import photokit.prior.meta as prior_meta
     import photokit.prior.storage as storage
 
-    folder = storage.prior_dir(settings, 3)
+    folder = prior_meta.prior_dir(settings, 3)
     folder.mkdir(parents=True)
-    (folder / storage.PRIOR_JSON).write_text("{not json")
+    (folder / prior_meta.PRIOR_JSON).write_text("{not json")
     calls = []
     real = storage.load_personal_prior
     monkeypatch.setattr(storage, "load_personal_prior", lambda *a, **k: calls.append(a) or real(*a, **k))
@@ -32,7 +35,8 @@ def test_a_broken_prior_is_read_once_and_fails_the_same_way_for_every_face(setti
 
 def _store_tiny_prior(settings, person_id, G, fingerprint):
     from photokit.prior.adapters import FullDelta
-    from photokit.prior.storage import FORMAT, prior_dir, save_prior
+    from photokit.prior.meta import FORMAT, prior_dir
+    from photokit.prior.storage import save_prior
 
     anchors = torch.randn(2, G.w_dim)
     stored = FullDelta(G.synthesis).stored_tensors(torch.float16)

@@ -9,10 +9,12 @@ import torch
 
 from photokit.restore import paste
 from photokit.restore.degrade import super_resolution
-from photokit.restore.pipeline import EnhanceOptions, Enhancer
-from photokit.restore.priors import BaseGenerator, NoPeople, StaticPriors
+from photokit.restore.options import EnhanceOptions
+from photokit.restore.pipeline import Enhancer
+from photokit.restore.priors import NoPeople, StaticPriors
 from photokit.restore.project import AlphaProjection
 from photokit.restore.verify import VerifyConfig, consistency_psnr, identity_verdict, verify_face
+from photokit.stylegan2.base import BaseGenerator
 from photokit.stylegan2.losses import ReconstructionLoss
 from photokit.stylegan2.network import build_tiny_generator
 from tests.conftest import shared_path

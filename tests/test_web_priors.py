@@ -39,8 +39,8 @@ def _job_rows(settings) -> list:
 def test_build_shows_the_libraries_estimate_first_and_starts_only_when_confirmed(prior_library):
     from photokit.db import open_database
     from photokit.prior.estimate import estimate_build
+    from photokit.prior.meta import prior_dir
     from photokit.prior.schedule import BuildOptions
-    from photokit.prior.storage import prior_dir
 
     settings, person = prior_library
     with make_client(settings, run_jobs=False) as client:
@@ -108,7 +108,7 @@ def test_the_estimate_without_a_generator_says_what_to_install(library):
 def _checkpoint_step(settings, person: int) -> int:
     import torch
 
-    from photokit.prior.storage import TUNING_CHECKPOINT, WORK_DIR, prior_dir
+    from photokit.prior.meta import TUNING_CHECKPOINT, WORK_DIR, prior_dir
 
     path = prior_dir(settings, person) / WORK_DIR / TUNING_CHECKPOINT
     return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
@@ -118,7 +118,7 @@ def _checkpoint_step(settings, person: int) -> int:
 def test_cancel_stops_a_running_build_within_a_step_and_keeps_its_checkpoints(prior_library):
     """A build asked for 20,000 tuning steps (ticks, the gallery's advanced field); Cancel stops it a few
     ticks after it is pressed."""
-    from photokit.prior.storage import ANCHORS_PARTIAL, WORK_DIR, prior_dir
+    from photokit.prior.meta import ANCHORS_PARTIAL, WORK_DIR, prior_dir
 
     settings, person = prior_library
     with make_client(settings) as client:

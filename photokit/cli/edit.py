@@ -36,7 +36,8 @@ def parse_edit(text: str):
 
 def _person_with_prior(ctx: typer.Context, person: str, device):
     """(settings, db, person id, name, StorePriors, base generator or None) for a PERSON who has a prior."""
-    from photokit.prior.storage import has_prior, person_owner
+    from photokit.prior.meta import has_prior
+    from photokit.prior.storage import person_owner
     from photokit.restore.priors import DatabasePeople, StorePriors
 
     settings, db = settings_from(ctx), database_from(ctx)
@@ -52,7 +53,7 @@ def list_directions(ctx: typer.Context, person: str, as_json: bool) -> None:
     import torch
 
     from photokit.prior.directions import person_catalog, stored_anchors
-    from photokit.prior.storage import read_prior_meta
+    from photokit.prior.meta import read_prior_meta
 
     settings, db, person_id, name, _, base = _person_with_prior(ctx, person, torch.device("cpu"))
     num_ws = int(base.generator.num_ws) if base is not None else 1

@@ -89,25 +89,12 @@ def enhance(
     workers: int | None = WorkersOption,
 ) -> None:
     """Restore every face in the photos with that person's prior and paste it back; albums resume after Ctrl-C."""
-    from photokit.cli.reporters import RichReporter
-    from photokit.devices import describe_device, resolve_device
-    from photokit.prior.storage import person_owner
-    from photokit.reporting import NoteLevel
-    from photokit.restore.batch import run_batch
-    from photokit.restore.crops import CropCollector
-    from photokit.restore.pipeline import EnhanceOptions, Enhancer
-    from photokit.restore.priors import DatabasePeople, StorePriors
-
-    if any(not raw.strip() for raw in raw_paths):  # as text: Typer would turn "" into Path("."), this folder
-        raise PhotokitError("an empty path was given: name a photo or folder ('.' for the current folder)")
-    paths = [Path(raw) for raw in raw_paths]
-    for path in paths:
-        if not path.expanduser().exists():
-            raise PhotokitError(f"{path}: no such file or folder")
-    if mask is not None and not mask.is_file():
-        raise PhotokitError(f"--mask {mask}: no such file")
     from photokit.cli.html_report import report_path
+    from photokit.devices import resolve_device
+    from photokit.restore.crops import CropCollector
+    from photokit.restore.options import EnhanceOptions
 
+    paths = _checked_paths(raw_paths, mask)
     report_html = report_path(report_html)
     ray = ray_address(ray)
     settings = settings_from(ctx)
@@ -121,8 +108,35 @@ def enhance(
     if ray is not None:
         crops = None if collector is None else collector.crops
         summary = _enhance_on_ray(db, settings, paths, options, device, ray, workers, as_json, crops)
-        return _finish(summary, paths, as_json, report_html, collector)
-    with RichReporter(enabled=not as_json, notes=True) as reporter:  # the cost is said up front, also with --json
+    else:
+        summary = _enhance_here(db, settings, paths, options, torch_device, as_json, collector)
+    _finish(summary, paths, as_json, report_html, collector)
+
+
+def _checked_paths(raw_paths: list[str], mask: Path | None) -> list[Path]:
+    """The photos and folders to restore, refused up front when one (or the mask) does not exist."""
+    if any(not raw.strip() for raw in raw_paths):  # as text: Typer would turn "" into Path("."), this folder
+        raise PhotokitError("an empty path was given: name a photo or folder ('.' for the current folder)")
+    paths = [Path(raw) for raw in raw_paths]
+    for path in paths:
+        if not path.expanduser().exists():
+            raise PhotokitError(f"{path}: no such file or folder")
+    if mask is not None and not mask.is_file():
+        raise PhotokitError(f"--mask {mask}: no such file")
+    return paths
+
+
+def _enhance_here(db, settings, paths: list[Path], options, torch_device, as_json: bool, collector):
+    """The photos restored in this process, the cost said up front (also with --json, on stderr)."""
+    from photokit.cli.reporters import RichReporter
+    from photokit.devices import describe_device
+    from photokit.prior.storage import person_owner
+    from photokit.reporting import NoteLevel
+    from photokit.restore.batch import run_batch
+    from photokit.restore.pipeline import Enhancer
+    from photokit.restore.priors import DatabasePeople, StorePriors
+
+    with RichReporter(enabled=not as_json, notes=True) as reporter:
         priors = StorePriors(settings, torch_device, owner_of=lambda person_id: person_owner(db, person_id))
         enhancer = Enhancer(
             options, priors, DatabasePeople(db), device=torch_device, reporter=reporter, on_face=collector
@@ -133,8 +147,7 @@ def enhance(
         )
         for warning in enhancer.warnings():
             reporter.note(warning, NoteLevel.WARNING)
-        summary = run_batch(db, paths, enhancer, reporter=reporter, force=force)
-    _finish(summary, paths, as_json, report_html, collector)
+        return run_batch(db, paths, enhancer, reporter=reporter, force=options.force)
 
 
 def _finish(summary, paths: list[Path], as_json: bool, report_html: Path | None, collector) -> None:

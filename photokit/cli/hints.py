@@ -19,6 +19,19 @@ def _remedy_text(remedy: Remedy, context: dict) -> str:
         Remedy.SMALLER_SCALE: "use a smaller --scale",
         Remedy.INSTALL_FROM_FILE: f"or install a file you have: `photokit models install {model} --from FILE`",
         Remedy.FORCE_RECLUSTER: "check the options, or pass --force if that is what you want",
+        Remedy.LIST_PEOPLE: "see `photokit people list --all`",
+        Remedy.SHOW_PERSON_FACES: "face ids are shown by `photokit people show PERSON`",
+        Remedy.MERGE_PEOPLE: "use `photokit people merge` to join them",
+        Remedy.SCAN_LIBRARY: "scan your library (again): `photokit scan PATH`",
+        Remedy.FEWER_HELD_OUT: "use a smaller --holdout or add photos",
+        Remedy.INSTALL_GENERATOR: (
+            f"run `photokit models install {model}` (or ffhq-1024; a file you downloaded works too: "
+            f"`photokit models install {model} --from FILE`, see `photokit models list`)"
+        ),
+        Remedy.INSTALL_DIRECTION: "an edit direction installs from a file: `photokit models install NAME --from FILE.npy`",
+        Remedy.UPGRADE_DATABASE: "run `photokit db upgrade`",
+        Remedy.UPGRADE_DATABASE_AS_WRITER: "run `photokit db upgrade` as a user who may write there",
+        Remedy.OTHER_LIBRARY: "choose another --home or --db-url",
     }[remedy]
 
 

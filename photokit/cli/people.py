@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from photokit.cli.common import JsonOption, console, database_from, new_output_path, note, print_json, user_text
+from photokit.cli.common import (
+    JsonOption,
+    console,
+    database_from,
+    new_output_path,
+    note,
+    print_json,
+    settings_from,
+    user_text,
+)
 from photokit.pathtext import shown
+
+if TYPE_CHECKING:
+    from photokit.db.reader import SqlReader
+    from photokit.settings import Settings
 
 people_app = typer.Typer(
     help="People found in your photos: list, name, merge, fix and look at them.", no_args_is_help=True
@@ -24,10 +38,17 @@ def list_cmd(
     as_json: bool = JsonOption,
 ) -> None:
     """People, most faces first (unnamed groups of fewer than 3 faces are hidden unless --all)."""
-    from photokit.faces.people import list_people
+    from photokit.db.reader import read_library
+    from photokit.faces.listing import cached_pending, list_people
 
-    with database_from(ctx).session(write=False) as session:
-        rows = list_people(session, include_all=show_all)
+    settings = settings_from(ctx)
+    with read_library(settings) as library:  # stdlib sqlite3 when it can (issue 14: start-up)
+        rows = list_people(library.reader, include_all=show_all)
+        pending = (
+            cached_pending(library.reader, _suggestions_cache(settings, library.reader))
+            if rows and not as_json
+            else None
+        )
     if as_json:
         print_json(rows)
         return
@@ -45,23 +66,26 @@ def list_cmd(
             str(r["cover_face"] or ""),
         )
     console.print(table)
-    _note_pending_suggestions(ctx)
+    _note_pending_suggestions(ctx, pending)
 
 
-def _suggestions_cache(ctx: typer.Context, session) -> Path | None:
+def _suggestions_cache(settings: Settings, reader: SqlReader) -> Path | None:
     """Where the last suggestions are kept: the library's cache folder (safe to delete)."""
-    from photokit.cli.common import settings_from
-    from photokit.db.models import LibraryInfo
+    from photokit.db.reader import library_id
 
-    row = session.get(LibraryInfo, "library_id")
-    return settings_from(ctx).home / "cache" / row.value / "suggestions.json" if row is not None else None
+    found = library_id(reader)
+    return settings.home / "cache" / found / "suggestions.json" if found is not None else None
 
 
-def _note_pending_suggestions(ctx: typer.Context) -> None:
-    from photokit.faces.suggest import cached_suggestions
+def _note_pending_suggestions(ctx: typer.Context, pending: int | None) -> None:
+    """Say how many suggestions wait; ``pending`` None: the cached ones are stale, so compute them (slow)."""
+    if pending is None:
+        from photokit.db.reader import SessionReader
+        from photokit.faces.suggest import cached_suggestions
 
-    with database_from(ctx).session(write=False) as session:
-        pending = cached_suggestions(session, _suggestions_cache(ctx, session)).pending
+        with database_from(ctx).session(write=False) as session:
+            cache = _suggestions_cache(settings_from(ctx), SessionReader(session))
+            pending = cached_suggestions(session, cache).pending
     if pending:
         note(f"{pending} suggestion(s) pending: see `photokit people suggest`")
 
@@ -115,8 +139,11 @@ def suggest_cmd(
     if show_dismissed:
         _print_dismissed(ctx, as_json)
         return
+    from photokit.db.reader import SessionReader
+
     with database_from(ctx).session(write=False) as session:
-        found = cached_suggestions(session, _suggestions_cache(ctx, session), limit=limit or None)
+        cache = _suggestions_cache(settings_from(ctx), SessionReader(session))
+        found = cached_suggestions(session, cache, limit=limit or None)
     if as_json:
         print_json(found.to_json())
         return
@@ -144,7 +171,6 @@ def suggest_cmd(
 @people_app.command("show")
 def show_cmd(ctx: typer.Context, person: str = PersonArg, as_json: bool = JsonOption) -> None:
     """A person's faces, with photo paths and boxes."""
-    from photokit.cli.common import settings_from
     from photokit.faces.people import person_detail, resolve_person
     from photokit.prior.directions import directions_summary
 
@@ -328,7 +354,6 @@ def recluster_cmd(
     Named, ignored and hand-fixed people, and people with a personal prior, are kept whole; the other
     people keep their ids where the new groups overlap them.
     """
-    from photokit.cli.common import settings_from
     from photokit.faces.assignment import recluster
     from photokit.faces.cluster import ClusterConfig
     from photokit.prior.meta import prior_person_ids

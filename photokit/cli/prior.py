@@ -35,7 +35,7 @@ GeneratorOption = typer.Option(None, "--generator", help="Base StyleGAN2 file (d
 def _person_id(ctx: typer.Context, ref: str) -> tuple[int, str | None]:
     """A person by id or name; a bare id also works for a prior whose person left the library."""
     from photokit.faces.people import resolve_person
-    from photokit.prior.storage import prior_dir
+    from photokit.prior.meta import prior_dir
 
     try:
         with database_from(ctx).session(write=False) as session:
@@ -82,8 +82,9 @@ def refs_command(
     import torch
 
     from photokit.cli.reporters import RichReporter
-    from photokit.prior.refs import RefsConfig, build_reference_set
-    from photokit.prior.storage import prior_dir
+    from photokit.prior.meta import prior_dir
+    from photokit.prior.refs import build_reference_set
+    from photokit.prior.selection import RefsConfig
     from photokit.stylegan2.base import resolve_base
 
     settings = settings_from(ctx)
@@ -145,15 +146,9 @@ def build_command(
     workers: int | None = WorkersOption,
 ) -> None:
     """Build a person's prior end to end: references -> anchors (W inversion) -> pivotal tuning."""
-    from photokit.cli.reporters import RichReporter
-    from photokit.prior.personal import BuildOptions, build_prior
+    from photokit.prior.schedule import BuildOptions
 
-    if build_all == (person is not None):
-        raise PhotokitError("name one person to build, or --all for everyone who qualifies")
-    if ray_address(ray) is not None and not build_all:
-        raise PhotokitError("--ray builds several priors at once: use it with --all")
-    if estimate_only and build_all:
-        raise PhotokitError("--estimate is for one person: `prior build --all` says every cost before it starts")
+    _check_build_target(person, build_all, ray, estimate_only)
     options = BuildOptions(
         preset=preset,
         loss=loss,
@@ -172,7 +167,25 @@ def build_command(
     person_id, _ = _person_id(ctx, person)
     if estimate_only:
         _print_estimate(ctx, person_id, options, device, generator, json_out)
-        return
+    else:
+        _build_one(ctx, person_id, options, device, generator, json_out)
+
+
+def _check_build_target(person: str | None, build_all: bool, ray: str | None, estimate_only: bool) -> None:
+    """One person or --all; --ray only with --all, --estimate only for one person."""
+    if build_all == (person is not None):
+        raise PhotokitError("name one person to build, or --all for everyone who qualifies")
+    if ray_address(ray) is not None and not build_all:
+        raise PhotokitError("--ray builds several priors at once: use it with --all")
+    if estimate_only and build_all:
+        raise PhotokitError("--estimate is for one person: `prior build --all` says every cost before it starts")
+
+
+def _build_one(ctx: typer.Context, person_id: int, options, device: Device, generator, json_out: bool) -> None:
+    """One person's prior built here, the plan and cost said up front (also with --json, on stderr)."""
+    from photokit.cli.reporters import RichReporter
+    from photokit.prior.personal import build_prior
+
     with RichReporter(enabled=not json_out, notes=True) as reporter:  # the plan and cost, also with --json
         built = build_prior(
             database_from(ctx),

@@ -107,24 +107,29 @@ def scan_cmd(
     if json_out:
         print_json(summary)
     else:
+        _print_scan_summary(summary)
+    if faces_error is not None:
+        raise faces_error
+
+
+def _print_scan_summary(summary: dict) -> None:
+    """The scan's one-line totals, unreadable folders as warnings, then the face counts."""
+    console.print(
+        f"Scanned {summary['files']:,} files in {summary['seconds']:.1f} s: {_counts_line(summary)}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    for folder in summary["unreadable_dirs"]:
+        note(f"warning: could not read folder {folder} (its photos were not checked)")
+    faces = summary.get("faces")
+    if isinstance(faces, dict) and "error" not in faces:
         console.print(
-            f"Scanned {summary['files']:,} files in {summary['seconds']:.1f} s: {_counts_line(summary)}",
+            "Faces: " + ", ".join(f"{k} {v}" for k, v in faces.items() if not isinstance(v, (dict, list))),
             highlight=False,
             markup=False,
             soft_wrap=True,
         )
-        for folder in summary["unreadable_dirs"]:
-            note(f"warning: could not read folder {folder} (its photos were not checked)")
-        faces = summary.get("faces")
-        if isinstance(faces, dict) and "error" not in faces:
-            console.print(
-                "Faces: " + ", ".join(f"{k} {v}" for k, v in faces.items() if not isinstance(v, (dict, list))),
-                highlight=False,
-                markup=False,
-                soft_wrap=True,
-            )
-    if faces_error is not None:
-        raise faces_error
 
 
 def _status_lines(status: dict) -> list[str]:
@@ -165,9 +170,11 @@ def status_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print the counts as JSON on stdout."),
 ) -> None:
     """What the library holds: photos, files, skipped files, faces, people, models, priors."""
+    from photokit.db.reader import read_library
     from photokit.status import collect_status
 
-    status = collect_status(database_from(ctx), settings_from(ctx))
+    with read_library(settings_from(ctx)) as library:  # stdlib sqlite3 when it can (issue 14: start-up)
+        status = collect_status(library, settings_from(ctx))
     if json_out:
         print_json(status)
     else:

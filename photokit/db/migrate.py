@@ -1,8 +1,9 @@
 """Alembic, driven from code: the scripts live in ``migrations/`` (shipped as ``photokit.migrations``).
 
 Alembic costs ~0.3 s to import, so it is imported only when a migration actually runs: whether the schema is
-current is decided from the ``alembic_version`` table (SQLAlchemy) and the revision ids written in the scripts'
-file text (:func:`script_head`).
+current is decided from the ``alembic_version`` table (SQLAlchemy, or stdlib ``sqlite3`` in ``reader.py``) and
+the revision ids written in the scripts' file text (:func:`script_head`). SQLAlchemy too is imported only
+inside the functions that take an engine.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import Engine
-
 from photokit.settings import CHECKOUT_DIR
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.engine import Engine
+
+REVISION_SQL = "SELECT version_num FROM alembic_version"
 
 _REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
 _QUOTED = re.compile(r"[\"']([^\"']+)[\"']")
@@ -86,10 +87,12 @@ def is_known_revision(engine: Engine, revision: str) -> bool:
 
 def current_revision(engine: Engine) -> str | None:
     """The revision stamped in ``alembic_version`` (None for an empty database)."""
+    from sqlalchemy import inspect, text
+
     with engine.connect() as conn:
         if not inspect(conn).has_table("alembic_version"):
             return None
-        rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        rows = conn.execute(text(REVISION_SQL)).scalars().all()
     if len(rows) > 1:
         raise RuntimeError(f"database has several schema heads {sorted(rows)}; photokit expects one")
     return rows[0] if rows else None

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
-import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +15,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from photokit.db import migrate
-from photokit.errors import DatabaseError
+from photokit.db.reader import BUSY_TIMEOUT_S, read_only_uri, sqlite_read_only_reason
+from photokit.errors import DatabaseError, Remedy
 from photokit.settings import Settings
-
-BUSY_TIMEOUT_S = 10.0
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -102,13 +99,13 @@ class Database:
 
     def library_id(self) -> str:
         """This library's UUID (made by migration 0004)."""
-        from photokit.db.models import LibraryInfo
+        from photokit.db.reader import SessionReader, library_id
 
         with self.session(write=False) as session:
-            row = session.get(LibraryInfo, "library_id")
-            if row is None:
-                raise DatabaseError(f"{self.url} has no library id: run `photokit db upgrade`")
-            return row.value
+            found = library_id(SessionReader(session))
+        if found is None:
+            raise DatabaseError(f"{self.url} has no library id", Remedy.UPGRADE_DATABASE)
+        return found
 
     def current_revision(self) -> str | None:
         return migrate.current_revision(self.engine)
@@ -153,31 +150,6 @@ def _foreign_sqlite_tables(path: str) -> list[str]:
     if not tables or {"alembic_version", "photo_locations"} <= set(tables):
         return []
     return sorted(tables)
-
-
-def sqlite_read_only_reason(path: Path) -> str | None:
-    """Why this process cannot write the SQLite library at ``path``; None when it can (or it is not there yet:
-    creating it says clearly when that fails). A WAL database also needs its folder, for the -wal/-shm files."""
-    if not path.is_file():
-        return None
-    if not os.access(path, os.W_OK):
-        return "the file is not writable"
-    sidecars = [Path(f"{path}{suffix}") for suffix in ("-wal", "-shm")]
-    if not os.access(path.parent, os.W_OK | os.X_OK) and not all(os.access(f, os.W_OK) for f in sidecars):
-        return f"its folder {path.parent} is not writable"
-    return None
-
-
-def read_only_uri(path: Path) -> str:
-    """A URI that opens ``path`` read-only, following SQLite's documented rules for WAL databases (wal.html,
-    "Read-Only Databases"; uri.html): ``mode=ro`` works when the -shm and -wal files exist or the folder lets
-    SQLite create them, and then honours what another process wrote in the WAL. Otherwise (a read-only folder,
-    no writer running) only ``immutable=1`` can open it: no locks, no WAL, the file as it is on disk."""
-    uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro"
-    sidecars_readable = all(os.access(f"{path}{suffix}", os.R_OK) for suffix in ("-wal", "-shm"))
-    if sidecars_readable or os.access(path.parent, os.W_OK | os.X_OK):
-        return uri
-    return uri + "&immutable=1"
 
 
 POSTGRES_DRIVER_HINT = "PostgreSQL needs its driver: pip install 'photokit[postgres]'"
@@ -238,7 +210,8 @@ def open_database(settings: Settings, upgrade: bool = True) -> Database:
         if foreign:  # refuse before the WAL switch and before a single table is added
             raise DatabaseError(
                 f"{path} is not a photokit library (it holds other tables: {', '.join(foreign[:5])}"
-                f"{', ...' if len(foreign) > 5 else ''}): choose another --home or --db-url"
+                f"{', ...' if len(foreign) > 5 else ''})",
+                Remedy.OTHER_LIBRARY,
             )
         read_only = sqlite_read_only_reason(Path(path)) if settings.db_url.startswith("sqlite") else None
         engine = _read_only_sqlite_engine(Path(path)) if read_only else create_db_engine(settings.db_url)
@@ -247,8 +220,8 @@ def open_database(settings: Settings, upgrade: bool = True) -> Database:
         elif not migrate.is_current(engine):  # decided without importing Alembic (~0.3 s)
             if read_only:
                 raise DatabaseError(
-                    f"{path} needs a schema upgrade, but it is read-only ({read_only}): "
-                    "run `photokit db upgrade` as a user who may write there"
+                    f"{path} needs a schema upgrade, but it is read-only ({read_only})",
+                    Remedy.UPGRADE_DATABASE_AS_WRITER,
                 )
             _migrate_to_head(engine, settings.db_url)
     except (OperationalError, SADatabaseError, sqlite3.Error) as exc:

@@ -11,7 +11,8 @@ from photokit.jobs.queue import ClaimedJob, JobOutcome, JobStatus, lease_seconds
 from photokit.reporting import NULL_REPORTER, Reporter
 from photokit.restore.batch import AlbumPlan, BatchSummary, restore_photo
 from photokit.restore.crops import CropCollector
-from photokit.restore.pipeline import EnhanceOptions, Enhancer
+from photokit.restore.options import EnhanceOptions
+from photokit.restore.pipeline import Enhancer
 from photokit.settings import Settings
 
 

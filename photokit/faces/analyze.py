@@ -10,6 +10,8 @@ is rarely decoded at full size; all results are in full-resolution photo pixels.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import cv2
@@ -40,6 +42,7 @@ class FaceConfig:
     detector: str = Detector.MTCNN
     hog_upsample: int = 1  # HOG: upsample the detection copy this many times (finds ~40 px faces)
     mtcnn_min_face: int = 20  # MTCNN: smallest face searched for, in detection-copy pixels
+    mtcnn_threads: int = 1  # MTCNN on a CPU: torch threads (see ``_torch_threads``); 0 = leave torch's setting
     crop_size: int = 256  # aligned crop on which blur and colour are measured
     descriptor_jitters: int = 0  # dlib: >0 averages jittered descriptors (slower, slightly better)
     face_px: int = 300  # landmarks/descriptor use a decode where the face box is at least this wide (px)
@@ -112,7 +115,8 @@ class FaceAnalyzer:
             import torch
 
             self._mtcnn.min_face_size = self.config.mtcnn_min_face  # the model is shared per process
-            with torch.inference_mode():
+            threads = self.config.mtcnn_threads if self.device.type == "cpu" else 0
+            with torch.inference_mode(), _torch_threads(threads):
                 boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
             if boxes is None:
                 return []
@@ -161,8 +165,8 @@ class FaceAnalyzer:
         import dlib
 
         side = max(float(dlib_box[2] - dlib_box[0]), float(dlib_box[3] - dlib_box[1]), 1.0)
-        rgb, scale = photo.at_least(max(photo.size) * min(1.0, self.config.face_px / side))
-        image, origin = _face_region(rgb, _to_scaled(dlib_box, scale), self.config.crop_margin * side * scale)
+        long_side = max(photo.size) * min(1.0, self.config.face_px / side)
+        image, origin, scale = photo.region(long_side, dlib_box, self.config.crop_margin * side)
         x0, y0, x1, y1 = (int(round(v)) for v in _to_scaled(dlib_box, scale) - np.tile(origin, 2))
         shape = self._predictor(image, dlib.rectangle(x0, y0, x1, y1))
         lm68 = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
@@ -184,6 +188,29 @@ class FaceAnalyzer:
         return None
 
 
+@contextlib.contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``count`` (0: unchanged) for the block.
+
+    MTCNN runs hundreds of tiny operations per photo (pyramid resizes, one 24/48 px crop per candidate),
+    each too small to split: a second thread only adds a barrier per operation, which costs several times
+    the work when the other core is busy (a whole 12 MP photo: 0.43 CPU-s with one MTCNN thread, 1.33 with
+    two; ``python -m benchmarks.run_all scan12mp`` at load 14-17). Photos are better run side by side.
+    The setting is process-wide while the block runs.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    if count <= 0 or count == previous:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _to_scaled(box: np.ndarray, scale: float) -> np.ndarray:
     """Box edges from photo pixels to a copy resized by ``scale`` (edges scale; pixel centres do not)."""
     return np.asarray(box, dtype=np.float64) * scale
@@ -192,13 +219,3 @@ def _to_scaled(box: np.ndarray, scale: float) -> np.ndarray:
 def _to_photo(points: np.ndarray, scale: float) -> np.ndarray:
     """Pixel-centre coordinates in a copy resized by ``scale`` -> photo pixels: p = (p_s + 0.5) / s - 0.5."""
     return (points + 0.5) / scale - 0.5
-
-
-def _face_region(rgb: np.ndarray, box: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
-    """The part of ``rgb`` around ``box`` (grown by ``margin`` px on each side) and its top-left corner."""
-    h, w = rgb.shape[:2]
-    x0, y0 = max(0, int(np.floor(box[0] - margin))), max(0, int(np.floor(box[1] - margin)))
-    x1, y1 = min(w, int(np.ceil(box[2] + margin))), min(h, int(np.ceil(box[3] + margin)))
-    if x1 <= x0 or y1 <= y0:  # a box outside the photo: dlib copes with the whole image
-        return rgb, np.zeros(2)
-    return np.ascontiguousarray(rgb[y0:y1, x0:x1]), np.array([x0, y0], dtype=np.float64)

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from photokit.db.models import DismissedSuggestion, Face, Person
-from photokit.errors import PhotokitError
+from photokit.errors import PhotokitError, Remedy
 from photokit.faces.suggest import merge_id, move_id
 from photokit.faces.vocab import SuggestionKind
 
@@ -69,7 +69,7 @@ def dismiss(session: Session, text: str) -> SuggestionRef:
     people = [ref.first, ref.second] if ref.kind == SuggestionKind.MERGE else [ref.second]
     for person_id in people:
         if session.get(Person, person_id) is None:
-            raise PhotokitError(f"unknown person '{person_id}' (see `photokit people list --all`)")
+            raise PhotokitError(f"unknown person '{person_id}'", Remedy.LIST_PEOPLE)
     if ref.kind == SuggestionKind.MOVE and session.get(Face, ref.first) is None:
         raise PhotokitError(f"unknown face '{ref.first}'")
     if session.scalar(_row_query(ref)) is None:

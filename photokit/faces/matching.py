@@ -13,10 +13,12 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import BigInteger, Integer, cast, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from photokit.db.models import Face, Person
+from photokit.db.reader import SessionReader
+from photokit.faces import listing
 from photokit.faces.cluster import ClusterConfig, person_statistics, spread_gap_ratio
 from photokit.faces.index import FaceIndex, clean_descriptors
 
@@ -122,21 +124,8 @@ class PersonMatcher:
 
 
 def library_token(session: Session) -> tuple:
-    """Changes whenever an assignment, a person or the ignored flags change (a few ms on 100k faces).
-
-    Casts keep it portable: PostgreSQL multiplies no booleans, and 32-bit products of ids overflow."""
-    faces = session.execute(
-        select(
-            func.count(Face.id),
-            func.max(Face.id),
-            func.sum(Face.person_id),
-            func.sum(cast(Face.id, BigInteger) * Face.person_id),
-        ).where(Face.person_id.is_not(None))
-    ).one()
-    people = session.execute(
-        select(func.count(Person.id), func.max(Person.id), func.sum(Person.id * cast(Person.ignored, Integer)))
-    ).one()
-    return tuple(faces) + tuple(people)
+    """``listing.library_token`` in this session's transaction."""
+    return listing.library_token(SessionReader(session))
 
 
 @dataclass

@@ -15,16 +15,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from photokit.db.models import Face, Person, PhotoLocation
+from photokit.db.reader import SessionReader
 from photokit.db.vocab import AssignedBy
-from photokit.errors import PhotokitError
+from photokit.errors import PhotokitError, Remedy
+from photokit.faces import listing
 from photokit.faces.assignment import delete_empty_people, refresh_covers
 from photokit.faces.cluster import ClusterConfig
 from photokit.faces.index import EMBEDDING_DIM
+from photokit.faces.listing import SMALL_GROUP
 from photokit.faces.matching import invalidate
 
 MAX_ID = 2**63 - 1  # ids are 64-bit integers in every database photokit supports
-# `people list` hides unnamed people with fewer faces than this unless --all (likely strangers).
-SMALL_GROUP = 3
 
 
 # -- storage --------------------------------------------------------------------------------
@@ -55,7 +56,7 @@ def resolve_person(session: Session, ref: str) -> Person:
             matches = session.scalars(select(Person).where(func.lower(Person.name) == ref.lower())).all()
             person = matches[0] if len(matches) == 1 else None
     if person is None:
-        raise PhotokitError(f"unknown person '{ref}' (see `photokit people list --all`)")
+        raise PhotokitError(f"unknown person '{ref}'", Remedy.LIST_PEOPLE)
     return person
 
 
@@ -63,7 +64,7 @@ def resolve_face(session: Session, ref: int | str) -> Face:
     text = str(ref).strip()
     face = session.get(Face, int(text)) if text.isascii() and text.isdigit() and int(text) <= MAX_ID else None
     if face is None:
-        raise PhotokitError(f"unknown face '{ref}' (face ids are shown by `photokit people show PERSON`)")
+        raise PhotokitError(f"unknown face '{ref}'", Remedy.SHOW_PERSON_FACES)
     return face
 
 
@@ -102,7 +103,7 @@ def name_person(session: Session, person: Person, name: str) -> Person:
         raise PhotokitError(f"'{name}' would be read as a person id; choose a name that is not only digits")
     other = session.scalar(select(Person).where(Person.name == name, Person.id != person.id))
     if other is not None:
-        raise PhotokitError(f"person {other.id} is already named '{name}' (use `photokit people merge` to join them)")
+        raise PhotokitError(f"person {other.id} is already named '{name}'", Remedy.MERGE_PEOPLE)
     person.name = name
     session.flush()
     return person
@@ -187,35 +188,8 @@ def person_summary(session: Session, person: Person) -> dict:
 
 
 def list_people(session: Session, include_all: bool = False, small_group: int = SMALL_GROUP) -> list[dict]:
-    """People, most faces first. Without ``include_all``: no ignored people, no small unnamed groups."""
-    # One aggregate query: listing must stay instant with 100k faces (no per-person face loading).
-    counts = (
-        select(
-            Person.id,
-            Person.name,
-            Person.cover_face_id,
-            Person.ignored,
-            func.count(Face.id),
-            func.count(func.distinct(Face.photo_id)),
-        )
-        .outerjoin(Face, Face.person_id == Person.id)
-        .group_by(Person.id)
-        .order_by(Person.id)
-    )
-    rows = [
-        {
-            "id": pid,
-            "name": name,
-            "faces": int(n_faces),
-            "photos": int(n_photos),
-            "cover_face": cover,
-            "ignored": bool(ignored),
-        }
-        for pid, name, cover, ignored, n_faces, n_photos in session.execute(counts)
-    ]
-    if not include_all:
-        rows = [r for r in rows if not r["ignored"] and (r["name"] is not None or r["faces"] >= small_group)]
-    return sorted(rows, key=lambda r: (-r["faces"], r["id"]))
+    """``listing.list_people`` inside an ORM session (the web gallery's listings)."""
+    return listing.list_people(SessionReader(session), include_all, small_group)
 
 
 def face_record(session: Session, face: Face) -> dict:

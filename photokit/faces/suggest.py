@@ -17,7 +17,6 @@ people, names, dismissals), so `people list` shows the pending count without rec
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -27,15 +26,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from photokit.db.models import DismissedSuggestion, Person
+from photokit.db.reader import SessionReader
+from photokit.faces import listing
 from photokit.faces.cluster import ClusterConfig, spread_gap_ratio
 from photokit.faces.index import FaceIndex
-from photokit.faces.matching import LibraryFaces, PersonStats, library_token
+from photokit.faces.matching import LibraryFaces, PersonStats
 from photokit.faces.vocab import SuggestionKind
 from photokit.store.atomic import atomic_write_text
 
 SUGGEST_Z = 1.5  # x the clustering's spread_z: how close is "probably one person"
 CANDIDATES = 8  # nearest person means looked at per person / per face
-CACHE_FORMAT = 1  # bump when what a suggestion holds changes
 
 
 def merge_id(a: int, b: int) -> str:
@@ -202,27 +202,19 @@ def suggest(session: Session, config: ClusterConfig = ClusterConfig(), limit: in
     return Suggestions(merges, moves).limited(limit)
 
 
-def suggestions_token(session: Session, config: ClusterConfig = ClusterConfig()) -> str:
-    """Changes whenever suggestions may: assignments, people, ignored flags, names, dismissals, options."""
-    names = session.execute(select(Person.id, Person.name).where(Person.name.is_not(None)).order_by(Person.id))
-    dismissed = session.execute(select(*_DISMISSED).order_by(DismissedSuggestion.id))
-    state = (CACHE_FORMAT, library_token(session), names.all(), dismissed.all(), config)
-    return hashlib.sha256(repr(state).encode()).hexdigest()
-
-
 def cached_suggestions(
     session: Session, cache_file: Path | None, config: ClusterConfig = ClusterConfig(), limit: int | None = None
 ) -> Suggestions:
-    """``suggest``, answered from ``cache_file`` while the library's state is the one it was computed for.
+    """``suggest``, answered from ``cache_file`` while the library's state is the one it was computed for
+    (``listing.suggestions_token``: ``people list`` checks the same token without the ORM).
 
     The cache is a convenience: an unreadable or unwritable file (a read-only home) only costs a recompute.
     """
-    token = suggestions_token(session, config)
-    if cache_file is not None:
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            doc = json.loads(cache_file.read_text())
-            if doc.get("token") == token:
-                return Suggestions.from_json(doc).limited(limit)
+    token = listing.suggestions_token(SessionReader(session), config)
+    doc = listing.cached_suggestions_document(cache_file, token)
+    if doc is not None:
+        with contextlib.suppress(KeyError, TypeError):
+            return Suggestions.from_json(doc).limited(limit)
     found = suggest(session, config)
     if cache_file is not None:
         with contextlib.suppress(OSError):

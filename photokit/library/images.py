@@ -175,14 +175,7 @@ def _png_has_end(path: Path) -> bool:
 
 def open_image(path: str | os.PathLike) -> Image.Image:
     """The photo fully decoded (so truncation is caught) and turned upright by its EXIF orientation."""
-    image, fmt = _open_lazy(path)
-    with image:
-        _decode(image, Path(path), fmt)
-        try:
-            upright = ImageOps.exif_transpose(image)
-        except Exception:  # a broken EXIF block must not make a good photo unusable
-            upright = image.copy()
-    return upright
+    return decode_image(path).image
 
 
 def to_rgb_array(image: Image.Image) -> np.ndarray:
@@ -310,3 +303,29 @@ def probe_image(path: str | os.PathLike) -> ImageInfo:
         camera_make=make,
         camera_model=model,
     )
+
+
+@dataclass
+class DecodedImage:
+    """A photo decoded from one open of its file: the upright pixels and what the file itself says."""
+
+    image: Image.Image  # fully decoded (truncation caught), turned upright by its EXIF orientation
+    format: str  # Pillow's format name: JPEG, PNG, TIFF...
+    orientation: int  # the file's EXIF orientation, 1-8
+    mode: str  # the file's own Pillow mode (16-bit greys are SIXTEEN_BIT_MODES)
+    sample_bits: tuple[int, ...] = ()  # TIFF bits per sample (16-bit colour TIFFs decode as 8-bit modes)
+
+
+def decode_image(path: str | os.PathLike) -> DecodedImage:
+    """Open the file once: validate and decode it, read its EXIF orientation and mode, turn it upright."""
+    image, fmt = _open_lazy(path)
+    with image:
+        _decode(image, Path(path), fmt)
+        orientation = exif_orientation(image)
+        bits = getattr(image, "tag_v2", {}).get(258) if image.format == "TIFF" else None
+        sample_bits = tuple(bits) if isinstance(bits, tuple) else (bits,) if bits else ()
+        try:
+            upright = ImageOps.exif_transpose(image)
+        except Exception:  # a broken EXIF block must not make a good photo unusable
+            upright = image.copy()
+        return DecodedImage(upright, image.format or "PNG", orientation, image.mode, sample_bits)

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import ImageOps
+from PIL import Image
 
-from photokit.library.images import _decode, _open_lazy, exif_orientation, to_rgb_array
+from photokit.library.images import _decode, _open_lazy, exif_orientation, orient_array, to_rgb_array
 
 REDUCTIONS = (8, 4, 2, 1)  # what libjpeg's DCT scaling offers (Pillow picks among these)
 
@@ -27,7 +27,9 @@ class PhotoPixels:
     size: tuple[int, int]
     path: Path | None = None
     jpeg: bool = False
-    _decoded: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    orientation: int = 1  # EXIF orientation 1-8 (1: stored upright, or EXIF missing or damaged)
+    _decoded: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # by reduction, upright
+    _images: dict[int, Image.Image] = field(default_factory=dict, repr=False)  # decoded, not yet arrays
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> PhotoPixels:
@@ -38,7 +40,7 @@ class PhotoPixels:
             orientation = exif_orientation(image)  # as scan and enhance read it (damaged EXIF: upright)
         if orientation in (5, 6, 7, 8):
             width, height = height, width
-        return cls(size=(width, height), path=Path(path), jpeg=fmt == "jpeg")
+        return cls(size=(width, height), path=Path(path), jpeg=fmt == "jpeg", orientation=orientation)
 
     @classmethod
     def from_array(cls, rgb: np.ndarray) -> PhotoPixels:
@@ -48,16 +50,44 @@ class PhotoPixels:
     def at_least(self, long_side: float) -> tuple[np.ndarray, float]:
         """The smallest available decode whose long side is >= ``long_side`` (else the full photo),
         and its scale (decoded / full size)."""
-        full_long = max(self.size)
-        reduction = 1
-        if self.jpeg:
-            reduction = next((r for r in REDUCTIONS if full_long // r >= long_side), 1)
+        reduction = self._reduction(long_side)
         if reduction not in self._decoded:
-            self._decoded[reduction] = self._decode(reduction)
+            self._decoded[reduction] = orient_array(_rgb(self._image(reduction)), self.orientation)
+            self._images.pop(reduction, None)
         rgb = self._decoded[reduction]
-        return rgb, max(rgb.shape[:2]) / full_long
+        return rgb, max(rgb.shape[:2]) / max(self.size)
 
-    def _decode(self, reduction: int) -> np.ndarray:
+    def region(self, long_side: float, box: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray, float]:
+        """The part of ``at_least(long_side)`` around ``box`` (x0, y0, x1, y1 in photo pixels) grown by
+        ``margin`` photo pixels on every side: (pixels, their top-left corner in that decode, its scale).
+
+        Only the region becomes an array: for a face on a 12 MP photo that skips a 36 MB copy (a third of
+        the cost of a full decode). A box outside the photo gives the whole decode."""
+        reduction = self._reduction(long_side)
+        image = None if reduction in self._decoded or self.orientation != 1 else self._image(reduction)
+        if image is None:
+            rgb, scale = self.at_least(long_side)
+            width, height = rgb.shape[1], rgb.shape[0]
+        else:
+            (width, height), scale = image.size, max(image.size) / max(self.size)
+        x0, y0, x1, y1 = _bounds(np.asarray(box, dtype=np.float64) * scale, margin * scale, width, height)
+        if x1 <= x0 or y1 <= y0:
+            return self.at_least(long_side)[0], np.zeros(2), scale
+        if image is None:
+            pixels = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+        else:
+            pixels = _rgb(image.crop((x0, y0, x1, y1)))
+        return pixels, np.array([x0, y0], dtype=np.float64), scale
+
+    def _reduction(self, long_side: float) -> int:
+        if not self.jpeg:
+            return 1
+        return next((r for r in REDUCTIONS if max(self.size) // r >= long_side), 1)
+
+    def _image(self, reduction: int) -> Image.Image:
+        """The decode at 1/``reduction`` size, as stored (not turned upright), kept for ``region``."""
+        if reduction in self._images:
+            return self._images[reduction]
         if self.path is None:
             raise ValueError("only the full size of an in-memory photo is available")
         image, fmt = _open_lazy(self.path)
@@ -66,8 +96,18 @@ class PhotoPixels:
                 width, height = image.size
                 image.draft(image.mode, (max(1, width // reduction), max(1, height // reduction)))
             _decode(image, self.path, fmt)
-            try:
-                upright = ImageOps.exif_transpose(image)
-            except Exception:  # a broken EXIF block must not make a good photo unusable
-                upright = image
-            return to_rgb_array(upright)
+        self._images[reduction] = image
+        return image
+
+
+def _rgb(image: Image.Image) -> np.ndarray:
+    """An RGB image goes to numpy in one copy (``to_rgb_array`` converts, which copies twice more: 70 ms of a
+    12 MP photo's 110); other modes (grey, CMYK, 16-bit...) need the conversion."""
+    return np.asarray(image) if image.mode == "RGB" else to_rgb_array(image)
+
+
+def _bounds(box: np.ndarray, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """Integer pixel bounds of ``box`` grown by ``margin`` on each side, clipped to a width x height image."""
+    x0, y0 = max(0, int(np.floor(box[0] - margin))), max(0, int(np.floor(box[1] - margin)))
+    x1, y1 = min(width, int(np.ceil(box[2] + margin))), min(height, int(np.ceil(box[3] + margin)))
+    return x0, y0, x1, y1

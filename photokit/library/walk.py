@@ -99,64 +99,79 @@ def resolve_roots(paths: list[str | os.PathLike]) -> list[Path]:
 
 def walk_roots(roots: list[Path], on_file: Callable[[int], None] | None = None) -> WalkResult:
     """Every regular file under ``roots`` (depth first, in name order), with its size and mtime."""
-    result = WalkResult()
-    visited_dirs: set[tuple[int, int]] = set()
-    seen_files: set[str] = set()
-
-    def add_file(path: str, st: os.stat_result) -> None:
-        if path in seen_files:
-            return
-        seen_files.add(path)
-        result.files.append(FoundFile(path, st.st_size, st.st_mtime_ns))
-        if on_file is not None:
-            on_file(len(result.files))
-
+    walker = _Walker(on_file)
     for root in roots:
-        root_str = str(root)
+        walker.walk_root(str(root))
+    return walker.result
+
+
+class _Walker:
+    """One walk's state: the files found so far, and the folders already visited (symlink cycles)."""
+
+    def __init__(self, on_file: Callable[[int], None] | None) -> None:
+        self.result = WalkResult()
+        self.on_file = on_file
+        self.visited_dirs: set[tuple[int, int]] = set()
+        self.seen_files: set[str] = set()
+
+    def add_file(self, path: str, st: os.stat_result) -> None:
+        if path in self.seen_files:
+            return
+        self.seen_files.add(path)
+        self.result.files.append(FoundFile(path, st.st_size, st.st_mtime_ns))
+        if self.on_file is not None:
+            self.on_file(len(self.result.files))
+
+    def walk_root(self, root: str) -> None:
         try:
-            st = os.stat(root_str)
+            st = os.stat(root)
         except OSError:
-            result.unreadable_dirs.append(root_str)
-            continue
-        result.covered.append(root_str)
+            self.result.unreadable_dirs.append(root)
+            return
+        self.result.covered.append(root)
         if stat.S_ISREG(st.st_mode):
-            add_file(root_str, st)
-            continue
-        if (st.st_dev, st.st_ino) in visited_dirs:
-            continue
-        visited_dirs.add((st.st_dev, st.st_ino))
-        stack = [root_str]
+            self.add_file(root, st)
+            return
+        if (st.st_dev, st.st_ino) in self.visited_dirs:
+            return
+        self.visited_dirs.add((st.st_dev, st.st_ino))
+        stack = [root]
         while stack:
-            folder = stack.pop()
+            stack.extend(reversed(self.list_folder(stack.pop())))
+
+    def list_folder(self, folder: str) -> list[str]:
+        """Add the folder's files; return its subfolders still to walk, in name order."""
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            self.result.unreadable_dirs.append(folder)
+            return []
+        subdirs: list[str] = []
+        for entry in entries:
             try:
-                with os.scandir(folder) as it:
-                    entries = sorted(it, key=lambda e: e.name)
-            except OSError:
-                result.unreadable_dirs.append(folder)
+                if entry.is_dir():  # follows symlinks
+                    subdir = self.new_subfolder(entry)
+                    if subdir is not None:
+                        subdirs.append(subdir)
+                elif entry.is_file() and not is_hidden_file(entry.name):
+                    path = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
+                    self.add_file(path, entry.stat())
+            except OSError:  # vanished meanwhile, or a dangling symlink
                 continue
-            subdirs: list[str] = []
-            for entry in entries:
-                try:
-                    if entry.is_dir():  # follows symlinks
-                        if is_hidden_dir(entry.name):
-                            continue
-                        st = entry.stat()
-                        key = (st.st_dev, st.st_ino)
-                        if key in visited_dirs:  # a symlink cycle, or a folder reached twice
-                            continue
-                        visited_dirs.add(key)
-                        if entry.is_symlink():
-                            target = os.path.realpath(entry.path)
-                            result.covered.append(target)
-                            subdirs.append(target)
-                        else:
-                            subdirs.append(entry.path)
-                    elif entry.is_file():
-                        if is_hidden_file(entry.name):
-                            continue
-                        path = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
-                        add_file(path, entry.stat())
-                except OSError:  # vanished meanwhile, or a dangling symlink
-                    continue
-            stack.extend(reversed(subdirs))
-    return result
+        return subdirs
+
+    def new_subfolder(self, entry: os.DirEntry) -> str | None:
+        """The folder to walk for ``entry``, or None when hidden or already visited (a cycle, or reached twice)."""
+        if is_hidden_dir(entry.name):
+            return None
+        st = entry.stat()
+        key = (st.st_dev, st.st_ino)
+        if key in self.visited_dirs:
+            return None
+        self.visited_dirs.add(key)
+        if entry.is_symlink():
+            target = os.path.realpath(entry.path)
+            self.result.covered.append(target)
+            return target
+        return entry.path

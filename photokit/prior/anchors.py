@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 
-from photokit.prior.projector import ProjectorConfig, invert_w
+from photokit.prior.meta import ANCHORS_PARTIAL
+from photokit.prior.projector import ProjectorConfig, balanced_batch_size, invert_w
 from photokit.prior.refs import ReferenceSet
-from photokit.prior.storage import ANCHORS_PARTIAL, load_safetensors, save_safetensors
+from photokit.prior.storage import load_safetensors, save_safetensors
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 from photokit.stylegan2.base import BaseGenerator
 from photokit.stylegan2.network import w_statistics
@@ -58,14 +59,19 @@ def compute_anchors(
             start_losses = json.loads(meta["start_losses"])
             final_losses = json.loads(meta["final_losses"])
     n = len(targets)
+    size = balanced_batch_size(n, projector.batch_size)
     w_stats = w_statistics(G, projector.w_avg_samples, targets.device, projector.seed)
     with reported_task(
         reporter, "anchors", "anchors (W inversion)", n * projector.steps, len(done) * projector.steps
     ) as task:
         while len(done) < n:
-            lo, hi = len(done), min(n, len(done) + projector.batch_size)
-            step = _inversion_step_callback(reporter, task, hi - lo, lo // projector.batch_size + 1, on_step)
-            result = invert_w(G, targets[lo:hi], loss_fn, projector, w_stats=w_stats, on_step=step)
+            lo, hi = len(done), min(n, len(done) + size)
+            step = _inversion_step_callback(reporter, task, hi - lo, lo // size + 1, on_step)
+            seeds = [projector.seed + i for i in range(lo, hi)]  # reference i's anchor: the same in any batch
+            result = invert_w(G, targets[lo:hi], loss_fn, projector, w_stats=w_stats, on_step=step, seeds=seeds)
+            skipped = projector.steps - max(result.steps)  # the whole batch froze early (fast preset)
+            if skipped:
+                reporter.task_advanced(task, (hi - lo) * skipped, f"batch {lo // size + 1} converged")
             done = torch.cat([done, result.ws.cpu()])
             start_losses += result.start_loss
             final_losses += result.final_loss

@@ -35,8 +35,9 @@ from photokit.jobs.queue import (
 from photokit.prior.estimate import measure_step_costs, start_build  # one build's own stages
 from photokit.prior.meta import has_prior
 from photokit.prior.personal import build_prior
-from photokit.prior.refs import RefsConfig, preview_selection
+from photokit.prior.refs import preview_selection
 from photokit.prior.schedule import PRESET_SCHEDULES, BuildOptions, plan_schedule
+from photokit.prior.selection import RefsConfig
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 from photokit.settings import Settings
 

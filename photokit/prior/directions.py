@@ -238,7 +238,7 @@ def stored_anchors(settings, person_id: int) -> torch.Tensor:
     """A prior's anchors without loading its generator (for summaries)."""
     from safetensors.torch import load_file
 
-    from photokit.prior.storage import ANCHORS_FILE, prior_dir
+    from photokit.prior.meta import ANCHORS_FILE, prior_dir
 
     path = prior_dir(settings, person_id) / ANCHORS_FILE
     try:
@@ -249,7 +249,7 @@ def stored_anchors(settings, person_id: int) -> torch.Tensor:
 
 def directions_summary(db, settings, person_id: int) -> dict:
     """What ``photokit edit`` can do for a person, without loading any generator (for ``people show``)."""
-    from photokit.prior.storage import has_prior, read_prior_meta
+    from photokit.prior.meta import has_prior, read_prior_meta
     from photokit.store.directions import installed_directions
     from photokit.store.models import ModelStore
 

@@ -16,10 +16,12 @@ import torch
 
 from photokit.devices import describe_device, resolve_device
 from photokit.errors import PhotokitError
-from photokit.prior.projector import ProjectorConfig, inversion_step_probe
-from photokit.prior.refs import RefsConfig, preview_selection, read_reference_set
+from photokit.prior.meta import WORK_DIR, prior_dir
+from photokit.prior.projector import ProjectorConfig, balanced_batch_size, inversion_step_probe
+from photokit.prior.refs import preview_selection, read_reference_set
 from photokit.prior.schedule import PRESET_SCHEDULES, BuildOptions, BuildPlan, plan_schedule, resolve_preset
-from photokit.prior.storage import WORK_DIR, person_owner, prior_dir
+from photokit.prior.selection import RefsConfig
+from photokit.prior.storage import person_owner
 from photokit.prior.tuning import TuningConfig, tuning_step_probe
 from photokit.prior.vocab import Preset
 from photokit.reporting import NULL_REPORTER, NoteLevel, Reporter, format_duration
@@ -147,7 +149,7 @@ def schedule_for(
     """The schedule for ``refs`` references (pure): a resumed build keeps the step counts it started with
     (the fast preset's depend on timings), explicit options still win."""
     inv_step_s, tun_step_s = step_costs
-    batch = min(invert_batch, refs)
+    batch = balanced_batch_size(refs, invert_batch)  # as compute_anchors splits them
     plan = plan_schedule(
         preset,
         refs,

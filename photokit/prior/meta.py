@@ -1,7 +1,7 @@
 """A personal prior's description on disk (``prior.json``): where priors live, reading, checking, listing.
 
 Torch-free on purpose: ``photokit status`` and ``prior list`` read these and must start instantly
-(``photokit.prior.storage``, which saves and loads the tensors, re-exports them).
+(``photokit.prior.storage`` saves and loads the tensors).
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ def read_prior_meta(settings: Settings, person_id: int) -> dict:
             f"{path} is corrupt ({exc.__class__.__name__})", Remedy.REBUILD_PRIOR, person_id=person_id
         ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise PhotokitError(f"{path} is not a photokit prior description; rebuild it")
+        raise PhotokitError(
+            f"{path} is not a prior description photokit wrote", Remedy.REBUILD_PRIOR, person_id=person_id
+        )
     problem = _meta_problem(meta)
     if problem:
         raise PhotokitError(f"{path} is incomplete ({problem})", Remedy.REBUILD_PRIOR, person_id=person_id)

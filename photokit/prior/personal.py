@@ -20,32 +20,19 @@ import torch
 from photokit.prior.adapters import stored_bytes, synthesis_parameters
 from photokit.prior.anchors import compute_anchors
 from photokit.prior.estimate import BuildEstimate, BuildSetup, plan_build, schedule_for, start_build
+from photokit.prior.meta import FORMAT, FORMAT_VERSION, TUNING_CHECKPOINT, prior_summary
 from photokit.prior.projector import ProjectorConfig
-from photokit.prior.refs import (
-    ReferenceSet,
-    RefsConfig,
-    build_reference_set,
-    load_reference_images,
-    read_reference_set,
-)
-from photokit.prior.schedule import (  # noqa: F401 - re-exported for callers of the former single module
-    FAST_FLOORS,
-    PRESET_SCHEDULES,
-    PRESETS,
+from photokit.prior.refs import ReferenceSet, build_reference_set, load_reference_images, read_reference_set
+from photokit.prior.schedule import (
     BuildOptions,
     BuildPlan,
-    Preset,
-    plan_schedule,
-    resolve_preset,
+    fast_projector,
+    fast_tuning,
 )
-from photokit.prior.storage import (
-    FORMAT,
-    FORMAT_VERSION,
-    TUNING_CHECKPOINT,
-    prior_summary,
-    save_prior,
-)
+from photokit.prior.selection import RefsConfig
+from photokit.prior.storage import save_prior
 from photokit.prior.tuning import TuningConfig, TuningResult, tune
+from photokit.prior.vocab import Preset
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 from photokit.settings import Settings
 from photokit.store.atomic import atomic_write_text
@@ -107,6 +94,8 @@ def _schedule_stage(
         atomic_write_text(b.state_path, json.dumps(recorded))
     b.projector = replace(b.projector, steps=plan.invert_steps)
     b.tuning = replace(b.tuning, steps=plan.tuning_steps)
+    if b.preset == Preset.FAST:  # anchors stop early once converged
+        b.projector, b.tuning = fast_projector(b.projector), fast_tuning(b.tuning)
     return plan
 
 

@@ -25,19 +25,12 @@ from torch import nn
 
 from photokit.errors import PhotokitError, Remedy
 from photokit.prior.adapters import apply_stored, stored_kind
-from photokit.prior.meta import (  # noqa: F401 - torch-free (status, prior list); re-exported here
+from photokit.prior.meta import (
     ANCHORS_FILE,
-    ANCHORS_PARTIAL,
     FORMAT,
-    FORMAT_VERSION,
     PRIOR_JSON,
-    TUNING_CHECKPOINT,
     WEIGHT_FILES,
-    WORK_DIR,
-    has_prior,
-    list_priors,
     prior_dir,
-    prior_summary,
     read_prior_meta,
 )
 from photokit.settings import Settings

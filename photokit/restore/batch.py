@@ -248,7 +248,9 @@ def _restore_claimed(
     if status == JobStatus.DONE:
         preferred = plan.preferred.get(job.subject)
         if report is not None and preferred and str(target) != preferred:
-            report["warnings"].append(f"{shown(preferred)} already exists: wrote {shown(target)} (--force replaces it)")
+            report["warnings"].append(
+                f"{shown(preferred)} already exists: wrote {shown(target)} (replaced only when forced)"
+            )
         summary.done.append(report or {})
     elif status == JobStatus.SKIPPED:
         summary.skipped.append({"source": job.subject, "reason": error})

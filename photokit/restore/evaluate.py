@@ -106,7 +106,7 @@ def parse_tasks(text: str) -> list[str]:
     tasks = [t.strip().lower() for t in text.split(",") if t.strip()]
     bad = [t for t in tasks if t not in TASKS]
     if bad or not tasks:
-        raise PhotokitError(f"--task {text!r}: use a comma-separated list of {', '.join(TASKS)}")
+        raise PhotokitError(f"tasks {text!r}: use a comma-separated list of {', '.join(TASKS)}")
     return list(dict.fromkeys(tasks))
 
 

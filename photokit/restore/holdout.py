@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from photokit.errors import PhotokitError
-from photokit.prior.refs import Candidate, RefsConfig, load_candidates, select_references
+from photokit.errors import PhotokitError, Remedy
+from photokit.prior.refs import load_candidates
+from photokit.prior.selection import Candidate, RefsConfig, select_references
 from photokit.reporting import NULL_REPORTER, NoteLevel, Reporter
 from photokit.restore.evaluate import EvalResult
 from photokit.settings import Settings
@@ -65,12 +66,13 @@ def split_references(db, person_ref: str, resolution: int, holdout: int, max_tra
         person_id, name = person.id, person.name
     usable = selection.kept
     if holdout < 1:
-        raise PhotokitError("--holdout must be at least 1")
+        raise PhotokitError("hold out at least one face")
     if len(usable) < holdout + config.min_refs:
         raise PhotokitError(
             f"person {person_id}{f' ({name})' if name else ''} has {len(usable)} usable reference face(s) at "
             f"{resolution} px; holding out {holdout} needs at least {holdout + config.min_refs} "
-            f"(a prior needs {config.min_refs}): use a smaller --holdout or add photos"
+            f"(a prior needs {config.min_refs})",
+            Remedy.FEWER_HELD_OUT,
         )
     order = np.random.default_rng(seed).permutation(len(usable))
     held = sorted(order[:holdout].tolist())
@@ -86,7 +88,7 @@ def aligned_crops(candidates: list[Candidate], resolution: int, device: torch.de
     images = []
     for c in candidates:
         if c.path is None or c.alignment is None:
-            raise PhotokitError(f"face {c.face_id}: its photo file is not known; run `photokit scan` again")
+            raise PhotokitError(f"face {c.face_id}: its photo file is not known", Remedy.SCAN_LIBRARY)
         crop = align_face(read_rgb(c.path), FaceAlignment.from_json(c.alignment), resolution)
         images.append(torch.from_numpy(crop.astype(np.float32)).permute(2, 0, 1) / 127.5 - 1.0)
     return torch.stack(images).to(device)
@@ -240,44 +242,90 @@ def evaluate_person(
     seed: int = 0,
 ) -> PersonEval:
     """MyStyle's protocol on a library person: split, prior without the held-out faces, restore, score.
-
-    ``reporter`` gets the warnings and the cost (notes, before any long work), then one task ("eval")
-    advanced per restoration."""
+    ``reporter`` gets the warnings and the cost (notes, before long work), then "eval" advanced per restoration."""
     import time
 
     from photokit.devices import resolve_device
-    from photokit.reporting import format_duration
-    from photokit.restore.evaluate import Restorers, evaluate, task_degradation
+    from photokit.restore.evaluate import Restorers
     from photokit.restore.project import SmallImageLoss
-    from photokit.restore.verify import analyzer_describe
-    from photokit.stylegan2.base import resolve_base
-    from photokit.stylegan2.losses import build_lpips, lpips_available, make_reconstruction_loss
+    from photokit.stylegan2.losses import make_reconstruction_loss
 
     started = time.perf_counter()
     device = device or resolve_device("auto")
     gpu = device.type != "cpu"
     steps = steps or (GPU_PROJECTION_STEPS if gpu else CPU_PROJECTION_STEPS)
     schedule = schedule or (GPU_DEFAULTS if gpu else CPU_DEFAULTS)
-    base = resolve_base(settings, device)
-    resolution = int(base.generator.resolution)
-    for task in tasks:
-        task_degradation(task, resolution)  # a factor too large for this generator: stop before any work
+    base, resolution = _checked_base(settings, device, tasks)
     loss_fn = make_reconstruction_loss(loss, "alex", device, allow_random_backbone=allow_random_lpips)
     split = split_references(db, person_ref, resolution, holdout, schedule.max_train, seed)
     folder = cache_folder(settings, base, split, schedule, loss_fn.name)
     cached = load_cached(folder, base, device)
+    warnings = _setup_warnings(base, loss_fn)
+    for warning in warnings:
+        reporter.note(warning, NoteLevel.WARNING)
+    estimate = _announce_cost(base, loss_fn, device, split, tasks, schedule, cached is not None, steps, reporter)
+    if cached is None:
+        targets = aligned_crops(split.train, resolution, device)
+        tuned, anchors = build_holdout_prior(base, targets, loss_fn, schedule, folder)
+    else:
+        tuned, anchors = cached
+    restorers = Restorers(tuned, anchors, base.generator, SmallImageLoss(loss_fn), steps)
+    result = _restore_and_score(split, tasks, resolution, device, restorers, describe, warnings, reporter)
+    reporter.task_finished("eval")
+    reused, seconds = cached is not None, time.perf_counter() - started
+    return PersonEval(
+        split,
+        base.to_json(),
+        bool(base.pretrained),
+        warnings,
+        str(folder),
+        reused,
+        steps,
+        schedule,
+        estimate,
+        result,
+        seconds,
+    )
+
+
+def _checked_base(settings: Settings, device, tasks: list[str]) -> tuple[BaseGenerator, int]:
+    """The base generator and its resolution; a task's factor too large for it stops before any work."""
+    from photokit.restore.evaluate import task_degradation
+    from photokit.stylegan2.base import resolve_base
+
+    base = resolve_base(settings, device)
+    resolution = int(base.generator.resolution)
+    for task in tasks:
+        task_degradation(task, resolution)
+    return base, resolution
+
+
+def _setup_warnings(base: BaseGenerator, loss_fn) -> list[str]:
+    """What makes these numbers weaker than MyStyle's: a base that is not a face model, or no LPIPS loss."""
     warnings = [w for w in [base.warning()] if w]
     if not base.pretrained:
         warnings.append("the base generator is not a pretrained face model: these numbers mean nothing about faces")
     if loss_fn.lpips is None:
-        warnings.append("loss is MSE only (--loss mse): restorations are blurrier than with LPIPS")
-    for warning in warnings:
-        reporter.note(warning, NoteLevel.WARNING)
+        warnings.append("loss is MSE only: restorations are blurrier than with LPIPS")
+    return warnings
+
+
+def _announce_cost(base: BaseGenerator, loss_fn, device, split, tasks, schedule, cached: bool, steps: int, reporter):
+    """Estimate the run, say it (a note, before any long work) and start the "eval" task; the estimate in s."""
     n_eval = len(split.held_out) * len(tasks)
-    estimate, step_s = estimate_seconds(
-        base, loss_fn, device, n_eval, steps, schedule, len(split.train), cached is not None
-    )
-    reporter.note(
+    estimate, step_s = estimate_seconds(base, loss_fn, device, n_eval, steps, schedule, len(split.train), cached)
+    resolution = int(base.generator.resolution)
+    reporter.note(_cost_note(split, tasks, resolution, schedule, cached, steps, step_s, device, estimate))
+    reporter.task_started("eval", "eval: prior without the held-out faces, then restorations", n_eval * 3)
+    return estimate
+
+
+def _cost_note(split, tasks, resolution, schedule, cached: bool, steps: int, step_s: float, device, estimate) -> str:
+    """The plan and its cost, said before any long work."""
+    from photokit.reporting import format_duration
+
+    n_eval = len(split.held_out) * len(tasks)
+    return (
         f"eval of {split.person_name or f'person {split.person_id}'}: {len(split.train)} training and "
         f"{len(split.held_out)} held-out faces at {resolution} px, tasks {', '.join(tasks)}; prior "
         + (
@@ -288,12 +336,14 @@ def evaluate_person(
         + f"; {2 * n_eval} projections x {steps} steps at {step_s:.3g} s/step on {device.type}: about "
         + format_duration(estimate)
     )
-    reporter.task_started("eval", "eval: prior without the held-out faces, then restorations", n_eval * 3)
-    if cached is None:
-        targets = aligned_crops(split.train, resolution, device)
-        tuned, anchors = build_holdout_prior(base, targets, loss_fn, schedule, folder)
-    else:
-        tuned, anchors = cached
+
+
+def _restore_and_score(split, tasks, resolution, device, restorers, describe, warnings: list[str], reporter):
+    """Degrade each held-out face, restore it with every method, score it against the original."""
+    from photokit.restore.evaluate import evaluate
+    from photokit.restore.verify import analyzer_describe
+    from photokit.stylegan2.losses import build_lpips, lpips_available
+
     truths = aligned_crops(split.held_out, resolution, device)
     references = np.array([c.embedding for c in split.train if c.embedding is not None], np.float32).reshape(-1, 128)
     if describe is None:
@@ -302,11 +352,8 @@ def evaluate_person(
         describe = analyzer_describe(FaceAnalyzer(device=str(device)))
     lpips_model = build_lpips("alex", device) if lpips_available("alex") else None
     if lpips_model is None:
-        warnings.append(
-            "LPIPS is not reported: its AlexNet weights are not installed (photokit models install lpips-alex)"
-        )
-    restorers = Restorers(tuned, anchors, base.generator, SmallImageLoss(loss_fn), steps)
-    result = evaluate(
+        warnings.append("LPIPS is not reported: its AlexNet weights (model lpips-alex) are not installed")
+    return evaluate(
         truths,
         [c.face_id for c in split.held_out],
         tasks,
@@ -315,18 +362,4 @@ def evaluate_person(
         references,
         lpips_model,
         on_sample=lambda s: reporter.task_advanced("eval", 1, f"{s.task} {s.method}: {s.psnr:.1f} dB"),
-    )
-    reporter.task_finished("eval")
-    return PersonEval(
-        split,
-        base.to_json(),
-        bool(base.pretrained),
-        warnings,
-        str(folder),
-        cached is not None,
-        steps,
-        schedule,
-        estimate,
-        result,
-        time.perf_counter() - started,
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 from photokit.restore.options import EnhanceOptions
-from photokit.restore.priors import INSTALL_HINT, PriorSource
+from photokit.restore.priors import PriorSource
 from photokit.restore.project import SmallImageLoss
+from photokit.stylegan2.base import INSTALL_HINT
 from photokit.stylegan2.vocab import LossKind
 
 

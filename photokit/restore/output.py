@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from photokit.errors import PhotokitError
-from photokit.library.images import SIXTEEN_BIT_MODES, exif_orientation, open_image, orient_array, upright_exif_bytes
+from photokit.library.images import SIXTEEN_BIT_MODES, DecodedImage, decode_image, orient_array, upright_exif_bytes
 from photokit.store.atomic import atomic_path
 
 _WRITABLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")
@@ -60,25 +60,22 @@ def _png_bit_depth(path: Path) -> int:
     return head[24] if len(head) >= 26 and head[12:16] == b"IHDR" else 8
 
 
-def _sixteen_bit(image: Image.Image, path: Path) -> bool:
-    if image.mode in SIXTEEN_BIT_MODES:
+def _sixteen_bit(decoded: DecodedImage, path: Path) -> bool:
+    if decoded.mode in SIXTEEN_BIT_MODES:
         return True
-    if image.format == "PNG" or path.suffix.lower() == ".png":
+    if decoded.format == "PNG" or path.suffix.lower() == ".png":
         return _png_bit_depth(path) == 16
-    if image.format == "TIFF":
-        bits = getattr(image, "tag_v2", {}).get(258)
-        return bool(bits) and max(bits if isinstance(bits, tuple) else (bits,)) == 16
+    if decoded.format == "TIFF":
+        return bool(decoded.sample_bits) and max(decoded.sample_bits) == 16
     return False
 
 
 def load_photo(path: str | Path) -> Photo:
     """Decode a photo (raising ``ImageReadError`` for missing, corrupt or non-image files)."""
     path = Path(path)
-    image = open_image(path)  # validated, fully decoded, upright; ImageReadError otherwise
-    with Image.open(path) as probe:
-        fmt = probe.format or "PNG"
-        raw_orientation = exif_orientation(probe)
-        sixteen = _sixteen_bit(probe, path)
+    decoded = decode_image(path)  # validated, fully decoded, upright; ImageReadError otherwise
+    image, fmt, raw_orientation = decoded.image, decoded.format, decoded.orientation
+    sixteen = _sixteen_bit(decoded, path)
     info = image.info
     exif_bytes = upright_exif_bytes(image)
     gray_mode = image.mode in ("L", "LA", "1") + SIXTEEN_BIT_MODES

@@ -25,11 +25,7 @@ from photokit.restore import mask as face_mask
 from photokit.restore.cost import StepCosts
 from photokit.restore.loading import default_analyzer, load_restoration_loss, model_warnings
 from photokit.restore.masks import KnownMask
-from photokit.restore.options import (  # noqa: F401 - re-exported for callers of the former single module
-    CPU_DEFAULT_STEPS,
-    DEFAULT_SCALE,
-    GPU_DEFAULT_STEPS,
-    MAX_OUTPUT_PIXELS,
+from photokit.restore.options import (
     EnhanceOptions,
     check_file_output_size,
     check_output_size,

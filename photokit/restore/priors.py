@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from photokit.errors import MissingModelError, PhotokitError
+from photokit.errors import MissingModelError, PhotokitError, Remedy
 from photokit.settings import Settings
 from photokit.stylegan2.base import INSTALL_HINT, BaseGenerator, resolve_base
 
@@ -78,7 +78,8 @@ class StorePriors:
         return cached
 
     def _load_personal(self, person_id: int) -> Any | None:
-        from photokit.prior.storage import has_prior, load_personal_prior
+        from photokit.prior.meta import has_prior
+        from photokit.prior.storage import load_personal_prior
 
         if not has_prior(self.settings, person_id):
             return None
@@ -164,15 +165,13 @@ class NoPeople:
         return None, None, float("inf")
 
     def resolve(self, ref: str) -> tuple[int, str | None]:
-        raise PhotokitError(f"unknown person '{ref}': scan your library first (`photokit scan PATH`)")
+        raise PhotokitError(f"unknown person '{ref}'", Remedy.SCAN_LIBRARY)
 
     def embeddings(self, person_id: int) -> np.ndarray:
         return np.zeros((0, 128), np.float32)
 
 
 __all__ = [
-    "INSTALL_HINT",
-    "BaseGenerator",
     "DatabasePeople",
     "NoPeople",
     "PeopleIndex",

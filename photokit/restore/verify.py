@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from photokit.faces.cluster import ClusterConfig, pairwise_distances
-from photokit.prior.refs import RefsConfig
+from photokit.prior.selection import RefsConfig
 from photokit.restore.degrade import Degradation
 
 # (H, W, 3) float RGB in [0, 1] -> the descriptor of the face found in it, or None when none is found.

@@ -64,7 +64,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
         unlocks="personal priors and face restoration at 1024 px (MyStyle's base generator; a GPU is advised)",
         url=f"{_NV}/ffhq.pkl",
         get_it=f"{_NV}/ffhq.pkl (NVIDIA, Nvidia Source Code License-NC); rosinality's "
-        "stylegan2-ffhq-config-f.pt also works: photokit models install ffhq-1024 --from FILE",
+        "stylegan2-ffhq-config-f.pt also works, installed from the file",
         resolution=1024,
     ),
     CatalogEntry(
@@ -75,7 +75,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
         unlocks="personal priors and face restoration at 256 px (about 10x cheaper than 1024 px; the CPU choice)",
         url=f"{_NV}/transfer-learning-source-nets/ffhq-res256-mirror-paper256-noaug.pkl",
         get_it=f"{_NV}/transfer-learning-source-nets/ffhq-res256-mirror-paper256-noaug.pkl (NVIDIA); any 256 px "
-        "FFHQ StyleGAN2 in rosinality or NVIDIA format: photokit models install ffhq-256 --from FILE",
+        "FFHQ StyleGAN2 in rosinality or NVIDIA format, installed from the file",
         resolution=256,
     ),
     CatalogEntry(
@@ -83,7 +83,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
         kind=LPIPS,
         filename="alexnet-owt-7be5be79.pth",
         title="torchvision AlexNet ImageNet weights (LPIPS-Alex backbone)",
-        unlocks="LPIPS(AlexNet) + MSE loss for prior tuning and restoration (without it: --loss mse, lower quality)",
+        unlocks="LPIPS(AlexNet) + MSE loss for prior tuning and restoration (without it: the MSE loss, lower quality)",
         url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
         sha256_prefix="7be5be79",
         location=TORCH_HUB,
@@ -122,12 +122,11 @@ GENERATOR_PREFERENCE = ("ffhq-1024", "ffhq-256")
 
 
 def catalog_entry(name: str, catalog: tuple[CatalogEntry, ...] = CATALOG) -> CatalogEntry:
-    from photokit.errors import PhotokitError
+    from photokit.errors import PhotokitError, Remedy
 
     for entry in catalog:
         if entry.name == name:
             return entry
     raise PhotokitError(
-        f"unknown model '{name}': known models are {', '.join(e.name for e in catalog)} "
-        "(an edit direction installs from a file: `photokit models install NAME --from FILE.npy`)"
+        f"unknown model '{name}': known models are {', '.join(e.name for e in catalog)}", Remedy.INSTALL_DIRECTION
     )

@@ -50,8 +50,8 @@ def direction_entry(name: str) -> CatalogEntry:
         kind=DIRECTION,
         filename=f"{name}{SUFFIX}",
         title=f"edit direction '{name}' (W-space vector)",
-        unlocks=f"photokit edit PHOTO --person P --edit {name}=AMOUNT",
-        get_it="a .npy file you have: photokit models install NAME --from FILE.npy",
+        unlocks=f"edits of a person's photos along this direction ({name}=AMOUNT)",
+        get_it="a .npy file you have, installed from the file",
         required=False,
     )
 

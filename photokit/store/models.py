@@ -4,6 +4,7 @@ Generators are converted to photokit's format (safetensors + JSON config) when i
 later is fast and never involves a pickle. LPIPS backbones and facenet weights are copied, unchanged,
 to where torchvision / facenet-pytorch look for them. ``installed.json`` in the store records each
 install (source, sizes, SHA-256) so ``models verify`` can tell when a file changed.
+Just over 400 lines: one store class whose install, verify and remove share the same records.
 """
 
 from __future__ import annotations
@@ -230,9 +231,7 @@ class ModelStore:
         path = self.default_generator_path()
         if path is None:
             raise MissingModelError(
-                "no StyleGAN2 face generator is installed: run `photokit models install ffhq-256` (or ffhq-1024)",
-                Remedy.INSTALL_FROM_FILE,
-                model="ffhq-256",
+                "no StyleGAN2 face generator is installed", Remedy.INSTALL_GENERATOR, model="ffhq-256"
             )
         return path
 
@@ -250,41 +249,12 @@ class ModelStore:
             entry = self.entry(name)
         if from_file is not None and url is not None:
             raise PhotokitError("give either a file or a URL to install from, not both")
-        downloaded: Path | None = None
-        if from_file is not None:
-            source = Path(from_file).expanduser()
-            if not source.is_file():
-                raise PhotokitError(f"file not found: {source}")
-            source_label = str(source.resolve())
-        else:
-            url = url or entry.url
-            if not url:
-                raise MissingModelError(
-                    f"photokit knows no download URL for {name}: get it from {entry.get_it}",
-                    Remedy.INSTALL_FROM_FILE,
-                    model=name,
-                )
-            downloaded = download(url, self._partial_path(name, url), entry.size, reporter=reporter, label=name)
-            source, source_label = downloaded, url
-
+        source, source_label, downloaded = self._fetch_source(entry, name, from_file, url, reporter)
         try:
             source_sha = file_sha256(source)
             self._check_source(entry, source, source_sha, downloaded)
             target = self.target_path(entry)
-            record: dict[str, Any] = {
-                "source": source_label,
-                "source_sha256": source_sha,
-                "source_bytes": source.stat().st_size,
-                "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            }
-            if entry.kind == GENERATOR:
-                record.update(self._install_generator(entry, source, source_sha, target))
-            elif entry.kind == DIRECTION:
-                record["shape"] = list(install_direction(source, target).shape)
-            else:
-                self._check_state_dict(entry, source)
-                with atomic_path(target) as tmp:
-                    shutil.copyfile(source, tmp)
+            record = self._copy_in(entry, source, source_label, source_sha, target)
         except BaseException as exc:
             if downloaded is not None and not isinstance(exc, KeyboardInterrupt):
                 downloaded.unlink(missing_ok=True)  # a bad download is never resumed
@@ -304,6 +274,45 @@ class ModelStore:
         records[name] = record
         self._write_records(records)
         return self.status(name)
+
+    def _fetch_source(
+        self, entry: CatalogEntry, name: str, from_file, url: str | None, reporter: Reporter
+    ) -> tuple[Path, str, Path | None]:
+        """(file to install, where it came from, the download to delete afterwards or None)."""
+        if from_file is not None:
+            source = Path(from_file).expanduser()
+            if not source.is_file():
+                raise PhotokitError(f"file not found: {source}")
+            return source, str(source.resolve()), None
+        url = url or entry.url
+        if not url:
+            raise MissingModelError(
+                f"photokit knows no download URL for {name}: get it from {entry.get_it}",
+                Remedy.INSTALL_FROM_FILE,
+                model=name,
+            )
+        downloaded = download(url, self._partial_path(name, url), entry.size, reporter=reporter, label=name)
+        return downloaded, url, downloaded
+
+    def _copy_in(
+        self, entry: CatalogEntry, source: Path, source_label: str, source_sha: str, target: Path
+    ) -> dict[str, Any]:
+        """Convert or copy a checked source into the store; the install record so far."""
+        record: dict[str, Any] = {
+            "source": source_label,
+            "source_sha256": source_sha,
+            "source_bytes": source.stat().st_size,
+            "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        if entry.kind == GENERATOR:
+            record.update(self._install_generator(entry, source, source_sha, target))
+        elif entry.kind == DIRECTION:
+            record["shape"] = list(install_direction(source, target).shape)
+        else:
+            self._check_state_dict(entry, source)
+            with atomic_path(target) as tmp:
+                shutil.copyfile(source, tmp)
+        return record
 
     def _check_source(self, entry: CatalogEntry, source: Path, sha: str, downloaded: Path | None) -> None:
         if entry.size is not None and downloaded is not None and source.stat().st_size != entry.size:

@@ -18,8 +18,8 @@ from photokit.errors import PhotokitError
 from photokit.settings import Settings
 
 INSTALL_HINT = (
-    "install a face generator: `photokit models install ffhq-256` (or ffhq-1024; a file you downloaded "
-    "works too, see `photokit models list`)"
+    "install a pretrained face generator from the model catalog (ffhq-256, or ffhq-1024; a file you "
+    "downloaded works too)"
 )
 
 
@@ -67,7 +67,7 @@ class BaseGenerator:
                 f"so this is NOT a real face prior or restoration; {INSTALL_HINT}"
             )
         return (
-            f"base generator {self.name} is not an installed FFHQ model from `photokit models`: "
+            f"base generator {self.name} is not an installed FFHQ model from the model catalog: "
             "if its weights are random (test fixtures are), this is NOT a real face prior"
         )
 

@@ -12,6 +12,14 @@ _REMEDIES = {
     Remedy.INSTALL_OR_MSE_LOSS: "install it with `photokit models install {model} --from FILE`, or choose the mse loss",
     Remedy.SMALLER_SCALE: "use a smaller scale",
     Remedy.INSTALL_FROM_FILE: "then install it with `photokit models install {model} --from FILE`",
+    Remedy.LIST_PEOPLE: "see the People page",
+    Remedy.SHOW_PERSON_FACES: "each person's page shows their faces",
+    Remedy.MERGE_PEOPLE: "merge the two people instead",
+    Remedy.SCAN_LIBRARY: "scan your library first (`photokit scan PATH`)",
+    Remedy.FEWER_HELD_OUT: "hold out fewer faces or add photos",
+    Remedy.INSTALL_GENERATOR: "install one with `photokit models install {model}`",
+    Remedy.UPGRADE_DATABASE: "run `photokit db upgrade`",
+    Remedy.UPGRADE_DATABASE_AS_WRITER: "run `photokit db upgrade` as a user who may write there",
 }
 
 

@@ -107,7 +107,7 @@ def _people_choices(session) -> list[dict]:
 
 @router.get("/people/{person_id}")
 def person_page(request: Request, person_id: int, page: int = Query(1, ge=1, le=1_000_000)) -> Response:
-    from photokit.prior.storage import has_prior
+    from photokit.prior.meta import has_prior
 
     g = gallery(request)
     with g.db.session(write=False) as session:
@@ -146,7 +146,7 @@ def photo_page(request: Request, photo_id: int) -> Response:
 
 @router.get("/priors")
 def priors_page(request: Request) -> Response:
-    from photokit.prior.storage import list_priors
+    from photokit.prior.meta import list_priors
 
     g = gallery(request)
     priors = list_priors(g.settings)

@@ -80,7 +80,8 @@ def handlers(db, settings: Settings) -> dict[str, Handler]:
         from photokit.devices import resolve_device
         from photokit.prior.storage import person_owner
         from photokit.restore.batch import run_batch
-        from photokit.restore.pipeline import EnhanceOptions, Enhancer
+        from photokit.restore.options import EnhanceOptions
+        from photokit.restore.pipeline import Enhancer
         from photokit.restore.priors import DatabasePeople, StorePriors
 
         p = ctx.params

@@ -1,0 +1,96 @@
+"""The fast prior preset: batched W inversion with per-anchor early stopping, and a schedule that fits
+20 references at 256 px into 30 minutes given measured step costs (timings are never asserted here)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from photokit.prior.estimate import schedule_for
+from photokit.prior.projector import ProjectorConfig, balanced_batch_size, invert_w, loss_flattened
+from photokit.prior.schedule import FAST_REFERENCE_COSTS, PRESET_SCHEDULES, BuildOptions, fast_projector
+from photokit.prior.vocab import Preset
+from photokit.stylegan2.losses import make_reconstruction_loss
+from photokit.stylegan2.network import build_tiny_generator, w_statistics
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    G = build_tiny_generator()
+    return G, w_statistics(G, 2000, torch.device("cpu"), 0)
+
+
+def _planted(G, n: int, seed: int) -> torch.Tensor:
+    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        return G.synthesis(G.mapping(z), noise_mode="const")
+
+
+def test_batched_inversion_equals_one_at_a_time(tiny):
+    G, w_stats = tiny
+    targets = _planted(G, 3, seed=4)
+    config = ProjectorConfig(steps=25)
+    loss = make_reconstruction_loss("mse")
+    batched = invert_w(G, targets, loss, config, w_stats=w_stats, seeds=[7, 8, 9])
+    singles = [invert_w(G, targets[i : i + 1], loss, config, w_stats=w_stats, seeds=[7 + i]) for i in range(3)]
+    assert batched.noise_optimized and batched.steps == [25, 25, 25]  # no early stop unless asked
+    assert all(f < s for f, s in zip(batched.final_loss, batched.start_loss))  # the anchors moved
+    assert torch.allclose(batched.ws, torch.cat([s.ws for s in singles]), rtol=1e-3, atol=1e-4)
+    assert batched.final_loss == pytest.approx([s.final_loss[0] for s in singles], rel=1e-3)
+
+
+def test_early_stopping_freezes_a_converged_anchor_and_not_a_moving_one(tiny):
+    """Reference 0 is the mean w's own image (converged from the start), reference 1 is far from it."""
+    G, w_stats = tiny
+    w_avg = w_stats[0]
+    with torch.no_grad():
+        at_mean = G.synthesis(w_avg.reshape(1, 1, -1).repeat(1, G.num_ws, 1), noise_mode="const")
+    targets = torch.cat([at_mean, _planted(G, 1, seed=5)])
+    config = ProjectorConfig(
+        steps=60, early_stop_window=5, early_stop_tol=0.002, initial_noise_factor=0.0, optimize_noise=False
+    )
+    loss = make_reconstruction_loss("mse")
+    result = invert_w(G, targets, loss, config, w_stats=w_stats, seeds=[1, 2])
+    assert result.steps[0] == 2 * config.early_stop_window  # frozen at the first chance
+    assert result.steps[1] > result.steps[0]  # still improving then: kept going
+    # Adam normalises even round-off gradients, so the converged anchor drifts by a few tiny steps at most
+    assert torch.allclose(result.ws[0], w_avg, atol=0.02) and result.final_loss[0] < 1e-4
+    assert result.final_loss[1] < 0.5 * result.start_loss[1]
+    # the anchor that stayed is not disturbed by its neighbour leaving the batch
+    alone = invert_w(G, targets[1:], loss, config, w_stats=w_stats, seeds=[2])
+    assert alone.steps == result.steps[1:]
+    assert torch.allclose(alone.ws, result.ws[1:], rtol=1e-3, atol=1e-4)
+
+
+def test_loss_flattened_needs_two_windows_and_a_small_drop():
+    steps = torch.arange(20, dtype=torch.float32)
+    history = torch.stack([torch.full((20,), 0.3), 1.0 / (1 + steps), 1.0 - 0.0001 * steps], dim=1)
+    assert loss_flattened(history, window=5, tol=0.01).tolist() == [True, False, True]
+    assert not loss_flattened(history[:9], window=5, tol=0.01).any()  # fewer than 2 windows
+    assert not loss_flattened(history, window=0, tol=0.01).any()  # early stopping off
+
+
+def test_fast_preset_fits_20_references_at_256_px_in_30_minutes():
+    """With the per-step costs measured at 256 px (benchmarks/bench_prior_schedule.py), the fast preset's
+    own schedule needs no shrinking for 20 references in 30 minutes; a slower machine shrinks it."""
+    invert_step_s, tuning_step_s = FAST_REFERENCE_COSTS["invert_step_s"], FAST_REFERENCE_COSTS["tuning_step_s"]
+    fast = PRESET_SCHEDULES[Preset.FAST]
+    options = BuildOptions(preset=Preset.FAST, max_refs=20, budget_s=30 * 60)
+    batch = ProjectorConfig.batch_size
+    plan = schedule_for(Preset.FAST, 20, batch, (invert_step_s * batch, tuning_step_s), options, 1, None)
+    assert (plan.refs, plan.invert_steps, plan.tuning_steps) == (20, fast["invert_steps"], fast["epochs"] * 20)
+    assert plan.invert_batches == 3 and plan.invert_batch == balanced_batch_size(20, batch) == 7
+    assert plan.invert_s + plan.tuning_s <= 30 * 60
+    assert plan.paper_estimate_s > 10 * (plan.invert_s + plan.tuning_s)
+    costs = (1.25 * invert_step_s * batch, 1.25 * tuning_step_s)
+    slow = schedule_for(Preset.FAST, 20, batch, costs, options, 1, None)
+    assert slow.refs == 20 and slow.invert_s + slow.tuning_s <= 30 * 60
+    assert slow.invert_steps < plan.invert_steps and slow.tuning_steps < plan.tuning_steps
+    assert fast_projector(ProjectorConfig()).early_stop_window > 0  # the fast preset stops anchors early
+
+
+def test_balanced_batches_keep_the_number_of_batches():
+    for count in range(1, 40):
+        for size in (1, 3, 8):
+            balanced = balanced_batch_size(count, size)
+            assert balanced <= size and -(-count // balanced) == -(-count // size)
