@@ -19,7 +19,8 @@ from photokit.stylegan2 import (
     read_photokit_metadata,
     save_generator,
 )
-from photokit.stylegan2.network import build_tiny_generator, fir_filter
+from photokit.stylegan2.network import build_tiny_generator
+from photokit.stylegan2.ops import fir_filter
 from tests.conftest import shared_path
 
 FIXTURES = ("nvlabs", "rosinality")

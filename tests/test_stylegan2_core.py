@@ -5,15 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from photokit.stylegan2.network import (
-    Generator,
-    GeneratorConfig,
-    build_tiny_generator,
-    fir_filter,
-    modulated_conv2d,
-    num_ws_for,
-    upsample2d,
-)
+from photokit.stylegan2.network import Generator, GeneratorConfig, build_tiny_generator, num_ws_for
+from photokit.stylegan2.ops import fir_filter, modulated_conv2d, upsample2d
 
 
 @pytest.fixture(scope="module")

@@ -125,7 +125,7 @@ def personal_direction(name: str, anchors: torch.Tensor, values: list[float | No
 # -- SeFa ----------------------------------------------------------------------------------------------
 def style_affine_weights(generator: nn.Module) -> torch.Tensor:
     """A: the style affine weights of every synthesis conv layer stacked, (sum of channels, w_dim)."""
-    from photokit.stylegan2.network import SynthesisLayer
+    from photokit.stylegan2.layers import SynthesisLayer
 
     synthesis = getattr(generator, "synthesis", generator)
     rows = [m.affine.weight.detach().float().cpu() for m in synthesis.modules() if isinstance(m, SynthesisLayer)]

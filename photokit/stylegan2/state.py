@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from photokit.errors import PhotokitError
-from photokit.stylegan2.network import Generator, GeneratorConfig, fir_filter
+from photokit.stylegan2.network import Generator, GeneratorConfig
+from photokit.stylegan2.ops import fir_filter
 
 
 def short_error(exc: BaseException) -> str:
