@@ -146,13 +146,14 @@ def _batched_noise_works(noise: _BatchedNoise, ws: torch.Tensor) -> bool:
 
 
 def loss_flattened(history: torch.Tensor, window: int, tol: float) -> torch.Tensor:
-    """Which per-sample loss curves (T, B) have flattened (B,): the mean of the last ``window`` steps is
-    at most ``tol`` (relative) below the mean of the ``window`` steps before. Window means smooth out
-    the projector's w-noise; fewer than 2 x ``window`` steps, or ``window`` = 0, is never flat."""
+    """Which per-sample loss curves (T, B) have flattened (B,): the best loss of the last ``window`` steps
+    is at most ``tol`` (relative) below the best of the ``window`` steps before. Window minima ride out the
+    projector's w-noise, and an anchor already at its optimum (whose loss only jitters as Adam normalises
+    round-off gradients) counts as flat; fewer than 2 x ``window`` steps, or ``window`` = 0, is never flat."""
     if window <= 0 or history.shape[0] < 2 * window:
         return torch.zeros(history.shape[1], dtype=torch.bool)
-    previous = history[-2 * window : -window].mean(dim=0)
-    last = history[-window:].mean(dim=0)
+    previous = history[-2 * window : -window].amin(dim=0)
+    last = history[-window:].amin(dim=0)
     return previous - last <= tol * previous.abs()
 
 
