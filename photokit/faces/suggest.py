@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from photokit.db.models import DismissedSuggestion, Person
 from photokit.faces.cluster import ClusterConfig, spread_gap_ratio
+from photokit.faces.descriptors import active_kind, cluster_config
 from photokit.faces.index import FaceIndex
 from photokit.faces.matching import LibraryFaces, PersonStats, library_token
 from photokit.faces.vocab import SuggestionKind
@@ -184,8 +185,11 @@ def _dismissed(session: Session) -> tuple[set[tuple[int, int]], set[tuple[int, i
     return merges, moves
 
 
-def suggest(session: Session, config: ClusterConfig = ClusterConfig(), limit: int | None = None) -> Suggestions:
-    """Ranked merge and move suggestions over the non-ignored people (``limit`` of each kind), less dismissed ones."""
+def suggest(session: Session, config: ClusterConfig | None = None, limit: int | None = None) -> Suggestions:
+    """Ranked merge and move suggestions over the non-ignored people (``limit`` of each kind), less dismissed ones.
+
+    Faces of the library's active descriptor kind only (``config``: that kind's defaults)."""
+    config = config or cluster_config(active_kind(session))
     faces = LibraryFaces.load(session)
     if len(faces.face_ids) == 0:
         return Suggestions()
@@ -202,8 +206,9 @@ def suggest(session: Session, config: ClusterConfig = ClusterConfig(), limit: in
     return Suggestions(merges, moves).limited(limit)
 
 
-def suggestions_token(session: Session, config: ClusterConfig = ClusterConfig()) -> str:
+def suggestions_token(session: Session, config: ClusterConfig | None = None) -> str:
     """Changes whenever suggestions may: assignments, people, ignored flags, names, dismissals, options."""
+    config = config or cluster_config(active_kind(session))
     names = session.execute(select(Person.id, Person.name).where(Person.name.is_not(None)).order_by(Person.id))
     dismissed = session.execute(select(*_DISMISSED).order_by(DismissedSuggestion.id))
     state = (CACHE_FORMAT, library_token(session), names.all(), dismissed.all(), config)
@@ -211,12 +216,13 @@ def suggestions_token(session: Session, config: ClusterConfig = ClusterConfig())
 
 
 def cached_suggestions(
-    session: Session, cache_file: Path | None, config: ClusterConfig = ClusterConfig(), limit: int | None = None
+    session: Session, cache_file: Path | None, config: ClusterConfig | None = None, limit: int | None = None
 ) -> Suggestions:
     """``suggest``, answered from ``cache_file`` while the library's state is the one it was computed for.
 
     The cache is a convenience: an unreadable or unwritable file (a read-only home) only costs a recompute.
     """
+    config = config or cluster_config(active_kind(session))
     token = suggestions_token(session, config)
     if cache_file is not None:
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from photokit.errors import PhotokitError
+from photokit.faces.vocab import DescriptorKind
 from photokit.prior.refs import Candidate, RefsConfig, load_candidates, select_references
 from photokit.reporting import NULL_REPORTER, NoteLevel, Reporter
 from photokit.restore.evaluate import EvalResult
@@ -44,6 +45,7 @@ class Split:
     person_name: str | None
     train: list[Candidate]
     held_out: list[Candidate]
+    descriptor_kind: DescriptorKind = DescriptorKind.DLIB128  # the library's: the candidates' descriptors
 
     def to_json(self) -> dict:
         return {
@@ -56,12 +58,14 @@ class Split:
 
 def split_references(db, person_ref: str, resolution: int, holdout: int, max_train: int, seed: int = 0) -> Split:
     """Hold out ``holdout`` of the person's usable references (seeded draw); at least 5 must remain."""
+    from photokit.faces.descriptors import active_kind
     from photokit.faces.people import resolve_person
 
     config = RefsConfig(max_refs=10_000)
     with db.session() as session:
         person = resolve_person(session, person_ref)
-        selection = select_references(load_candidates(session, person), resolution, config)
+        kind = active_kind(session)
+        selection = select_references(load_candidates(session, person), resolution, config.for_descriptor(kind))
         person_id, name = person.id, person.name
     usable = selection.kept
     if holdout < 1:
@@ -75,7 +79,7 @@ def split_references(db, person_ref: str, resolution: int, holdout: int, max_tra
     order = np.random.default_rng(seed).permutation(len(usable))
     held = sorted(order[:holdout].tolist())
     train = [c for i, c in enumerate(usable) if i not in set(held)][:max_train]
-    return Split(person_id, name, train, [usable[i] for i in held])
+    return Split(person_id, name, train, [usable[i] for i in held], kind)
 
 
 def aligned_crops(candidates: list[Candidate], resolution: int, device: torch.device) -> torch.Tensor:
@@ -295,11 +299,12 @@ def evaluate_person(
     else:
         tuned, anchors = cached
     truths = aligned_crops(split.held_out, resolution, device)
-    references = np.array([c.embedding for c in split.train if c.embedding is not None], np.float32).reshape(-1, 128)
+    dim = split.descriptor_kind.dim
+    references = np.array([c.embedding for c in split.train if c.embedding is not None], np.float32).reshape(-1, dim)
     if describe is None:
-        from photokit.faces.analyze import FaceAnalyzer
+        from photokit.faces.analyze import FaceAnalyzer, FaceConfig
 
-        describe = analyzer_describe(FaceAnalyzer(device=str(device)))
+        describe = analyzer_describe(FaceAnalyzer(FaceConfig(descriptor=split.descriptor_kind), device=str(device)))
     lpips_model = build_lpips("alex", device) if lpips_available("alex") else None
     if lpips_model is None:
         warnings.append(
