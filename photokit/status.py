@@ -40,14 +40,20 @@ def library_counts(db: Database) -> dict:
 
 
 def faces_counts(db: Database) -> dict:
+    from photokit.faces.descriptors import active_kind
+
     with db.session(write=False) as session:
         total = session.scalar(select(func.count()).select_from(Face))
         assigned = session.scalar(select(func.count()).select_from(Face).where(Face.person_id.is_not(None)))
+        kind = active_kind(session)
+        described = session.scalar(select(func.count()).select_from(Face).where(Face.descriptor_kind == str(kind)))
         return {
             "faces": total,
             "assigned": assigned,
             "unassigned": total - assigned,
             "photos": {"pending": 0, "done": 0, "failed": 0} | _grouped(session, Photo.faces_status),
+            "descriptor": str(kind),
+            "described": described,  # faces described by the active kind (fewer: a switch is under way)
         }
 
 

@@ -124,7 +124,9 @@ def test_loader_refuses_weights_changed_after_install(facenet_weights):
 
 
 # -- scanning with facenet, switching kinds -----------------------------------------------------------
-def test_scan_with_facenet_writes_512d_descriptors_and_switching_back_restores_dlib(facenet_weights, tmp_path):
+def test_scan_with_facenet_writes_512d_descriptors_and_switching_back_restores_dlib(
+    facenet_weights, tmp_path, settings
+):
     album = _album(tmp_path)
     library = scan_faces_library(tmp_path / "home", [album])  # dlib, the default
     db = library.db
@@ -157,7 +159,7 @@ def test_scan_with_facenet_writes_512d_descriptors_and_switching_back_restores_d
         db.dispose()
 
 
-def test_an_interrupted_switch_resumes_where_it_stopped(facenet_weights, tmp_path, monkeypatch):
+def test_an_interrupted_switch_resumes_where_it_stopped(facenet_weights, tmp_path, monkeypatch, settings):
     from photokit.faces.analyze import FaceAnalyzer
 
     album = _album(tmp_path)

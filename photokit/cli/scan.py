@@ -151,7 +151,8 @@ def _status_lines(status: dict) -> list[str]:
     photos = faces["photos"]
     lines.append(
         f"Faces     {faces['faces']:,} faces ({faces['assigned']:,} assigned); photos: {photos['done']:,} done, "
-        f"{photos['pending']:,} pending, {photos['failed']:,} failed"
+        f"{photos['pending']:,} pending, {photos['failed']:,} failed; descriptor {faces['descriptor']}"
+        + (f" ({faces['described']:,} described so far)" if faces["described"] < faces["faces"] else "")
     )
     lines.append(f"People    {people['named']:,} named, {people['unnamed']:,} unnamed, {people['ignored']:,} ignored")
     models = status["models"]

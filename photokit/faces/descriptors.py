@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -37,6 +38,7 @@ NO_EMBEDDING = "no_embedding"  # Face.cluster_exclusion of a face without a usab
 DLIB_SAME_PERSON = 0.6  # dlib's documented threshold (dlib.net, face_recognition); deepface uses the same
 FACENET_SAME_PERSON = 1.04  # deepface's "Facenet512" euclidean_l2 threshold (see the module docstring)
 DISTANCE_SCALE = {DescriptorKind.DLIB128: 1.0, DescriptorKind.FACENET512: FACENET_SAME_PERSON / DLIB_SAME_PERSON}
+Config = TypeVar("Config")
 # ClusterConfig fields that are distances (scaled by DISTANCE_SCALE) and squared distances (by its square).
 _DISTANCES = ("max_distance", "pair_distance")
 _SQUARED = ("prior_spread",)
@@ -47,13 +49,17 @@ def distance_scale(kind: str) -> float:
     return DISTANCE_SCALE[DescriptorKind(kind)]
 
 
+def in_units_of(kind: str, config: Config, *distances: str, squared: tuple[str, ...] = ()) -> Config:
+    """``config`` (a dataclass) with its fields ``distances`` (and ``squared`` distances), given in dlib's
+    units, in ``kind``'s."""
+    s = distance_scale(kind)
+    scaled = {name: getattr(config, name) * s for name in distances}
+    return dataclasses.replace(config, **scaled, **{name: getattr(config, name) * s * s for name in squared})
+
+
 def cluster_config(kind: str, **overrides) -> ClusterConfig:
     """The clustering defaults for ``kind`` (dlib's unchanged), with ``overrides`` (in that kind's units)."""
-    scale = distance_scale(kind)
-    base = ClusterConfig()
-    scaled = {name: getattr(base, name) * scale for name in _DISTANCES}
-    scaled.update({name: getattr(base, name) * scale * scale for name in _SQUARED})
-    return dataclasses.replace(base, **{**scaled, **overrides})
+    return dataclasses.replace(in_units_of(kind, ClusterConfig(), *_DISTANCES, squared=_SQUARED), **overrides)
 
 
 def active_kind(session: Session) -> DescriptorKind:

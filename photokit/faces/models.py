@@ -75,7 +75,7 @@ def mtcnn(device: str = "cpu"):
 
 
 def facenet_weights_path() -> Path:
-    """Where ``models install facenet-vggface2`` puts the weights: ``$TORCH_HOME/checkpoints``, facenet-pytorch's own place."""
+    """Where ``models install facenet-vggface2`` puts the weights: ``$TORCH_HOME/checkpoints`` (facenet-pytorch's)."""
     from photokit.store.catalog import FACENET_VGGFACE2, TORCH_CHECKPOINTS, catalog_entry
     from photokit.store.models import torch_home
 

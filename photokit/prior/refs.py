@@ -2,7 +2,7 @@
 
 MyStyle (sec. 5 and its code) filters the reference photos (small, low quality, grayscale, near-duplicate)
 and found that diversity matters more than count. photokit does the same on the faces the library already
-indexed (Face rows: descriptor of the library's kind, FFHQ alignment, blur, colour, yaw), then picks the most diverse
+indexed (Face rows: descriptor, FFHQ alignment, blur, colour, yaw), then picks the most diverse
 faces by farthest-point sampling on the embeddings, and writes their aligned crops (FFHQ alignment at the
 generator's resolution, from the original photo files) into the prior's folder, in a fixed order that the
 anchors follow.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,19 +57,13 @@ class RefsConfig:
     min_blur: float = 40.0
     # |yaw| above this (degrees, from landmarks) is a near-profile view the FFHQ alignment handles badly.
     max_abs_yaw: float = 45.0
-    # dlib 128-D euclidean distance (other kinds: ``for_descriptor``) under which two faces are the same shot. Calibration: re-encoded or
-    # resized copies 0.04-0.07, mirrored copies 0.15-0.20 (img11 vs img11_reflection: 0.17); distinct
-    # photos of the same person 0.26 and up (dlib's same-person threshold is 0.6).
+    # dlib 128-D euclidean distance (scaled for other kinds) under which two faces are the same shot.
+    # Calibration: re-encoded or resized copies 0.04-0.07, mirrored copies 0.15-0.20 (img11 vs
+    # img11_reflection: 0.17); distinct photos of the same person 0.26 and up (dlib's same-person threshold: 0.6).
     duplicate_distance: float = 0.22
 
     def min_side_px(self, resolution: int) -> float:
         return self.min_side_fraction * resolution
-
-    def for_descriptor(self, kind: str) -> RefsConfig:
-        """This config with its distance in ``kind``'s units (the value above is dlib's)."""
-        from photokit.faces.descriptors import distance_scale
-
-        return replace(self, duplicate_distance=self.duplicate_distance * distance_scale(kind))
 
 
 @dataclass
@@ -244,7 +238,6 @@ def load_candidates(session, person) -> list[Candidate]:
     from photokit.faces.people import embedding_from_bytes, photo_path
 
     kind = active_kind(session)
-
     faces = session.scalars(select(Face).where(Face.person_id == person.id).order_by(Face.id)).all()
     out = []
     for f in faces:
@@ -331,13 +324,13 @@ def person_label(person) -> str:
 
 def preview_selection(db, person_ref: str, resolution: int, config: RefsConfig = RefsConfig()) -> Selection:
     """The selection without writing anything (cheap): PhotokitError when too few faces are usable."""
-    from photokit.faces.descriptors import active_kind
+    from photokit.faces.descriptors import active_kind, in_units_of
     from photokit.faces.people import resolve_person
 
     with db.session(write=False) as session:
         person = resolve_person(session, person_ref)
-        kind = active_kind(session)
-        selection = select_references(load_candidates(session, person), resolution, config.for_descriptor(kind))
+        scaled = in_units_of(active_kind(session), config, "duplicate_distance")
+        selection = select_references(load_candidates(session, person), resolution, scaled)
         if len(selection.kept) < config.min_refs:
             raise PhotokitError(too_few_message(person_label(person), selection, config))
     return selection

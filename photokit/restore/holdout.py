@@ -47,6 +47,11 @@ class Split:
     held_out: list[Candidate]
     descriptor_kind: DescriptorKind = DescriptorKind.DLIB128  # the library's: the candidates' descriptors
 
+    def train_descriptors(self) -> np.ndarray:
+        """(M, D) descriptors of the training faces: the identity check's references."""
+        vectors = [c.embedding for c in self.train if c.embedding is not None]
+        return np.array(vectors, np.float32).reshape(-1, self.descriptor_kind.dim)
+
     def to_json(self) -> dict:
         return {
             "person_id": self.person_id,
@@ -58,14 +63,16 @@ class Split:
 
 def split_references(db, person_ref: str, resolution: int, holdout: int, max_train: int, seed: int = 0) -> Split:
     """Hold out ``holdout`` of the person's usable references (seeded draw); at least 5 must remain."""
-    from photokit.faces.descriptors import active_kind
+    from photokit.faces.descriptors import active_kind, in_units_of
     from photokit.faces.people import resolve_person
 
     config = RefsConfig(max_refs=10_000)
     with db.session() as session:
         person = resolve_person(session, person_ref)
         kind = active_kind(session)
-        selection = select_references(load_candidates(session, person), resolution, config.for_descriptor(kind))
+        selection = select_references(
+            load_candidates(session, person), resolution, in_units_of(kind, config, "duplicate_distance")
+        )
         person_id, name = person.id, person.name
     usable = selection.kept
     if holdout < 1:
@@ -299,8 +306,7 @@ def evaluate_person(
     else:
         tuned, anchors = cached
     truths = aligned_crops(split.held_out, resolution, device)
-    dim = split.descriptor_kind.dim
-    references = np.array([c.embedding for c in split.train if c.embedding is not None], np.float32).reshape(-1, dim)
+    references = split.train_descriptors()
     if describe is None:
         from photokit.faces.analyze import FaceAnalyzer, FaceConfig
 

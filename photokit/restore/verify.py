@@ -4,10 +4,10 @@
     face's real resolution; for inpainting only the known pixels), must reproduce the input face:
     PSNR(phi(G(w)), I) >= ``min_psnr_db``. It is measured on the generator's own output, before the
     low-frequency colour match, so it tells whether the *prior* explains the photo.
-(b) Identity: the descriptor of the restored face (the library's kind: dlib's 128-D by default; re-detected
-    and re-aligned like any face, through ``photokit.faces.analyze``) must be within the clustering's same-person distance of the
-    person's reference faces (nearest one, as MyStyle's ID metric), and not farther from them than the
-    input face itself by more than ``identity_margin``. A face of unknown person (generic prior) is
+(b) Identity: the descriptor of the restored face (the library's kind: dlib's 128-D by default;
+    re-detected and re-aligned like any face, through ``photokit.faces.analyze``) must be within the
+    clustering's same-person distance of the person's reference faces (nearest one, as MyStyle's ID
+    metric), and not farther from them than the input face itself by more than ``identity_margin``. A face of unknown person (generic prior) is
     compared with the input face's own descriptor. No face found in the restoration fails the check.
 
 Thresholds (``VerifyConfig``) were measured with ``python -m benchmarks.run_all verify`` on the real
@@ -19,7 +19,7 @@ They are dlib distances; with another descriptor kind they are scaled like the c
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -51,15 +51,9 @@ class VerifyConfig:
 
     def for_descriptor(self, kind: str) -> VerifyConfig:
         """This config with its distances in ``kind``'s units (the values above are dlib's)."""
-        from photokit.faces.descriptors import distance_scale
+        from photokit.faces.descriptors import in_units_of
 
-        s = distance_scale(kind)
-        return replace(
-            self,
-            same_person_distance=self.same_person_distance * s,
-            identity_margin=self.identity_margin * s,
-            same_shot_distance=self.same_shot_distance * s,
-        )
+        return in_units_of(kind, self, "same_person_distance", "identity_margin", "same_shot_distance")
 
 
 @dataclass

@@ -42,6 +42,14 @@ class CatalogEntry:
     # ...and the shapes some of them must have (a file of another network with the same key names is refused)
     expect_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
+    def shape_problem(self, state: dict) -> str | None:
+        """Which expected tensor of a loaded state dict has the wrong shape (None: all are right)."""
+        for key, shape in self.expect_shapes:
+            found = tuple(getattr(state.get(key), "shape", ()))
+            if found != shape:
+                return f"'{key}' has shape {list(found)}, expected {list(shape)}"
+        return None
+
     def to_json(self) -> dict:
         return {
             "name": self.name,

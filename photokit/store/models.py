@@ -339,13 +339,9 @@ class ModelStore:
         missing = [k for k in entry.expect_keys if not (isinstance(state, dict) and k in state)]
         if missing:
             raise PhotokitError(f"{source.name} does not look like {entry.title}: missing '{missing[0]}'")
-        for key, shape in entry.expect_shapes:
-            found = tuple(getattr(state.get(key), "shape", ()))
-            if found != shape:
-                raise PhotokitError(
-                    f"{source.name} does not look like {entry.title}: '{key}' has shape {list(found)}, "
-                    f"expected {list(shape)}"
-                )
+        problem = entry.shape_problem(state)
+        if problem:
+            raise PhotokitError(f"{source.name} does not look like {entry.title}: {problem}")
 
     def remove(self, name: str) -> Path:
         entry = self.entry(name)
