@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -33,12 +33,15 @@ from photokit.faces.cluster import ClusterConfig
 from photokit.faces.vocab import DescriptorKind
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 ACTIVE_KIND_KEY = "descriptor_kind"  # library_info key
 NO_EMBEDDING = "no_embedding"  # Face.cluster_exclusion of a face without a usable descriptor
 DLIB_SAME_PERSON = 0.6  # dlib's documented threshold (dlib.net, face_recognition); deepface uses the same
 FACENET_SAME_PERSON = 1.04  # deepface's "Facenet512" euclidean_l2 threshold (see the module docstring)
 DISTANCE_SCALE = {DescriptorKind.DLIB128: 1.0, DescriptorKind.FACENET512: FACENET_SAME_PERSON / DLIB_SAME_PERSON}
-Config = TypeVar("Config")
+Config = TypeVar("Config", bound="DataclassInstance")  # a settings dataclass with distance fields
 # ClusterConfig fields that are distances (scaled by DISTANCE_SCALE) and squared distances (by its square).
 _DISTANCES = ("max_distance", "pair_distance")
 _SQUARED = ("prior_spread",)
