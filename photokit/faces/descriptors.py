@@ -136,7 +136,7 @@ def refresh_descriptors(db, analyzer, reporter: Reporter = NULL_REPORTER) -> Des
                     rows = session.execute(query).all()
                     photo = session.get(Photo, photo_id)
                     _, pixels = _read_photo(session, photo) if photo is not None and rows else ("", None)
-                described = {face_id: analyzer.describe(pixels, lm) for face_id, lm in rows} if pixels else {}
+                described = {f: analyzer.describe(pixels, lm) for f, lm in rows} if pixels is not None else {}
             except PHOTO_ERRORS:
                 result.failed_photos += 1
                 reporter.task_advanced(task, 1)
