@@ -9,6 +9,7 @@ from datetime import datetime
 
 from photokit.db.reader import OpenLibrary, SqlReader, scalar
 from photokit.db.vocab import LocationStatus
+from photokit.faces.listing import active_kind
 from photokit.settings import Settings
 
 # Each count once, as portable SQL (``photokit.db.reader``: stdlib sqlite3 or SQLAlchemy run it).
@@ -18,6 +19,7 @@ LOCATIONS_SQL = "SELECT status, COUNT(*) FROM photo_locations GROUP BY status"
 SKIPPED_SQL = "SELECT reason, COUNT(*) FROM skipped_files GROUP BY reason"
 LAST_SCAN_SQL = "SELECT started_at, finished_at, roots, summary FROM scan_runs ORDER BY id DESC LIMIT 1"
 FACES_SQL = "SELECT COUNT(*), COUNT(person_id) FROM faces"
+DESCRIBED_SQL = "SELECT COUNT(*) FROM faces WHERE descriptor_kind = :kind"
 FACES_STATUS_SQL = "SELECT faces_status, COUNT(*) FROM photos GROUP BY faces_status"
 PEOPLE_SQL = """
 SELECT COUNT(CASE WHEN ignored THEN 1 END),
@@ -71,11 +73,15 @@ def library_counts(reader: SqlReader) -> dict:
 
 def faces_counts(reader: SqlReader) -> dict:
     total, assigned = reader.rows(FACES_SQL)[0]
+    kind = active_kind(reader)
     return {
         "faces": total,
         "assigned": assigned,
         "unassigned": total - assigned,
         "photos": {"pending": 0, "done": 0, "failed": 0} | _grouped(reader, FACES_STATUS_SQL),
+        "descriptor": str(kind),
+        # faces described by the active kind (fewer: a switch of kinds is under way)
+        "described": scalar(reader, DESCRIBED_SQL, {"kind": str(kind)}),
     }
 
 

@@ -104,8 +104,8 @@ def test_status_of_an_empty_library(settings):
 def test_scan_calls_the_faces_pipeline_and_reports_it(album, monkeypatch):
     calls = []
 
-    def process_pending_photos(db, device="auto", detector="mtcnn", reporter=None):
-        calls.append({"device": device, "detector": detector, "reporter": reporter})
+    def process_pending_photos(db, device="auto", detector="mtcnn", reporter=None, descriptor=None):
+        calls.append({"device": device, "detector": detector, "reporter": reporter, "descriptor": descriptor})
         return types.SimpleNamespace(to_json=lambda: {"photos": 4, "faces": 0})
 
     fake = types.ModuleType("photokit.faces.pipeline")
@@ -117,6 +117,11 @@ def test_scan_calls_the_faces_pipeline_and_reports_it(album, monkeypatch):
     assert json.loads(result.stdout)["faces"] == {"photos": 4, "faces": 0}
     assert calls and calls[0]["device"] == "cpu" and calls[0]["detector"] == "hog"
     assert calls[0]["reporter"].enabled is False  # --json keeps the terminal quiet
+    assert calls[0]["descriptor"] is None  # no --descriptor: the library keeps its kind
+    assert invoke("scan", str(album), "--json", "--descriptor", "facenet512").exit_code == 0
+    assert calls[1]["descriptor"] == "facenet512"
+    unknown = invoke("scan", str(album), "--descriptor", "arcface")  # a usage error, like any unknown choice
+    assert unknown.exit_code == 2 and "arcface" in unknown.output and len(calls) == 2
 
 
 def test_faces_failure_keeps_the_index_prints_summary_and_exits_2(album, monkeypatch):

@@ -149,3 +149,49 @@ def test_every_library_gets_its_own_id(settings, tmp_path, request):
     finally:
         first.dispose()
         other.dispose()
+
+
+def test_descriptor_kind_migration_up_and_down(engine):
+    """0010: existing descriptors are dlib's; going back forgets facenet ones (the old schema has no kind)."""
+    migrate.upgrade(engine, "0009")
+    now = datetime(2021, 1, 2, 3, 4, 5)
+    dlib = bytes(4 * 128)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO photos (id, sha256, size, format, width, height, created_at, faces_status) "
+                "VALUES (1, :sha, 10, 'jpeg', 64, 64, :now, 'done')"
+            ),
+            {"sha": "cd" * 32, "now": now},
+        )
+        conn.execute(
+            sa.text("INSERT INTO people (id, name, ignored, created_at) VALUES (5, NULL, :f, :now)"),
+            {"f": False, "now": now},
+        )
+        for face_id, embedding in ((1, dlib), (2, None), (3, dlib)):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO faces (id, photo_id, detector, box, score, embedding, size_px, is_gray, "
+                    "person_id, assigned_by, user_rejected, created_at) VALUES (:id, 1, 'mtcnn', '[0, 0, 9, 9]', "
+                    "0.99, :emb, 80, :f, 5, 'auto', :f, :now)"
+                ),
+                {"id": face_id, "emb": embedding, "f": False, "now": now},
+            )
+    migrate.upgrade(engine, "0010")
+    with engine.begin() as conn:
+        kinds = dict(conn.execute(sa.text("SELECT id, descriptor_kind FROM faces")).all())
+        assert kinds == {1: "dlib128", 2: "dlib128", 3: "dlib128"}  # every face so far was described by dlib
+        conn.execute(
+            sa.text("UPDATE faces SET descriptor_kind = 'facenet512', embedding = :emb WHERE id = 3"),
+            {"emb": bytes(4 * 512)},
+        )
+    migrate.downgrade(engine, "0009")
+    with engine.begin() as conn:
+        rows = {
+            r[0]: r[1:] for r in conn.execute(sa.text("SELECT id, embedding, person_id, cluster_exclusion FROM faces"))
+        }
+    assert "descriptor_kind" not in {c["name"] for c in sa.inspect(engine).get_columns("faces")}
+    assert bytes(rows[1][0]) == dlib and rows[1][1] == 5  # dlib faces untouched
+    assert rows[3] == (None, None, "no_embedding")  # a 512-D descriptor the old schema cannot read: forgotten
+    migrate.upgrade(engine, "head")
+    assert migrate.current_revision(engine) == migrate.head_revision(engine)

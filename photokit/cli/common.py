@@ -29,6 +29,14 @@ err_console = Console(stderr=True)  # stderr: notes, warnings, progress
 DeviceOption = typer.Option(Device.AUTO, "--device", help="Where models run (auto: a GPU when there is one).")
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 DetectorOption = typer.Option(Detector.MTCNN, "--detector", help="Face detector: mtcnn or hog (dlib, faster on a CPU).")
+DescriptorOption = typer.Option(
+    None,
+    "--descriptor",
+    help="Face descriptor for this library from now on: dlib128 (the default) or facenet512 (needs "
+    "`photokit models install facenet-vggface2`). Switching describes the existing faces again (resumable) "
+    "[default: the library's current one].",
+    show_default=False,
+)
 
 RayOption = typer.Option(
     None,

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from photokit.cli.common import DetectorOption, DeviceOption, JsonOption, database_from, note, print_json
+from photokit.cli.common import (
+    DescriptorOption,
+    DetectorOption,
+    DeviceOption,
+    JsonOption,
+    database_from,
+    note,
+    print_json,
+)
 from photokit.devices import Device
-from photokit.faces.vocab import Detector
+from photokit.faces.vocab import DescriptorKind, Detector
 
 faces_app = typer.Typer(help="Face detection on the library.", no_args_is_help=True)
 
@@ -19,6 +27,7 @@ def detect(
     ),
     device: Device = DeviceOption,
     detector: Detector = DetectorOption,
+    descriptor: DescriptorKind | None = DescriptorOption,
     max_side: int = typer.Option(
         1024, "--max-side", min=0, help="Detect on a copy at most this many px long (0 = full size)."
     ),
@@ -38,6 +47,7 @@ def detect(
             redo=redo,
             reporter=reporter,
             config=FaceConfig(detector=detector, max_side=max_side),
+            descriptor=descriptor,
         )
     if as_json:
         print_json(summary.to_json())

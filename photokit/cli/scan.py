@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from photokit.cli.common import (
+    DescriptorOption,
     DetectorOption,
     DeviceOption,
     RayCommand,
@@ -19,7 +20,7 @@ from photokit.cli.common import (
 )
 from photokit.devices import Device
 from photokit.errors import PhotokitError
-from photokit.faces.vocab import Detector
+from photokit.faces.vocab import DescriptorKind, Detector
 
 
 def _counts_line(summary: dict) -> str:
@@ -42,17 +43,19 @@ def _counts_line(summary: dict) -> str:
     return ", ".join(parts)
 
 
-def _run_faces(db, device: str, detector: str, reporter):
+def _run_faces(db, device: str, detector: str, descriptor: str | None, reporter):
     try:
         from photokit.faces.pipeline import process_pending_photos
     except ModuleNotFoundError as exc:
         if exc.name == "photokit.faces.pipeline":
             raise PhotokitError("face detection is not part of this photokit build; use --no-faces") from None
         raise
-    return process_pending_photos(db, device=device, detector=detector, reporter=reporter)
+    return process_pending_photos(db, device=device, detector=detector, reporter=reporter, descriptor=descriptor)
 
 
-def _run_faces_on_ray(db, device: str, detector: str, address: str, workers: int | None, reporter):
+def _run_faces_on_ray(
+    db, device: str, detector: str, descriptor: str | None, address: str, workers: int | None, reporter
+):
     from photokit.distributed.cluster import connect, wants_gpu, worker_count
     from photokit.distributed.faces import detect_faces_on_ray
 
@@ -60,7 +63,9 @@ def _run_faces_on_ray(db, device: str, detector: str, address: str, workers: int
     gpu = wants_gpu(device, info)
     count = worker_count(info, workers, gpu)
     reporter.note(f"{info.describe()}; {count} face workers{' with a GPU each' if gpu else ''}")
-    return detect_faces_on_ray(db, "cuda" if gpu else device, detector, count, 1 if gpu else 0, reporter)
+    return detect_faces_on_ray(
+        db, "cuda" if gpu else device, detector, count, 1 if gpu else 0, reporter, descriptor=descriptor
+    )
 
 
 def scan_cmd(
@@ -72,6 +77,7 @@ def scan_cmd(
     no_faces: bool = typer.Option(False, "--no-faces", help="Only index files; do not detect faces."),
     device: Device = DeviceOption,
     detector: Detector = DetectorOption,
+    descriptor: DescriptorKind | None = DescriptorOption,
     ray: str | None = RayOption,
     workers: int | None = WorkersOption,
 ) -> None:
@@ -97,9 +103,9 @@ def scan_cmd(
         if not no_faces:
             try:
                 if ray is not None:
-                    faces = _run_faces_on_ray(db, device, detector, ray, workers, reporter)
+                    faces = _run_faces_on_ray(db, device, detector, descriptor, ray, workers, reporter)
                 else:
-                    faces = _run_faces(db, device, detector, reporter)
+                    faces = _run_faces(db, device, detector, descriptor, reporter)
                 summary["faces"] = faces.to_json()
             except PhotokitError as exc:  # the index is saved; say what failed and exit non-zero
                 faces_error = exc
@@ -150,7 +156,8 @@ def _status_lines(status: dict) -> list[str]:
     photos = faces["photos"]
     lines.append(
         f"Faces     {faces['faces']:,} faces ({faces['assigned']:,} assigned); photos: {photos['done']:,} done, "
-        f"{photos['pending']:,} pending, {photos['failed']:,} failed"
+        f"{photos['pending']:,} pending, {photos['failed']:,} failed; descriptor {faces['descriptor']}"
+        + (f" ({faces['described']:,} described so far)" if faces["described"] < faces["faces"] else "")
     )
     lines.append(f"People    {people['named']:,} named, {people['unnamed']:,} unnamed, {people['ignored']:,} ignored")
     models = status["models"]

@@ -155,7 +155,10 @@ class Face(Base):
     landmarks5: Mapped[list | None] = mapped_column(JSON, nullable=True)  # 5 x [x, y]
     landmarks68: Mapped[list | None] = mapped_column(JSON, nullable=True)  # 68 x [x, y]
     alignment: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # FaceAlignment.to_json()
-    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # float32[128]
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # float32[kind's dimension]
+    # Which network described the face (photokit.faces.vocab.DescriptorKind; ``embedding`` None: it failed).
+    # Unnamed, it is dlib's, like every descriptor stored before the kind was recorded (migration 0010).
+    descriptor_kind: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True, default="dlib128")
     size_px: Mapped[float] = mapped_column(Float, default=0.0)
     blur: Mapped[float | None] = mapped_column(Float, nullable=True)  # variance of Laplacian
     is_gray: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -21,12 +21,12 @@ from photokit.reporting import NULL_REPORTER, Reporter
 
 
 class FaceDetectHandler:
-    def __init__(self, db_url: str, device: str, detector: str) -> None:
+    def __init__(self, db_url: str, device: str, detector: str, descriptor: str) -> None:
         from photokit.faces.analyze import FaceAnalyzer, FaceConfig
 
         self.db = Database(engine=create_db_engine(db_url), url=db_url)
         self.detector = detector
-        self.analyzer = FaceAnalyzer(FaceConfig(detector=detector), device=device)
+        self.analyzer = FaceAnalyzer(FaceConfig(detector=detector, descriptor=descriptor), device=device)
 
     def __call__(self, job: ClaimedJob) -> JobOutcome:
         from photokit.faces.pipeline import PHOTO_ERRORS, detect_photo, record_photo_failure
@@ -49,29 +49,40 @@ class FaceDetectFactory:
     db_url: str
     device: str
     detector: str
+    descriptor: str
 
     def __call__(self) -> FaceDetectHandler:
-        return FaceDetectHandler(self.db_url, self.device, self.detector)
+        return FaceDetectHandler(self.db_url, self.device, self.detector, self.descriptor)
 
 
 def detect_faces_on_ray(
-    db, device: str, detector: str, workers: int, num_gpus: float = 0, reporter: Reporter = NULL_REPORTER
+    db,
+    device: str,
+    detector: str,
+    workers: int,
+    num_gpus: float = 0,
+    reporter: Reporter = NULL_REPORTER,
+    descriptor: str | None = None,
 ) -> FaceRunSummary:
     """Detect faces on every pending photo with Ray workers, then cluster; the same summary as
-    ``process_pending_photos``'s."""
+    ``process_pending_photos``'s. Faces left to describe after a switch of descriptor kinds are
+    described here, on the submitting machine, before clustering."""
     from photokit.faces.assignment import cluster_faces
-    from photokit.faces.cluster import ClusterConfig
+    from photokit.faces.pipeline import choose_descriptor
 
+    kind, stale = choose_descriptor(db, descriptor)
     started = time.perf_counter()
     with db.session() as session:
         ids = list(
             session.scalars(select(Photo.id).where(Photo.faces_status == FacesStatus.PENDING).order_by(Photo.id))
         )
-    summary = FaceRunSummary(photos=len(ids), detector=detector, device=device, workers=workers)
+    summary = FaceRunSummary(photos=len(ids), detector=detector, device=device, workers=workers, descriptor=kind)
     if ids:
-        key = "faces-" + hashlib.sha256(f"{detector}:{ids}".encode()).hexdigest()[:26]
-        enqueue(db, JobKind.FACE_DETECT, key, [f"photo:{i}" for i in ids], {"detector": detector})
-        actors = start_workers(db.url, FaceDetectFactory(db.url, device, detector), workers, num_gpus=num_gpus)
+        key = "faces-" + hashlib.sha256(f"{detector}:{kind}:{ids}".encode()).hexdigest()[:26]
+        options = {"detector": detector, "descriptor": kind}
+        enqueue(db, JobKind.FACE_DETECT, key, [f"photo:{i}" for i in ids], options)
+        factory = FaceDetectFactory(db.url, device, detector, kind)
+        actors = start_workers(db.url, factory, workers, num_gpus=num_gpus)
         try:
             outcomes = run_batch_on_workers(
                 db, key, actors, reporter, f"faces on {workers} Ray workers", total=len(ids)
@@ -93,10 +104,21 @@ def detect_faces_on_ray(
                     summary.failed += 1
                 if len(summary.errors) < MAX_REPORTED_ERRORS:
                     summary.errors.append({"photo_id": int(outcome["subject"][6:]), "error": outcome["error"]})
+    if stale:
+        summary.redescribed = _redescribe_here(db, device, detector, kind, reporter)
     cluster_started = time.perf_counter()
     summary.detect_seconds = round(cluster_started - started, 2)
     with db.session() as session:
-        summary.clustering = cluster_faces(session, ClusterConfig())
+        summary.clustering = cluster_faces(session)
     summary.cluster_seconds = round(time.perf_counter() - cluster_started, 2)
     summary.seconds = round(time.perf_counter() - started, 2)
     return summary
+
+
+def _redescribe_here(db, device: str, detector: str, kind: str, reporter: Reporter):
+    """Describe the faces of another kind again, in this process (the workers only detect new photos)."""
+    from photokit.faces.analyze import FaceAnalyzer, FaceConfig
+    from photokit.faces.descriptors import refresh_descriptors
+
+    analyzer = FaceAnalyzer(FaceConfig(detector=detector, descriptor=kind), device=device)
+    return refresh_descriptors(db, analyzer, reporter)

@@ -2,7 +2,8 @@
 
 Detection runs on a copy downscaled to ``FaceConfig.max_side`` (speed; MTCNN finds faces down to
 20 px there). Each face is then measured on a crop around it: the 68 landmarks (dlib's shape
-predictor), the 128-D descriptor (dlib's ResNet) and the alignment that restoration crops with. The
+predictor), the descriptor of the library's kind (dlib's 128-D ResNet by default, facenet's 512-D
+when chosen: ``describe.py``) and the alignment that restoration crops with. The
 crop comes from the smallest decode of the photo in which the face still spans ``FaceConfig.face_px``
 pixels (JPEGs decode directly at 1/2, 1/4, 1/8 size: ``photokit.library.pixels``), so a 12 MP photo
 is rarely decoded at full size; all results are in full-resolution photo pixels.
@@ -20,8 +21,9 @@ import numpy as np
 from photokit.errors import PhotokitError
 from photokit.faces import models
 from photokit.faces.align import FaceAlignment, align_face
+from photokit.faces.describe import dlib_descriptor, facenet_crop, facenet_descriptor
 from photokit.faces.quality import is_grayscale, laplacian_variance, yaw_from_landmarks
-from photokit.faces.vocab import Detector
+from photokit.faces.vocab import DescriptorKind, Detector
 from photokit.library.pixels import PhotoPixels
 
 DETECTORS = tuple(Detector)
@@ -45,12 +47,16 @@ class FaceConfig:
     mtcnn_threads: int = 1  # MTCNN on a CPU: torch threads (see ``_torch_threads``); 0 = leave torch's setting
     crop_size: int = 256  # aligned crop on which blur and colour are measured
     descriptor_jitters: int = 0  # dlib: >0 averages jittered descriptors (slower, slightly better)
+    descriptor: str = DescriptorKind.DLIB128  # which network describes faces (the library's active kind)
     face_px: int = 300  # landmarks/descriptor use a decode where the face box is at least this wide (px)
     crop_margin: float = 1.0  # ... cropped to the face box grown by this many box sides on every side
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
             raise PhotokitError(f"unknown face detector '{self.detector}': use one of {', '.join(DETECTORS)}")
+        if self.descriptor not in tuple(DescriptorKind):
+            kinds = ", ".join(DescriptorKind)
+            raise PhotokitError(f"unknown face descriptor '{self.descriptor}': use one of {kinds}")
 
 
 @dataclass
@@ -60,7 +66,8 @@ class DetectedFace:
     landmarks5: np.ndarray | None = None  # (5, 2): eyes, nose, mouth corners (MTCNN only)
     landmarks68: np.ndarray | None = None
     alignment: FaceAlignment | None = None
-    embedding: np.ndarray | None = field(default=None, repr=False)  # float32 (128,)
+    embedding: np.ndarray | None = field(default=None, repr=False)  # float32 (descriptor_kind.dim,)
+    descriptor_kind: str = DescriptorKind.DLIB128
     size_px: float = 0.0  # sqrt(box area): the face's scale in photo pixels
     blur: float | None = None
     is_gray: bool = False
@@ -92,7 +99,11 @@ class FaceAnalyzer:
         else:
             self._hog = models.hog_detector()
         self._predictor = models.shape_predictor_68()
-        self._descriptor = models.face_descriptor_model()
+        self.descriptor_kind = DescriptorKind(self.config.descriptor)
+        if self.descriptor_kind is DescriptorKind.FACENET512:
+            self._descriptor = models.facenet(str(self.device))
+        else:
+            self._descriptor = models.face_descriptor_model()
 
     # -- detection --------------------------------------------------------------------------
     def _detection_copy(self, photo: PhotoPixels) -> tuple[np.ndarray, float]:
@@ -151,6 +162,7 @@ class FaceAnalyzer:
                 landmarks68=lm68,
                 alignment=FaceAlignment.from_landmarks68(lm68),
                 embedding=embedding if np.all(np.isfinite(embedding)) and np.any(embedding) else None,
+                descriptor_kind=self.descriptor_kind,
                 size_px=size_px,
                 blur=laplacian_variance(crop),
                 is_gray=is_grayscale(crop),
@@ -171,11 +183,30 @@ class FaceAnalyzer:
         shape = self._predictor(image, dlib.rectangle(x0, y0, x1, y1))
         lm68 = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
         crop = align_face(image, FaceAlignment.from_landmarks68(lm68), self.config.crop_size)
-        embedding = np.asarray(
-            self._descriptor.compute_face_descriptor(image, shape, self.config.descriptor_jitters),
-            dtype=np.float32,
-        )
+        if self.descriptor_kind is DescriptorKind.FACENET512:
+            embedding = facenet_descriptor(self._descriptor, facenet_crop(image, lm68))
+        else:
+            embedding = np.asarray(
+                self._descriptor.compute_face_descriptor(image, shape, self.config.descriptor_jitters),
+                dtype=np.float32,
+            )
         return _to_photo(lm68 + origin, scale), embedding, crop
+
+    def describe(self, photo: PhotoPixels, landmarks68: np.ndarray) -> np.ndarray | None:
+        """The descriptor (this analyzer's kind) of a face already measured: its 68 landmarks in photo pixels.
+
+        Used when a library switches descriptor kinds: no detection, the stored landmarks are reused."""
+        lm = np.asarray(landmarks68, np.float64).reshape(68, 2)
+        box = np.concatenate([lm.min(axis=0), lm.max(axis=0)])
+        side = max(float(box[2] - box[0]), float(box[3] - box[1]), 1.0)
+        long_side = max(photo.size) * min(1.0, self.config.face_px / side)
+        image, origin, scale = photo.region(long_side, box, self.config.crop_margin * side)
+        local = (lm + 0.5) * scale - 0.5 - origin  # inverse of _to_photo, then into the region
+        if self.descriptor_kind is DescriptorKind.FACENET512:
+            embedding = facenet_descriptor(self._descriptor, facenet_crop(image, local))
+        else:
+            embedding = dlib_descriptor(self._descriptor, image, local, self.config.descriptor_jitters)
+        return embedding if np.all(np.isfinite(embedding)) and np.any(embedding) else None
 
     def exclusion(self, face: DetectedFace) -> str | None:
         """Why a face stays out of clustering (None = it takes part)."""

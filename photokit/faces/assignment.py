@@ -25,8 +25,11 @@ from photokit.db.models import Face, Person
 from photokit.db.vocab import AssignedBy
 from photokit.errors import PhotokitError, Remedy
 from photokit.faces.cluster import ClusterConfig, Labelled, assign_faces, join_people
-from photokit.faces.index import EMBEDDING_DIM, clean_descriptors
+from photokit.faces.cluster_config import cluster_config
+from photokit.faces.descriptors import active_kind
+from photokit.faces.index import clean_descriptors
 from photokit.faces.matching import LibraryFaces, invalidate
+from photokit.faces.vocab import DescriptorKind
 
 SMALL = "small"  # Face.cluster_exclusion of faces under FaceConfig.min_size: they join people, never form one
 # A recluster that would remove more than this share of the automatic people is refused unless forced.
@@ -51,20 +54,22 @@ class ClusterStats:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-def _labelled(session: Session) -> Labelled:
+def _labelled(session: Session, kind: DescriptorKind) -> Labelled:
     """Descriptors of every assigned face (columns only: 100k faces load in a fraction of a second)."""
-    faces = LibraryFaces.load(session, include_ignored=True)
+    faces = LibraryFaces.load(session, include_ignored=True, kind=kind)
     return Labelled(faces.embeddings, faces.person_ids, faces.photo_ids)
 
 
-def _face_rows(session: Session, *where) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Face ids, photo ids and descriptors (NaN rows: unusable) of the faces ``where`` picks."""
+def _face_rows(session: Session, kind: DescriptorKind, *where) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Face ids, photo ids and descriptors (NaN rows: unusable) of the faces of ``kind`` that ``where`` picks."""
     rows = session.execute(
-        select(Face.id, Face.photo_id, Face.embedding).where(Face.embedding.is_not(None), *where).order_by(Face.id)
+        select(Face.id, Face.photo_id, Face.embedding)
+        .where(Face.embedding.is_not(None), Face.descriptor_kind == str(kind), *where)
+        .order_by(Face.id)
     ).all()
-    emb = np.full((len(rows), EMBEDDING_DIM), np.nan, np.float32)
+    emb = np.full((len(rows), kind.dim), np.nan, np.float32)
     for k, row in enumerate(rows):
-        if len(row[2]) == 4 * EMBEDDING_DIM:
+        if len(row[2]) == 4 * kind.dim:
             emb[k] = np.frombuffer(row[2], "<f4")
     return np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64), emb
 
@@ -72,19 +77,19 @@ def _face_rows(session: Session, *where) -> tuple[np.ndarray, np.ndarray, np.nda
 _UNASSIGNED = (Face.person_id.is_(None), Face.user_rejected.is_(False))
 
 
-def _pending(session: Session) -> tuple[list[int], np.ndarray, np.ndarray, int]:
+def _pending(session: Session, kind: DescriptorKind) -> tuple[list[int], np.ndarray, np.ndarray, int]:
     """Unassigned clusterable faces: ids, photo ids, descriptors; and how many have an unusable descriptor."""
-    ids, photo_ids, emb = _face_rows(session, *_UNASSIGNED, Face.cluster_exclusion.is_(None))
+    ids, photo_ids, emb = _face_rows(session, kind, *_UNASSIGNED, Face.cluster_exclusion.is_(None))
     bad = int((~clean_descriptors(emb)).sum()) if len(ids) else 0
     return ids.tolist(), photo_ids, emb, bad
 
 
-def _join_small_faces(session: Session, config: ClusterConfig) -> list[dict]:
+def _join_small_faces(session: Session, config: ClusterConfig, kind: DescriptorKind) -> list[dict]:
     """Faces too small to cluster join the person they clearly belong to (``cluster.join_people``)."""
-    ids, photo_ids, emb = _face_rows(session, *_UNASSIGNED, Face.cluster_exclusion == SMALL)
+    ids, photo_ids, emb = _face_rows(session, kind, *_UNASSIGNED, Face.cluster_exclusion == SMALL)
     if not len(ids):
         return []
-    labels = join_people(emb, photo_ids, _labelled(session), config)
+    labels = join_people(emb, photo_ids, _labelled(session, kind), config)
     return [{"id": int(f), "person_id": int(p), "assigned_by": AssignedBy.AUTO} for f, p in zip(ids, labels) if p]
 
 
@@ -106,23 +111,28 @@ def carried_over_ids(groups: dict[int, list[int]], previous: dict[int, int], fre
 
 
 def cluster_faces(
-    session: Session, config: ClusterConfig = ClusterConfig(), previous: dict[int, int] | None = None
+    session: Session, config: ClusterConfig | None = None, previous: dict[int, int] | None = None
 ) -> ClusterStats:
     """Incremental pass: place every unassigned clusterable face; people already formed stay.
+
+    Only faces of the library's active descriptor kind take part (``config``: that kind's defaults).
 
     ``previous`` (face id -> the person it was in before a recluster) lets a re-formed group keep
     its old person id, so ids (and what hangs off them, like personal priors) survive a recluster.
     Faces whose stored descriptor is zero, not finite or of the wrong size are counted
     (``bad_descriptor``) and left unassigned. Then faces too small to cluster may join a person.
     """
-    face_ids, photo_ids, embeddings, bad = _pending(session)
+    kind = active_kind(session)
+    config = config or cluster_config(kind)
+    face_ids, photo_ids, embeddings, bad = _pending(session, kind)
     stats = ClusterStats(clustered_faces=len(face_ids), bad_descriptor=bad)
     if face_ids:
-        updates = _place_pending(session, config, previous or {}, stats, (face_ids, photo_ids, embeddings))
+        pending = (face_ids, photo_ids, embeddings)
+        updates = _place_pending(session, config, kind, previous or {}, stats, pending)
         session.execute(update(Face), updates)
         stats.assigned = len(updates)
         session.flush()
-    joined = _join_small_faces(session, config)
+    joined = _join_small_faces(session, config, kind)
     if joined:
         session.execute(update(Face), joined)
     stats.small_joined = len(joined)
@@ -132,11 +142,16 @@ def cluster_faces(
 
 
 def _place_pending(
-    session: Session, config: ClusterConfig, previous: dict[int, int], stats: ClusterStats, pending: tuple
+    session: Session,
+    config: ClusterConfig,
+    kind: DescriptorKind,
+    previous: dict[int, int],
+    stats: ClusterStats,
+    pending: tuple,
 ) -> list[dict]:
     """The assignments of the pending faces: existing people, carried-over ids, new people (created here)."""
     face_ids, photo_ids, embeddings = pending
-    labelled = _labelled(session)
+    labelled = _labelled(session, kind)
     labels = assign_faces(embeddings, photo_ids, labelled, config)
     groups: dict[int, list[int]] = {}
     for face_id, label in zip(face_ids, labels.tolist()):
@@ -168,9 +183,11 @@ def fixed_person_ids(session: Session) -> set[int]:
 
 
 def recluster(
-    session: Session, config: ClusterConfig = ClusterConfig(), keep: Collection[int] = (), force: bool = False
+    session: Session, config: ClusterConfig | None = None, keep: Collection[int] = (), force: bool = False
 ) -> ClusterStats:
     """Full pass: forget automatic assignments (not the user's) and cluster everything again.
+
+    Faces not yet described by the library's active kind (a switch of kinds under way) keep their person.
 
     ``keep``: more people to keep whole and never delete (the CLI passes those with a personal prior,
     which was built from their faces). Unless ``force``, raises ``PhotokitError`` (remedy
@@ -180,6 +197,7 @@ def recluster(
     """
     fixed = fixed_person_ids(session) | {int(p) for p in keep}
     automatic = (Face.person_id.is_not(None)) & ((Face.assigned_by.is_(None)) | (Face.assigned_by != AssignedBy.USER))
+    automatic &= Face.descriptor_kind == str(active_kind(session))
     rows = session.execute(select(Face.id, Face.person_id).where(automatic)).all()
     previous = {face_id: person_id for face_id, person_id in rows if person_id not in fixed}
     if previous:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from photokit.faces.cluster_config import ClusterConfig  # its home: importable without numpy
-from photokit.faces.index import FaceIndex, clean_descriptors
+from photokit.faces.index import DEFAULT_DIM, FaceIndex, clean_descriptors
 
 
 @dataclass
@@ -50,7 +50,7 @@ class Labelled:
     photo_ids: np.ndarray  # (M,) int
 
     @classmethod
-    def empty(cls, dim: int = 128) -> Labelled:
+    def empty(cls, dim: int = DEFAULT_DIM) -> Labelled:
         return cls(np.zeros((0, dim), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
@@ -240,7 +240,7 @@ def assign_faces(
     """
     photo_ids = np.asarray(photo_ids, np.int64)
     embeddings = np.asarray(embeddings, np.float32).reshape(len(photo_ids), -1)
-    dim = embeddings.shape[1] if embeddings.shape[1] else 128
+    dim = embeddings.shape[1] if embeddings.shape[1] else DEFAULT_DIM
     labelled = labelled if labelled is not None else Labelled.empty(dim)
     labels = np.zeros(len(embeddings), np.int64)
     usable = clean_descriptors(embeddings) if len(embeddings) else np.zeros(0, bool)

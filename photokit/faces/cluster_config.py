@@ -1,12 +1,28 @@
 """The clustering options (``cluster.py`` explains each), importable without numpy: the suggestions cache
-of ``people list`` is keyed on them (``listing.py``), and that command must start fast (issue 14)."""
+of ``people list`` is keyed on them (``listing.py``), and that command must start fast (issue 14).
+
+Distances differ between kinds. photokit's clustering defaults were measured in dlib's units, so for
+another kind every distance is multiplied by ``DISTANCE_SCALE`` (squared distances by its square).
+The scale is the ratio of the two published verification thresholds for the very same weights: deepface
+(serengil/deepface, ``deepface/config/threshold.py``) decides "same person" with dlib's descriptor at
+Euclidean 0.6 and with "Facenet512" (David Sandberg's 20180402-114759 VGGFace2 model, the weights
+facenet-pytorch republishes) at 1.04 on L2-normalised descriptors; FaceNet's paper (Schroff et al.
+2015, Fig. 1) puts same-person pairs of its own model under about 1.1. Without the real weights on the
+development machine the facenet values could not be calibrated on the development sets (docs/faces.md).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, TypeVar
 
 from photokit.errors import PhotokitError
+from photokit.faces.vocab import DescriptorKind
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 def _option_name(field_name: str) -> str:
@@ -55,3 +71,30 @@ class ClusterConfig:
             raise PhotokitError("group floor must not be negative")
         if self.min_faces < 1 or self.neighbours < 1 or self.join_votes < 1:
             raise PhotokitError("min faces, neighbours and join votes must be at least 1")
+
+
+DLIB_SAME_PERSON = 0.6  # dlib's documented threshold (dlib.net, face_recognition); deepface uses the same
+FACENET_SAME_PERSON = 1.04  # deepface's "Facenet512" euclidean_l2 threshold (see the module docstring)
+DISTANCE_SCALE = {DescriptorKind.DLIB128: 1.0, DescriptorKind.FACENET512: FACENET_SAME_PERSON / DLIB_SAME_PERSON}
+Config = TypeVar("Config", bound="DataclassInstance")  # a settings dataclass with distance fields
+# ClusterConfig fields that are distances (scaled by DISTANCE_SCALE) and squared distances (by its square).
+_DISTANCES = ("max_distance", "pair_distance")
+_SQUARED = ("prior_spread",)
+
+
+def distance_scale(kind: str) -> float:
+    """How much larger this kind's distances are than dlib's for the same pair of faces (about)."""
+    return DISTANCE_SCALE[DescriptorKind(kind)]
+
+
+def in_units_of(kind: str, config: Config, *distances: str, squared: tuple[str, ...] = ()) -> Config:
+    """``config`` (a dataclass) with its fields ``distances`` (and ``squared`` distances), given in dlib's
+    units, in ``kind``'s."""
+    s = distance_scale(kind)
+    scaled = {name: getattr(config, name) * s for name in distances}
+    return dataclasses.replace(config, **scaled, **{name: getattr(config, name) * s * s for name in squared})
+
+
+def cluster_config(kind: str, **overrides) -> ClusterConfig:
+    """The clustering defaults for ``kind`` (dlib's unchanged), with ``overrides`` (in that kind's units)."""
+    return dataclasses.replace(in_units_of(kind, ClusterConfig(), *_DISTANCES, squared=_SQUARED), **overrides)

@@ -5,14 +5,17 @@ faces, placing 1,000 new faces in a 100,000-face library, clustering up to ~20,0
 is exact (``IndexFlatL2``: faiss compares queries with the stored rows block by block, so memory stays
 O(queries x k) and there is nothing to build). Above it (clustering a large library from scratch) an
 HNSW graph (Malkov & Yashunin 2018) is built; ``benchmarks/bench_cluster_scale.py`` measures its
-recall of the true neighbours. Distances are Euclidean (dlib's metric).
+recall of the true neighbours. Distances are Euclidean (the metric of both descriptor kinds).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-EMBEDDING_DIM = 128  # dlib's face descriptor
+from photokit.faces.vocab import DescriptorKind
+
+# Width of an index built from an empty array that carries none (any descriptor kind's vectors work).
+DEFAULT_DIM = DescriptorKind.DLIB128.dim
 EXACT_PAIRS = 4e8  # stored x queried descriptors: exact search up to this much work, HNSW above
 SMALL_BATCH = 64  # queries: fewer are searched on one thread
 HNSW_LINKS = 32  # graph degree M
@@ -37,7 +40,7 @@ def clean_descriptors(vectors: np.ndarray) -> np.ndarray:
 class FaceIndex:
     """Descriptors with integer ids; ``search`` gives each query's ``k`` nearest (distance, id)."""
 
-    def __init__(self, dim: int = 128, expected: int = 0, queries: int = 1) -> None:
+    def __init__(self, dim: int = DEFAULT_DIM, expected: int = 0, queries: int = 1) -> None:
         faiss = _faiss()
         self.dim = dim
         self.exact = float(expected) * max(queries, 1) <= EXACT_PAIRS
@@ -52,7 +55,7 @@ class FaceIndex:
     @classmethod
     def build(cls, vectors: np.ndarray, ids: np.ndarray | None = None, queries: int = 1) -> FaceIndex:
         vectors = np.ascontiguousarray(vectors, np.float32)
-        dim = vectors.shape[1] if vectors.ndim == 2 and vectors.shape[1] else 128
+        dim = vectors.shape[1] if vectors.ndim == 2 and vectors.shape[1] else DEFAULT_DIM
         index = cls(dim, expected=len(vectors), queries=queries)
         index.add(vectors, np.arange(len(vectors)) if ids is None else ids)
         return index

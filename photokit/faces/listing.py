@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import SupportsInt
 
 from photokit.db.reader import SqlReader
-from photokit.faces.cluster_config import ClusterConfig
+from photokit.errors import PhotokitError
+from photokit.faces.cluster_config import ClusterConfig, cluster_config
+from photokit.faces.vocab import DescriptorKind
 
 # `people list` hides unnamed people with fewer faces than this unless --all (likely strangers).
 SMALL_GROUP = 3
@@ -36,6 +38,8 @@ FROM faces WHERE person_id IS NOT NULL
 """
 PEOPLE_STATE_SQL = "SELECT COUNT(id), MAX(id), SUM(id * CAST(ignored AS INTEGER)) FROM people"
 NAMES_SQL = "SELECT id, name FROM people WHERE name IS NOT NULL ORDER BY id"
+ACTIVE_KIND_KEY = "descriptor_kind"  # library_info key of the library's descriptor kind
+ACTIVE_KIND_SQL = "SELECT value FROM library_info WHERE key = :key"
 DISMISSED_SQL = "SELECT kind, person_id, other_person_id, face_id FROM dismissed_suggestions ORDER BY id"
 
 
@@ -69,8 +73,24 @@ def library_token(reader: SqlReader) -> tuple:
     return tuple(_number(v) for v in (*faces, *people))
 
 
-def suggestions_token(reader: SqlReader, config: ClusterConfig = ClusterConfig()) -> str:
-    """Changes whenever suggestions may: assignments, people, ignored flags, names, dismissals, options."""
+def active_kind(reader: SqlReader) -> DescriptorKind:
+    """The library's descriptor kind (dlib's unless the user chose another)."""
+    found = reader.rows(ACTIVE_KIND_SQL, {"key": ACTIVE_KIND_KEY})
+    if not found or found[0][0] is None:
+        return DescriptorKind.DLIB128
+    try:
+        return DescriptorKind(found[0][0])
+    except ValueError:
+        raise PhotokitError(
+            f"the library's face descriptor kind '{found[0][0]}' is unknown to this photokit "
+            f"(known: {', '.join(DescriptorKind)}); was it written by a newer version?"
+        ) from None
+
+
+def suggestions_token(reader: SqlReader, config: ClusterConfig | None = None) -> str:
+    """Changes whenever suggestions may: assignments, people, ignored flags, names, dismissals, options
+    (``config``: the active descriptor kind's clustering defaults unless given)."""
+    config = config or cluster_config(active_kind(reader))
     names = [(int(pid), str(name)) for pid, name in reader.rows(NAMES_SQL)]
     dismissed = [(str(kind), *map(_number, ids)) for kind, *ids in reader.rows(DISMISSED_SQL)]
     state = (CACHE_FORMAT, library_token(reader), names, dismissed, config)
@@ -89,7 +109,7 @@ def cached_suggestions_document(cache_file: Path | None, token: str) -> dict | N
     return None
 
 
-def cached_pending(reader: SqlReader, cache_file: Path | None, config: ClusterConfig = ClusterConfig()) -> int | None:
+def cached_pending(reader: SqlReader, cache_file: Path | None, config: ClusterConfig | None = None) -> int | None:
     """How many suggestions are pending, from the cache file; None when it does not hold the current answer
     (the caller then computes the suggestions, which needs numpy and the ORM)."""
     doc = cached_suggestions_document(cache_file, suggestions_token(reader, config))

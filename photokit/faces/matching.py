@@ -18,9 +18,13 @@ from sqlalchemy.orm import Session
 
 from photokit.db.models import Face, Person
 from photokit.db.reader import SessionReader
+from photokit.errors import PhotokitError
 from photokit.faces import listing
 from photokit.faces.cluster import ClusterConfig, person_statistics, spread_gap_ratio
+from photokit.faces.cluster_config import cluster_config
+from photokit.faces.descriptors import active_kind
 from photokit.faces.index import FaceIndex, clean_descriptors
+from photokit.faces.vocab import DescriptorKind
 
 CANDIDATES = 8  # nearest person means tested per face
 TOKEN_TTL_S = 1.0  # how stale another process's edits may be seen (this process's: never)
@@ -28,7 +32,7 @@ TOKEN_TTL_S = 1.0  # how stale another process's edits may be seen (this process
 
 @dataclass
 class LibraryFaces:
-    """Assigned faces with a usable descriptor, as arrays aligned by face."""
+    """Assigned faces with a usable descriptor of one kind (the library's active one), as arrays aligned by face."""
 
     face_ids: np.ndarray
     person_ids: np.ndarray
@@ -37,26 +41,28 @@ class LibraryFaces:
     assigned_by: list
 
     @classmethod
-    def load(cls, session: Session, include_ignored: bool = False) -> LibraryFaces:
+    def load(cls, session: Session, include_ignored: bool = False, kind: str | None = None) -> LibraryFaces:
+        kind = DescriptorKind(kind or active_kind(session))
         query = (
             select(Face.id, Face.person_id, Face.photo_id, Face.embedding, Face.assigned_by)
             .join(Person, Person.id == Face.person_id)
-            .where(Face.embedding.is_not(None))
+            .where(Face.embedding.is_not(None), Face.descriptor_kind == str(kind))
             .order_by(Face.id)
         )
         if not include_ignored:
             query = query.where(Person.ignored.is_(False))
         rows = session.execute(query).all()
-        blobs = [r[3] for r in rows if len(r[3]) == 4 * 128]
-        rows = [r for r in rows if len(r[3]) == 4 * 128]
-        emb = np.frombuffer(b"".join(blobs), "<f4").reshape(-1, 128).astype(np.float32)
+        size = 4 * kind.dim
+        blobs = [r[3] for r in rows if len(r[3]) == size]
+        rows = [r for r in rows if len(r[3]) == size]
+        emb = np.frombuffer(b"".join(blobs), "<f4").reshape(-1, kind.dim).astype(np.float32)
         ok = clean_descriptors(emb) if len(emb) else np.zeros(0, bool)
         rows = [r for r, keep in zip(rows, ok.tolist()) if keep]
         return cls(
             np.array([r[0] for r in rows], np.int64),
             np.array([r[1] for r in rows], np.int64),
             np.array([r[2] for r in rows], np.int64),
-            emb[ok] if len(emb) else np.zeros((0, 128), np.float32),
+            emb[ok] if len(emb) else np.zeros((0, kind.dim), np.float32),
             [r[4] for r in rows],
         )
 
@@ -104,6 +110,11 @@ class PersonMatcher:
     def identify(self, embedding: np.ndarray) -> tuple[int | None, float]:
         """(person id or None, distance to the nearest face of that person; inf when there is none)."""
         query = np.asarray(embedding, np.float32).reshape(1, -1)
+        if query.shape[1] != self.faces.embeddings.shape[1]:
+            raise PhotokitError(
+                f"a face descriptor of {query.shape[1]} values cannot be compared with this library's "
+                f"{self.faces.embeddings.shape[1]}-value descriptors (another descriptor kind)"
+            )
         if not len(self.index) or not clean_descriptors(query)[0]:
             return None, float("inf")
         _, rows = self.index.search(query, CANDIDATES)
@@ -148,13 +159,15 @@ def invalidate() -> None:
         _GENERATION[0] += 1
 
 
-def matcher_for(session: Session, config: ClusterConfig = ClusterConfig()) -> PersonMatcher:
-    """The cached matcher of this session's database.
+def matcher_for(session: Session, config: ClusterConfig | None = None) -> PersonMatcher:
+    """The cached matcher of this session's database (its active descriptor kind; ``config``: that kind's).
 
     Rebuilt when this process changed people (``invalidate``) or, checked at most every
     ``TOKEN_TTL_S``, when the library's token changed (another process's edits).
     """
-    key = str(session.get_bind().url)
+    kind = active_kind(session)
+    config = config or cluster_config(kind)
+    key = f"{session.get_bind().url}#{kind}"
     now = time.monotonic()
     with _LOCK:
         cached = _CACHE.get(key)
@@ -166,7 +179,7 @@ def matcher_for(session: Session, config: ClusterConfig = ClusterConfig()) -> Pe
         cached.checked_at = now
         return cached.matcher
     generation = _GENERATION[0]
-    matcher = PersonMatcher(LibraryFaces.load(session), config)
+    matcher = PersonMatcher(LibraryFaces.load(session, kind=kind), config)
     with _LOCK:
         _CACHE[key] = _Cached(token, generation, now, config, matcher)
     return matcher

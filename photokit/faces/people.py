@@ -21,25 +21,30 @@ from photokit.errors import PhotokitError, Remedy
 from photokit.faces import listing
 from photokit.faces.assignment import delete_empty_people, refresh_covers
 from photokit.faces.cluster import ClusterConfig
-from photokit.faces.index import EMBEDDING_DIM
 from photokit.faces.listing import SMALL_GROUP
 from photokit.faces.matching import invalidate
+from photokit.faces.vocab import DescriptorKind
 
 MAX_ID = 2**63 - 1  # ids are 64-bit integers in every database photokit supports
 
 
 # -- storage --------------------------------------------------------------------------------
+_DIMS = tuple(sorted({kind.dim for kind in DescriptorKind}))
+
+
 def embedding_to_bytes(embedding: np.ndarray) -> bytes:
     array = np.asarray(embedding, dtype="<f4").reshape(-1)
-    if array.shape != (EMBEDDING_DIM,):
-        raise ValueError(f"a face embedding has {EMBEDDING_DIM} values, got {array.size}")
+    if array.size not in _DIMS:
+        raise ValueError(f"a face embedding has {' or '.join(map(str, _DIMS))} values, got {array.size}")
     return array.tobytes()
 
 
-def embedding_from_bytes(data: bytes) -> np.ndarray:
+def embedding_from_bytes(data: bytes, kind: str | None = None) -> np.ndarray:
+    """A stored descriptor; with ``kind``, one of that kind's size (any known size otherwise)."""
     array = np.frombuffer(data, dtype="<f4")
-    if array.shape != (EMBEDDING_DIM,):
-        raise ValueError(f"stored face embedding has {array.size} values, expected {EMBEDDING_DIM}")
+    sizes = (DescriptorKind(kind).dim,) if kind is not None else _DIMS
+    if array.size not in sizes:
+        raise ValueError(f"stored face embedding has {array.size} values, expected {' or '.join(map(str, sizes))}")
     return array.astype(np.float32)
 
 
@@ -69,10 +74,11 @@ def resolve_face(session: Session, ref: int | str) -> Face:
 
 
 def identify(
-    session: Session, embedding: np.ndarray, config: ClusterConfig = ClusterConfig()
+    session: Session, embedding: np.ndarray, config: ClusterConfig | None = None
 ) -> tuple[Person | None, float]:
     """The non-ignored person ``embedding`` belongs to, and the distance to the nearest known face.
 
+    ``embedding`` must be of the library's active descriptor kind (``config``: that kind's defaults).
     Returns (None, distance) when no person near it passes the clustering's spread test (distance is
     inf when the library has no people or the descriptor is unusable). The face index is cached per
     database and rebuilt only when people changed, so routing many faces costs ~1 ms each.

@@ -1,7 +1,9 @@
 """Faces for the library: detect and measure faces on pending photos, store them, cluster them.
 
 Each photo is committed on its own, so Ctrl-C loses at most the photo being processed and the
-next run continues with the photos still ``pending``.
+next run continues with the photos still ``pending``. Faces are described by the library's active
+descriptor kind; faces described by another (after a switch) are described again before clustering
+(``descriptors.refresh_descriptors``, resumable the same way).
 """
 
 from __future__ import annotations
@@ -21,8 +23,17 @@ from photokit.errors import PhotokitError
 from photokit.faces.analyze import DetectedFace, FaceAnalyzer, FaceConfig
 from photokit.faces.assignment import ClusterStats, cluster_faces
 from photokit.faces.cluster import ClusterConfig
+from photokit.faces.descriptors import (
+    DescriptorRefresh,
+    active_kind,
+    refresh_descriptors,
+    set_active_kind,
+    stale_photo_ids,
+)
+from photokit.faces.models import require_facenet_weights
 from photokit.faces.people import embedding_to_bytes, photo_path
 from photokit.faces.quality import box_iou
+from photokit.faces.vocab import DescriptorKind
 from photokit.library.images import ImageReadError
 from photokit.reporting import NULL_REPORTER, Reporter, format_duration, reported_task
 
@@ -40,6 +51,7 @@ def _fill(row: Face, face: DetectedFace, detector: str) -> None:
     row.landmarks68 = None if face.landmarks68 is None else face.landmarks68.round(2).tolist()
     row.alignment = None if face.alignment is None else face.alignment.to_json()
     row.embedding = None if face.embedding is None else embedding_to_bytes(face.embedding)
+    row.descriptor_kind = str(face.descriptor_kind)
     row.size_px = float(face.size_px)
     row.blur = face.blur
     row.is_gray = bool(face.is_gray)
@@ -145,9 +157,25 @@ class FaceRunSummary:
     cluster_seconds: float = 0.0
     seconds: float = 0.0
     clustering: ClusterStats = field(default_factory=ClusterStats)
+    descriptor: str | None = None  # the library's active descriptor kind
+    redescribed: DescriptorRefresh | None = None  # faces described again after a switch of kinds
 
     def to_json(self) -> dict:
         return {**asdict(self), "clustering": self.clustering.to_json()}
+
+
+def choose_descriptor(db: Database, descriptor: str | None) -> tuple[str, bool]:
+    """The library's descriptor kind after making ``descriptor`` (if given) the active one, and whether
+    faces are waiting to be described by it."""
+    if descriptor is not None:
+        FaceConfig(descriptor=descriptor)  # an unknown kind: one-line error, nothing changed
+        if descriptor == DescriptorKind.FACENET512:
+            require_facenet_weights()  # never switch a library to a descriptor it cannot compute
+    with db.session() as session:
+        if descriptor is not None:
+            set_active_kind(session, descriptor)
+        kind = active_kind(session)
+        return str(kind), bool(stale_photo_ids(session, kind))
 
 
 def process_pending_photos(
@@ -158,17 +186,21 @@ def process_pending_photos(
     reporter: Reporter = NULL_REPORTER,
     config: FaceConfig | None = None,
     cluster_config: ClusterConfig | None = None,
+    descriptor: str | None = None,
 ) -> FaceRunSummary:
-    """Detect faces on pending photos (all photos with ``redo``), store them, then cluster incrementally."""
-    config = dataclasses.replace(config or FaceConfig(), detector=detector)
+    """Detect faces on pending photos (all photos with ``redo``), store them, then cluster incrementally.
+
+    ``descriptor``: make that kind the library's active one (None: keep the library's)."""
+    kind, stale = choose_descriptor(db, descriptor)
+    config = dataclasses.replace(config or FaceConfig(), detector=detector, descriptor=kind)
     started = time.perf_counter()
     with db.session() as session:
         query = select(Photo.id).order_by(Photo.id)
         if not redo:
             query = query.where(Photo.faces_status == FacesStatus.PENDING)
         photo_ids = list(session.scalars(query))
-    summary = FaceRunSummary(photos=len(photo_ids), detector=config.detector)
-    analyzer = FaceAnalyzer(config, device=device) if photo_ids else None
+    summary = FaceRunSummary(photos=len(photo_ids), detector=config.detector, descriptor=kind)
+    analyzer = FaceAnalyzer(config, device=device) if photo_ids or stale else None
     if analyzer is not None:
         summary.device = str(analyzer.device)
         _announce(reporter, len(photo_ids), config.detector, analyzer.device)
@@ -195,9 +227,11 @@ def process_pending_photos(
             with db.session() as session:
                 status = _store_photo(session, photo_id, todo, redo, failure, faces, path, config.detector, summary)
             reporter.task_advanced(task, 1, status)
+    if stale and analyzer is not None:
+        summary.redescribed = refresh_descriptors(db, analyzer, reporter)
     cluster_started = time.perf_counter()
     with db.session() as session:
-        summary.clustering = cluster_faces(session, cluster_config or ClusterConfig())
+        summary.clustering = cluster_faces(session, cluster_config)
     finished = time.perf_counter()
     summary.detect_seconds = round(cluster_started - detect_started, 2)
     summary.cluster_seconds = round(finished - cluster_started, 2)

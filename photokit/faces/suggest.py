@@ -29,6 +29,8 @@ from photokit.db.models import DismissedSuggestion, Person
 from photokit.db.reader import SessionReader
 from photokit.faces import listing
 from photokit.faces.cluster import ClusterConfig, spread_gap_ratio
+from photokit.faces.cluster_config import cluster_config
+from photokit.faces.descriptors import active_kind
 from photokit.faces.index import FaceIndex
 from photokit.faces.matching import LibraryFaces, PersonStats
 from photokit.faces.vocab import SuggestionKind
@@ -184,8 +186,11 @@ def _dismissed(session: Session) -> tuple[set[tuple[int, int]], set[tuple[int, i
     return merges, moves
 
 
-def suggest(session: Session, config: ClusterConfig = ClusterConfig(), limit: int | None = None) -> Suggestions:
-    """Ranked merge and move suggestions over the non-ignored people (``limit`` of each kind), less dismissed ones."""
+def suggest(session: Session, config: ClusterConfig | None = None, limit: int | None = None) -> Suggestions:
+    """Ranked merge and move suggestions over the non-ignored people (``limit`` of each kind), less dismissed ones.
+
+    Faces of the library's active descriptor kind only (``config``: that kind's defaults)."""
+    config = config or cluster_config(active_kind(session))
     faces = LibraryFaces.load(session)
     if len(faces.face_ids) == 0:
         return Suggestions()
@@ -203,13 +208,14 @@ def suggest(session: Session, config: ClusterConfig = ClusterConfig(), limit: in
 
 
 def cached_suggestions(
-    session: Session, cache_file: Path | None, config: ClusterConfig = ClusterConfig(), limit: int | None = None
+    session: Session, cache_file: Path | None, config: ClusterConfig | None = None, limit: int | None = None
 ) -> Suggestions:
     """``suggest``, answered from ``cache_file`` while the library's state is the one it was computed for
     (``listing.suggestions_token``: ``people list`` checks the same token without the ORM).
 
     The cache is a convenience: an unreadable or unwritable file (a read-only home) only costs a recompute.
     """
+    config = config or cluster_config(active_kind(session))
     token = listing.suggestions_token(SessionReader(session), config)
     doc = listing.cached_suggestions_document(cache_file, token)
     if doc is not None:

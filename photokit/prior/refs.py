@@ -34,13 +34,16 @@ REFS_DIR = "refs"
 
 
 def load_candidates(session, person) -> list[Candidate]:
-    """The person's faces as candidates (faces the user rejected are not theirs)."""
+    """The person's faces as candidates (faces the user rejected are not theirs); descriptors of the
+    library's active kind only (a face not described by it yet has none)."""
     from sqlalchemy import select
 
     from photokit.db.models import Face
     from photokit.faces.align import FaceAlignment
+    from photokit.faces.descriptors import active_kind
     from photokit.faces.people import embedding_from_bytes, photo_path
 
+    kind = active_kind(session)
     faces = session.scalars(select(Face).where(Face.person_id == person.id).order_by(Face.id)).all()
     out = []
     for f in faces:
@@ -56,7 +59,9 @@ def load_candidates(session, person) -> list[Candidate]:
                 blur=f.blur,
                 is_gray=bool(f.is_gray),
                 yaw=f.yaw,
-                embedding=embedding_from_bytes(f.embedding) if f.embedding else None,
+                embedding=embedding_from_bytes(f.embedding, kind)
+                if f.embedding and f.descriptor_kind == kind
+                else None,
                 alignment=f.alignment,
             )
         )
@@ -125,11 +130,14 @@ def person_label(person) -> str:
 
 def preview_selection(db, person_ref: str, resolution: int, config: RefsConfig = RefsConfig()) -> Selection:
     """The selection without writing anything (cheap): PhotokitError when too few faces are usable."""
+    from photokit.faces.cluster_config import in_units_of
+    from photokit.faces.descriptors import active_kind
     from photokit.faces.people import resolve_person
 
     with db.session(write=False) as session:
         person = resolve_person(session, person_ref)
-        selection = select_references(load_candidates(session, person), resolution, config)
+        scaled = in_units_of(active_kind(session), config, "duplicate_distance")
+        selection = select_references(load_candidates(session, person), resolution, scaled)
         if len(selection.kept) < config.min_refs:
             raise PhotokitError(too_few_message(person_label(person), selection, config))
     return selection

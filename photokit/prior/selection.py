@@ -45,9 +45,9 @@ class RefsConfig:
     min_blur: float = 40.0
     # |yaw| above this (degrees, from landmarks) is a near-profile view the FFHQ alignment handles badly.
     max_abs_yaw: float = 45.0
-    # dlib 128-D euclidean distance under which two faces are the same shot. Calibration: re-encoded or
-    # resized copies 0.04-0.07, mirrored copies 0.15-0.20 (img11 vs img11_reflection: 0.17); distinct
-    # photos of the same person 0.26 and up (dlib's same-person threshold is 0.6).
+    # dlib 128-D euclidean distance (scaled for other kinds) under which two faces are the same shot.
+    # Calibration: re-encoded or resized copies 0.04-0.07, mirrored copies 0.15-0.20 (img11 vs
+    # img11_reflection: 0.17); distinct photos of the same person 0.26 and up (dlib's same-person threshold: 0.6).
     duplicate_distance: float = 0.22
 
     def min_side_px(self, resolution: int) -> float:

@@ -158,7 +158,7 @@ class PhotoEditor:
     @property
     def analyzer(self):
         if self._analyzer is None:
-            self._analyzer = default_analyzer(self.device)
+            self._analyzer = default_analyzer(self.device, self.people)
         return self._analyzer
 
     def _faces_of_person(self, photo: Photo) -> tuple[list, list[FaceEdit], str]:

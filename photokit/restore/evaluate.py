@@ -198,7 +198,7 @@ def evaluate(
     on_sample: Callable[[Sample], None] | None = None,
 ) -> EvalResult:
     """Degrade each ground-truth face (K, 3, R, R) in [-1, 1] per task, restore it with each method, score."""
-    references = np.zeros((0, 128), np.float32) if references is None else np.asarray(references)
+    references = np.zeros((0, 0), np.float32) if references is None else np.asarray(references)  # none: any width
     resolution = int(truths.shape[-1])
     result = EvalResult(list(tasks))
     for task in tasks:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from photokit.errors import PhotokitError, Remedy
+from photokit.faces.vocab import DescriptorKind
 from photokit.prior.refs import load_candidates
 from photokit.prior.selection import Candidate, RefsConfig, select_references
 from photokit.reporting import NULL_REPORTER, NoteLevel, Reporter
@@ -45,6 +46,12 @@ class Split:
     person_name: str | None
     train: list[Candidate]
     held_out: list[Candidate]
+    descriptor_kind: DescriptorKind = DescriptorKind.DLIB128  # the library's: the candidates' descriptors
+
+    def train_descriptors(self) -> np.ndarray:
+        """(M, D) descriptors of the training faces: the identity check's references."""
+        vectors = [c.embedding for c in self.train if c.embedding is not None]
+        return np.array(vectors, np.float32).reshape(-1, self.descriptor_kind.dim)
 
     def to_json(self) -> dict:
         return {
@@ -57,12 +64,17 @@ class Split:
 
 def split_references(db, person_ref: str, resolution: int, holdout: int, max_train: int, seed: int = 0) -> Split:
     """Hold out ``holdout`` of the person's usable references (seeded draw); at least 5 must remain."""
+    from photokit.faces.cluster_config import in_units_of
+    from photokit.faces.descriptors import active_kind
     from photokit.faces.people import resolve_person
 
     config = RefsConfig(max_refs=10_000)
     with db.session() as session:
         person = resolve_person(session, person_ref)
-        selection = select_references(load_candidates(session, person), resolution, config)
+        kind = active_kind(session)
+        selection = select_references(
+            load_candidates(session, person), resolution, in_units_of(kind, config, "duplicate_distance")
+        )
         person_id, name = person.id, person.name
     usable = selection.kept
     if holdout < 1:
@@ -77,7 +89,7 @@ def split_references(db, person_ref: str, resolution: int, holdout: int, max_tra
     order = np.random.default_rng(seed).permutation(len(usable))
     held = sorted(order[:holdout].tolist())
     train = [c for i, c in enumerate(usable) if i not in set(held)][:max_train]
-    return Split(person_id, name, train, [usable[i] for i in held])
+    return Split(person_id, name, train, [usable[i] for i in held], kind)
 
 
 def aligned_crops(candidates: list[Candidate], resolution: int, device: torch.device) -> torch.Tensor:
@@ -345,11 +357,11 @@ def _restore_and_score(split, tasks, resolution, device, restorers, describe, wa
     from photokit.stylegan2.losses import build_lpips, lpips_available
 
     truths = aligned_crops(split.held_out, resolution, device)
-    references = np.array([c.embedding for c in split.train if c.embedding is not None], np.float32).reshape(-1, 128)
+    references = split.train_descriptors()
     if describe is None:
-        from photokit.faces.analyze import FaceAnalyzer
+        from photokit.faces.analyze import FaceAnalyzer, FaceConfig
 
-        describe = analyzer_describe(FaceAnalyzer(device=str(device)))
+        describe = analyzer_describe(FaceAnalyzer(FaceConfig(descriptor=split.descriptor_kind), device=str(device)))
     lpips_model = build_lpips("alex", device) if lpips_available("alex") else None
     if lpips_model is None:
         warnings.append("LPIPS is not reported: its AlexNet weights (model lpips-alex) are not installed")

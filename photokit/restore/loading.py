@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from photokit.faces.vocab import DescriptorKind
 from photokit.restore.options import EnhanceOptions
 from photokit.restore.priors import PriorSource
 from photokit.restore.project import SmallImageLoss
@@ -41,8 +42,15 @@ def model_warnings(loss_fn: SmallImageLoss | None, priors: PriorSource) -> list[
     return out
 
 
-def default_analyzer(device: torch.device):
-    """The library's face analyzer (detection, landmarks, embeddings) on ``device``."""
-    from photokit.faces.analyze import FaceAnalyzer
+def default_analyzer(device: torch.device, people=None):
+    """The library's face analyzer (detection, landmarks, descriptors) on ``device``: its descriptors are of
+    ``people``'s kind (``descriptor_kind()``; dlib's without one), so faces are compared with their own kind."""
+    from photokit.faces.analyze import FaceAnalyzer, FaceConfig
 
-    return FaceAnalyzer(device=str(device))
+    return FaceAnalyzer(FaceConfig(descriptor=descriptor_kind_of(people)), device=str(device))
+
+
+def descriptor_kind_of(people) -> DescriptorKind:
+    """The descriptor kind of a ``PeopleIndex`` (one without a library: dlib's, the default)."""
+    kind_of = getattr(people, "descriptor_kind", None)
+    return DescriptorKind(kind_of()) if kind_of is not None else DescriptorKind.DLIB128

@@ -18,6 +18,7 @@ import torch
 
 from photokit.devices import describe_device, resolve_device
 from photokit.errors import PhotokitError
+from photokit.faces.vocab import DescriptorKind
 from photokit.prior.alpha import AlphaConfig
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 from photokit.restore import degrade, paste
@@ -103,7 +104,7 @@ class Enhancer:
     @property
     def analyzer(self):
         if self._analyzer is None:
-            self._analyzer = default_analyzer(self.device)
+            self._analyzer = default_analyzer(self.device, self.people)
         return self._analyzer
 
     def warnings(self) -> list[str]:
@@ -193,7 +194,8 @@ class Enhancer:
         fr = plan.report
         if not self.options.verify:
             return CheckResult(True, "checks disabled")
-        references = np.zeros((0, 128), np.float32)
+        kind = getattr(self.analyzer, "descriptor_kind", DescriptorKind.DLIB128)
+        references = np.zeros((0, DescriptorKind(kind).dim), np.float32)
         lookup = getattr(self.people, "embeddings", None)
         if fr.person_id is not None and lookup is not None:
             references = lookup(fr.person_id)
@@ -206,7 +208,7 @@ class Enhancer:
             self._describe,
             plan.embedding,
             references,
-            self.verify_config,
+            self.verify_config.for_descriptor(kind),
         )
         check.forced = fr.forced = bool(self.options.force and not check.passed)
         fr.checks = check.to_json()

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from photokit.errors import MissingModelError, PhotokitError, Remedy
+from photokit.faces.vocab import DescriptorKind
 from photokit.settings import Settings
 from photokit.stylegan2.base import INSTALL_HINT, BaseGenerator, resolve_base
 
@@ -134,6 +135,13 @@ class DatabasePeople:
             person, distance = identify(session, embedding)
             return (person.id, person.name, distance) if person is not None else (None, None, distance)
 
+    def descriptor_kind(self) -> DescriptorKind:
+        """The library's active descriptor kind: faces to identify must be described by it."""
+        from photokit.faces.descriptors import active_kind
+
+        with self.db.session(write=False) as session:
+            return active_kind(session)
+
     def resolve(self, ref: str) -> tuple[int, str | None]:
         from photokit.faces.people import resolve_person
 
@@ -142,20 +150,25 @@ class DatabasePeople:
             return person.id, person.name
 
     def embeddings(self, person_id: int) -> np.ndarray:
-        """The person's face descriptors (M, 128), faces the user rejected left out: the identity check's
-        reference faces."""
+        """The person's face descriptors (M, D) of the library's active kind, faces the user rejected left
+        out: the identity check's reference faces."""
         from sqlalchemy import select
 
         from photokit.db.models import Face
+        from photokit.faces.descriptors import active_kind
         from photokit.faces.people import embedding_from_bytes
 
         with self.db.session() as session:
+            kind = active_kind(session)
             rows = session.scalars(
                 select(Face.embedding).where(
-                    Face.person_id == int(person_id), Face.user_rejected.is_(False), Face.embedding.is_not(None)
+                    Face.person_id == int(person_id),
+                    Face.user_rejected.is_(False),
+                    Face.embedding.is_not(None),
+                    Face.descriptor_kind == str(kind),
                 )
             ).all()
-        return np.stack([embedding_from_bytes(r) for r in rows]) if rows else np.zeros((0, 128), np.float32)
+        return np.stack([embedding_from_bytes(r, kind) for r in rows]) if rows else np.zeros((0, kind.dim), np.float32)
 
 
 class NoPeople:
@@ -168,7 +181,10 @@ class NoPeople:
         raise PhotokitError(f"unknown person '{ref}'", Remedy.SCAN_LIBRARY)
 
     def embeddings(self, person_id: int) -> np.ndarray:
-        return np.zeros((0, 128), np.float32)
+        return np.zeros((0, DescriptorKind.DLIB128.dim), np.float32)
+
+    def descriptor_kind(self) -> DescriptorKind:
+        return DescriptorKind.DLIB128  # no library: the default descriptor
 
 
 __all__ = [

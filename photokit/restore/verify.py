@@ -4,14 +4,16 @@
     face's real resolution; for inpainting only the known pixels), must reproduce the input face:
     PSNR(phi(G(w)), I) >= ``min_psnr_db``. It is measured on the generator's own output, before the
     low-frequency colour match, so it tells whether the *prior* explains the photo.
-(b) Identity: the dlib 128-D descriptor of the restored face (re-detected and re-aligned like any face,
-    through ``photokit.faces.analyze``) must be within the clustering's same-person distance of the
-    person's reference faces (nearest one, as MyStyle's ID metric), and not farther from them than the
-    input face itself by more than ``identity_margin``. A face of unknown person (generic prior) is
+(b) Identity: the descriptor of the restored face (the library's kind: dlib's 128-D by default;
+    re-detected and re-aligned like any face, through ``photokit.faces.analyze``) must be within the
+    clustering's same-person distance of the person's reference faces (nearest one, as MyStyle's ID
+    metric), and not farther from them than the input face itself by more than ``identity_margin``. A face of unknown person (generic prior) is
     compared with the input face's own descriptor. No face found in the restoration fails the check.
 
 Thresholds (``VerifyConfig``) were measured with ``python -m benchmarks.run_all verify`` on the real
 faces of ``../shared/data/faces/deepface``; the figures are in the README ("Checks before paste-back").
+They are dlib distances; with another descriptor kind they are scaled like the clustering's
+(``VerifyConfig.for_descriptor``, ``faces.descriptors.DISTANCE_SCALE``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ class VerifyConfig:
     # References closer than this to the input face are the same shot (the photo itself, if it is in
     # the library), which would make the check trivially pass: they are left out.
     same_shot_distance: float = RefsConfig.duplicate_distance
+
+    def for_descriptor(self, kind: str) -> VerifyConfig:
+        """This config with its distances in ``kind``'s units (the values above are dlib's)."""
+        from photokit.faces.cluster_config import in_units_of
+
+        return in_units_of(kind, self, "same_person_distance", "identity_margin", "same_shot_distance")
 
 
 @dataclass
@@ -94,7 +102,7 @@ def identity_verdict(
     references: np.ndarray,
     config: VerifyConfig = VerifyConfig(),
 ) -> CheckResult:
-    """Identity part of the checks (pure): descriptors (128,), references (M, 128)."""
+    """Identity part of the checks (pure): descriptors (D,), references (M, D) of one descriptor kind."""
     if restored is None:
         return CheckResult(False, "no face found in the restoration")
     refs = np.asarray(references, np.float32).reshape(-1, restored.shape[-1])

@@ -14,6 +14,8 @@ GENERATOR = "generator"
 LPIPS = "lpips"
 FACE_RECOGNITION = "face-recognition"
 
+FACENET_VGGFACE2 = "facenet-vggface2"  # the optional 512-D face descriptor's weights
+
 # Where a model file lives once installed.
 IN_STORE = "store"  # settings.models_dir/<subdir>/
 TORCH_HUB = "torch-hub"  # $TORCH_HOME/hub/checkpoints: where torchvision (and so lpips) looks
@@ -37,6 +39,16 @@ class CatalogEntry:
     required: bool = True  # False: optional extras
     # torch state-dict keys a valid file must contain (LPIPS backbones, face recognition)
     expect_keys: tuple[str, ...] = ()
+    # ...and the shapes some of them must have (a file of another network with the same key names is refused)
+    expect_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    def shape_problem(self, state: dict) -> str | None:
+        """Which expected tensor of a loaded state dict has the wrong shape (None: all are right)."""
+        for key, shape in self.expect_shapes:
+            found = tuple(getattr(state.get(key), "shape", ()))
+            if found != shape:
+                return f"'{key}' has shape {list(found)}, expected {list(shape)}"
+        return None
 
     def to_json(self) -> dict:
         return {
@@ -103,17 +115,19 @@ CATALOG: tuple[CatalogEntry, ...] = (
         expect_keys=("features.0.weight", "classifier.6.weight"),
     ),
     CatalogEntry(
-        name="facenet-vggface2",
+        name=FACENET_VGGFACE2,
         kind=FACE_RECOGNITION,
         filename="20180402-114759-vggface2.pt",
         title="facenet-pytorch InceptionResnetV1 VGGFace2 weights (optional)",
-        unlocks="optional 512-D face embeddings from facenet-pytorch (photokit's default embeddings are dlib's, "
-        "which ship with face-recognition-models)",
+        unlocks="optional 512-D face descriptors (`photokit scan --descriptor facenet512`; photokit's default "
+        "descriptors are dlib's 128-D ones, which ship with face-recognition-models)",
         url="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt",
         location=TORCH_CHECKPOINTS,
         get_it="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt",
         required=False,
-        expect_keys=("conv2d_1a.conv.weight",),
+        expect_keys=("conv2d_1a.conv.weight", "last_linear.weight", "last_bn.running_var"),
+        # InceptionResnetV1 (facenet-pytorch): a 3-channel stem and a 1792 -> 512 embedding layer
+        expect_shapes=(("conv2d_1a.conv.weight", (32, 3, 3, 3)), ("last_linear.weight", (512, 1792))),
     ),
 )
 

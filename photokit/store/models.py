@@ -348,6 +348,9 @@ class ModelStore:
         missing = [k for k in entry.expect_keys if not (isinstance(state, dict) and k in state)]
         if missing:
             raise PhotokitError(f"{source.name} does not look like {entry.title}: missing '{missing[0]}'")
+        problem = entry.shape_problem(state)
+        if problem:
+            raise PhotokitError(f"{source.name} does not look like {entry.title}: {problem}")
 
     def remove(self, name: str) -> Path:
         entry = self.entry(name)
