@@ -13,6 +13,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from photokit.cli.app import app
+from photokit.cli.hints import error_line
 from photokit.db import open_database
 from photokit.db.models import Face, Person, Photo
 from photokit.errors import MissingModelError, PhotokitError
@@ -75,8 +76,9 @@ def test_install_accepts_the_architecture_and_scan_refuses_without_it(facenet_we
     db = open_database(settings)
     try:
         # Not installed: switching is refused in one line and the library stays on dlib.
-        with pytest.raises(MissingModelError, match="models install facenet-vggface2"):
+        with pytest.raises(MissingModelError, match="facenet-vggface2 weights") as refused:
             process_pending_photos(db, device="cpu", descriptor=FACENET)
+        assert "photokit models install facenet-vggface2" in error_line(refused.value)
         with db.session() as session:
             assert active_kind(session) == DLIB
     finally:

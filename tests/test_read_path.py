@@ -16,7 +16,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from photokit.db import migrate, open_database
-from photokit.db.models import DismissedSuggestion, Face, Person, Photo, PhotoLocation, ScanRun, SkippedFile
+from photokit.db.models import (
+    DismissedSuggestion,
+    Face,
+    LibraryInfo,
+    Person,
+    Photo,
+    PhotoLocation,
+    ScanRun,
+    SkippedFile,
+)
 from photokit.db.reader import OpenLibrary, SessionReader, SqliteReader, read_library
 from photokit.db.session import display_url
 from photokit.faces import listing
@@ -74,7 +83,14 @@ def _fill(settings: Settings) -> None:
         for i, owner in enumerate(owners):
             person_id = None if owner is None else people[owner].id
             faces.append(
-                Face(photo_id=photos[i % 4].id, detector="mtcnn", box=[0, 0, 4, 4], score=0.9, person_id=person_id)
+                Face(
+                    photo_id=photos[i % 4].id,
+                    detector="mtcnn",
+                    box=[0, 0, 4, 4],
+                    score=0.9,
+                    person_id=person_id,
+                    descriptor_kind="facenet512" if i == 11 else "dlib128",  # a switch of kinds under way
+                )
             )
         session.add_all(faces)
         session.flush()
@@ -92,6 +108,8 @@ def _orm_counts(session: Session) -> dict:
     people = session.scalars(select(Person)).all()
     runs = session.scalars(select(ScanRun)).all()
     last = max(runs, key=lambda run: run.id) if runs else None
+    kind_row = session.get(LibraryInfo, "descriptor_kind")
+    kind = kind_row.value if kind_row is not None else "dlib128"
     return {
         "library": {
             "photos": len(photos),
@@ -112,6 +130,8 @@ def _orm_counts(session: Session) -> dict:
             "assigned": sum(f.person_id is not None for f in faces),
             "unassigned": sum(f.person_id is None for f in faces),
             "photos": {"pending": 0, "done": 0, "failed": 0} | Counter(p.faces_status for p in photos),
+            "descriptor": kind,
+            "described": sum(f.descriptor_kind == kind for f in faces),
         },
         "people": {
             "named": sum(not p.ignored and p.name is not None for p in people),

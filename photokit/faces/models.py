@@ -91,8 +91,7 @@ def require_facenet_weights() -> Path:
     path = facenet_weights_path()
     if not path.is_file():
         raise MissingModelError(
-            "the 512-D facenet descriptor needs the facenet-vggface2 weights, which are not installed: "
-            "photokit models install facenet-vggface2",
+            "the 512-D facenet descriptor needs the facenet-vggface2 weights, which are not installed",
             Remedy.INSTALL_FROM_FILE,
             model=FACENET_VGGFACE2,
         )
@@ -110,19 +109,21 @@ def _facenet(path: str, mtime_ns: int, device: str):
     import torch
     from facenet_pytorch import InceptionResnetV1
 
+    from photokit.store.catalog import FACENET_VGGFACE2
+
     model = InceptionResnetV1(pretrained=None, classify=False)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise MissingModelError(
-            f"{path} is not a readable PyTorch weights file ({type(exc).__name__}); "
-            "reinstall it: photokit models install facenet-vggface2 --from FILE"
+            f"{path} is not a readable PyTorch weights file ({type(exc).__name__})",
+            Remedy.INSTALL_FROM_FILE,
+            model=FACENET_VGGFACE2,
         ) from None
     problem = state_dict_problem(state, model.state_dict())
     if problem:
         raise MissingModelError(
-            f"{path} is not facenet-vggface2 weights ({problem}); "
-            "reinstall it: photokit models install facenet-vggface2 --from FILE"
+            f"{path} is not facenet-vggface2 weights ({problem})", Remedy.INSTALL_FROM_FILE, model=FACENET_VGGFACE2
         )
     model.load_state_dict({k: v for k, v in state.items() if not k.startswith("logits.")})
     return model.eval().to(device)

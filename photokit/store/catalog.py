@@ -119,7 +119,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
         kind=FACE_RECOGNITION,
         filename="20180402-114759-vggface2.pt",
         title="facenet-pytorch InceptionResnetV1 VGGFace2 weights (optional)",
-        unlocks="optional 512-D face descriptors (`photokit scan --descriptor facenet512`; photokit's default "
+        unlocks="optional 512-D face descriptors (the facenet512 descriptor kind; photokit's default "
         "descriptors are dlib's 128-D ones, which ship with face-recognition-models)",
         url="https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt",
         location=TORCH_CHECKPOINTS,
