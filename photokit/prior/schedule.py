@@ -59,9 +59,9 @@ FAST_REFERENCE_COSTS = {"invert_step_s": 1.45, "tuning_step_s": 0.94}
 # - tuning: a 5% warm-up, then a cosine from a peak lr of 1.5e-3 down to 0, Adam betas (0.9, 0.9): tuned
 #   MSE 0.0182 vs 0.0196 for constant 1e-3 on the same anchors (constant 2e-3: 0.0186 / 0.0264, unstable;
 #   peaks 3e-3 and 4e-3 worse). Still 3.4x the paper's 0.0053: 30 epochs do not do the work of 350.
-FAST_PROJECTOR = {"early_stop_window": 10, "early_stop_tol": 0.002, "initial_lr": 0.1}
+FAST_PROJECTOR: dict[str, object] = {"early_stop_window": 10, "early_stop_tol": 0.002, "initial_lr": 0.1}
 FAST_PROJECTOR |= {"initial_noise_factor": 0.0, "betas": (0.5, 0.9)}
-FAST_TUNING = {"lr": 1.5e-3, "lr_warmup": 0.05, "lr_decay": LrDecay.COSINE, "betas": (0.9, 0.9)}
+FAST_TUNING: dict[str, object] = {"lr": 1.5e-3, "lr_warmup": 0.05, "lr_decay": LrDecay.COSINE, "betas": (0.9, 0.9)}
 
 
 def fast_projector(projector: ProjectorConfig) -> ProjectorConfig:
