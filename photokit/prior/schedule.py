@@ -50,7 +50,7 @@ FAST_FLOORS = {"invert_steps": 30, "epochs": 5, "refs": 5}
 FAST_REFERENCE_COSTS = {"invert_step_s": 1.45, "tuning_step_s": 0.94}
 # What else the fast preset changes (same steps, so the same cost). Each anchor stops once its loss curve
 # has flattened (10-step window means within 0.2%). The short schedules take larger, less smoothed steps,
-# chosen by a sweep on planted 64 px references (benchmarks/bench_prior_schedule.py, 2 random generators,
+# chosen by a sweep on planted 64 px references (benchmarks/sweep_prior_schedule.py, 2 random generators,
 # 2026-12-01; each value is the mean over both, against the paper anchors' 0.0580 MSE):
 # - inversion: NVIDIA's peak lr 0.1 (PTI: 0.01; 0.05 and 0.2 were worse), NO w-noise (its exploration costs
 #   a 40-step run more than it finds: anchor MSE 0.106 -> 0.080 on generator 0) and Adam betas (0.5, 0.9)

@@ -45,7 +45,7 @@ class TuningConfig:
     adapter_rank: int | None = None  # None = tune all synthesis weights (MyStyle); R = low-rank adapters
     adapter_lr: float = 3e-3  # adapters start from zero and have few parameters: a larger step works
     lr_warmup: float = 0.0  # fraction of the steps over which lr ramps up linearly (0: MyStyle's constant lr)
-    lr_decay: str = LrDecay.CONSTANT  # after the warm-up: constant (MyStyle) or a cosine down to 0
+    lr_decay: LrDecay = LrDecay.CONSTANT  # after the warm-up: constant (MyStyle) or a cosine down to 0
     betas: tuple[float, float] = (0.9, 0.999)
     storage_dtype: str = "float16"  # stored delta / factors; deltas are small, so fp16 loses nothing visible
     checkpoint_every_s: float = 180.0
@@ -60,7 +60,7 @@ class TuningConfig:
         return asdict(self)
 
 
-def tuning_lr(step: int, total: int, peak: float, warmup: float, decay: str) -> float:
+def tuning_lr(step: int, total: int, peak: float, warmup: float, decay: LrDecay) -> float:
     """The learning rate of optimiser step ``step`` (0-based) of ``total``: a linear warm-up to ``peak``
     over the first ``warmup`` fraction of steps, then ``peak`` (constant) or a cosine ramp down to 0 at the
     end (cosine). A pure function of the step, so a resumed run follows the same schedule."""
