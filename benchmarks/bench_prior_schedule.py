@@ -14,7 +14,7 @@ losses (LPIPS-VGG inversion, LPIPS-AlexNet + MSE tuning, random backbones: same 
 and tuning steps are timed, then ``plan_schedule`` predicts the fast preset's total for 20 references.
 Wall and CPU seconds and the load average are recorded: the machine is shared.
 
-    python -m benchmarks.run_all prior_schedule    # about 4 min wall, 86 CPU-s, at load average 8-11
+    python -m benchmarks.run_all prior_schedule    # about 7 min wall, 92 CPU-s, at load average 8-11
 """
 
 from __future__ import annotations

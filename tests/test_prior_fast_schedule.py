@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
 from photokit.prior.estimate import schedule_for
 from photokit.prior.projector import ProjectorConfig, balanced_batch_size, invert_w, loss_flattened
 from photokit.prior.schedule import FAST_REFERENCE_COSTS, PRESET_SCHEDULES, BuildOptions, fast_projector
-from photokit.prior.vocab import Preset
+from photokit.prior.tuning import TuningConfig, tune, tuning_lr
+from photokit.prior.vocab import LrDecay, Preset
 from photokit.stylegan2.losses import make_reconstruction_loss
 from photokit.stylegan2.network import build_tiny_generator, w_statistics
 
@@ -97,3 +100,32 @@ def test_balanced_batches_keep_the_number_of_batches():
         for size in (1, 3, 8):
             balanced = balanced_batch_size(count, size)
             assert balanced <= size and -(-count // balanced) == -(-count // size)
+
+
+def test_tuning_lr_warms_up_then_holds_or_decays():
+    total, peak = 100, 2e-3
+    constant = [tuning_lr(s, total, peak, 0.1, LrDecay.CONSTANT) for s in range(total)]
+    cosine = [tuning_lr(s, total, peak, 0.1, LrDecay.COSINE) for s in range(total)]
+    for lrs in (constant, cosine):
+        warm = lrs[:10]
+        assert all(a < b for a, b in itertools.pairwise(warm)) and 0 < warm[0] < peak / 5  # linear ramp up
+        assert lrs[9] == pytest.approx(peak)  # the peak at the end of the warm-up
+    assert all(lr == pytest.approx(peak) for lr in constant[10:])
+    decay = cosine[10:]
+    assert all(a > b for a, b in itertools.pairwise(decay)) and decay[-1] < peak / 1000  # down to ~0
+    assert cosine[55] == pytest.approx(peak / 2, rel=0.05)  # half way through the decay: half the peak
+    assert [tuning_lr(s, 10, peak, 0.0, LrDecay.CONSTANT) for s in range(10)] == [peak] * 10  # MyStyle's
+
+
+def test_tuning_follows_its_lr_schedule():
+    """Both schedules start at the peak, so their first step is the same; then the cosine takes smaller ones."""
+    G = build_tiny_generator()
+    targets = _planted(G, 2, seed=6)
+    anchors = G.mapping(torch.randn(2, G.z_dim, generator=torch.Generator().manual_seed(3)))[:, 0]
+    loss = make_reconstruction_loss("mse")
+    runs = [
+        tune(G, anchors, targets, loss, TuningConfig(steps=3, lr=1e-2, lr_decay=decay, checkpoint_every_s=1e9))
+        for decay in (LrDecay.CONSTANT, LrDecay.COSINE)
+    ]
+    assert runs[0].loss_history[:2] == pytest.approx(runs[1].loss_history[:2], rel=1e-5)
+    assert runs[0].losses_after != pytest.approx(runs[1].losses_after, rel=1e-4)

@@ -46,6 +46,7 @@ class ProjectorConfig:
     seed: int = 123
     early_stop_window: int = 0  # steps; 0 = every anchor runs every step (PTI, the paper schedule)
     early_stop_tol: float = 0.002  # relative drop of the windowed mean loss below which a curve is flat
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam's
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -210,7 +211,7 @@ class _ActiveBatch:
             noise = None
         self.noise = noise
         params = [self.w] + (noise.maps if noise is not None else [])
-        self.optimizer = torch.optim.Adam(params, betas=(0.9, 0.999), lr=config.initial_lr)
+        self.optimizer = torch.optim.Adam(params, betas=config.betas, lr=config.initial_lr)
         self.history = torch.zeros(0, batch)
 
     def synthesize(self, ws: torch.Tensor) -> torch.Tensor:

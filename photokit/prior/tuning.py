@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,7 @@ from torch import nn
 from photokit.errors import PhotokitError, Remedy
 from photokit.interrupts import deferred_interrupt
 from photokit.prior.adapters import STORAGE_DTYPES, apply_stored, make_tunable
+from photokit.prior.vocab import LrDecay
 from photokit.store.atomic import atomic_path
 
 
@@ -42,6 +44,9 @@ class TuningConfig:
     lpips_net: str = "alex"
     adapter_rank: int | None = None  # None = tune all synthesis weights (MyStyle); R = low-rank adapters
     adapter_lr: float = 3e-3  # adapters start from zero and have few parameters: a larger step works
+    lr_warmup: float = 0.0  # fraction of the steps over which lr ramps up linearly (0: MyStyle's constant lr)
+    lr_decay: LrDecay = LrDecay.CONSTANT  # after the warm-up: constant (MyStyle) or a cosine down to 0
+    betas: tuple[float, float] = (0.9, 0.999)
     storage_dtype: str = "float16"  # stored delta / factors; deltas are small, so fp16 loses nothing visible
     checkpoint_every_s: float = 180.0
     seed: int = 0
@@ -53,6 +58,17 @@ class TuningConfig:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+def tuning_lr(step: int, total: int, peak: float, warmup: float, decay: LrDecay) -> float:
+    """The learning rate of optimiser step ``step`` (0-based) of ``total``: a linear warm-up to ``peak``
+    over the first ``warmup`` fraction of steps, then ``peak`` (constant) or a cosine ramp down to 0 at the
+    end (cosine). A pure function of the step, so a resumed run follows the same schedule."""
+    t = step / max(1, total)
+    ramp = min(1.0, (step + 1) / max(1.0, warmup * total)) if warmup > 0 else 1.0
+    if decay == LrDecay.COSINE and t > warmup:
+        ramp *= 0.5 + 0.5 * math.cos(math.pi * (t - warmup) / (1.0 - warmup))
+    return peak * ramp
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -175,7 +191,7 @@ def tune(
     tunable = make_tunable(work.synthesis, config.adapter_rank, config.seed)
     trainable = tunable.trainable()
     lr = config.adapter_lr if config.adapter_rank else config.lr
-    optimizer = torch.optim.Adam(trainable, lr=lr, betas=(0.9, 0.999))
+    optimizer = torch.optim.Adam(trainable, lr=lr, betas=config.betas)
     signature = _signature(config, anchors, getattr(loss_fn, "name", type(loss_fn).__name__), base_fingerprint)
 
     losses_before = reconstruction_losses(tunable.synthesize, anchors, targets, loss_fn, work.num_ws)
@@ -239,6 +255,10 @@ def _run_steps(
             loss = loss_fn(tunable.synthesize(ws), targets).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            config = batches.config
+            peak = config.adapter_lr if config.adapter_rank else config.lr
+            for group in optimizer.param_groups:
+                group["lr"] = tuning_lr(step, total, peak, config.lr_warmup, config.lr_decay)
             with deferred_interrupt():  # the update and its step count land together, so resume is exact
                 optimizer.step()
                 step += 1

@@ -26,3 +26,10 @@ class EditPolicy(StrEnum):
     STOP = "stop"  # stop where the straight line leaves P_beta
     CONTINUE = "continue"  # go the whole way, even out of P_beta (the prior fades)
     PROJECT = "project"  # go the whole way, then project back onto P_beta
+
+
+class LrDecay(StrEnum):
+    """How a learning rate falls after its warm-up."""
+
+    CONSTANT = "constant"  # stays at its peak (MyStyle's tuning)
+    COSINE = "cosine"  # half a cosine down to 0 at the last step
