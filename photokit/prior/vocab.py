@@ -26,3 +26,11 @@ class EditPolicy(StrEnum):
     STOP = "stop"  # stop where the straight line leaves P_beta
     CONTINUE = "continue"  # go the whole way, even out of P_beta (the prior fades)
     PROJECT = "project"  # go the whole way, then project back onto P_beta
+
+
+class ProjectionOptimizer(StrEnum):
+    """How a projection searches its latent space (``photokit.restore.optimize``)."""
+
+    AUTO = "auto"  # the device's default: Adam on a GPU, the CPU default elsewhere
+    ADAM = "adam"  # the paper's: Adam, 1000 steps
+    LBFGS = "lbfgs"  # quasi-Newton with a strong-Wolfe line search, stopped when the loss curve is flat
