@@ -15,6 +15,7 @@
 
     python -m benchmarks.run_all restore_quality           # ~1 h on 2 idle cores
     python -m benchmarks.run_all restore_quality --quick   # ~10 min
+    python -m benchmarks.bench_restore_quality time        # part 2 alone, JSON on stdout
 """
 
 from __future__ import annotations
@@ -169,3 +170,14 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
         "on a machine shared with other work, CPU seconds / threads estimates the idle wall time"
     )
     return results
+
+
+if __name__ == "__main__":  # one part alone: python -m benchmarks.bench_restore_quality time|quality [--quick]
+    import json
+    import sys
+
+    part, quick_run = sys.argv[1], "--quick" in sys.argv
+    cpu = resolve_device("cpu")
+    doc = {"part": part, "load_average_start": list(os.getloadavg()), "torch_threads": torch.get_num_threads()}
+    doc["results"] = full_width_time(cpu) if part == "time" else quality(cpu, quick_run)
+    print(json.dumps(doc, indent=2))
