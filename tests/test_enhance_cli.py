@@ -147,3 +147,26 @@ def test_up_front_notes_go_through_the_live_progress_console(tmp_path, monkeypat
     assert result.exit_code == 2 and "no photos found" in result.stderr
     assert "restoring on" in captured.getvalue() and "warning: no face generator" in captured.getvalue()
     assert "restoring on" not in result.stderr
+
+
+def test_lbfgs_reports_its_steps_evaluations_and_seconds(settings, photo, tmp_path):
+    install_random_generator(settings)
+    args = ["enhance", str(photo), "--loss", "mse", "--out", str(tmp_path / "out"), "--json", "--device", "cpu"]
+    result = runner.invoke(app, [*args, "--optimizer", "lbfgs", "--steps", "3", "--force"])
+    assert result.exit_code == 0, result.stderr
+    [face] = json.loads(result.stdout)["reports"][0]["faces"]
+    assert face["optimizer"] == "lbfgs" and 1 <= face["steps"] <= 3
+    assert face["evaluations"] >= face["steps"]  # a line search evaluates the generator at least once a step
+    assert isinstance(face["seconds"], float) and face["seconds"] > 0
+    assert "lbfgs projection steps" in result.stderr
+
+
+def test_unknown_optimizer_is_refused_by_the_cli_and_by_the_options(photo):
+    from photokit.errors import PhotokitError
+    from photokit.restore.options import EnhanceOptions
+
+    result = runner.invoke(app, ["enhance", str(photo), "--optimizer", "sgd", "--loss", "mse"])
+    assert result.exit_code == 2 and "Traceback" not in result.output  # Typer's usage error, as for --device
+    assert "sgd" in result.stderr and "lbfgs" in result.stderr
+    with pytest.raises(PhotokitError, match="unknown optimizer 'sgd' \\(use auto, adam, lbfgs\\)"):
+        EnhanceOptions(optimizer="sgd")  # the web and the workers build options without Typer

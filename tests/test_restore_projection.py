@@ -14,7 +14,9 @@ import torch.nn.functional as F
 
 from photokit.prior import alpha as A
 from photokit.prior.alpha import AlphaConfig
+from photokit.prior.vocab import ProjectionOptimizer
 from photokit.restore.degrade import Degradation, inpainting, super_resolution
+from photokit.restore.optimize import EarlyStop, make_stepper, plateaued
 from photokit.restore.project import AlphaProjection, SmallImageLoss, WPlusProjection
 from photokit.stylegan2.losses import ReconstructionLoss, build_lpips
 from photokit.stylegan2.network import build_tiny_generator
@@ -105,3 +107,50 @@ def test_lpips_runs_on_faces_smaller_than_alexnet_can_see():
     loss = SmallImageLoss(ReconstructionLoss(lpips_model))
     a, b = torch.rand(1, 3, 12, 12) * 2 - 1, torch.rand(1, 3, 12, 12) * 2 - 1
     assert float(loss(a, b)) > float(loss(a, a)) >= 0
+
+
+def _sr_projection(planted, optimizer, early_stop=None):
+    G, anchors, target = planted
+    degradation = super_resolution(G.resolution, face_side_px=G.resolution / 4)
+    config = AlphaConfig(optimizer=optimizer)
+    loss = ReconstructionLoss(None)
+    return AlphaProjection(G, anchors, degradation(target), degradation, loss, 0.05, config, early_stop)
+
+
+def test_lbfgs_beats_as_many_adam_steps_as_it_evaluated_the_generator(planted):
+    lbfgs = _sr_projection(planted, ProjectionOptimizer.LBFGS).run(30)
+    assert lbfgs.optimizer == "lbfgs" and lbfgs.steps == 30
+    assert lbfgs.reconstruction_loss < 0.2 * lbfgs.losses[0]
+    # The cache answers L-BFGS's re-evaluation of each step's start: about one evaluation per step, not two.
+    assert lbfgs.steps <= lbfgs.evaluations < 1.6 * lbfgs.steps
+    adam = _sr_projection(planted, ProjectionOptimizer.ADAM).run(lbfgs.evaluations)
+    assert adam.evaluations == lbfgs.evaluations
+    assert lbfgs.reconstruction_loss < adam.reconstruction_loss, (lbfgs.reconstruction_loss, adam.reconstruction_loss)
+
+
+def test_lbfgs_stops_when_the_objective_is_flat_and_not_before(planted):
+    stop = EarlyStop(window=5, tolerance=1e-4)
+    projection = _sr_projection(planted, ProjectionOptimizer.LBFGS, stop)
+    result = projection.run(1000)
+    assert result.steps < 1000
+    assert plateaued(projection.objectives, stop)
+    assert not any(plateaued(projection.objectives[:k], stop) for k in range(1, result.steps))
+    # Without early stopping every asked step is taken.
+    assert _sr_projection(planted, ProjectionOptimizer.LBFGS).run(result.steps + 5).steps == result.steps + 5
+
+
+def test_plateaued_compares_the_last_point_with_the_window_before_it():
+    stop = EarlyStop(window=3, tolerance=0.01)
+    assert not plateaued([1.0, 1.0, 1.0], stop)  # too short to tell
+    assert plateaued([1.0, 1.0, 1.0, 1.0], stop)
+    assert plateaued([1.0, 0.5, 0.999, 0.995], stop)  # 0.5 % below the point 3 steps back
+    assert not plateaued([1.0, 1.0, 1.0, 0.98], stop)  # 2 % below it
+    assert plateaued([1.0, 1.0, 1.0, 1.2], stop)  # worse counts as flat
+    assert not plateaued([-1.0, -1.0, -1.0, -1.02], stop)  # relative to |before|
+
+
+def test_optimizer_auto_must_be_resolved_first():
+    with pytest.raises(ValueError, match="auto"):
+        make_stepper(
+            ProjectionOptimizer.AUTO, [torch.zeros(2, requires_grad=True)], lambda: (None, None), 0.1, (0.9, 0.9)
+        )

@@ -20,6 +20,7 @@ from photokit.cli.common import (
 from photokit.devices import Device
 from photokit.errors import PhotokitError
 from photokit.pathtext import shown
+from photokit.prior.vocab import ProjectionOptimizer
 from photokit.stylegan2.vocab import LossKind
 
 
@@ -70,7 +71,14 @@ def enhance(
     beta: str | None = typer.Option(
         None, "--beta", help="Prior dilation: number, 'auto' (0.05 SR / 0.02 inpainting) or 'none'."
     ),
-    steps: int | None = typer.Option(None, "--steps", help="Projection steps (default 1000 on GPU, 100 on CPU)."),
+    steps: int | None = typer.Option(
+        None, "--steps", help="Projection steps (default 1000 on GPU, 100 on CPU; lbfgs: at most 150, stops when flat)."
+    ),
+    optimizer: ProjectionOptimizer = typer.Option(
+        ProjectionOptimizer.AUTO,
+        "--optimizer",
+        help="adam (the paper's), lbfgs (fewer generator evaluations, stops when the loss is flat) or auto (adam).",
+    ),
     device: Device = DeviceOption,
     loss: LossKind = typer.Option(
         LossKind.LPIPS, "--loss", help="lpips (LPIPS + MSE, needs `photokit models install lpips-alex`) or mse."
@@ -100,7 +108,15 @@ def enhance(
     settings = settings_from(ctx)
     torch_device = resolve_device(device)
     options = EnhanceOptions(
-        scale=scale, mask=mask, person=person, beta=_parse_beta(beta), steps=steps, loss=loss, out_dir=out, force=force
+        scale=scale,
+        mask=mask,
+        person=person,
+        beta=_parse_beta(beta),
+        steps=steps,
+        optimizer=optimizer,
+        loss=loss,
+        out_dir=out,
+        force=force,
     )
     collector = None if report_html is None else CropCollector()
     db = database_from(ctx)
@@ -142,7 +158,7 @@ def _enhance_here(db, settings, paths: list[Path], options, torch_device, as_jso
             options, priors, DatabasePeople(db), device=torch_device, reporter=reporter, on_face=collector
         )
         reporter.note(
-            f"restoring on {describe_device(torch_device)}, {enhancer.steps} projection steps per face, "
+            f"restoring on {describe_device(torch_device)}, {enhancer.steps} {enhancer.optimizer} projection steps per face, "
             f"scale {options.effective_scale:g}, loss {enhancer.loss_fn.name if enhancer.loss_fn else 'none'}"
         )
         for warning in enhancer.warnings():

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from photokit.prior.vocab import ProjectionOptimizer
+
 
 @dataclass(frozen=True)
 class AlphaConfig:
@@ -41,6 +43,7 @@ class AlphaConfig:
     sum_weight: float = 10.0  # weight of L_sum, eq. (6), averaged over layers
     reg_weight: float = 10.0  # lambda_reg of eq. (7)/(8)
     reg_layer_fraction: float = 2 / 3  # Delta is regularised on the first 12 of 18 layers at 1024 px
+    optimizer: ProjectionOptimizer = ProjectionOptimizer.ADAM  # photokit's CPU default differs: restore/options.py
     lr: float = 5e-3  # Adam (0.9, 0.999), no schedule
     adam_betas: tuple[float, float] = (0.9, 0.999)
     steps: int = 1000
@@ -105,22 +108,25 @@ def sum_penalty(coeffs: torch.Tensor) -> torch.Tensor:
     return (coeffs.sum(dim=-1) - 1.0).pow(2).mean()
 
 
-def delta_penalty(delta: torch.Tensor, num_regularised: int) -> torch.Tensor:
+def delta_penalty(delta: torch.Tensor, num_regularised: int, smoothing: float = 1e-12) -> torch.Tensor:
     """Eq. (7): sum of per-layer L2 norms of Delta over the first ``num_regularised`` layers.
 
-    The norm's gradient is undefined at 0 (where Delta starts); a tiny epsilon keeps it finite.
+    The norm's gradient is undefined at 0 (where Delta starts); ``smoothing`` (added to the squared
+    norm) keeps it finite. Quasi-Newton optimisers need a larger one: they stall at the kink.
     """
     head = delta[:num_regularised]
-    return (head.pow(2).sum(dim=-1) + 1e-12).sqrt().sum()
+    return (head.pow(2).sum(dim=-1) + smoothing).sqrt().sum()
 
 
-def regularisation(alpha: torch.Tensor, delta: torch.Tensor, beta: float | None, config: AlphaConfig) -> torch.Tensor:
+def regularisation(
+    alpha: torch.Tensor, delta: torch.Tensor, beta: float | None, config: AlphaConfig, smoothing: float = 1e-12
+) -> torch.Tensor:
     """sum_weight x L_sum(constrained, pre-normalisation) + reg_weight x L_reg(Delta), eq. (8) minus L_rec."""
     coeffs = constrained_coefficients(alpha, delta, beta, config.sharpness)
     total = config.sum_weight * sum_penalty(coeffs)
     if config.per_layer:
         total = total + config.reg_weight * delta_penalty(
-            delta, regularised_layers(delta.shape[0], config.reg_layer_fraction)
+            delta, regularised_layers(delta.shape[0], config.reg_layer_fraction), smoothing
         )
     return total
 

@@ -33,3 +33,11 @@ class LrDecay(StrEnum):
 
     CONSTANT = "constant"  # stays at its peak (MyStyle's tuning)
     COSINE = "cosine"  # half a cosine down to 0 at the last step
+
+
+class ProjectionOptimizer(StrEnum):
+    """How a projection searches its latent space (``photokit.restore.optimize``)."""
+
+    AUTO = "auto"  # the device's default: Adam on a GPU, the CPU default elsewhere
+    ADAM = "adam"  # the paper's: Adam, 1000 steps
+    LBFGS = "lbfgs"  # quasi-Newton with a strong-Wolfe line search, stopped when the loss curve is flat

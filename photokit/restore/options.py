@@ -11,6 +11,7 @@ import torch
 
 from photokit.errors import PhotokitError, Remedy
 from photokit.prior.alpha import AlphaConfig
+from photokit.prior.vocab import ProjectionOptimizer
 from photokit.restore.paste import output_shape
 from photokit.stylegan2.vocab import LossKind
 
@@ -18,6 +19,11 @@ from photokit.stylegan2.vocab import LossKind
 # tenth of that so a face takes minutes, and says so. An explicit step count overrides both.
 GPU_DEFAULT_STEPS = AlphaConfig.steps
 CPU_DEFAULT_STEPS = 100
+# L-BFGS (restore/optimize.py) is not the CPU default: it does not yet come within 0.5 dB of 1000 Adam
+# steps (benchmarks/bench_restore_quality.py, docs/performance.md). Its steps are an upper bound: it
+# stops when the objective is flat; 150 iterations are ~170 generator evaluations, ~2 min at 256 px.
+CPU_DEFAULT_OPTIMIZER = ProjectionOptimizer.ADAM
+LBFGS_DEFAULT_STEPS = 150
 DEFAULT_SCALE = 2.0
 MIN_SCALE, MAX_SCALE = 0.25, 16.0
 MAX_OUTPUT_PIXELS = 200_000_000  # float32 working copies of larger outputs need tens of GB
@@ -32,6 +38,7 @@ class EnhanceOptions:
     person: str | None = None  # forces the person of a single-face photo
     beta: float | str | None = "auto"  # 'auto': the paper's per-task beta; None: unconstrained span
     steps: int | None = None  # None: GPU_DEFAULT_STEPS on a GPU, CPU_DEFAULT_STEPS on a CPU
+    optimizer: str = ProjectionOptimizer.AUTO  # 'auto': Adam on a GPU, CPU_DEFAULT_OPTIMIZER on a CPU
     loss: str = LossKind.LPIPS
     lpips_net: str = "alex"
     out_dir: Path | None = None
@@ -49,6 +56,9 @@ class EnhanceOptions:
             checked_number("beta", self.beta, 0.0, MAX_BETA)
         if self.steps is not None and not 0 <= int(self.steps) <= MAX_STEPS:
             raise PhotokitError(f"the number of projection steps must be 0 to {MAX_STEPS} (got {self.steps})")
+        if self.optimizer not in {o.value for o in ProjectionOptimizer}:
+            choices = ", ".join(o.value for o in ProjectionOptimizer)
+            raise PhotokitError(f"unknown optimizer {self.optimizer!r} (use {choices})")
 
     @property
     def task(self) -> str:
@@ -61,9 +71,17 @@ class EnhanceOptions:
     def beta_value(self, config: AlphaConfig = AlphaConfig()) -> float | None:
         return config.beta_for(self.task) if self.beta == "auto" else self.beta
 
+    def optimizer_for(self, device: torch.device) -> ProjectionOptimizer:
+        if self.optimizer != ProjectionOptimizer.AUTO:
+            return ProjectionOptimizer(self.optimizer)
+        return CPU_DEFAULT_OPTIMIZER if device.type == "cpu" else ProjectionOptimizer.ADAM
+
     def steps_for(self, device: torch.device) -> int:
+        """The step count (an upper bound for L-BFGS, which stops on a flat objective)."""
         if self.steps is not None:
             return int(self.steps)
+        if self.optimizer_for(device) == ProjectionOptimizer.LBFGS:
+            return LBFGS_DEFAULT_STEPS
         return CPU_DEFAULT_STEPS if device.type == "cpu" else GPU_DEFAULT_STEPS
 
     def check(self) -> None:

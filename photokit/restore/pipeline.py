@@ -8,6 +8,7 @@ writes the output. The steps live beside it: option checks (``options.py``), whi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,12 +21,14 @@ from photokit.devices import describe_device, resolve_device
 from photokit.errors import PhotokitError
 from photokit.faces.vocab import DescriptorKind
 from photokit.prior.alpha import AlphaConfig
+from photokit.prior.vocab import ProjectionOptimizer
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 from photokit.restore import degrade, paste
 from photokit.restore import mask as face_mask
 from photokit.restore.cost import StepCosts
 from photokit.restore.loading import default_analyzer, load_restoration_loss, model_warnings
 from photokit.restore.masks import KnownMask
+from photokit.restore.optimize import EarlyStop
 from photokit.restore.options import (
     EnhanceOptions,
     check_file_output_size,
@@ -90,8 +93,10 @@ class Enhancer:
         self.people = people
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.reporter = reporter
-        self.alpha_config = alpha_config
-        self.wplus_config = wplus_config
+        self.optimizer = options.optimizer_for(self.device)
+        self.alpha_config = dataclasses.replace(alpha_config, optimizer=self.optimizer)
+        self.wplus_config = dataclasses.replace(wplus_config, optimizer=self.optimizer)
+        self.early_stop = EarlyStop() if self.optimizer == ProjectionOptimizer.LBFGS else None
         self.steps = options.steps_for(self.device)
         self.loss_fn: SmallImageLoss | None = load_restoration_loss(options, priors, self.device, allow_random_lpips)
         self._analyzer = analyzer
@@ -141,8 +146,9 @@ class Enhancer:
                 self.loss_fn,
                 plan.report.beta,
                 self.alpha_config,
+                self.early_stop,
             )
-        return WPlusProjection(generator, target_t, plan.degradation, self.loss_fn, self.wplus_config)
+        return WPlusProjection(generator, target_t, plan.degradation, self.loss_fn, self.wplus_config, self.early_stop)
 
     def estimate(self, plans: list[FacePlan], photo: Photo) -> float:
         """Seconds the projections will take, from one timed step per generator (told up front)."""
@@ -173,6 +179,7 @@ class Enhancer:
         if photo.gray:
             crop = paste.match_gray(crop)
         fr.steps, fr.loss = result.steps, round(result.reconstruction_loss, 6)
+        fr.optimizer, fr.evaluations = result.optimizer, result.evaluations
         fr.min_dilation = None if result.min_dilation is None else round(result.min_dilation, 5)
         check = self._check(plan, projection, result.image)
         if self.on_face is not None:

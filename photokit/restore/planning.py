@@ -31,7 +31,9 @@ class FaceReport:
     status: str = "untouched"  # 'restored', 'rejected' (failed the checks) or 'untouched'
     reason: str | None = None  # why it was left as it is
     beta: float | None = None
-    steps: int = 0
+    steps: int = 0  # optimiser steps taken (L-BFGS may stop early, when the objective is flat)
+    optimizer: str | None = None  # 'adam' or 'lbfgs'
+    evaluations: int = 0  # generator forward+backward passes (L-BFGS: ~1.1 per step)
     sr_factor: float | None = None
     loss: float | None = None
     seconds: float = 0.0

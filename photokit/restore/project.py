@@ -20,7 +20,9 @@ from torch import nn
 
 from photokit.prior import alpha as alpha_space
 from photokit.prior.alpha import AlphaConfig
+from photokit.prior.vocab import ProjectionOptimizer
 from photokit.restore.degrade import Degradation
+from photokit.restore.optimize import EarlyStop, LbfgsConfig, make_stepper, plateaued
 from photokit.stylegan2.losses import weighted_squared_error
 
 LossFn = Callable[..., torch.Tensor]  # ReconstructionLoss: (pred, target, weight=None) -> (B,)
@@ -66,6 +68,7 @@ class WPlusConfig:
     reg_weight: float = 0.01
     reg_layer_fraction: float = 2 / 3
     steps: int = 1000
+    optimizer: ProjectionOptimizer = ProjectionOptimizer.ADAM
 
 
 @dataclass
@@ -78,6 +81,8 @@ class ProjectionResult:
     reconstruction_loss: float  # last L_rec between phi(G(latent)) and the degraded input
     seconds: float
     losses: list[float] = field(default_factory=list)
+    evaluations: int = 0  # generator forward+backward passes (the cost; > steps with L-BFGS)
+    optimizer: str = ProjectionOptimizer.ADAM
 
     @property
     def min_dilation(self) -> float | None:
@@ -85,7 +90,8 @@ class ProjectionResult:
 
 
 class _Projection:
-    """Adam on a few latent parameters; the generator is only differentiated through, never updated."""
+    """Optimises a few latent parameters (``restore.optimize``); the generator is only differentiated
+    through, never updated."""
 
     def __init__(
         self,
@@ -96,6 +102,8 @@ class _Projection:
         params: list[torch.Tensor],
         lr: float,
         betas: tuple[float, float] = (0.9, 0.999),
+        optimizer: ProjectionOptimizer = ProjectionOptimizer.ADAM,
+        early_stop: EarlyStop | None = None,
     ) -> None:
         self.generator = generator
         self.target = target
@@ -104,9 +112,12 @@ class _Projection:
         self.degradation = degradation
         self.loss_fn = loss_fn
         self.params = params
-        self.optimizer = torch.optim.Adam(params, lr=lr, betas=betas)
+        self.optimizer = ProjectionOptimizer(optimizer)
+        self.early_stop = early_stop
+        self.stepper = make_stepper(self.optimizer, params, self._objective, lr, betas)
         self.steps_done = 0
-        self.losses: list[float] = []
+        self.losses: list[float] = []  # reconstruction term per step
+        self.objectives: list[float] = []  # eq. (8) per step: what the optimiser decreases
 
     def ws(self) -> torch.Tensor:  # (num_ws, w_dim)
         raise NotImplementedError
@@ -117,18 +128,30 @@ class _Projection:
     def render(self, ws: torch.Tensor) -> torch.Tensor:
         return self.generator.synthesis(ws.unsqueeze(0), noise_mode="const")
 
-    def step(self) -> float:
+    def _objective(self) -> tuple[torch.Tensor, torch.Tensor]:
         rec = self.loss_fn(self.degradation(self.render(self.ws())), self.target, weight=self.degradation.mask).mean()
-        total = rec + self.penalty()
-        # Gradients for the latent parameters only: the generator's weights are left alone.
-        grads = torch.autograd.grad(total, self.params)
-        for p, g in zip(self.params, grads):
-            p.grad = g
-        self.optimizer.step()
+        return rec + self.penalty(), rec
+
+    @property
+    def evaluations(self) -> int:
+        """Generator forward+backward passes so far (L-BFGS's line search may take several per step)."""
+        return self.stepper.evaluations.count
+
+    def step(self) -> float:
+        """One optimiser step; returns the reconstruction loss at the point the step started from."""
+        values = self.stepper.step()
         self.steps_done += 1
-        value = float(rec.detach())
-        self.losses.append(value)
-        return value
+        self.losses.append(values.reconstruction)
+        self.objectives.append(values.objective)
+        return values.reconstruction
+
+    def converged(self) -> bool:
+        return self.early_stop is not None and plateaued(self.objectives, self.early_stop)
+
+    @property
+    def norm_smoothing(self) -> float:
+        """Eq. (7)'s epsilon under the squared norms: larger for L-BFGS (``restore.optimize``)."""
+        return LbfgsConfig.norm_smoothing if self.optimizer == ProjectionOptimizer.LBFGS else 1e-12
 
     def run(self, steps: int, callback: Callable[[int, float], None] | None = None) -> ProjectionResult:
         start = time.perf_counter()
@@ -136,6 +159,8 @@ class _Projection:
             loss = self.step()
             if callback is not None:
                 callback(i + 1, loss)
+            if self.converged():
+                break
         with torch.no_grad():
             ws = self.ws().detach()
             image = self.render(ws)
@@ -158,6 +183,7 @@ class AlphaProjection(_Projection):
         loss_fn: LossFn,
         beta: float | None,
         config: AlphaConfig = AlphaConfig(),
+        early_stop: EarlyStop | None = None,
     ) -> None:
         num_ws = int(generator.num_ws)
         device = target.device
@@ -168,7 +194,9 @@ class AlphaProjection(_Projection):
         self.alpha = alpha.requires_grad_(True)
         self.delta = delta.requires_grad_(config.per_layer)
         params = [self.alpha] + ([self.delta] if config.per_layer else [])
-        super().__init__(generator, target, degradation, loss_fn, params, config.lr, config.adam_betas)
+        super().__init__(
+            generator, target, degradation, loss_fn, params, config.lr, config.adam_betas, config.optimizer, early_stop
+        )
 
     def coefficients(self) -> torch.Tensor:
         return alpha_space.alpha_plus(self.alpha, self.delta, self.beta, self.config.sharpness)
@@ -177,7 +205,7 @@ class AlphaProjection(_Projection):
         return alpha_space.latent_from_alpha(self.coefficients(), self.anchors)
 
     def penalty(self) -> torch.Tensor:
-        return alpha_space.regularisation(self.alpha, self.delta, self.beta, self.config)
+        return alpha_space.regularisation(self.alpha, self.delta, self.beta, self.config, self.norm_smoothing)
 
     def _result(self, ws, image, final, seconds) -> ProjectionResult:
         return ProjectionResult(
@@ -189,6 +217,8 @@ class AlphaProjection(_Projection):
             reconstruction_loss=final,
             seconds=seconds,
             losses=list(self.losses),
+            evaluations=self.evaluations,
+            optimizer=str(self.optimizer),
         )
 
 
@@ -202,6 +232,7 @@ class WPlusProjection(_Projection):
         degradation: Degradation,
         loss_fn: LossFn,
         config: WPlusConfig = WPlusConfig(),
+        early_stop: EarlyStop | None = None,
     ) -> None:
         device = target.device
         num_ws, w_dim = int(generator.num_ws), int(generator.w_dim)
@@ -210,14 +241,16 @@ class WPlusProjection(_Projection):
         self.w = start.clone().float().to(device).requires_grad_(True)
         self.delta = torch.zeros(num_ws, w_dim, device=device, requires_grad=True)
         self.config = config
-        super().__init__(generator, target, degradation, loss_fn, [self.w, self.delta], config.lr)
+        params = [self.w, self.delta]
+        super().__init__(generator, target, degradation, loss_fn, params, config.lr, optimizer=config.optimizer)
+        self.early_stop = early_stop
 
     def ws(self) -> torch.Tensor:
         return self.w.unsqueeze(0) + self.delta
 
     def penalty(self) -> torch.Tensor:
         n = alpha_space.regularised_layers(self.delta.shape[0], self.config.reg_layer_fraction)
-        return self.config.reg_weight * alpha_space.delta_penalty(self.delta, n)
+        return self.config.reg_weight * alpha_space.delta_penalty(self.delta, n, self.norm_smoothing)
 
     def _result(self, ws, image, final, seconds) -> ProjectionResult:
         return ProjectionResult(
@@ -229,4 +262,6 @@ class WPlusProjection(_Projection):
             reconstruction_loss=final,
             seconds=seconds,
             losses=list(self.losses),
+            evaluations=self.evaluations,
+            optimizer=str(self.optimizer),
         )
