@@ -61,6 +61,19 @@ def _parse_beta(value: str | None):
         raise PhotokitError(f"--beta {value!r}: give a number (e.g. 0.05), 'auto' or 'none'") from None
 
 
+OptimizerOption = typer.Option(
+    ProjectionOptimizer.AUTO,
+    "--optimizer",
+    help="adam (the paper's), lbfgs (fewer generator evaluations, stops when the loss is flat) or auto (adam).",
+)
+ForceOption = typer.Option(
+    False,
+    "--force",
+    help="Replace existing output files (default: pick a free name) and paste restored faces even when they "
+    "fail the consistency/identity checks.",
+)
+
+
 def enhance(
     ctx: typer.Context,
     raw_paths: list[str] = typer.Argument(..., metavar="PATH", help="Photos and/or folders (albums) to restore."),
@@ -74,21 +87,12 @@ def enhance(
     steps: int | None = typer.Option(
         None, "--steps", help="Projection steps (default 1000 on GPU, 100 on CPU; lbfgs: at most 150, stops when flat)."
     ),
-    optimizer: ProjectionOptimizer = typer.Option(
-        ProjectionOptimizer.AUTO,
-        "--optimizer",
-        help="adam (the paper's), lbfgs (fewer generator evaluations, stops when the loss is flat) or auto (adam).",
-    ),
+    optimizer: ProjectionOptimizer = OptimizerOption,
     device: Device = DeviceOption,
     loss: LossKind = typer.Option(
         LossKind.LPIPS, "--loss", help="lpips (LPIPS + MSE, needs `photokit models install lpips-alex`) or mse."
     ),
-    force: bool = typer.Option(
-        False,
-        "--force",
-        help="Replace existing output files (default: pick a free name) and paste restored faces even when they "
-        "fail the consistency/identity checks.",
-    ),
+    force: bool = ForceOption,
     report_html: Path | None = typer.Option(
         None, "--report", help="Write an HTML page: before/after crops of every face, routing, prior, check scores."
     ),
