@@ -42,7 +42,7 @@ def list_cmd(
     from photokit.faces.listing import cached_pending, list_people
 
     settings = settings_from(ctx)
-    with read_library(settings) as library:  # stdlib sqlite3 when it can (issue 14: start-up)
+    with read_library(settings) as library:  # stdlib sqlite3 when it can: a fast start
         rows = list_people(library.reader, include_all=show_all)
         pending = (
             cached_pending(library.reader, _suggestions_cache(settings, library.reader))

@@ -180,7 +180,7 @@ def status_cmd(
     from photokit.db.reader import read_library
     from photokit.status import collect_status
 
-    with read_library(settings_from(ctx)) as library:  # stdlib sqlite3 when it can (issue 14: start-up)
+    with read_library(settings_from(ctx)) as library:  # stdlib sqlite3 when it can: a fast start
         status = collect_status(library, settings_from(ctx))
     if json_out:
         print_json(status)

@@ -1,4 +1,4 @@
-"""Read-only queries written once as SQL text, run by stdlib ``sqlite3`` or by SQLAlchemy (issue 14).
+"""Read-only queries written once as SQL text, run by stdlib ``sqlite3`` or by SQLAlchemy.
 
 ``photokit status`` and ``people list`` must start in <= 0.4 s; importing SQLAlchemy and the ORM models
 costs ~0.15-0.3 s of that on its own. So their queries are plain, portable SQL (``:name`` parameters, which

@@ -1,5 +1,5 @@
 """The clustering options (``cluster.py`` explains each), importable without numpy: the suggestions cache
-of ``people list`` is keyed on them (``listing.py``), and that command must start fast (issue 14).
+of ``people list`` is keyed on them (``listing.py``), and that command must start fast.
 
 Distances differ between kinds. photokit's clustering defaults were measured in dlib's units, so for
 another kind every distance is multiplied by ``DISTANCE_SCALE`` (squared distances by its square).

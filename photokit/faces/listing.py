@@ -1,7 +1,7 @@
 """What ``people list`` shows, read through a :class:`~photokit.db.reader.SqlReader`: the people with their
 counts, and whether the suggestions kept in the cache file are still those of the library's state.
 
-No SQLAlchemy, no numpy (issue 14: the command starts in <= 0.4 s). Each query is defined here once; the ORM
+No SQLAlchemy, no numpy (the command must start in well under half a second). Each query is defined here once; the ORM
 code (``people.list_people``, ``matching.library_token``, ``suggest.cached_suggestions``) runs the same SQL
 through a ``SessionReader``, so both ways give the same numbers and the same cache token.
 """

@@ -1,7 +1,7 @@
 """StyleGAN2's tensor operations as small pure functions (Karras et al., CVPR 2020; NVIDIA's
 stylegan2-ada-pytorch and rosinality's stylegan2-pytorch compute the same maths).
 
-Written for speed on the CPU as well as on GPUs (issue 14), without custom kernels:
+Written for speed on the CPU as well as on GPUs, without custom kernels:
 
 * demodulation coefficients come from a (Cout, Cin) matrix of squared weight norms and one small matmul,
   never from a per-sample copy of the weights;
