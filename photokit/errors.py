@@ -16,6 +16,7 @@ class Remedy(StrEnum):
     INSTALL_OR_MSE_LOSS = "install_or_mse_loss"  # a loss backbone is missing: install it, or use MSE
     SMALLER_SCALE = "smaller_scale"  # the output would be too large
     INSTALL_FROM_FILE = "install_from_file"  # a model must be installed from a file the user has
+    INSTALL_MODEL = "install_model"  # an optional model is missing or damaged: (re)install it
     FORCE_RECLUSTER = "force_recluster"  # a recluster would remove most people: check the options, or force it
     LIST_PEOPLE = "list_people"  # an unknown person: the full list of people says who exists
     SHOW_PERSON_FACES = "show_person_faces"  # an unknown face: a person's page lists their face ids

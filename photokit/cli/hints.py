@@ -18,6 +18,7 @@ def _remedy_text(remedy: Remedy, context: dict) -> str:
         ),
         Remedy.SMALLER_SCALE: "use a smaller --scale",
         Remedy.INSTALL_FROM_FILE: f"or install a file you have: `photokit models install {model} --from FILE`",
+        Remedy.INSTALL_MODEL: f"install the model: `photokit models install {model}` (or `--from FILE` with a file you have)",
         Remedy.FORCE_RECLUSTER: "check the options, or pass --force if that is what you want",
         Remedy.LIST_PEOPLE: "see `photokit people list --all`",
         Remedy.SHOW_PERSON_FACES: "face ids are shown by `photokit people show PERSON`",

@@ -92,7 +92,7 @@ def require_facenet_weights() -> Path:
     if not path.is_file():
         raise MissingModelError(
             "the 512-D facenet descriptor needs the facenet-vggface2 weights, which are not installed",
-            Remedy.INSTALL_FROM_FILE,
+            Remedy.INSTALL_MODEL,
             model=FACENET_VGGFACE2,
         )
     return path
@@ -117,13 +117,13 @@ def _facenet(path: str, mtime_ns: int, device: str):
     except Exception as exc:
         raise MissingModelError(
             f"{path} is not a readable PyTorch weights file ({type(exc).__name__})",
-            Remedy.INSTALL_FROM_FILE,
+            Remedy.INSTALL_MODEL,
             model=FACENET_VGGFACE2,
         ) from None
     problem = state_dict_problem(state, model.state_dict())
     if problem:
         raise MissingModelError(
-            f"{path} is not facenet-vggface2 weights ({problem})", Remedy.INSTALL_FROM_FILE, model=FACENET_VGGFACE2
+            f"{path} is not facenet-vggface2 weights ({problem})", Remedy.INSTALL_MODEL, model=FACENET_VGGFACE2
         )
     model.load_state_dict({k: v for k, v in state.items() if not k.startswith("logits.")})
     return model.eval().to(device)

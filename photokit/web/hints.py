@@ -11,6 +11,7 @@ _REMEDIES = {
     Remedy.OTHER_DEVICE: "run it on the CPU",
     Remedy.INSTALL_OR_MSE_LOSS: "install it with `photokit models install {model} --from FILE`, or choose the mse loss",
     Remedy.SMALLER_SCALE: "use a smaller scale",
+    Remedy.INSTALL_MODEL: "install the model with `photokit models install {model}`",
     Remedy.INSTALL_FROM_FILE: "then install it with `photokit models install {model} --from FILE`",
     Remedy.LIST_PEOPLE: "see the People page",
     Remedy.SHOW_PERSON_FACES: "each person's page shows their faces",
