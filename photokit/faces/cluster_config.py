@@ -1,7 +1,7 @@
 """The clustering options (``cluster.py`` explains each), importable without numpy: the suggestions cache
 of ``people list`` is keyed on them (``listing.py``), and that command must start fast.
 
-Distances differ between kinds. photokit's clustering defaults were measured in dlib's units, so for
+Distances differ between descriptor kinds (``DescriptorKind``). photokit's clustering defaults were measured in dlib's units, so for
 another kind every distance is multiplied by ``DISTANCE_SCALE`` (squared distances by its square).
 The scale is the ratio of the two published verification thresholds for the very same weights: deepface
 (serengil/deepface, ``deepface/config/threshold.py``) decides "same person" with dlib's descriptor at

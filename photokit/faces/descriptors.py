@@ -1,18 +1,16 @@
-"""The library's face descriptor kind: which one is active, its distance scale, and switching kinds.
+"""The library's face descriptor kind: which one is active, and switching kinds.
 
 A library has one active ``DescriptorKind`` (``library_info`` key ``descriptor_kind``; dlib's 128-D one
 unless the user chose another). Only faces described by the active kind are ever compared: clustering,
 ``identify``, suggestions and restoration's identity checks load those alone. Switching kinds
 (``photokit scan --descriptor KIND``) recomputes the other faces' descriptors from their stored
 landmarks, one photo per transaction, so an interrupted switch continues where it stopped; faces not
-redone yet simply take no part meanwhile.
-Distances per kind: ``faces.cluster_config``.
+redone yet simply take no part meanwhile. Distances per kind: ``faces.cluster_config``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -24,9 +22,6 @@ from photokit.faces import listing
 from photokit.faces.listing import ACTIVE_KIND_KEY
 from photokit.faces.vocab import DescriptorKind
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
-
-if TYPE_CHECKING:
-    pass
 
 NO_EMBEDDING = "no_embedding"  # Face.cluster_exclusion of a face without a usable descriptor
 
