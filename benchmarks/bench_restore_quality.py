@@ -87,6 +87,8 @@ def project(G: Generator, target: Planted, loss_fn: LossFn, optimizer: Projectio
     projection = AlphaProjection(G, target.anchors, target.observed, target.degradation, loss_fn, BETA, config, early)
     cpu, wall = time.process_time(), time.perf_counter()
     result = projection.run(steps)
+    with torch.no_grad():  # eq. (8) with the paper's 1e-12 smoothing, so both optimisers' end points compare
+        penalty = float(alpha_space.regularisation(projection.alpha, projection.delta, BETA, config))
     return {
         "optimizer": str(optimizer),
         "max_steps": steps,
@@ -94,6 +96,7 @@ def project(G: Generator, target: Planted, loss_fn: LossFn, optimizer: Projectio
         "evaluations": result.evaluations,
         "psnr_db": round(psnr(result.image, target.truth), 3),
         "reconstruction_loss": result.reconstruction_loss,
+        "objective_eq8": result.reconstruction_loss + penalty,
         "seconds": round(time.perf_counter() - wall, 2),
         "cpu_seconds": round(time.process_time() - cpu, 2),
     }
