@@ -109,7 +109,8 @@ def distance_stats(table) -> dict:
 
 def spread_study(table) -> list[dict]:
     """Quality of clustering this set's faces again with other settings (the default is marked)."""
-    from photokit.faces.cluster import ClusterConfig, assign_faces
+    from photokit.faces.cluster import assign_faces
+    from photokit.faces.cluster_config import ClusterConfig
 
     default = ClusterConfig()
     use = table.clusterable & np.isfinite(table.embeddings).all(1)

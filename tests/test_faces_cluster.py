@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from photokit.errors import PhotokitError
-from photokit.faces.cluster import ClusterConfig, Labelled, assign_faces
+from photokit.faces.cluster import Labelled, assign_faces
+from photokit.faces.cluster_config import ClusterConfig
 from photokit.faces.evaluation import pairwise_precision_recall
 from photokit.faces.index import FaceIndex
 

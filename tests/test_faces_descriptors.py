@@ -18,8 +18,7 @@ from photokit.db import open_database
 from photokit.db.models import Face, Person, Photo
 from photokit.errors import MissingModelError, PhotokitError
 from photokit.faces.assignment import cluster_faces
-from photokit.faces.cluster import ClusterConfig
-from photokit.faces.cluster_config import cluster_config, distance_scale
+from photokit.faces.cluster_config import ClusterConfig, cluster_config, distance_scale
 from photokit.faces.descriptors import active_kind, set_active_kind
 from photokit.faces.matching import LibraryFaces
 from photokit.faces.people import embedding_to_bytes, identify

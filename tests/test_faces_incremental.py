@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from photokit.cli.app import app
 from photokit.db.models import Face, Person, PhotoLocation
 from photokit.faces.assignment import recluster
-from photokit.faces.cluster import ClusterConfig
+from photokit.faces.cluster_config import ClusterConfig
 from photokit.faces.people import merge_people, name_person
 from photokit.faces.pipeline import process_pending_photos
 from tests.conftest import scan_faces_library, shared_path

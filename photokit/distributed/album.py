@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from photokit.db.vocab import JobStatus
 from photokit.distributed.workers import HandlerFactory, run_batch_on_workers, start_workers
-from photokit.jobs.queue import ClaimedJob, JobOutcome, JobStatus, lease_seconds
+from photokit.jobs.queue import ClaimedJob, JobOutcome, lease_seconds
 from photokit.reporting import NULL_REPORTER, Reporter
 from photokit.restore.batch import AlbumPlan, BatchSummary, restore_photo
 from photokit.restore.crops import CropCollector

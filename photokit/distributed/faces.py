@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from photokit.db.models import Photo
 from photokit.db.session import Database, create_db_engine
-from photokit.db.vocab import FacesStatus
+from photokit.db.vocab import FacesStatus, JobStatus
 from photokit.distributed.workers import run_batch_on_workers, start_workers
 from photokit.faces.pipeline import MAX_REPORTED_ERRORS, FaceRunSummary
-from photokit.jobs.queue import ClaimedJob, JobKind, JobOutcome, JobStatus, enqueue
+from photokit.jobs.queue import ClaimedJob, JobKind, JobOutcome, enqueue
 from photokit.reporting import NULL_REPORTER, Reporter
 
 

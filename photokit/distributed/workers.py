@@ -17,12 +17,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 from photokit.db.session import Database, create_db_engine
+from photokit.db.vocab import JobStatus
 from photokit.errors import PhotokitError
 from photokit.jobs.queue import (
     DEFAULT_LEASE_S,
     ClaimedJob,
     JobOutcome,
-    JobStatus,
     claim,
     lease_seconds,
     record_progress,

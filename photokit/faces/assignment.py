@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 from photokit.db.models import Face, Person
 from photokit.db.vocab import AssignedBy
 from photokit.errors import PhotokitError, Remedy
-from photokit.faces.cluster import ClusterConfig, Labelled, assign_faces, join_people
-from photokit.faces.cluster_config import cluster_config
+from photokit.faces.cluster import Labelled, assign_faces, join_people
+from photokit.faces.cluster_config import ClusterConfig, cluster_config
 from photokit.faces.descriptors import active_kind
 from photokit.faces.index import clean_descriptors
 from photokit.faces.matching import LibraryFaces, invalidate

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from photokit.faces.cluster_config import ClusterConfig  # its home: importable without numpy
+from photokit.faces.cluster_config import ClusterConfig
 from photokit.faces.index import DEFAULT_DIM, FaceIndex, clean_descriptors
 
 

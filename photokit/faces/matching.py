@@ -20,8 +20,8 @@ from photokit.db.models import Face, Person
 from photokit.db.reader import SessionReader
 from photokit.errors import PhotokitError
 from photokit.faces import listing
-from photokit.faces.cluster import ClusterConfig, person_statistics, spread_gap_ratio
-from photokit.faces.cluster_config import cluster_config
+from photokit.faces.cluster import person_statistics, spread_gap_ratio
+from photokit.faces.cluster_config import ClusterConfig, cluster_config
 from photokit.faces.descriptors import active_kind
 from photokit.faces.index import FaceIndex, clean_descriptors
 from photokit.faces.vocab import DescriptorKind

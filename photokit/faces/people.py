@@ -20,7 +20,7 @@ from photokit.db.vocab import AssignedBy
 from photokit.errors import PhotokitError, Remedy
 from photokit.faces import listing
 from photokit.faces.assignment import delete_empty_people, refresh_covers
-from photokit.faces.cluster import ClusterConfig
+from photokit.faces.cluster_config import ClusterConfig
 from photokit.faces.listing import SMALL_GROUP
 from photokit.faces.matching import invalidate
 from photokit.faces.vocab import DescriptorKind

@@ -22,7 +22,7 @@ from photokit.db.vocab import AssignedBy, FacesStatus
 from photokit.errors import PhotokitError
 from photokit.faces.analyze import DetectedFace, FaceAnalyzer, FaceConfig
 from photokit.faces.assignment import ClusterStats, cluster_faces
-from photokit.faces.cluster import ClusterConfig
+from photokit.faces.cluster_config import ClusterConfig
 from photokit.faces.descriptors import (
     DescriptorRefresh,
     active_kind,

@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 from photokit.db.models import DismissedSuggestion, Person
 from photokit.db.reader import SessionReader
 from photokit.faces import listing
-from photokit.faces.cluster import ClusterConfig, spread_gap_ratio
-from photokit.faces.cluster_config import cluster_config
+from photokit.faces.cluster import spread_gap_ratio
+from photokit.faces.cluster_config import ClusterConfig, cluster_config
 from photokit.faces.descriptors import active_kind
 from photokit.faces.index import FaceIndex
 from photokit.faces.matching import LibraryFaces, PersonStats

@@ -18,12 +18,12 @@ from functools import partial
 from sqlalchemy import select
 
 from photokit.db.models import EnhanceJob, Person
+from photokit.db.vocab import JobStatus
 from photokit.errors import PhotokitError
 from photokit.jobs.queue import (
     ClaimedJob,
     JobKind,
     JobOutcome,
-    JobStatus,
     claim_next,
     enqueue,
     held_by_others,

@@ -148,9 +148,10 @@ def build_holdout_prior(
     After Ctrl-C a rerun resumes: finished anchors are reused and tuning continues from its checkpoint."""
     from safetensors.torch import load_file, save_file
 
-    from photokit.prior.projector import ProjectorConfig, invert_w, w_statistics
+    from photokit.prior.projector import ProjectorConfig, invert_w
     from photokit.prior.tuning import TuningConfig, tune
     from photokit.store.atomic import atomic_path, atomic_write_text
+    from photokit.stylegan2.network import w_statistics
 
     def save(name: str, tensors: dict) -> None:
         with atomic_path(folder / name) as tmp:

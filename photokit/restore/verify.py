@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from photokit.faces.cluster import ClusterConfig, pairwise_distances
+from photokit.faces.cluster import pairwise_distances
+from photokit.faces.cluster_config import ClusterConfig
 from photokit.prior.selection import RefsConfig
 from photokit.restore.degrade import Degradation
 

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from photokit.db.models import BackgroundJob, EnhanceJob, Person
 from photokit.faces import browse
-from photokit.faces.people import SMALL_GROUP, list_people, resolve_person
+from photokit.faces.listing import SMALL_GROUP
+from photokit.faces.people import list_people, resolve_person
 from photokit.prior.vocab import Preset
 from photokit.stylegan2.vocab import LossKind
 from photokit.web import tasks
