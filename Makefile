@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test lint bench screenshots venv clean
 
 venv: $(STAMP)
 
@@ -31,6 +31,10 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
+
+# The gallery screenshots (docs/web-*.png, not committed) from a synthetic library, in headless Chromium.
+screenshots: $(STAMP)
+	PYTHONPATH=. $(PY) docs/make_screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

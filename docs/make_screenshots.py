@@ -1,6 +1,6 @@
-"""Regenerate the gallery screenshots in docs/ from a synthetic library (drawn faces, no real photos).
+"""Make the gallery screenshots in docs/ (not committed) from a synthetic library (drawn faces, no real photos).
 
-    PYTHONPATH=. python docs/make_screenshots.py
+    make screenshots        # = PYTHONPATH=. .venv/bin/python docs/make_screenshots.py
 
 Needs the web extra, selenium and Debian's chromium + chromium-driver.
 """
