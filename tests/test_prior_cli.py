@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from photokit.cli.app import app
 from photokit.errors import PhotokitError
+from photokit.prior.schedule import FAST_TUNING
 from photokit.prior.selection import REASONS
 from tests.conftest import scan_faces_library, shared_path
 from tests.test_prior_tuning import largest_identity_person
@@ -189,6 +190,10 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(
     )
     said = _invoke(args + ["--estimate"])
     assert said.exit_code == 0 and "nothing was built" in said.stdout and "tuning: 60 steps" in said.stdout
+    assert estimate["adapter_rank"] == FAST_TUNING["adapter_rank"]  # the fast preset tunes adapters
+    assert estimate["invert_batch"] == 1 and estimate["plan"]["invert_batches"] == 6  # one at a time on a CPU
+    all_weights = _json(_invoke(args + ["--adapter-rank", 0, "--estimate", "--json"]))
+    assert all_weights["adapter_rank"] == 0 and all_weights["plan"]["tuning_steps"] == 60
     real_tune = personal.tune
 
     def interrupted_tune(*a, **kw):
@@ -217,6 +222,7 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(
     assert [meta["plan"][k] for k in ("refs", "invert_steps", "tuning_steps")] == [6, 40, 60]  # as estimated
     assert any("NOT a real face prior" in w for w in meta["warnings"])
     assert meta["tuning"]["loss_after"] < meta["tuning"]["loss_before"]
+    assert meta["tuning"]["kind"] == "lowrank" and meta["projector"]["batch_size"] == 1  # the fast preset's
     assert len(meta["references"]) == 6
 
     listed = _json(_invoke(["prior", "list", "--json"]))

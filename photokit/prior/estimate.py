@@ -19,7 +19,14 @@ from photokit.errors import PhotokitError
 from photokit.prior.meta import WORK_DIR, prior_dir
 from photokit.prior.projector import ProjectorConfig, balanced_batch_size, inversion_step_probe
 from photokit.prior.refs import preview_selection, read_reference_set
-from photokit.prior.schedule import PRESET_SCHEDULES, BuildOptions, BuildPlan, plan_schedule, resolve_preset
+from photokit.prior.schedule import (
+    PRESET_SCHEDULES,
+    BuildOptions,
+    BuildPlan,
+    plan_schedule,
+    preset_configs,
+    resolve_preset,
+)
 from photokit.prior.selection import RefsConfig
 from photokit.prior.storage import person_owner
 from photokit.prior.tuning import TuningConfig, tuning_step_probe
@@ -108,11 +115,9 @@ def start_build(
     with db.session(write=False) as session:
         person = resolve_person(session, person_ref)
         person_id, person_name = person.id, person.name
-    projector = projector or ProjectorConfig()
-    tuning = tuning or TuningConfig()
-    tuning = replace(
-        tuning, adapter_rank=options.adapter_rank or tuning.adapter_rank, checkpoint_every_s=options.checkpoint_every_s
-    )
+    projector, tuning = preset_configs(preset, projector or ProjectorConfig(), tuning or TuningConfig(), device)
+    rank = tuning.adapter_rank if options.adapter_rank is None else options.adapter_rank  # 0: all weights
+    tuning = replace(tuning, adapter_rank=rank, checkpoint_every_s=options.checkpoint_every_s)
     inv_loss, tun_loss, loss_kind = make_losses(options, device, projector, tuning)
     if loss_kind == LossKind.MSE:
         reporter.note(MSE_WARNING, NoteLevel.WARNING)

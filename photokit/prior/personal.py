@@ -23,16 +23,10 @@ from photokit.prior.estimate import BuildEstimate, BuildSetup, plan_build, sched
 from photokit.prior.meta import FORMAT, FORMAT_VERSION, TUNING_CHECKPOINT, prior_summary
 from photokit.prior.projector import ProjectorConfig
 from photokit.prior.refs import ReferenceSet, build_reference_set, load_reference_images, read_reference_set
-from photokit.prior.schedule import (
-    BuildOptions,
-    BuildPlan,
-    fast_projector,
-    fast_tuning,
-)
+from photokit.prior.schedule import BuildOptions, BuildPlan
 from photokit.prior.selection import RefsConfig
 from photokit.prior.storage import save_prior
 from photokit.prior.tuning import TuningConfig, TuningResult, tune
-from photokit.prior.vocab import Preset
 from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 from photokit.settings import Settings
 from photokit.store.atomic import atomic_write_text
@@ -94,8 +88,6 @@ def _schedule_stage(
         atomic_write_text(b.state_path, json.dumps(recorded))
     b.projector = replace(b.projector, steps=plan.invert_steps)
     b.tuning = replace(b.tuning, steps=plan.tuning_steps)
-    if b.preset == Preset.FAST:  # anchors stop early once converged
-        b.projector, b.tuning = fast_projector(b.projector), fast_tuning(b.tuning)
     return plan
 
 

@@ -37,41 +37,62 @@ class BuildOptions:
 
 
 # The published schedules, and a CPU-sized one. Fast: fewer, most diverse references (farthest-point order),
-# a short projection and ~30 tuning epochs, then shrunk further to fit ``budget_s``.
+# a short projection and ~80 tuning epochs, then shrunk further to fit ``budget_s``.
 PRESET_SCHEDULES = {
     Preset.PAPER: {"max_refs": 100, "invert_steps": ProjectorConfig.steps, "epochs": TuningConfig.epochs},
-    Preset.FAST: {"max_refs": 20, "invert_steps": 40, "epochs": 30},
+    Preset.FAST: {"max_refs": 20, "invert_steps": 30, "epochs": 80},
 }
-FAST_FLOORS = {"invert_steps": 30, "epochs": 5, "refs": 5}
+FAST_FLOORS = {"invert_steps": 20, "epochs": 5, "refs": 5}
 # Seconds per inversion step per reference and per tuning step at 256 px (FFHQ's architecture, the product's
-# losses), measured as one-thread CPU seconds by `python -m benchmarks.run_all prior_schedule` -- steady on
-# the shared machine, and no credit taken for the second core. The fast preset's steps are sized by them:
-# 20 references in 3 batches of 7, 7, 6 x 40 steps + 30 epochs x 20 steps = 29.7 min.
-FAST_REFERENCE_COSTS = {"invert_step_s": 1.45, "tuning_step_s": 0.94}
-# What else the fast preset changes (same steps, so the same cost). Each anchor stops once its loss curve
-# has flattened (10-step window means within 0.2%). The short schedules take larger, less smoothed steps,
-# chosen by a sweep on planted 64 px references (benchmarks/sweep_prior_schedule.py, 2 random generators,
-# 2026-12-01; each value is the mean over both, against the paper anchors' 0.0580 MSE):
-# - inversion: NVIDIA's peak lr 0.1 (PTI: 0.01; 0.05 and 0.2 were worse), NO w-noise (its exploration costs
-#   a 40-step run more than it finds: anchor MSE 0.106 -> 0.080 on generator 0) and Adam betas (0.5, 0.9)
-#   instead of (0.9, 0.999) (0.080 -> 0.049; (0.8, 0.99), (0.3, 0.8) and (0, 0.9) were between): anchors
-#   0.044 vs 0.092 before, 0.76x the paper's instead of 1.6x.
-# - tuning: a 5% warm-up, then a cosine from a peak lr of 1.5e-3 down to 0, Adam betas (0.9, 0.9): tuned
-#   MSE 0.0182 vs 0.0196 for constant 1e-3 on the same anchors (constant 2e-3: 0.0186 / 0.0264, unstable;
-#   peaks 3e-3 and 4e-3 worse). Still 3.4x the paper's 0.0053: 30 epochs do not do the work of 350.
+# losses, the fast preset's settings below), measured as one-thread CPU seconds by `python -m benchmarks.run_all
+# prior_schedule` -- steadier than wall time on the shared machine, and no credit taken for the second core.
+# The fast preset's steps are sized by them: 20 references one at a time x 30 steps + 80 epochs x 20 steps.
+FAST_REFERENCE_COSTS = {"invert_step_s": 0.85, "tuning_step_s": 0.78}
+# How the fast preset takes its steps, chosen by sweeps on planted 64 px references
+# (benchmarks/sweep_prior_schedule.py, 2 random generators, 2026-12-01; the paper schedule's anchors reach
+# an MSE of 0.0687 / 0.0472 on generators 0 / 1, its tuning 0.00529 / 0.00578).
+# - inversion: NVIDIA's peak lr 0.1 (PTI: 0.01; 0.05 and 0.2 were worse), no w-noise (in a short run its
+#   exploration costs more than it finds) and Adam betas (0.5, 0.9) instead of (0.9, 0.999); each anchor
+#   stops once its loss curve has flattened (10-step windows within 0.2%). 30 steps: anchors 0.0573 / 0.0447,
+#   0.83x / 0.95x the paper's (40 steps: 0.71x / 0.81x; 25: 0.96x on generator 0; 20: 1.16x). The loss is
+#   taken at 128 px instead of PTI's 256 (half the size at 256 px; PTI takes a quarter at 1024): 0.6x the
+#   CPU time per step at 256 px, and on 64 px, at half the size, the same anchors (0.0448 vs 0.0447). One reference at a time on a
+#   CPU: batches of 7 cost 13% more per reference per step (24% more with the loss at 256).
+# - tuning: what cost is spent on, not how fast a step is, decides here: batches of 2 or 4 cost 1.2-1.3x more
+#   per sample on a 256 px CPU step and reach the same error per epoch. Rank-16 low-rank adapters at a peak
+#   lr of 0.02 (all other settings at 60 epochs: full tuning 0.0134 / 0.0116 at 1.5e-3, 0.0123 / 0.0110 at
+#   2e-3; adapters R=8 at 0.01: 0.0089 / 0.0085, R=8 at 0.02: 0.0086 / 0.0078, R=16 at 0.02: 0.0075 / 0.0069,
+#   R=16 at 0.01, 0.015 or 0.03 and R=4 or 24 worse; betas (0.9, 0.99) or (0.8, 0.9), a 10% warm-up and a
+#   constant lr (0.036) worse) with a 5% warm-up, then a cosine down to 0, Adam betas (0.9, 0.9). Tuned
+#   MSE against epochs (30 inversion steps): 70 epochs 0.00606 / 0.00607 (1.15x / 1.05x the paper's),
+#   90 epochs 0.00461 / 0.00462 (0.87x / 0.80x), 120 epochs - / 0.00301. Full tuning keeps lr 1.5e-3
+#   (``--adapter-rank 0``). A rank-16 adapter stores 21x less than a full delta at 256 px.
 FAST_PROJECTOR: dict[str, object] = {"early_stop_window": 10, "early_stop_tol": 0.002, "initial_lr": 0.1}
-FAST_PROJECTOR |= {"initial_noise_factor": 0.0, "betas": (0.5, 0.9)}
+FAST_PROJECTOR |= {"initial_noise_factor": 0.0, "betas": (0.5, 0.9), "loss_size": 128}
+FAST_CPU_INVERT_BATCH = 1
 FAST_TUNING: dict[str, object] = {"lr": 1.5e-3, "lr_warmup": 0.05, "lr_decay": LrDecay.COSINE, "betas": (0.9, 0.9)}
+FAST_TUNING |= {"adapter_rank": 16, "adapter_lr": 0.02}
 
 
-def fast_projector(projector: ProjectorConfig) -> ProjectorConfig:
-    """The fast preset's projector settings on top of ``projector`` (its step count stays)."""
-    return replace(projector, **FAST_PROJECTOR)
+def fast_projector(projector: ProjectorConfig, device: torch.device = torch.device("cpu")) -> ProjectorConfig:
+    """The fast preset's projector settings on top of ``projector`` (its step count stays); on a CPU,
+    references are inverted one at a time (cheaper per reference than a batch)."""
+    fast = replace(projector, **FAST_PROJECTOR)
+    return replace(fast, batch_size=FAST_CPU_INVERT_BATCH) if device.type == "cpu" else fast
 
 
 def fast_tuning(tuning: TuningConfig) -> TuningConfig:
     """The fast preset's tuning settings on top of ``tuning`` (its step count stays)."""
     return replace(tuning, **FAST_TUNING)
+
+
+def preset_configs(
+    preset: str, projector: ProjectorConfig, tuning: TuningConfig, device: torch.device
+) -> tuple[ProjectorConfig, TuningConfig]:
+    """The projector and tuning settings a resolved preset runs with on ``device`` (the paper's: as given)."""
+    if preset == Preset.FAST:
+        return fast_projector(projector, device), fast_tuning(tuning)
+    return projector, tuning
 
 
 def resolve_preset(preset: str, device: torch.device) -> Preset:
