@@ -17,7 +17,7 @@ an inversion batch of 7 against one reference, and a real inversion and tuning r
 (CPU seconds between steps); then ``plan_schedule`` predicts the fast preset's total for 20 references.
 Wall and CPU seconds and the load average are recorded: the machine is shared.
 
-    python -m benchmarks.run_all prior_schedule    # about 10 min wall, 260 CPU-s, at load average 5-7
+    python -m benchmarks.run_all prior_schedule    # about 7 min wall, 182 CPU-s, at load average 7-11
 """
 
 from __future__ import annotations

@@ -46,7 +46,8 @@ FAST_FLOORS = {"invert_steps": 20, "epochs": 5, "refs": 5}
 # Seconds per inversion step per reference and per tuning step at 256 px (FFHQ's architecture, the product's
 # losses, the fast preset's settings below), measured as one-thread CPU seconds by `python -m benchmarks.run_all
 # prior_schedule` -- steadier than wall time on the shared machine, and no credit taken for the second core.
-# The fast preset's steps are sized by them: 20 references one at a time x 30 steps + 80 epochs x 20 steps.
+# The fast preset's steps are sized by them: 20 references one at a time x 30 steps + 80 epochs x 20 steps
+# = 29.3 min. Measured 2026-12-01 at load 7-11: 0.78 / 0.74 CPU-s (probes), 0.74 / 0.68 (a real run's steps).
 FAST_REFERENCE_COSTS = {"invert_step_s": 0.85, "tuning_step_s": 0.78}
 # How the fast preset takes its steps, chosen by sweeps on planted 64 px references
 # (benchmarks/sweep_prior_schedule.py, 2 random generators, 2026-12-01; the paper schedule's anchors reach
@@ -56,8 +57,9 @@ FAST_REFERENCE_COSTS = {"invert_step_s": 0.85, "tuning_step_s": 0.78}
 #   stops once its loss curve has flattened (10-step windows within 0.2%). 30 steps: anchors 0.0573 / 0.0447,
 #   0.83x / 0.95x the paper's (40 steps: 0.71x / 0.81x; 25: 0.96x on generator 0; 20: 1.16x). The loss is
 #   taken at 128 px instead of PTI's 256 (half the size at 256 px; PTI takes a quarter at 1024): 0.6x the
-#   CPU time per step at 256 px, and on 64 px, at half the size, the same anchors (0.0448 vs 0.0447). One reference at a time on a
-#   CPU: batches of 7 cost 13% more per reference per step (24% more with the loss at 256).
+#   CPU time per step at 256 px, and on 64 px, at half the size, the same anchors (generator 1: 0.0448 vs
+#   0.0447). One reference at a time on a CPU: batches of 7 cost 13% more per reference per step (31% more
+#   with the loss at 256).
 # - tuning: what cost is spent on, not how fast a step is, decides here: batches of 2 or 4 cost 1.2-1.3x more
 #   per sample on a 256 px CPU step and reach the same error per epoch. Rank-16 low-rank adapters at a peak
 #   lr of 0.02 (all other settings at 60 epochs: full tuning 0.0134 / 0.0116 at 1.5e-3, 0.0123 / 0.0110 at
@@ -65,8 +67,9 @@ FAST_REFERENCE_COSTS = {"invert_step_s": 0.85, "tuning_step_s": 0.78}
 #   R=16 at 0.01, 0.015 or 0.03 and R=4 or 24 worse; betas (0.9, 0.99) or (0.8, 0.9), a 10% warm-up and a
 #   constant lr (0.036) worse) with a 5% warm-up, then a cosine down to 0, Adam betas (0.9, 0.9). Tuned
 #   MSE against epochs (30 inversion steps): 70 epochs 0.00606 / 0.00607 (1.15x / 1.05x the paper's),
-#   90 epochs 0.00461 / 0.00462 (0.87x / 0.80x), 120 epochs - / 0.00301. Full tuning keeps lr 1.5e-3
-#   (``--adapter-rank 0``). A rank-16 adapter stores 21x less than a full delta at 256 px.
+#   80 epochs 0.00532 / 0.00504 (1.01x / 0.87x: the most that fits 30 min), 90 epochs 0.00461 / 0.00462
+#   (0.87x / 0.80x), 120 epochs - / 0.00301. Full tuning (``--adapter-rank 0``) keeps lr 1.5e-3. A rank-16
+#   adapter stores 21x less than a full delta at 256 px.
 FAST_PROJECTOR: dict[str, object] = {"early_stop_window": 10, "early_stop_tol": 0.002, "initial_lr": 0.1}
 FAST_PROJECTOR |= {"initial_noise_factor": 0.0, "betas": (0.5, 0.9), "loss_size": 128}
 FAST_CPU_INVERT_BATCH = 1
