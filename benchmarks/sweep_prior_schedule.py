@@ -6,7 +6,7 @@ JSON per setting: anchor and tuned MSE, mean inversion steps run, CPU seconds an
 instead of settings runs the paper schedule once (about 80 CPU-s). One thread; use two or more generator
 seeds so as not to tune to one random generator.
 
-    python -m benchmarks.sweep_prior_schedule 0 '{}' '{"t": {"lr": 0.002}}'   # about 7 CPU-s per setting
+    python -m benchmarks.sweep_prior_schedule 0 '{}' '{"t": {"lr": 0.002}}'   # about 7-12 CPU-s per setting
     python -m benchmarks.sweep_prior_schedule 1 paper
 """
 

@@ -130,11 +130,7 @@ def build_command(
     invert_steps: int | None = typer.Option(None, "--invert-steps", min=1, help="W-inversion steps per anchor."),
     max_refs: int | None = typer.Option(None, "--max", min=5, help="At most this many references."),
     adapter_rank: int | None = typer.Option(
-        None,
-        "--adapter-rank",
-        min=0,
-        help="Tune rank-R adapters instead of all weights (compact prior); 0: all weights. "
-        "Default: the preset's (fast: 16, paper: all weights).",
+        None, "--adapter-rank", min=0, help="Tune rank-R adapters, not all weights (compact; fast: 16; 0: all weights)."
     ),
     budget_min: float = typer.Option(10.0, "--budget", min=0.5, help="Minutes the fast preset aims to fit in."),
     resume: bool = typer.Option(
