@@ -10,7 +10,7 @@ import torch
 
 from photokit.prior.adapters import FullDelta, LowRankAdapters, adaptable, apply_stored, low_rank_delta, stored_bytes
 from photokit.prior.projector import ProjectorConfig, learning_rate, noise_regularization, w_noise_scale
-from photokit.prior.schedule import BuildOptions, plan_schedule, resolve_preset
+from photokit.prior.schedule import FAST_FLOORS, BuildOptions, plan_schedule, resolve_preset
 from photokit.prior.selection import (
     Candidate,
     RefsConfig,
@@ -152,7 +152,12 @@ def test_fast_plan_fits_its_budget_and_respects_explicit_options():
     assert pinned.tuning_steps == 777
     # far too slow a device: floors, fewer references, and the estimate still says how long honestly
     slow = plan_schedule("fast", 10, 8, 100.0, 100.0, opts)
-    assert (slow.refs, slow.invert_steps, slow.tuning_steps) == (5, 30, 25)
+    floors = FAST_FLOORS
+    assert (slow.refs, slow.invert_steps, slow.tuning_steps) == (
+        floors["refs"],
+        floors["invert_steps"],
+        floors["epochs"] * floors["refs"],
+    )
     assert slow.invert_s + slow.tuning_s > 600
     asked = plan_schedule("fast", 10, 8, 100.0, 100.0, BuildOptions(budget_s=600, max_refs=10))
     assert asked.refs == 10  # an explicit --max is never overridden
