@@ -115,7 +115,7 @@ def delta_penalty(delta: torch.Tensor, num_regularised: int, smoothing: float = 
     norm) keeps it finite. Quasi-Newton optimisers need a larger one: they stall at the kink.
     """
     head = delta[:num_regularised]
-    return (head.pow(2).sum(dim=-1) + smoothing).sqrt().sum()
+    return ((head.pow(2).sum(dim=-1) + smoothing).sqrt() - math.sqrt(smoothing)).sum()
 
 
 def regularisation(

@@ -38,7 +38,8 @@ class EarlyStop:
 class LbfgsConfig:
     """photokit's CPU schedule (not the paper's): L-BFGS with a strong-Wolfe line search."""
 
-    history: int = 20  # curvature pairs kept (the space has ~120 dimensions)
+    history: int = 256  # curvature pairs kept: more than the space's dimensions (120 at 256 px, 8 anchors)
+    # and a run's steps, i.e. full-memory BFGS. 20 pairs converged 2-3x slower on the planted targets.
     lr: float = 1.0  # the line search's first trial step, as a fraction of the quasi-Newton step
     max_evaluations_per_step: int = 10  # line-search cap: generator evaluations in one iteration
     norm_smoothing: float = 1e-5  # added to eq. (7)'s squared norms (Adam: 1e-12); 1e-6 converged slower
@@ -67,12 +68,12 @@ class Evaluations:
         self._cache: list[tuple[torch.Tensor, float, float, list[torch.Tensor]]] = []
         self.last_reconstruction = float("nan")
 
-    def _point(self) -> torch.Tensor:
+    def point(self) -> torch.Tensor:
         return torch.cat([p.detach().reshape(-1) for p in self.params]).clone()
 
     def __call__(self) -> float:
         """The total loss at the current parameters (gradients left in ``.grad``)."""
-        point = self._point()
+        point = self.point()
         for cached, total, rec, grads in self._cache:
             if torch.equal(cached, point):
                 self._set_grads(grads)
@@ -116,7 +117,10 @@ class Stepper:
                 start.append(StepValues(total, self.evaluations.last_reconstruction))
             return total
 
+        before = self.evaluations.point()
         self.optimizer.step(closure)
+        if torch.equal(before, self.evaluations.point()):
+            self.optimizer.state.clear()  # stuck: see ``restart_when_stuck``
         return start[0]
 
 

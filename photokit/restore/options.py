@@ -23,7 +23,7 @@ CPU_DEFAULT_STEPS = 100
 # steps (benchmarks/bench_restore_quality.py, docs/performance.md). Its steps are an upper bound: it
 # stops when the objective is flat; 150 iterations are ~170 generator evaluations, ~2 min at 256 px.
 CPU_DEFAULT_OPTIMIZER = ProjectionOptimizer.ADAM
-LBFGS_DEFAULT_STEPS = 150
+LBFGS_DEFAULT_STEPS = 250
 DEFAULT_SCALE = 2.0
 MIN_SCALE, MAX_SCALE = 0.25, 16.0
 MAX_OUTPUT_PIXELS = 200_000_000  # float32 working copies of larger outputs need tens of GB
