@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -65,7 +66,7 @@ class QualitySize:
 
 
 QUICK_SIZE = QualitySize(32, 32)  # build_tiny_generator: 8x8 inputs after 4x, hugely ill-posed
-MEDIUM_SIZE = QualitySize(128, 64)  # 32x32 inputs; ~20 min for the in-prior rows on one thread
+MEDIUM_SIZE = QualitySize(128, 32)  # 32x32 inputs; ~20 min for the in-prior rows, one thread, load ~2
 FULL_SIZE = QualitySize(256, 64)
 
 
@@ -204,6 +205,7 @@ def quality(
     size: QualitySize,
     families: tuple[TargetFamily, ...] = tuple(TargetFamily),
     generator_seeds: tuple[int, ...] = (0, 1, 2),
+    on_row: Callable[[dict], None] | None = None,
 ) -> dict:
     """3 generators x 3 targets per family; the bar is judged on the in-prior family."""
     loss_fn, loss_name = quality_loss(device)
@@ -215,6 +217,8 @@ def quality(
                 target = plant(G, 10 * g + t, device, family)
                 row = {"family": str(family), "generator_seed": g, "target_seed": 10 * g + t}
                 rows.append({**row, **compare(G, target, loss_fn), "load_average": list(os.getloadavg())})
+                if on_row is not None:
+                    on_row(rows[-1])
     summaries = {str(family): gap_summary(rows, family) for family in TargetFamily}
     return {
         "generators": size.describe() + (" (tiny test generator, w_dim 64)" if size == QUICK_SIZE else ""),
@@ -271,6 +275,7 @@ def main() -> None:
     """One part alone, JSON on stdout; ``--generator`` runs one generator's rows (to spread over processes)."""
     import argparse
     import json
+    import sys
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("part", choices=["time", "quality"])
@@ -284,7 +289,10 @@ def main() -> None:
     if args.part == "time":
         doc["results"] = full_width_time(cpu)
     else:
-        doc["results"] = quality(cpu, SIZES[args.size], families, tuple(args.generator or range(3)))
+        seeds = tuple(args.generator or range(3))
+        doc["results"] = quality(
+            cpu, SIZES[args.size], families, seeds, lambda row: print(json.dumps(row), file=sys.stderr)
+        )
     print(json.dumps(doc, indent=2))
 
 

@@ -2,10 +2,14 @@
 
 MyStyle optimises with Adam (``AlphaConfig``: lr 5e-3, 1000 steps). With ~100 parameters, a
 quasi-Newton method needs fewer generator evaluations for the same loss: torch's L-BFGS with a
-strong-Wolfe line search, one iteration per ``step()``. Two things it needs that Adam does not:
+strong-Wolfe line search, one iteration per ``step()``, keeping every curvature pair (the space is
+small enough for full-memory BFGS). Three things it needs that Adam does not:
 
 - a smoother Delta regulariser (eq. 7's per-layer norms have a kink at 0, where L-BFGS stalls),
-  ``LbfgsConfig.norm_smoothing`` added to the squared norms instead of 1e-12;
+  ``LbfgsConfig.norm_smoothing`` added to the squared norms instead of 1e-12 (``delta_penalty``
+  subtracts the smoothing's value at 0, so it adds no constant that would swamp the reconstruction);
+- a restart: torch's L-BFGS stops moving for good once its line search finds no decrease along its
+  direction; ``Stepper`` then drops the history, so the next step starts again from steepest descent;
 - a stopping rule: ``plateaued`` on the objective (eq. 8, the value L-BFGS decreases monotonically;
   the reconstruction term alone may rise while the penalties fall).
 
@@ -117,10 +121,10 @@ class Stepper:
                 start.append(StepValues(total, self.evaluations.last_reconstruction))
             return total
 
-        before = self.evaluations.point()
+        before = self.evaluations.point()  # restart when stuck (module docstring)
         self.optimizer.step(closure)
         if torch.equal(before, self.evaluations.point()):
-            self.optimizer.state.clear()  # stuck: see ``restart_when_stuck``
+            self.optimizer.state.clear()
         return start[0]
 
 
