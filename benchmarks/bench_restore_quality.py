@@ -2,19 +2,22 @@
 
 1. Quality (issue 14, target 2): alpha+ 4x super-resolution of planted targets. A planted target is an
    image the generator itself renders from a point in the alpha+ space of 8 random anchors (inside
-   P_0.05), area-downsampled 4x; the ground truth is the clean render. For every random-weight generator
-   (3) and target (3): PSNR against the ground truth, seconds, CPU seconds and generator evaluations of
-   (a) 1000 Adam steps (the paper's schedule), (b) the CPU default (Adam, 100 steps), (c) L-BFGS
-   (<= 150 steps, stopped on a flat objective). The bar: (c) within 0.5 dB of (a) on every target.
-   1000 full-width 256 px steps cost ~10 min each on 2 cores, so these generators are 256 px with
-   channels capped at 64 (``--quick``: 32 px, 32 channels): the comparison is of optimisers in the same
-   latent space, not of a face model. Random weights: nothing here is a restoration.
+   P_0.05), area-downsampled 4x; the ground truth is the clean render. Two families (``TargetFamily``):
+   in-prior targets follow the model eq. (7) encodes (no per-layer offsets in the regularised layers)
+   and judge the bar; off-prior ones (offsets in every layer) are reported. For every random-weight
+   generator (3), family and target (3): PSNR against the ground truth, seconds, CPU seconds and
+   generator evaluations of (a) 1000 Adam steps (the paper's schedule), (b) the CPU default (Adam, 100
+   steps: the first 100 of (a)), (c) L-BFGS (<= 250 steps, stopped on a flat objective). The bar: (c)
+   within 0.5 dB of (a) on every in-prior target. 1000 full-width 256 px steps cost ~10 min each on 2
+   cores, so these generators are smaller (``QualitySize``: full 256 px with channels capped at 64,
+   medium 128 px / 32, quick 32 px / 32): the comparison is of optimisers in the same latent space, not
+   of a face model. Random weights: nothing here is a restoration.
 2. Time: the L-BFGS schedule once, with the full-width FFHQ 256 px architecture and LPIPS(AlexNet) + MSE
    (a random backbone costs the same as the real one): wall seconds, CPU seconds (process time) and
-   CPU seconds / 2, the wall time on an idle 2-core machine. Skipped with ``--quick``.
+   CPU seconds / threads, the wall time on an idle machine. Skipped with ``--quick``.
 
-    python -m benchmarks.run_all restore_quality           # ~1 h on 2 idle cores
-    python -m benchmarks.run_all restore_quality --quick   # ~10 min
+    python -m benchmarks.run_all restore_quality           # ~1.5 h on 2 idle cores
+    python -m benchmarks.run_all restore_quality --quick   # ~5 min
     python -m benchmarks.bench_restore_quality time        # part 2 alone, JSON on stdout
     python -m benchmarks.bench_restore_quality quality --size medium --family in_prior [--generator 0]
 """
