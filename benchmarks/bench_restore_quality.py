@@ -16,7 +16,7 @@
    (a random backbone costs the same as the real one): wall seconds, CPU seconds (process time) and
    CPU seconds / threads, the wall time on an idle machine. Skipped with ``--quick``.
 
-    python -m benchmarks.run_all restore_quality           # ~1.5 h on 2 idle cores
+    python -m benchmarks.run_all restore_quality           # ~2 h on 2 idle cores
     python -m benchmarks.run_all restore_quality --quick   # ~5 min
     python -m benchmarks.bench_restore_quality time        # part 2 alone, JSON on stdout
     python -m benchmarks.bench_restore_quality quality --size medium --family in_prior [--generator 0]
@@ -69,7 +69,7 @@ class QualitySize:
 
 
 QUICK_SIZE = QualitySize(32, 32)  # build_tiny_generator: 8x8 inputs after 4x, hugely ill-posed
-MEDIUM_SIZE = QualitySize(128, 32)  # 32x32 inputs; ~20 min for the in-prior rows, one thread, load ~2
+MEDIUM_SIZE = QualitySize(128, 32)  # 32x32 inputs; in-prior rows: ~12 min in 3 one-thread processes, load 9
 FULL_SIZE = QualitySize(256, 64)
 
 

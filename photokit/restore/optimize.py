@@ -43,7 +43,8 @@ class LbfgsConfig:
     """photokit's CPU schedule (not the paper's): L-BFGS with a strong-Wolfe line search."""
 
     history: int = 256  # curvature pairs kept: more than the space's dimensions (120 at 256 px, 8 anchors)
-    # and a run's steps, i.e. full-memory BFGS. 20 pairs converged 2-3x slower on the planted targets.
+    # and a run's steps, i.e. full-memory BFGS. With 20: 44 dB instead of 49 after 180 evaluations on a
+    # planted target (docs/performance.md).
     lr: float = 1.0  # the line search's first trial step, as a fraction of the quasi-Newton step
     max_evaluations_per_step: int = 10  # line-search cap: generator evaluations in one iteration
     norm_smoothing: float = 1e-5  # added to eq. (7)'s squared norms (Adam: 1e-12); 1e-6 converged slower

@@ -21,8 +21,8 @@ GPU_DEFAULT_STEPS = AlphaConfig.steps
 CPU_DEFAULT_STEPS = 100
 # L-BFGS (restore/optimize.py) is not the CPU default: it does not come within 0.5 dB of 1000 Adam steps
 # on every planted in-prior target (benchmarks/bench_restore_quality.py, docs/performance.md). Its steps
-# are an upper bound: it stops when the objective is flat; 250 iterations are at most ~300 generator
-# evaluations (~1.2 per step): ~110 s at full-width 256 px on 2 idle cores (docs/performance.md).
+# are an upper bound: it stops when the objective is flat; runs of up to 250 iterations took 167-334
+# generator evaluations on the planted targets: ~110 s at full-width 256 px on 2 idle cores for 297.
 CPU_DEFAULT_OPTIMIZER = ProjectionOptimizer.ADAM
 LBFGS_DEFAULT_STEPS = 250
 DEFAULT_SCALE = 2.0
