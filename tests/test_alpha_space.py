@@ -45,6 +45,14 @@ def test_delta_penalty_counts_only_leading_layers():
     assert float(A.delta_penalty(delta, 4)) == pytest.approx(5.0, abs=1e-4)
 
 
+def test_delta_penalty_smoothing_keeps_zero_at_zero():
+    # The smoothing only rounds the kink: no constant floor that would swamp a small reconstruction term.
+    assert float(A.delta_penalty(torch.zeros(6, 3), 4, smoothing=1e-2)) == 0.0
+    delta = torch.zeros(6, 3)
+    delta[1] = torch.tensor([0.0, 3.0, 4.0])
+    assert float(A.delta_penalty(delta, 4, smoothing=1e-2)) == pytest.approx(5.0, abs=0.1)
+
+
 def test_regularisation_uses_prenormalisation_sums():
     config = A.AlphaConfig()
     alpha = torch.full((4,), 0.5)  # sums to 2 before normalisation

@@ -16,7 +16,7 @@ from photokit.prior import alpha as A
 from photokit.prior.alpha import AlphaConfig
 from photokit.prior.vocab import ProjectionOptimizer
 from photokit.restore.degrade import Degradation, inpainting, super_resolution
-from photokit.restore.optimize import EarlyStop, make_stepper, plateaued
+from photokit.restore.optimize import EarlyStop, Evaluations, Stepper, make_stepper, plateaued
 from photokit.restore.project import AlphaProjection, SmallImageLoss, WPlusProjection
 from photokit.stylegan2.losses import ReconstructionLoss, build_lpips
 from photokit.stylegan2.network import build_tiny_generator
@@ -154,3 +154,26 @@ def test_optimizer_auto_must_be_resolved_first():
         make_stepper(
             ProjectionOptimizer.AUTO, [torch.zeros(2, requires_grad=True)], lambda: (None, None), 0.1, (0.9, 0.9)
         )
+
+
+class _NoMove(torch.optim.Optimizer):
+    """Evaluates the objective and leaves the parameters where they are, like L-BFGS when it stalls."""
+
+    def __init__(self, params):
+        super().__init__(params, {})
+
+    def step(self, closure):
+        self.state[self.param_groups[0]["params"][0]]["history"] = [1]
+        return closure()
+
+
+def test_a_stalled_optimizer_forgets_its_history():
+    x = torch.ones(3, requires_grad=True)
+    objective = lambda: ((x**2).sum(), (x**2).sum())  # noqa: E731
+    stepper = Stepper(Evaluations([x], objective), _NoMove([x]))
+    assert stepper.step().objective == 3.0
+    assert not stepper.optimizer.state  # cleared: the next step starts from steepest descent
+
+    moving = make_stepper(ProjectionOptimizer.LBFGS, [x], objective, 0.1, (0.9, 0.9))
+    moving.step()
+    assert moving.optimizer.state  # it moved: the curvature pairs are kept

@@ -85,7 +85,7 @@ def enhance(
         None, "--beta", help="Prior dilation: number, 'auto' (0.05 SR / 0.02 inpainting) or 'none'."
     ),
     steps: int | None = typer.Option(
-        None, "--steps", help="Projection steps (default 1000 on GPU, 100 on CPU; lbfgs: at most 150, stops when flat)."
+        None, "--steps", help="Projection steps (default 1000 on GPU, 100 on CPU; lbfgs: at most 250, stops when flat)."
     ),
     optimizer: ProjectionOptimizer = OptimizerOption,
     device: Device = DeviceOption,

@@ -112,10 +112,11 @@ def delta_penalty(delta: torch.Tensor, num_regularised: int, smoothing: float = 
     """Eq. (7): sum of per-layer L2 norms of Delta over the first ``num_regularised`` layers.
 
     The norm's gradient is undefined at 0 (where Delta starts); ``smoothing`` (added to the squared
-    norm) keeps it finite. Quasi-Newton optimisers need a larger one: they stall at the kink.
+    norm) keeps it finite. Quasi-Newton optimisers need a larger one: they stall at the kink. The
+    smoothed norm's value at 0 is subtracted, so the penalty is 0 at Delta = 0 whatever the smoothing.
     """
     head = delta[:num_regularised]
-    return (head.pow(2).sum(dim=-1) + smoothing).sqrt().sum()
+    return ((head.pow(2).sum(dim=-1) + smoothing).sqrt() - math.sqrt(smoothing)).sum()
 
 
 def regularisation(

@@ -19,11 +19,12 @@ from photokit.stylegan2.vocab import LossKind
 # tenth of that so a face takes minutes, and says so. An explicit step count overrides both.
 GPU_DEFAULT_STEPS = AlphaConfig.steps
 CPU_DEFAULT_STEPS = 100
-# L-BFGS (restore/optimize.py) is not the CPU default: it does not yet come within 0.5 dB of 1000 Adam
-# steps (benchmarks/bench_restore_quality.py, docs/performance.md). Its steps are an upper bound: it
-# stops when the objective is flat; 150 iterations are ~170 generator evaluations, ~2 min at 256 px.
+# L-BFGS (restore/optimize.py) is not the CPU default: it does not come within 0.5 dB of 1000 Adam steps
+# on every planted in-prior target (benchmarks/bench_restore_quality.py, docs/performance.md). Its steps
+# are an upper bound: it stops when the objective is flat; runs of up to 250 iterations took 167-334
+# generator evaluations on the planted targets: ~110 s at full-width 256 px on 2 idle cores for 297.
 CPU_DEFAULT_OPTIMIZER = ProjectionOptimizer.ADAM
-LBFGS_DEFAULT_STEPS = 150
+LBFGS_DEFAULT_STEPS = 250
 DEFAULT_SCALE = 2.0
 MIN_SCALE, MAX_SCALE = 0.25, 16.0
 MAX_OUTPUT_PIXELS = 200_000_000  # float32 working copies of larger outputs need tens of GB
