@@ -289,7 +289,7 @@ def noise_lrelu_clamp(
     """x + noise * strength, leaky ReLU, optional clamp to +-``clamp``: the end of every synthesis layer.
 
     ``x`` must be a fresh result that nothing else holds (a convolution's output): it is updated in place."""
-    if noise is not None:  # scaled on the small (H, W) map: addcmul_ broadcasting it is ~8x slower channels-last
+    if noise is not None:  # scaled on the small (H, W) map: addcmul_ broadcasting it was ~8x slower channels-last
         x = x.add_(noise * strength)
     if clamp is None:
         return F.leaky_relu(x, LRELU_SLOPE, inplace=True)
