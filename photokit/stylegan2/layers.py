@@ -124,7 +124,9 @@ class SynthesisLayer(nn.Module):
         # convolution, bias and noise (leaky ReLU is positively homogeneous), so the activations are
         # touched twice instead of four times; the result differs only by float rounding.
         gain = LRELU_GAIN
-        weight = self.weight.to(x.dtype)
+        # Under autocast the fp32 weight goes in as it is: the per-sample weights are scaled straight into the
+        # activations' dtype, and the demodulation norms stay fp32.
+        weight = self.weight if torch.is_autocast_enabled(x.device.type) else self.weight.to(x.dtype)
         fused = options.fused
         if fused is None:
             fused = x.shape[0] == 1 and prefer_per_sample_weights(x, weight)

@@ -22,6 +22,8 @@ from torch import nn
 
 from photokit.stylegan2.layers import NOISE_MODES, MappingNetwork, SynthesisBlock, SynthesisOptions
 from photokit.stylegan2.ops import fir_filter
+from photokit.stylegan2.precision import autocast_for
+from photokit.stylegan2.vocab import Precision
 
 
 def block_resolutions(resolution: int) -> list[int]:
@@ -120,6 +122,9 @@ class SynthesisNetwork(nn.Module):
         # per layer (the same maths either way). Activations are channels-last except on MPS.
         self.fused_modconv: bool | None = None
         self.channels_last = True
+        # Arithmetic of convolutions and matmuls: FP32 reproduces the references; BF16 (or AUTO on a CPU with
+        # native bf16) runs them under bf16 autocast, faster at a measured cost in accuracy (precision.py).
+        self.precision = Precision.FP32
         self.register_buffer("resample_filter", fir_filter(), persistent=False)
         for res in self.block_resolutions:
             in_channels = config.channels[res // 2] if res > 4 else 0
@@ -139,7 +144,12 @@ class SynthesisNetwork(nn.Module):
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must have shape (batch, {self.num_ws}, {self.w_dim}), got {tuple(ws.shape)}")
-        f = self.resample_filter
+        with autocast_for(self.precision, ws.device):
+            img = self._synthesize(ws, noise_mode)
+        # Callers get the usual layout and ws's dtype, whatever the activations used.
+        return img.to(dtype=ws.dtype, memory_format=torch.contiguous_format)
+
+    def _synthesize(self, ws: torch.Tensor, noise_mode: str) -> torch.Tensor:
         # Channels-last only without autograd: PyTorch's CPU convolution backward is slower in it.
         channels_last = self.channels_last and ws.device.type != "mps" and not torch.is_grad_enabled()
         options = SynthesisOptions(noise_mode, self.fused_modconv, channels_last)
@@ -149,10 +159,10 @@ class SynthesisNetwork(nn.Module):
         for res in self.block_resolutions:
             block = getattr(self, f"b{res}")
             # Consecutive blocks share one w: block i's toRGB style is block i+1's first conv style.
-            x, img = block(x, img, ws[:, w_idx : w_idx + block.num_conv + 1], f, options)
+            x, img = block(x, img, ws[:, w_idx : w_idx + block.num_conv + 1], self.resample_filter, options)
             w_idx += block.num_conv
         assert img is not None
-        return img.contiguous()  # callers get the usual layout, whatever the activations used
+        return img
 
 
 class Generator(nn.Module):
