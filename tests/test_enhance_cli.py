@@ -159,6 +159,38 @@ def test_lbfgs_reports_its_steps_evaluations_and_seconds(settings, photo, tmp_pa
     assert face["evaluations"] >= face["steps"]  # a line search evaluates the generator at least once a step
     assert isinstance(face["seconds"], float) and face["seconds"] > 0
     assert "lbfgs projection steps" in result.stderr
+    assert face["precision"] == "fp32"  # auto keeps fp32 for L-BFGS: its line search stalls on bf16 rounding
+
+
+def test_bf16_restores_with_adam_and_says_so(settings, photo, tmp_path):
+    install_random_generator(settings)
+    args = ["enhance", str(photo), "--loss", "mse", "--out", str(tmp_path / "out"), "--json", "--device", "cpu"]
+    result = runner.invoke(app, [*args, "--precision", "bf16", "--steps", "2", "--force"])
+    assert result.exit_code == 0, result.stderr
+    [face] = json.loads(result.stdout)["reports"][0]["faces"]
+    assert face["precision"] == "bf16" and face["steps"] == 2 and face["loss"] == face["loss"]  # finite, not NaN
+    assert "in bf16" in result.stderr
+
+
+def test_precision_choices_are_checked_before_any_model_loads(photo):
+    import torch
+
+    from photokit.errors import PhotokitError
+    from photokit.restore.options import EnhanceOptions
+    from photokit.stylegan2.precision import native_bf16
+    from photokit.stylegan2.vocab import Precision
+
+    result = runner.invoke(app, ["enhance", str(photo), "--optimizer", "lbfgs", "--precision", "bf16", "--loss", "mse"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "L-BFGS" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    with pytest.raises(PhotokitError, match="unknown precision 'fp16'"):
+        EnhanceOptions(precision="fp16")
+    cpu = torch.device("cpu")
+    auto_adam = EnhanceOptions(optimizer="adam").precision_for(cpu)
+    assert auto_adam == (Precision.BF16 if native_bf16(cpu) else Precision.FP32)
+    assert EnhanceOptions(optimizer="lbfgs").precision_for(cpu) == Precision.FP32
+    assert EnhanceOptions(precision="fp32").precision_for(cpu) == Precision.FP32
+    assert EnhanceOptions(precision="bf16").fingerprint() != EnhanceOptions(precision="fp32").fingerprint()
 
 
 def test_unknown_optimizer_is_refused_by_the_cli_and_by_the_options(photo):

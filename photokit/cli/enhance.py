@@ -21,7 +21,7 @@ from photokit.devices import Device
 from photokit.errors import PhotokitError
 from photokit.pathtext import shown
 from photokit.prior.vocab import ProjectionOptimizer
-from photokit.stylegan2.vocab import LossKind
+from photokit.stylegan2.vocab import LossKind, Precision
 
 
 def _enhance_on_ray(
@@ -66,6 +66,12 @@ OptimizerOption = typer.Option(
     "--optimizer",
     help="adam (the paper's), lbfgs (fewer generator evaluations, stops when the loss is flat) or auto (adam).",
 )
+PrecisionOption = typer.Option(
+    Precision.AUTO,
+    "--precision",
+    help="Synthesis arithmetic: fp32, bf16 (about 2x faster on CPUs with native bf16; Adam only) or auto "
+    "(bf16 for adam on such a CPU, else fp32).",
+)
 ForceOption = typer.Option(
     False,
     "--force",
@@ -88,6 +94,7 @@ def enhance(
         None, "--steps", help="Projection steps (default 1000 on GPU, 100 on CPU; lbfgs: at most 250, stops when flat)."
     ),
     optimizer: ProjectionOptimizer = OptimizerOption,
+    precision: Precision = PrecisionOption,
     device: Device = DeviceOption,
     loss: LossKind = typer.Option(
         LossKind.LPIPS, "--loss", help="lpips (LPIPS + MSE, needs `photokit models install lpips-alex`) or mse."
@@ -118,6 +125,7 @@ def enhance(
         beta=_parse_beta(beta),
         steps=steps,
         optimizer=optimizer,
+        precision=precision,
         loss=loss,
         out_dir=out,
         force=force,
@@ -162,7 +170,8 @@ def _enhance_here(db, settings, paths: list[Path], options, torch_device, as_jso
             options, priors, DatabasePeople(db), device=torch_device, reporter=reporter, on_face=collector
         )
         reporter.note(
-            f"restoring on {describe_device(torch_device)}, {enhancer.steps} {enhancer.optimizer} projection steps per face, "
+            f"restoring on {describe_device(torch_device)}, {enhancer.steps} {enhancer.optimizer} projection steps per face "
+            f"in {enhancer.precision}, "
             f"scale {options.effective_scale:g}, loss {enhancer.loss_fn.name if enhancer.loss_fn else 'none'}"
         )
         for warning in enhancer.warnings():

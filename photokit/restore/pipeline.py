@@ -98,6 +98,7 @@ class Enhancer:
         self.wplus_config = dataclasses.replace(wplus_config, optimizer=self.optimizer)
         self.early_stop = EarlyStop() if self.optimizer == ProjectionOptimizer.LBFGS else None
         self.steps = options.steps_for(self.device)
+        self.precision = options.precision_for(self.device)
         self.loss_fn: SmallImageLoss | None = load_restoration_loss(options, priors, self.device, allow_random_lpips)
         self._analyzer = analyzer
         self._costs = StepCosts(self.device)
@@ -137,6 +138,7 @@ class Enhancer:
         target = degrade.crop_target(photo.rgb, plan.alignment, plan.degradation.size)
         target_t = plan.degradation.observe(degrade.to_tensor(target, self.device))
         generator = plan.prior.generator
+        generator.synthesis.precision = self.precision
         if plan.prior.kind == "personal":
             return AlphaProjection(
                 generator,
@@ -180,6 +182,7 @@ class Enhancer:
             crop = paste.match_gray(crop)
         fr.steps, fr.loss = result.steps, round(result.reconstruction_loss, 6)
         fr.optimizer, fr.evaluations = result.optimizer, result.evaluations
+        fr.precision = str(self.precision)
         fr.min_dilation = None if result.min_dilation is None else round(result.min_dilation, 5)
         check = self._check(plan, projection, result.image)
         if self.on_face is not None:

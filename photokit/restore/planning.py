@@ -34,6 +34,7 @@ class FaceReport:
     steps: int = 0  # optimiser steps taken (L-BFGS may stop early, when the objective is flat)
     optimizer: str | None = None  # 'adam' or 'lbfgs'
     evaluations: int = 0  # generator forward+backward passes (L-BFGS: ~1.1 per step)
+    precision: str | None = None  # the synthesis arithmetic: 'fp32' or 'bf16'
     sr_factor: float | None = None
     loss: float | None = None
     seconds: float = 0.0

@@ -1,4 +1,4 @@
-"""Reduced-precision synthesis (issue 14): bfloat16 autocast around the synthesis network.
+"""Reduced-precision synthesis: bfloat16 autocast around the synthesis network.
 
 bf16 keeps float32's exponent range and 8 of its 24 mantissa bits, so nothing overflows and no loss
 scaling is needed; on a CPU with native bf16 dot products (AVX512-BF16 or AMX) oneDNN's bf16 convolutions
