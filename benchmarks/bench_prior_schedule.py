@@ -51,7 +51,7 @@ BUDGET_S, TARGET_REFS = 30 * 60.0, 20
 
 def quality_generator(seed: int = 0, channels: int = QUALITY_CHANNELS) -> Generator:
     """A small random-weight 64 px StyleGAN2 (not a face model): cheap enough for the paper schedule.
-    ``channels`` per layer: wider layers check that a fixed adapter rank still holds (FFHQ: 128-512)."""
+    ``channels`` per layer: wider layers check that a fixed adapter rank still holds (FFHQ 256 px: 64-512)."""
     blocks = [2**i for i in range(2, int(math.log2(QUALITY_RES)) + 1)]
     config = GeneratorConfig(
         z_dim=QUALITY_W_DIM,
