@@ -49,15 +49,16 @@ PLANT_NOISE = 0.02  # std of the noise added to the planted images (range [-1, 1
 BUDGET_S, TARGET_REFS = 30 * 60.0, 20
 
 
-def quality_generator(seed: int = 0) -> Generator:
-    """A small random-weight 64 px StyleGAN2 (not a face model): cheap enough for the paper schedule."""
+def quality_generator(seed: int = 0, channels: int = QUALITY_CHANNELS) -> Generator:
+    """A small random-weight 64 px StyleGAN2 (not a face model): cheap enough for the paper schedule.
+    ``channels`` per layer: wider layers check that a fixed adapter rank still holds (FFHQ 256 px: 64-512)."""
     blocks = [2**i for i in range(2, int(math.log2(QUALITY_RES)) + 1)]
     config = GeneratorConfig(
         z_dim=QUALITY_W_DIM,
         w_dim=QUALITY_W_DIM,
         resolution=QUALITY_RES,
         mapping_layers=4,
-        channels={r: QUALITY_CHANNELS for r in blocks},
+        channels={r: channels for r in blocks},
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -110,9 +111,14 @@ def run_schedule(G, targets, projector: ProjectorConfig, tuning: TuningConfig, w
     }
 
 
-def compare_quality(refs: int = QUALITY_REFS, paper_epochs: int | None = None, generator_seed: int = 0) -> dict:
+def compare_quality(
+    refs: int = QUALITY_REFS,
+    paper_epochs: int | None = None,
+    generator_seed: int = 0,
+    channels: int = QUALITY_CHANNELS,
+) -> dict:
     """The paper schedule and the fast preset on the same planted references, side by side."""
-    G = quality_generator(generator_seed)
+    G = quality_generator(generator_seed, channels)
     _w_true, targets = planted_references(G, refs, seed=1 + generator_seed)
     w_stats = w_statistics(G, ProjectorConfig.w_avg_samples, torch.device("cpu"), ProjectorConfig.seed)
     paper_tuning = TuningConfig(epochs=paper_epochs or TuningConfig.epochs, checkpoint_every_s=1e9)
@@ -132,7 +138,7 @@ def compare_quality(refs: int = QUALITY_REFS, paper_epochs: int | None = None, g
         ),
     }
     return {
-        "generator": f"random weights, {QUALITY_RES} px, {QUALITY_CHANNELS} channels, w_dim {QUALITY_W_DIM}",
+        "generator": f"random weights, {QUALITY_RES} px, {channels} channels, w_dim {QUALITY_W_DIM}",
         "generator_seed": generator_seed,
         "references": refs,
         "plant_noise_std": PLANT_NOISE,

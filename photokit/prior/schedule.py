@@ -71,6 +71,18 @@ FAST_REFERENCE_COSTS = {"invert_step_s": 0.85, "tuning_step_s": 0.78}
 #   (0.87x / 0.80x), 120 epochs - / 0.00301. Full tuning (``--adapter-rank 0``) keeps lr 1.5e-3. A rank-16
 #   adapter stores 21x less than a full delta at 256 px. Held-out generator 2 (no setting chosen on it), the
 #   final settings: anchors 0.99x, tuned 0.78x the paper's.
+# - wider layers (`sweep_prior_schedule SEED --channels 128`, 2026-12-01 13:01-13:47 UTC, load 3-8): rank 16 is
+#   half a 32-channel layer but an eighth of a 128-channel one, and there it falls short: tuned 1.43x / 1.24x
+#   the paper's on generators 0 / 1 (anchors 1.09x / 0.95x; the paper tunes a wider network further: 0.00264
+#   / 0.00398). Rank 16 at lr 0.01 / 0.03: 1.40x / 2.34x; R=24 at 0.015: 1.21x; R=32 at 0.0075 / 0.01 /
+#   0.0125 / 0.015 / 0.02: 1.29x / 1.10x (0.88x on generator 1) / 1.07x (1.01x) / 1.51x / 2.57x; R=40 at
+#   0.01: 0.98x (0.83x); R=64 at 0.005 / 0.02: 1.37x / 5.4x; all weights at 1.5e-3 / 3e-3 / 5e-3: 1.80x /
+#   1.22x (0.87x) / 1.13x (0.88x). Settings left as they are: ranks that hold at 128 channels adapt nothing
+#   on a 32-channel generator (no factor smaller than the weight), R=16 at 0.0125 misses there (1.18x / 0.96x)
+#   and so do all weights (3e-3 / 5e-3: 1.64x / 1.42x and 1.29x / 1.15x; the preset itself: 0.97x / 0.94x again),
+#   the good lr window is narrow, and the rank needed grew with the width, so no fixed rank chosen here is
+#   known to hold on FFHQ's 256 px layers (512 channels up to 32 px). A 256 px tuning step costs the same at
+#   rank 16 or 32 (0.795 / 0.794 CPU-s, all weights 0.70, load 8).
 FAST_PROJECTOR: dict[str, object] = {"early_stop_window": 10, "early_stop_tol": 0.002, "initial_lr": 0.1}
 FAST_PROJECTOR |= {"initial_noise_factor": 0.0, "betas": (0.5, 0.9), "loss_size": 128}
 FAST_CPU_INVERT_BATCH = 1
