@@ -23,6 +23,8 @@ CPU_DEFAULT_STEPS = 100
 # on every planted in-prior target (benchmarks/bench_restore_quality.py, docs/performance.md). Its steps
 # are an upper bound: it stops when the objective is flat; runs of up to 250 iterations took 167-334
 # generator evaluations on the planted targets: ~110 s at full-width 256 px on 2 idle cores for 297.
+# Nor does Adam with a decaying lr (cosine, NVIDIA's projector ramp; 300-500 steps): it is still improving
+# at step 500 on those targets, and a decay stops it sooner (benchmarks/results/restore_lr_schedule_sweep.json).
 CPU_DEFAULT_OPTIMIZER = ProjectionOptimizer.ADAM
 LBFGS_DEFAULT_STEPS = 250
 DEFAULT_SCALE = 2.0
