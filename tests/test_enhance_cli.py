@@ -191,6 +191,9 @@ def test_precision_choices_are_checked_before_any_model_loads(photo):
     assert EnhanceOptions(optimizer="lbfgs").precision_for(cpu) == Precision.FP32
     assert EnhanceOptions(precision="fp32").precision_for(cpu) == Precision.FP32
     assert EnhanceOptions(precision="bf16").fingerprint() != EnhanceOptions(precision="fp32").fingerprint()
+    # bf16 halves a step's cost, so the CPU default takes twice the steps in it; an explicit count always wins
+    assert EnhanceOptions(precision="bf16").steps_for(cpu) == 2 * EnhanceOptions(precision="fp32").steps_for(cpu)
+    assert EnhanceOptions(precision="bf16", steps=7).steps_for(cpu) == 7
 
 
 def test_unknown_optimizer_is_refused_by_the_cli_and_by_the_options(photo):
