@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from photokit.stylegan2.network import Generator, GeneratorConfig
+from photokit.stylegan2.network import Generator
 from photokit.stylegan2.ops import (
     LRELU_SLOPE,
     demodulation_coefficients,
@@ -17,6 +17,7 @@ from photokit.stylegan2.ops import (
     upfirdn_pad_filter,
     upsample2d,
 )
+from tests.stylegan2_support import clamped_generator
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -124,19 +125,7 @@ def test_modulated_conv_paths_agree_in_values_and_gradients(up, kernel):
 
 def _clamped_generator() -> Generator:
     """A small random generator whose clamp, noise and biases all act, so every fast path is exercised."""
-    config = GeneratorConfig(
-        z_dim=32, w_dim=32, resolution=16, mapping_layers=2, channels={4: 16, 8: 16, 16: 8}, conv_clamp=1.5
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        G = Generator(config)
-        with torch.no_grad():
-            for name, p in G.synthesis.named_parameters():
-                if name.endswith("noise_strength"):
-                    p.fill_(0.2)
-                elif name.endswith(".bias") and "affine" not in name:
-                    p.normal_(0, 0.3)
-    return G.eval()
+    return clamped_generator({4: 16, 8: 16, 16: 8}, resolution=16)
 
 
 def _synthesis_grads(G: Generator, ws: torch.Tensor, fused: bool | None) -> tuple[torch.Tensor, list[torch.Tensor]]:

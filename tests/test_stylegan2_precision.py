@@ -7,10 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from photokit.stylegan2.network import Generator, GeneratorConfig, build_tiny_generator
+from photokit.stylegan2.network import Generator, build_tiny_generator
 from photokit.stylegan2.ops import per_sample_weights, squared_norms
 from photokit.stylegan2.precision import autocast_for, native_bf16, resolve_precision
 from photokit.stylegan2.vocab import Precision
+from tests.stylegan2_support import clamped_generator
 
 # Bounds for small random generators (measured: PSNR 46-52 dB, ws-gradient cosine >= 0.9996 and relative
 # error <= 0.024, parameter-gradient cosines >= 0.999, 0.989 where a clamp of 1.5 bites: bf16 rounding moves
@@ -23,19 +24,7 @@ MIN_PARAMETER_COSINE = 0.98
 
 def _clamped_generator(seed: int) -> Generator:
     """Noise, biases and a clamp that bites (1.5), so the bf16 path goes through every fast path."""
-    config = GeneratorConfig(
-        z_dim=32, w_dim=32, resolution=32, mapping_layers=2, channels={4: 32, 8: 32, 16: 16, 32: 16}, conv_clamp=1.5
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        G = Generator(config)
-        with torch.no_grad():
-            for name, p in G.synthesis.named_parameters():
-                if name.endswith("noise_strength"):
-                    p.fill_(0.2)
-                elif name.endswith(".bias") and "affine" not in name:
-                    p.normal_(0, 0.3)
-    return G.eval()
+    return clamped_generator({4: 32, 8: 32, 16: 16, 32: 16}, resolution=32, seed=seed)
 
 
 def _run(G: Generator, ws: torch.Tensor, precision: Precision) -> tuple[torch.Tensor, torch.Tensor, dict]:
