@@ -39,12 +39,10 @@ from photokit.prior.alpha import AlphaConfig
 from photokit.prior.vocab import ProjectionOptimizer
 from photokit.restore.degrade import Degradation, super_resolution
 from photokit.restore.optimize import EarlyStop
-from photokit.restore.options import CPU_DEFAULT_STEPS, LBFGS_DEFAULT_STEPS
+from photokit.restore.options import CPU_DEFAULT_STEPS, LBFGS_DEFAULT_STEPS, EnhanceOptions
 from photokit.restore.project import AlphaProjection, LossFn, SmallImageLoss
 from photokit.stylegan2.losses import ReconstructionLoss, build_lpips, lpips_available
 from photokit.stylegan2.network import Generator, GeneratorConfig, build_tiny_generator
-from photokit.stylegan2.precision import resolve_precision
-from photokit.stylegan2.vocab import Precision
 
 PAPER_STEPS = AlphaConfig.steps
 ANCHORS = 8
@@ -243,15 +241,16 @@ def quality(
 
 
 def full_width_time(device: torch.device) -> dict:
-    """The whole L-BFGS schedule (fp32), then the CPU default (Adam, ``CPU_DEFAULT_STEPS``, in the precision
-    'auto' picks for Adam here), once each at the full-width FFHQ 256 px architecture."""
+    """The whole L-BFGS schedule (fp32), then the CPU default (Adam in the precision 'auto' picks for it here,
+    with that precision's default step count), once each at the full-width FFHQ 256 px architecture."""
     torch.manual_seed(0)
     G = Generator(ffhq_architecture(256)).to(device).eval().requires_grad_(False)
     target = plant(G, 0, device)
     loss_fn = SmallImageLoss(ReconstructionLoss(build_lpips("alex", device, allow_random_backbone=True)))
     row = _timed(project(G, target, loss_fn, ProjectionOptimizer.LBFGS, LBFGS_DEFAULT_STEPS))
-    G.synthesis.precision = resolve_precision(Precision.AUTO, device)
-    adam = _timed(project(G, target, loss_fn, ProjectionOptimizer.ADAM, CPU_DEFAULT_STEPS))
+    default = EnhanceOptions(optimizer=ProjectionOptimizer.ADAM)
+    G.synthesis.precision = default.precision_for(device)
+    adam = _timed(project(G, target, loss_fn, ProjectionOptimizer.ADAM, default.steps_for(device)))
     row["adam_cpu_default"] = adam | {"precision": str(G.synthesis.precision)}
     return row
 

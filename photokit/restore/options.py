@@ -19,10 +19,11 @@ from photokit.stylegan2.vocab import LossKind, Precision
 # tenth of that so a face takes minutes, and says so. An explicit step count overrides both.
 GPU_DEFAULT_STEPS = AlphaConfig.steps
 CPU_DEFAULT_STEPS = 100
-# bf16 synthesis (precision 'auto' with Adam on a CPU with native bf16) halves a step's cost: 256 px
-# forward+backward 0.24 s against 0.35 s fp32 and NVIDIA's 0.47 s, 1024 px 2.0 s against 3.5 s (idle,
-# benchmarks/bench_generator_reference.py). The same time buys twice the steps, and Adam is still improving
-# there: on planted in-prior targets 100 steps end 14-32 dB below 1000, 300 steps 2.7-14.5 dB below.
+# bf16 synthesis (precision 'auto' with Adam on a CPU with native bf16) makes a step cheaper: synthesis
+# forward+backward 0.24 s against 0.35 s fp32 at 256 px, 2.0 s against 3.5 s at 1024 px
+# (benchmarks/bench_generator_reference.py); a whole Adam step at full-width 256 px with the loss 0.23 s
+# against 0.38 s (idle, 2 cores). So 200 bf16 steps cost ~1.2x what 100 fp32 steps did, and Adam is still
+# improving there: on planted in-prior targets 100 steps end 14-32 dB below 1000, 300 steps 2.7-14.5 dB below.
 CPU_BF16_DEFAULT_STEPS = 200
 # L-BFGS (restore/optimize.py) is not the CPU default: it does not come within 0.5 dB of 1000 Adam steps
 # on every planted in-prior target (benchmarks/bench_restore_quality.py, docs/performance.md). Its steps
