@@ -310,22 +310,15 @@ class Scanner:
     # -- end of a batch / of the scan -----------------------------------------------------------
     def flush_seen(self, session: Session, now: datetime) -> None:
         """Bulk 'last seen' for files that needed no other write."""
-        for ids in _chunks(self.seen_location_ids, _SQL_CHUNK):
-            session.execute(
-                update(PhotoLocation)
-                .where(PhotoLocation.id.in_(ids))
-                .values(last_seen=now)
-                .execution_options(synchronize_session=False)
-            )
-        for ids in _chunks(self.seen_skip_ids, _SQL_CHUNK):
-            session.execute(
-                update(SkippedFile)
-                .where(SkippedFile.id.in_(ids))
-                .values(last_seen=now)
-                .execution_options(synchronize_session=False)
-            )
-        self.seen_location_ids.clear()
-        self.seen_skip_ids.clear()
+        for model, seen in ((PhotoLocation, self.seen_location_ids), (SkippedFile, self.seen_skip_ids)):
+            for ids in _chunks(seen, _SQL_CHUNK):
+                session.execute(
+                    update(model)
+                    .where(model.id.in_(ids))
+                    .values(last_seen=now)
+                    .execution_options(synchronize_session=False)
+                )
+            seen.clear()
 
     def finish(self, session: Session, now: datetime) -> None:
         """After a complete walk: mark vanished locations missing, forget vanished skipped files."""
