@@ -170,7 +170,9 @@ def test_lbfgs_reports_its_steps_evaluations_and_seconds(settings, photo, tmp_pa
 
 
 def test_bf16_restores_with_adam_and_says_so(settings, photo, tmp_path):
-    result, face = _restore_one_face(settings, photo, tmp_path, "--precision", "bf16", "--steps", "2")
+    result, face = _restore_one_face(
+        settings, photo, tmp_path, "--optimizer", "adam", "--precision", "bf16", "--steps", "2"
+    )
     assert face["precision"] == "bf16" and face["steps"] == 2 and math.isfinite(face["loss"])
     assert "in bf16" in result.stderr
 
@@ -194,9 +196,10 @@ def test_precision_choices_are_checked_before_any_model_loads(photo):
     assert EnhanceOptions(optimizer="lbfgs").precision_for(cpu) == Precision.FP32
     assert EnhanceOptions(precision="fp32").precision_for(cpu) == Precision.FP32
     assert EnhanceOptions(precision="bf16").fingerprint() != EnhanceOptions(precision="fp32").fingerprint()
-    # bf16 halves a step's cost, so the CPU default takes twice the steps in it; an explicit count always wins
-    assert EnhanceOptions(precision="bf16").steps_for(cpu) == 2 * EnhanceOptions(precision="fp32").steps_for(cpu)
-    assert EnhanceOptions(precision="bf16", steps=7).steps_for(cpu) == 7
+    # bf16 halves a step's cost, so Adam's CPU default takes twice the steps in it; an explicit count always wins
+    adam_bf16, adam_fp32 = (EnhanceOptions(optimizer="adam", precision=p) for p in ("bf16", "fp32"))
+    assert adam_bf16.steps_for(cpu) == 2 * adam_fp32.steps_for(cpu)
+    assert EnhanceOptions(optimizer="adam", precision="bf16", steps=7).steps_for(cpu) == 7
 
 
 def test_unknown_optimizer_is_refused_by_the_cli_and_by_the_options(photo):
@@ -206,5 +209,5 @@ def test_unknown_optimizer_is_refused_by_the_cli_and_by_the_options(photo):
     result = runner.invoke(app, ["enhance", str(photo), "--optimizer", "sgd", "--loss", "mse"])
     assert result.exit_code == 2 and "Traceback" not in result.output  # Typer's usage error, as for --device
     assert "sgd" in result.stderr and "lbfgs" in result.stderr
-    with pytest.raises(PhotokitError, match="unknown optimizer 'sgd' \\(use auto, adam, lbfgs\\)"):
+    with pytest.raises(PhotokitError, match="unknown optimizer 'sgd' \\(use auto, adam, lbfgs, gauss-newton\\)"):
         EnhanceOptions(optimizer="sgd")  # the web and the workers build options without Typer

@@ -41,3 +41,4 @@ class ProjectionOptimizer(StrEnum):
     AUTO = "auto"  # the device's default: Adam on a GPU, the CPU default elsewhere
     ADAM = "adam"  # the paper's: Adam, 1000 steps
     LBFGS = "lbfgs"  # quasi-Newton with a strong-Wolfe line search, stopped when the loss curve is flat
+    GAUSS_NEWTON = "gauss-newton"  # L-BFGS from a relaxed eq. (7), then Levenberg-Marquardt (restore/gauss_newton.py)

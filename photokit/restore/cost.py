@@ -22,6 +22,7 @@ class StepCosts:
             self._seconds[key] = time_step(make_step(), self.device)
         return self._seconds[key]
 
-    def total(self, steps: int, jobs: Iterable[tuple[Hashable, Callable[[], Callable[[], object]]]]) -> float:
-        """Seconds for ``steps`` steps of every (generator key, step factory) job."""
-        return sum(self.seconds_per_step(key, make) * steps for key, make in jobs)
+    def total(self, jobs: Iterable[tuple[Hashable, Callable[[], Callable[[], object]], float]]) -> float:
+        """Seconds for every (generator key, step factory, steps) job; steps may be fractional equivalents
+        (a Gauss-Newton step costs many L-BFGS steps: ``GaussNewtonConfig.cost_in_steps``)."""
+        return sum(self.seconds_per_step(key, make) * steps for key, make, steps in jobs)

@@ -113,6 +113,13 @@ class Stepper:
         self.evaluations = evaluations
         self.optimizer = optimizer
 
+    def plan(self, total_steps: int) -> None:
+        """Nothing to plan: Adam and L-BFGS take every step alike (``GaussNewtonSchedule`` has phases)."""
+
+    @property
+    def evaluation_count(self) -> int:
+        return self.evaluations.count
+
     def step(self) -> StepValues:
         start: list[StepValues] = []
 

@@ -12,6 +12,7 @@ import torch
 from photokit.errors import PhotokitError, Remedy
 from photokit.prior.alpha import AlphaConfig
 from photokit.prior.vocab import ProjectionOptimizer
+from photokit.restore.gauss_newton import GaussNewtonConfig
 from photokit.restore.paste import output_shape
 from photokit.stylegan2.vocab import LossKind, Precision
 
@@ -25,13 +26,14 @@ CPU_DEFAULT_STEPS = 100
 # against 0.38 s (idle, 2 cores). So 200 bf16 steps cost ~1.2x what 100 fp32 steps did, and Adam is still
 # improving there: on planted in-prior targets 100 steps end 14-32 dB below 1000, 300 steps 2.7-14.5 dB below.
 CPU_BF16_DEFAULT_STEPS = 200
-# L-BFGS (restore/optimize.py) is not the CPU default: it does not come within 0.5 dB of 1000 Adam steps
-# on every planted in-prior target (benchmarks/bench_restore_quality.py, docs/performance.md). Its steps
-# are an upper bound: it stops when the objective is flat; runs of up to 250 iterations took 167-334
-# generator evaluations on the planted targets: ~110 s at full-width 256 px on 2 idle cores for 297.
-# Nor does Adam with a decaying lr (cosine, NVIDIA's projector ramp; 300-500 steps): it is still improving
-# at step 500 on those targets, and a decay stops it sooner (benchmarks/results/restore_lr_schedule_sweep.json).
-CPU_DEFAULT_OPTIMIZER = ProjectionOptimizer.ADAM
+# The CPU default is photokit's Gauss-Newton schedule (restore/gauss_newton.py: L-BFGS from a relaxed
+# eq. (7), then Levenberg-Marquardt steps), fp32: on planted in-prior targets it ends within 0.5 dB of
+# 1000 Adam steps or above them, in about 2 minutes at full-width 256 px on 2 cores (benchmarks/
+# bench_restore_quality.py, docs/performance.md). Plain L-BFGS does not (it settles in poorer basins and
+# stalls in fp32), nor does Adam with a decaying lr (restore_lr_schedule_sweep.json). Its steps are
+# phases, not equal costs: each Gauss-Newton step costs one forward pass per alpha+ parameter.
+CPU_DEFAULT_OPTIMIZER = ProjectionOptimizer.GAUSS_NEWTON
+GAUSS_NEWTON_DEFAULT_STEPS = GaussNewtonConfig.steps
 LBFGS_DEFAULT_STEPS = 250
 DEFAULT_SCALE = 2.0
 MIN_SCALE, MAX_SCALE = 0.25, 16.0
@@ -91,14 +93,19 @@ class EnhanceOptions:
 
     def precision_for(self, device: torch.device) -> Precision:
         """The synthesis precision on ``device``. bf16 reaches Adam's reconstruction at about twice the speed on
-        a CPU with native bf16, but L-BFGS's line search stalls on its rounding (stylegan2/precision.py), so
-        'auto' keeps fp32 for L-BFGS and an explicit bf16 with L-BFGS is refused."""
+        a CPU with native bf16, but L-BFGS's line search stalls on its rounding (stylegan2/precision.py) and
+        Gauss-Newton's finite differences drown in it, so 'auto' keeps fp32 for both and an explicit bf16
+        with either is refused."""
         from photokit.stylegan2.precision import resolve_precision
 
-        lbfgs = self.optimizer_for(device) == ProjectionOptimizer.LBFGS
-        if self.precision == Precision.BF16 and lbfgs:
-            raise PhotokitError("bf16 precision cannot run the L-BFGS optimiser (it stalls): use fp32 or Adam")
-        if self.precision == Precision.AUTO and lbfgs:
+        optimizer = self.optimizer_for(device)
+        needs_fp32 = optimizer in (ProjectionOptimizer.LBFGS, ProjectionOptimizer.GAUSS_NEWTON)
+        if self.precision == Precision.BF16 and needs_fp32:
+            raise PhotokitError(
+                f"bf16 precision cannot run --optimizer {optimizer} (its L-BFGS line search stalls on bf16's rounding): "
+                "use fp32 or adam"
+            )
+        if self.precision == Precision.AUTO and needs_fp32:
             return Precision.FP32
         try:
             return resolve_precision(self.precision, device)
@@ -111,6 +118,8 @@ class EnhanceOptions:
             return int(self.steps)
         if self.optimizer_for(device) == ProjectionOptimizer.LBFGS:
             return LBFGS_DEFAULT_STEPS
+        if self.optimizer_for(device) == ProjectionOptimizer.GAUSS_NEWTON:
+            return GAUSS_NEWTON_DEFAULT_STEPS
         if device.type != "cpu":
             return GPU_DEFAULT_STEPS
         return CPU_BF16_DEFAULT_STEPS if self.precision_for(device) == Precision.BF16 else CPU_DEFAULT_STEPS

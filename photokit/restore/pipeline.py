@@ -26,6 +26,7 @@ from photokit.reporting import NULL_REPORTER, Reporter, reported_task
 from photokit.restore import degrade, paste
 from photokit.restore import mask as face_mask
 from photokit.restore.cost import StepCosts
+from photokit.restore.gauss_newton import GaussNewtonConfig
 from photokit.restore.loading import default_analyzer, load_restoration_loss, model_warnings
 from photokit.restore.masks import KnownMask
 from photokit.restore.optimize import EarlyStop
@@ -96,7 +97,9 @@ class Enhancer:
         self.optimizer = options.optimizer_for(self.device)
         self.alpha_config = dataclasses.replace(alpha_config, optimizer=self.optimizer)
         self.wplus_config = dataclasses.replace(wplus_config, optimizer=self.optimizer)
-        self.early_stop = EarlyStop() if self.optimizer == ProjectionOptimizer.LBFGS else None
+        # Gauss-Newton stops on its own; W+ projections run it as L-BFGS (restore/project.py).
+        quasi_newton = self.optimizer in (ProjectionOptimizer.LBFGS, ProjectionOptimizer.GAUSS_NEWTON)
+        self.early_stop = EarlyStop() if quasi_newton else None
         self.steps = options.steps_for(self.device)
         self.precision = options.precision_for(self.device)
         self.loss_fn: SmallImageLoss | None = load_restoration_loss(options, priors, self.device, allow_random_lpips)
@@ -154,8 +157,11 @@ class Enhancer:
 
     def estimate(self, plans: list[FacePlan], photo: Photo) -> float:
         """Seconds the projections will take, from one timed step per generator (told up front)."""
-        jobs = [(id(plan.prior.generator), lambda plan=plan: self._projection(plan, photo).step) for plan in plans]
-        total = self._costs.total(self.steps, jobs)
+        jobs = [
+            (id(plan.prior.generator), lambda plan=plan: self._projection(plan, photo).step, self._cost_in_steps(plan))
+            for plan in plans
+        ]
+        total = self._costs.total(jobs)
         if plans:
             per_step = total / max(1, self.steps * len(plans))
             self.reporter.note(
@@ -163,6 +169,13 @@ class Enhancer:
                 + describe_cost(f"{len(plans)} face(s) x projection", self.steps, per_step * len(plans), self.device)
             )
         return total
+
+    def _cost_in_steps(self, plan: FacePlan) -> float:
+        """A face's projection in first-step equivalents (Gauss-Newton's later steps cost more)."""
+        if self.optimizer != ProjectionOptimizer.GAUSS_NEWTON or plan.prior.kind != "personal":
+            return self.steps
+        num_params = plan.prior.anchors.shape[0] * (int(plan.prior.generator.num_ws) + 1)
+        return GaussNewtonConfig().cost_in_steps(self.steps, num_params)
 
     def _restore_face(self, plan: FacePlan, photo: Photo, image: np.ndarray, scale: float, source: str = ""):
         """Project one face, check it and paste it into ``image``; returns (image, blend weight)."""
@@ -181,7 +194,7 @@ class Enhancer:
         if photo.gray:
             crop = paste.match_gray(crop)
         fr.steps, fr.loss = result.steps, round(result.reconstruction_loss, 6)
-        fr.optimizer, fr.evaluations = result.optimizer, result.evaluations
+        fr.optimizer, fr.evaluations, fr.forward_passes = result.optimizer, result.evaluations, result.forward_passes
         fr.precision = str(self.precision)
         fr.min_dilation = None if result.min_dilation is None else round(result.min_dilation, 5)
         check = self._check(plan, projection, result.image)

@@ -32,8 +32,9 @@ class FaceReport:
     reason: str | None = None  # why it was left as it is
     beta: float | None = None
     steps: int = 0  # optimiser steps taken (L-BFGS may stop early, when the objective is flat)
-    optimizer: str | None = None  # 'adam' or 'lbfgs'
+    optimizer: str | None = None  # 'adam', 'lbfgs' or 'gauss-newton'
     evaluations: int = 0  # generator forward+backward passes (L-BFGS: ~1.1 per step)
+    forward_passes: int = 0  # forward-only generator passes (Gauss-Newton's Jacobians)
     precision: str | None = None  # the synthesis arithmetic: 'fp32' or 'bf16'
     sr_factor: float | None = None
     loss: float | None = None

@@ -13,6 +13,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -22,10 +23,20 @@ from photokit.prior import alpha as alpha_space
 from photokit.prior.alpha import AlphaConfig
 from photokit.prior.vocab import ProjectionOptimizer
 from photokit.restore.degrade import Degradation
-from photokit.restore.optimize import EarlyStop, LbfgsConfig, make_stepper, plateaued
-from photokit.stylegan2.losses import weighted_squared_error
+from photokit.restore.gauss_newton import GaussNewtonConfig, GaussNewtonSchedule
+from photokit.restore.optimize import EarlyStop, LbfgsConfig, Stepper, make_stepper, plateaued
+from photokit.stylegan2.losses import lpips_residuals, weighted_squared_error
 
 LossFn = Callable[..., torch.Tensor]  # ReconstructionLoss: (pred, target, weight=None) -> (B,)
+
+
+class ResidualLoss(Protocol):
+    """A loss that also gives residuals whose squares sum to it per sample (Gauss-Newton needs them)."""
+
+    def residuals(
+        self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor: ...
+
 
 # AlexNet (LPIPS's default backbone) needs at least 31 px to reach its last layers.
 LPIPS_MIN_SIZE = 32
@@ -51,11 +62,21 @@ class SmallImageLoss(nn.Module):
         if lpips_model is None or pred.shape[-1] >= self.min_size:
             return self.loss(pred, target, weight=weight)
         mse = weighted_squared_error(pred, target, weight)
+        return self.loss.mse_weight * mse.flatten(1).mean(dim=1) + lpips_model(
+            *self._upsampled(pred, target), normalize=False
+        ).flatten(1).mean(dim=1)
+
+    def residuals(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward``'s loss as residuals (``ReconstructionLoss.residuals``), LPIPS's on the upsampled pair."""
+        lpips_model = getattr(self.loss, "lpips", None)
+        if lpips_model is None or pred.shape[-1] >= self.min_size:
+            return self.loss.residuals(pred, target, weight=weight)
+        mse = self.loss.mse_residuals(pred, target, weight)
+        return torch.cat([mse, lpips_residuals(lpips_model, *self._upsampled(pred, target))], dim=1)
+
+    def _upsampled(self, pred: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
         size = (self.min_size, self.min_size)
-        up = [F.interpolate(x, size=size, mode="bilinear", align_corners=False) for x in (pred, target)]
-        return self.loss.mse_weight * mse.flatten(1).mean(dim=1) + lpips_model(*up, normalize=False).flatten(1).mean(
-            dim=1
-        )
+        return [F.interpolate(x, size=size, mode="bilinear", align_corners=False) for x in (pred, target)]
 
 
 @dataclass(frozen=True)
@@ -83,6 +104,7 @@ class ProjectionResult:
     losses: list[float] = field(default_factory=list)
     evaluations: int = 0  # generator forward+backward passes (the cost; > steps with L-BFGS)
     optimizer: str = ProjectionOptimizer.ADAM
+    forward_passes: int = 0  # forward-only generator passes (Gauss-Newton's Jacobians)
 
     @property
     def min_dilation(self) -> float | None:
@@ -114,28 +136,36 @@ class _Projection:
         self.params = params
         self.optimizer = ProjectionOptimizer(optimizer)
         self.early_stop = early_stop
-        self.stepper = make_stepper(self.optimizer, params, self._objective, lr, betas)
+        self.stepper: Stepper | GaussNewtonSchedule = self._make_stepper(lr, betas)
         self.steps_done = 0
         self.losses: list[float] = []  # reconstruction term per step
         self.objectives: list[float] = []  # eq. (8) per step: what the optimiser decreases
 
+    def _make_stepper(self, lr: float, betas: tuple[float, float]) -> Stepper | GaussNewtonSchedule:
+        return make_stepper(self.optimizer, self.params, self._objective, lr, betas)
+
     def ws(self) -> torch.Tensor:  # (num_ws, w_dim)
         raise NotImplementedError
 
-    def penalty(self) -> torch.Tensor:
+    def penalty(self, relaxed: bool = False) -> torch.Tensor:
         raise NotImplementedError
 
     def render(self, ws: torch.Tensor) -> torch.Tensor:
         return self.generator.synthesis(ws.unsqueeze(0), noise_mode="const")
 
-    def _objective(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _objective(self, relaxed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         rec = self.loss_fn(self.degradation(self.render(self.ws())), self.target, weight=self.degradation.mask).mean()
-        return rec + self.penalty(), rec
+        return rec + self.penalty(relaxed), rec
 
     @property
     def evaluations(self) -> int:
         """Generator forward+backward passes so far (L-BFGS's line search may take several per step)."""
-        return self.stepper.evaluations.count
+        return self.stepper.evaluation_count
+
+    @property
+    def forward_passes(self) -> int:
+        """Forward-only generator passes so far (Gauss-Newton's Jacobians; 0 for the other optimisers)."""
+        return self.stepper.forward_passes if isinstance(self.stepper, GaussNewtonSchedule) else 0
 
     def step(self) -> float:
         """One optimiser step; returns the reconstruction loss at the point the step started from."""
@@ -146,15 +176,18 @@ class _Projection:
         return values.reconstruction
 
     def converged(self) -> bool:
+        if isinstance(self.stepper, GaussNewtonSchedule):
+            return self.stepper.stuck
         return self.early_stop is not None and plateaued(self.objectives, self.early_stop)
 
     @property
     def norm_smoothing(self) -> float:
-        """Eq. (7)'s epsilon under the squared norms: larger for L-BFGS (``restore.optimize``)."""
-        return LbfgsConfig.norm_smoothing if self.optimizer == ProjectionOptimizer.LBFGS else 1e-12
+        """Eq. (7)'s epsilon under the squared norms: larger for L-BFGS and Gauss-Newton (``restore.optimize``)."""
+        return 1e-12 if self.optimizer == ProjectionOptimizer.ADAM else LbfgsConfig.norm_smoothing
 
     def run(self, steps: int, callback: Callable[[int, float], None] | None = None) -> ProjectionResult:
         start = time.perf_counter()
+        self.stepper.plan(self.steps_done + steps)
         for i in range(steps):
             loss = self.step()
             if callback is not None:
@@ -184,12 +217,14 @@ class AlphaProjection(_Projection):
         beta: float | None,
         config: AlphaConfig = AlphaConfig(),
         early_stop: EarlyStop | None = None,
+        gauss_newton: GaussNewtonConfig = GaussNewtonConfig(),
     ) -> None:
         num_ws = int(generator.num_ws)
         device = target.device
         self.anchors = anchors.detach().to(device=device, dtype=torch.float32)
         self.beta = beta
         self.config = config
+        self.gauss_newton = gauss_newton
         alpha, delta = alpha_space.init_alpha(self.anchors.shape[0], num_ws, device=device)
         self.alpha = alpha.requires_grad_(True)
         self.delta = delta.requires_grad_(config.per_layer)
@@ -198,14 +233,58 @@ class AlphaProjection(_Projection):
             generator, target, degradation, loss_fn, params, config.lr, config.adam_betas, config.optimizer, early_stop
         )
 
+    def _make_stepper(self, lr: float, betas: tuple[float, float]) -> Stepper | GaussNewtonSchedule:
+        if self.optimizer != ProjectionOptimizer.GAUSS_NEWTON:
+            return super()._make_stepper(lr, betas)
+        if not callable(getattr(self.loss_fn, "residuals", None)):
+            raise ValueError("the gauss-newton optimiser needs a loss that gives its residuals (ReconstructionLoss)")
+        return GaussNewtonSchedule(
+            self, self.params, self._objective, lambda: self._objective(relaxed=True), self.gauss_newton
+        )
+
     def coefficients(self) -> torch.Tensor:
         return alpha_space.alpha_plus(self.alpha, self.delta, self.beta, self.config.sharpness)
 
     def ws(self) -> torch.Tensor:
-        return alpha_space.latent_from_alpha(self.coefficients(), self.anchors)
+        return self._ws_of(self.alpha, self.delta)
 
-    def penalty(self) -> torch.Tensor:
-        return alpha_space.regularisation(self.alpha, self.delta, self.beta, self.config, self.norm_smoothing)
+    def _ws_of(self, alpha: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        coefficients = alpha_space.alpha_plus(alpha, delta, self.beta, self.config.sharpness)
+        return alpha_space.latent_from_alpha(coefficients, self.anchors)
+
+    def penalty(self, relaxed: bool = False) -> torch.Tensor:
+        return self._penalty_of(self.alpha, self.delta, relaxed)
+
+    def _penalty_of(self, alpha: torch.Tensor, delta: torch.Tensor, relaxed: bool = False) -> torch.Tensor:
+        config = self.config
+        if relaxed:
+            config = dataclasses.replace(config, reg_weight=self.gauss_newton.relaxed_reg_weight)
+        return alpha_space.regularisation(alpha, delta, self.beta, config, self.norm_smoothing)
+
+    # The LeastSquaresProblem of the Gauss-Newton phase (restore/gauss_newton.py), over the flat parameters.
+    def point(self) -> torch.Tensor:
+        return torch.cat([p.detach().reshape(-1) for p in self.params])
+
+    def set_point(self, point: torch.Tensor) -> None:
+        alpha, delta = self._unflatten(point)
+        with torch.no_grad():
+            self.alpha.copy_(alpha)
+            self.delta.copy_(delta)
+
+    def _unflatten(self, point: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = self.alpha.numel()
+        delta = point[n:].reshape(self.delta.shape) if self.config.per_layer else self.delta.detach()
+        return point[:n], delta
+
+    @torch.no_grad()
+    def residuals(self, points: torch.Tensor) -> torch.Tensor:
+        ws = torch.stack([self._ws_of(*self._unflatten(point)) for point in points])
+        images = self.degradation(self.generator.synthesis(ws, noise_mode="const"))
+        target = self.target.expand(len(points), *self.target.shape[1:])
+        return cast(ResidualLoss, self.loss_fn).residuals(images, target, weight=self.degradation.mask)
+
+    def penalty_at(self, point: torch.Tensor) -> torch.Tensor:
+        return self._penalty_of(*self._unflatten(point))
 
     def _result(self, ws, image, final, seconds) -> ProjectionResult:
         return ProjectionResult(
@@ -219,6 +298,7 @@ class AlphaProjection(_Projection):
             losses=list(self.losses),
             evaluations=self.evaluations,
             optimizer=str(self.optimizer),
+            forward_passes=self.forward_passes,
         )
 
 
@@ -242,13 +322,17 @@ class WPlusProjection(_Projection):
         self.delta = torch.zeros(num_ws, w_dim, device=device, requires_grad=True)
         self.config = config
         params = [self.w, self.delta]
-        super().__init__(generator, target, degradation, loss_fn, params, config.lr, optimizer=config.optimizer)
+        # W+ has (num_ws + 1) x w_dim numbers (7680 at 256 px): too many for Gauss-Newton's Jacobian.
+        optimizer = (
+            ProjectionOptimizer.LBFGS if config.optimizer == ProjectionOptimizer.GAUSS_NEWTON else config.optimizer
+        )
+        super().__init__(generator, target, degradation, loss_fn, params, config.lr, optimizer=optimizer)
         self.early_stop = early_stop
 
     def ws(self) -> torch.Tensor:
         return self.w.unsqueeze(0) + self.delta
 
-    def penalty(self) -> torch.Tensor:
+    def penalty(self, relaxed: bool = False) -> torch.Tensor:
         n = alpha_space.regularised_layers(self.delta.shape[0], self.config.reg_layer_fraction)
         return self.config.reg_weight * alpha_space.delta_penalty(self.delta, n, self.norm_smoothing)
 

@@ -8,6 +8,7 @@ the MSE loss explicitly. Tests may build LPIPS on a random backbone (``allow_ran
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -77,6 +78,37 @@ class ReconstructionLoss(nn.Module):
         if self.lpips is not None:
             loss = loss + self.lpips(pred, target, normalize=False).flatten(1).mean(dim=1)
         return loss
+
+    def residuals(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, M) residuals whose squares sum to ``forward``'s loss per sample (for Gauss-Newton steps)."""
+        parts = [self.mse_residuals(pred, target, weight)]
+        if self.lpips is not None:
+            parts.append(lpips_residuals(self.lpips, pred, target))
+        return torch.cat(parts, dim=1)
+
+    def mse_residuals(
+        self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        difference = pred - target
+        if weight is not None:
+            difference = difference * weight.to(device=pred.device, dtype=pred.dtype).sqrt()
+        return difference.flatten(1) * math.sqrt(self.mse_weight / difference[0].numel())
+
+
+def lpips_residuals(model: nn.Module, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """LPIPS (the lpips package's v0.1 metric, images in [-1, 1]) as residuals: sqrt(w_c) x the difference of
+    channel-normalised features per layer, over sqrt(H W), so their squares sum to LPIPS per sample."""
+    import lpips
+
+    if getattr(model, "version", None) != "0.1" or not model.lpips or model.spatial:
+        raise ValueError("LPIPS residuals need the v0.1 metric with linear layers, averaged over space")
+    features = model.net.forward(model.scaling_layer(pred)), model.net.forward(model.scaling_layer(target))
+    parts = []
+    for k, (a, b) in enumerate(zip(*features, strict=True)):
+        root_weight = model.lins[k].model[-1].weight.clamp_min(0).sqrt().view(1, -1, 1, 1)
+        difference = (lpips.normalize_tensor(a) - lpips.normalize_tensor(b)) * root_weight
+        parts.append(difference.flatten(1) / math.sqrt(difference.shape[2] * difference.shape[3]))
+    return torch.cat(parts, dim=1)
 
 
 def make_reconstruction_loss(
