@@ -82,7 +82,10 @@ FAST_REFERENCE_COSTS = {"invert_step_s": 0.85, "tuning_step_s": 0.78}
 #   and so do all weights (3e-3 / 5e-3: 1.64x / 1.42x and 1.29x / 1.15x; the preset itself: 0.97x / 0.94x again),
 #   the good lr window is narrow, and the rank needed grew with the width, so no fixed rank chosen here is
 #   known to hold on FFHQ's 256 px layers (512 channels up to 32 px). A 256 px tuning step costs the same at
-#   rank 16 or 32 (0.795 / 0.794 CPU-s, all weights 0.70, load 8).
+#   rank 16 or 32 (0.795 / 0.794 CPU-s, all weights 0.70, load 8). A prototype with a rank and lr per weight
+#   (rank max(16, 0.3 x the weight's), lr 0.02 x sqrt(32 / channels); 2026-12-01 14:44-16:12 UTC, load 2-12)
+#   held at 128 channels (1.03x / 0.36x) but not at 256 (1.15x / 0.99x; the preset 2.14x), and cost 1.3x per
+#   256 px tuning step (35.5 min for 20 references), so it was not kept (docs/performance.md).
 FAST_PROJECTOR: dict[str, object] = {"early_stop_window": 10, "early_stop_tol": 0.002, "initial_lr": 0.1}
 FAST_PROJECTOR |= {"initial_noise_factor": 0.0, "betas": (0.5, 0.9), "loss_size": 128}
 FAST_CPU_INVERT_BATCH = 1
