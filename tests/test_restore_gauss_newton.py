@@ -171,3 +171,40 @@ def test_the_cpu_default_is_gauss_newton_in_fp32_and_bf16_is_refused():
     assert EnhanceOptions(optimizer="adam").optimizer_for(cpu) == ProjectionOptimizer.ADAM
     with pytest.raises(PhotokitError, match="bf16"):
         EnhanceOptions(optimizer="gauss-newton", precision="bf16").precision_for(cpu)
+
+
+def test_resuming_synthesis_from_a_block_renders_what_a_whole_pass_does():
+    G = build_tiny_generator(resolution=32, seed=3)
+    synthesis = G.synthesis
+    gen = torch.Generator().manual_seed(8)
+    ws = torch.randn(1, G.num_ws, G.w_dim, generator=gen)
+    image, inputs = synthesis.block_inputs(ws)
+    assert len(inputs) == len(synthesis.block_resolutions)
+    torch.testing.assert_close(image, synthesis(ws))
+    for layer in range(G.num_ws):
+        start = synthesis.first_block_reading(layer)
+        moved = ws.clone()
+        moved[:, layer] += torch.randn(G.w_dim, generator=gen)
+        with torch.no_grad():
+            whole = synthesis(moved)
+        torch.testing.assert_close(synthesis.resume(moved, start, inputs[start]), whole)
+        if start + 1 < len(inputs):  # starting one block later misses the change
+            assert not torch.allclose(synthesis.resume(moved, start + 1, inputs[start + 1]), whole)
+    with pytest.raises(ValueError):
+        synthesis.first_block_reading(G.num_ws)
+
+
+def test_the_projection_jacobian_matches_plain_forward_differences(planted_sr):
+    _G, anchors, truth, degradation = planted_sr
+    G64 = build_tiny_generator(resolution=32, seed=0).double()
+    config = AlphaConfig(optimizer=ProjectionOptimizer.GAUSS_NEWTON)
+    target = degradation(truth).double()
+    projection = AlphaProjection(G64, anchors.double(), target, degradation, ReconstructionLoss(None), 0.05, config)
+    projection.anchors = projection.anchors.double()
+    gen = torch.Generator().manual_seed(9)
+    point = (projection.point() + 0.05 * torch.randn(projection.point().shape, generator=gen)).double()
+    at_point = projection.residuals(point[None])[0]
+    fast, renders = projection.jacobian(point, at_point, 1e-7)
+    plain = forward_difference_jacobian(projection.residuals, point, at_point, 1e-7, batch=4)
+    assert renders == projection.delta.numel() + 1 and fast.shape == plain.shape
+    torch.testing.assert_close(fast, plain, rtol=0, atol=1e-5 * float(plain.abs().max()))

@@ -10,8 +10,9 @@ penalties on ~120 numbers. Planted in-prior targets showed two failure modes of 
   near the right basin — a continuation, the usual cure for a non-convex penalty.
 - **slow convergence.** Near the solution fp32 L-BFGS stalls (the same schedule in float64 keeps going),
   while damped Gauss-Newton steps (``LEVENBERG_MARQUARDT``) converge fast on a problem whose residuals
-  are small there: the Jacobian of the residuals w.r.t. the ~120 parameters comes from one batched
-  forward pass per parameter (finite differences, no backward), the penalties' Hessian from autograd.
+  are small there: the Jacobian of the residuals w.r.t. the ~120 parameters comes from forward
+  differences (no backward), each re-rendering only the blocks its layer reaches; the penalties'
+  Hessian comes from autograd.
 
 Each phase's length is a share of the step budget (``GaussNewtonConfig.phase_steps``). The math is in
 pure functions (``forward_difference_jacobian``, ``levenberg_marquardt_step``); the projection supplies a
@@ -49,8 +50,6 @@ class GaussNewtonConfig:
     damping: float = 1e-3  # Levenberg-Marquardt's initial lambda, relative to the Hessian's diagonal
     damping_tries: int = 8  # lambda x4 after each rejected step; then the schedule has converged
     damping_decrease: float = 10.0  # lambda / this after an accepted step (/3 converged too slowly)
-    jacobian_batch: int = 1  # perturbed parameter vectors per generator call: on a CPU a batch of 4 or 16
-    # costs 1.3x more per sample than one at a time (full-width 256 px forward, 2 threads, idle)
 
     def phase_steps(self, total: int) -> dict[Phase, int]:
         """How ``total`` steps split: at most a tenth Gauss-Newton, the rest 60 / 40 relaxed / L-BFGS."""
@@ -72,6 +71,9 @@ class LeastSquaresProblem(Protocol):
     def set_point(self, point: torch.Tensor) -> None: ...
 
     def residuals(self, points: torch.Tensor) -> torch.Tensor: ...  # (B, n) -> (B, m), no gradient
+
+    # (m, n) Jacobian of ``residuals`` at ``point`` by forward differences of ``step``, and the renders it ran
+    def jacobian(self, point: torch.Tensor, at_point: torch.Tensor, step: float) -> tuple[torch.Tensor, int]: ...
 
     def penalty_at(self, point: torch.Tensor) -> torch.Tensor: ...  # differentiable scalar
 
@@ -159,10 +161,8 @@ class GaussNewtonSchedule:
         values = StepValues(objective, self.newton.last_reconstruction)
         gradient = torch.cat([p.grad.reshape(-1) for p in self.newton.params])
         at_point = self.problem.residuals(start[None])[0]
-        jacobian = forward_difference_jacobian(
-            self.problem.residuals, start, at_point, self.config.fd_step, self.config.jacobian_batch
-        )
-        self.forward_passes += start.numel() + 1
+        jacobian, renders = self.problem.jacobian(start, at_point, self.config.fd_step)
+        self.forward_passes += renders + 1
         penalty_hessian = torch.autograd.functional.hessian(self.problem.penalty_at, start)
         for _ in range(self.config.damping_tries):
             step = levenberg_marquardt_step(jacobian, gradient, penalty_hessian, self.damping)

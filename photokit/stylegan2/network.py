@@ -111,6 +111,9 @@ class GeneratorConfig:
         return cls(**data)
 
 
+BlockInput = tuple[torch.Tensor | None, torch.Tensor | None]  # (features x, image so far) a block takes in
+
+
 class SynthesisNetwork(nn.Module):
     """ws (B, num_ws, w_dim) -> image (B, 3, H, W), roughly in [-1, 1]. The part MyStyle tunes."""
 
@@ -149,20 +152,56 @@ class SynthesisNetwork(nn.Module):
         # Callers get the usual layout and ws's dtype, whatever the activations used.
         return img.to(dtype=ws.dtype, memory_format=torch.contiguous_format)
 
-    def _synthesize(self, ws: torch.Tensor, noise_mode: str) -> torch.Tensor:
+    def _synthesize(
+        self,
+        ws: torch.Tensor,
+        noise_mode: str,
+        start: int = 0,
+        state: BlockInput = (None, None),
+        inputs: list[BlockInput] | None = None,
+    ) -> torch.Tensor:
+        """Blocks ``start`` onwards from ``state`` (what block ``start`` takes in); each block's input is
+        appended to ``inputs`` when given."""
         # Channels-last only without autograd: PyTorch's CPU convolution backward is slower in it.
         channels_last = self.channels_last and ws.device.type != "mps" and not torch.is_grad_enabled()
         options = SynthesisOptions(noise_mode, self.fused_modconv, channels_last)
-        x: torch.Tensor | None = None
-        img: torch.Tensor | None = None
-        w_idx = 0
-        for res in self.block_resolutions:
+        x, img = state
+        w_idx = sum(getattr(self, f"b{res}").num_conv for res in self.block_resolutions[:start])
+        for res in self.block_resolutions[start:]:
             block = getattr(self, f"b{res}")
+            if inputs is not None:
+                inputs.append((x, img))
             # Consecutive blocks share one w: block i's toRGB style is block i+1's first conv style.
             x, img = block(x, img, ws[:, w_idx : w_idx + block.num_conv + 1], self.resample_filter, options)
             w_idx += block.num_conv
         assert img is not None
         return img
+
+    def first_block_reading(self, layer: int) -> int:
+        """The first block whose output depends on ``ws[:, layer]`` (a change there leaves earlier ones alone)."""
+        w_idx = 0
+        for index, res in enumerate(self.block_resolutions):
+            w_idx += getattr(self, f"b{res}").num_conv
+            if layer <= w_idx:
+                return index
+        raise ValueError(f"layer {layer} is not below num_ws = {self.num_ws}")
+
+    @torch.no_grad()
+    def block_inputs(self, ws: torch.Tensor, noise_mode: str = "const") -> tuple[torch.Tensor, list[BlockInput]]:
+        """The image and what every block took in: ``resume`` re-renders from any block after a change of
+        the later ws only (Gauss-Newton's finite differences, restore/gauss_newton.py)."""
+        inputs: list[BlockInput] = []
+        with autocast_for(self.precision, ws.device):
+            img = self._synthesize(ws, noise_mode, inputs=inputs)
+        return img.to(dtype=ws.dtype, memory_format=torch.contiguous_format), inputs
+
+    @torch.no_grad()
+    def resume(self, ws: torch.Tensor, start: int, state: BlockInput, noise_mode: str = "const") -> torch.Tensor:
+        """The image from block ``start`` on, given its input ``state`` (from ``block_inputs``): equal to
+        ``forward(ws)`` when ``ws`` differs from the ws ``state`` came from only in rows block ``start`` reads first."""
+        with autocast_for(self.precision, ws.device):
+            img = self._synthesize(ws, noise_mode, start, state)
+        return img.to(dtype=ws.dtype, memory_format=torch.contiguous_format)
 
 
 class Generator(nn.Module):
