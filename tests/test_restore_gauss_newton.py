@@ -68,7 +68,7 @@ def test_phases_split_the_budget(total):
     assert newton == min(config.gauss_newton_steps, total // 10)
     assert abs(phases[Phase.RELAXED] - config.relaxed_share * (total - newton)) <= 0.5
     cost = config.cost_in_steps(total, num_params=120)
-    assert cost == total if newton == 0 else cost > total + newton * 40
+    assert cost == total if newton == 0 else cost > total + newton * 25  # ~30 steps' time per Gauss-Newton step
 
 
 def _random_pair(size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -42,8 +42,8 @@ class Phase(StrEnum):
 class GaussNewtonConfig:
     """The schedule's shares and the Gauss-Newton settings (photokit's, chosen on planted targets)."""
 
-    steps: int = 86  # the default budget: 48 relaxed + 32 L-BFGS + 6 Gauss-Newton (~2 min at 256 px, 2 cores)
-    gauss_newton_steps: int = 6  # each costs one forward pass per parameter (~35 L-BFGS steps at 256 px)
+    steps: int = 86  # the default budget: 48 relaxed + 32 L-BFGS + 6 Gauss-Newton (94 s at 256 px, 2 idle cores)
+    gauss_newton_steps: int = 6  # each costs a (partial) render per parameter: ~30 L-BFGS steps' time
     relaxed_share: float = 0.6  # of the L-BFGS steps, the relaxed ones
     relaxed_reg_weight: float = 0.0
     fd_step: float = 1e-3  # forward-difference step in the raw alpha / Delta parameters (fp32 residuals)
@@ -52,15 +52,17 @@ class GaussNewtonConfig:
     damping_decrease: float = 10.0  # lambda / this after an accepted step (/3 converged too slowly)
 
     def phase_steps(self, total: int) -> dict[Phase, int]:
-        """How ``total`` steps split: at most a tenth Gauss-Newton, the rest 60 / 40 relaxed / L-BFGS."""
+        """How ``total`` steps split: at most a tenth Gauss-Newton, of the rest ``relaxed_share`` relaxed."""
         newton = min(self.gauss_newton_steps, total // 10)
         relaxed = round((total - newton) * self.relaxed_share)
         return {Phase.RELAXED: relaxed, Phase.LBFGS: total - newton - relaxed, Phase.LEVENBERG_MARQUARDT: newton}
 
-    def cost_in_steps(self, total: int, num_params: int, forward_share: float = 1 / 3) -> float:
-        """``total`` steps' cost in L-BFGS steps (a forward pass ~ a third of a forward+backward)."""
+    def cost_in_steps(self, total: int, num_params: int, render_share: float = 0.25) -> float:
+        """``total`` steps' cost in L-BFGS steps. A Jacobian render costs about a quarter of a forward+backward
+        (full-width 256 px, 2 threads, idle: a whole render 0.111 s, forward+backward 0.33 s; partial
+        renders take 0.68x the time of whole ones)."""
         newton = self.phase_steps(total)[Phase.LEVENBERG_MARQUARDT]
-        return (total - newton) + newton * ((num_params + 1) * forward_share + 2)
+        return (total - newton) + newton * ((num_params + 1) * render_share + 2)
 
 
 class LeastSquaresProblem(Protocol):
