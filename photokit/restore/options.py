@@ -27,11 +27,11 @@ CPU_DEFAULT_STEPS = 100
 # improving there: on planted in-prior targets 100 steps end 14-32 dB below 1000, 300 steps 2.7-14.5 dB below.
 CPU_BF16_DEFAULT_STEPS = 200
 # The CPU default is photokit's Gauss-Newton schedule (restore/gauss_newton.py: L-BFGS from a relaxed
-# eq. (7), then Levenberg-Marquardt steps), fp32: on planted in-prior targets it ends within 0.5 dB of
-# 1000 Adam steps or above them, in about 2 minutes at full-width 256 px on 2 cores (benchmarks/
-# bench_restore_quality.py, docs/performance.md). Plain L-BFGS does not (it settles in poorer basins and
-# stalls in fp32), nor does Adam with a decaying lr (restore_lr_schedule_sweep.json). Its steps are
-# phases, not equal costs: each Gauss-Newton step costs one forward pass per alpha+ parameter.
+# eq. (7), then Levenberg-Marquardt steps), fp32: on planted in-prior targets it ends above 1000 Adam
+# steps (4-30 dB), in 94 s at full-width 256 px on 2 idle cores (benchmarks/bench_restore_quality.py,
+# docs/performance.md). Plain L-BFGS does not (it settles in poorer basins and stalls in fp32), nor does
+# Adam with a decaying lr (restore_lr_schedule_sweep.json). Its steps are phases, not equal costs: each
+# Gauss-Newton step renders (mostly partially) once per alpha+ parameter.
 CPU_DEFAULT_OPTIMIZER = ProjectionOptimizer.GAUSS_NEWTON
 GAUSS_NEWTON_DEFAULT_STEPS = GaussNewtonConfig.steps
 LBFGS_DEFAULT_STEPS = 250
@@ -102,8 +102,8 @@ class EnhanceOptions:
         needs_fp32 = optimizer in (ProjectionOptimizer.LBFGS, ProjectionOptimizer.GAUSS_NEWTON)
         if self.precision == Precision.BF16 and needs_fp32:
             raise PhotokitError(
-                f"bf16 precision cannot run --optimizer {optimizer} (its L-BFGS line search stalls on bf16's rounding): "
-                "use fp32 or adam"
+                f"bf16 precision cannot run the {optimizer} optimiser (its L-BFGS line search stalls on bf16's "
+                "rounding): use fp32 or adam"
             )
         if self.precision == Precision.AUTO and needs_fp32:
             return Precision.FP32
