@@ -74,8 +74,8 @@ class LeastSquaresProblem(Protocol):
 
     def residuals(self, points: torch.Tensor) -> torch.Tensor: ...  # (B, n) -> (B, m), no gradient
 
-    # (m, n) Jacobian of ``residuals`` at ``point`` by forward differences of ``step``, and the renders it ran
-    def jacobian(self, point: torch.Tensor, at_point: torch.Tensor, step: float) -> tuple[torch.Tensor, int]: ...
+    # (residuals at ``point`` (m,), their (m, n) Jacobian by forward differences of ``step``, renders run)
+    def jacobian(self, point: torch.Tensor, step: float) -> tuple[torch.Tensor, torch.Tensor, int]: ...
 
     def penalty_at(self, point: torch.Tensor) -> torch.Tensor: ...  # differentiable scalar
 
@@ -162,9 +162,8 @@ class GaussNewtonSchedule:
         objective = self.newton()
         values = StepValues(objective, self.newton.last_reconstruction)
         gradient = torch.cat([p.grad.reshape(-1) for p in self.newton.params])
-        at_point = self.problem.residuals(start[None])[0]
-        jacobian, renders = self.problem.jacobian(start, at_point, self.config.fd_step)
-        self.forward_passes += renders + 1
+        _, jacobian, renders = self.problem.jacobian(start, self.config.fd_step)
+        self.forward_passes += renders
         penalty_hessian = torch.autograd.functional.hessian(self.problem.penalty_at, start)
         for _ in range(self.config.damping_tries):
             step = levenberg_marquardt_step(jacobian, gradient, penalty_hessian, self.damping)

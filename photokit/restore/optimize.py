@@ -109,6 +109,9 @@ class StepValues:
 class Stepper:
     """One optimiser over fixed parameters."""
 
+    forward_passes = 0  # forward-only generator passes: none (``GaussNewtonSchedule`` counts its Jacobians')
+    stuck = False  # Adam and L-BFGS always take their step (``GaussNewtonSchedule`` may not)
+
     def __init__(self, evaluations: Evaluations, optimizer: torch.optim.Optimizer) -> None:
         self.evaluations = evaluations
         self.optimizer = optimizer

@@ -165,7 +165,7 @@ class _Projection:
     @property
     def forward_passes(self) -> int:
         """Forward-only generator passes so far (Gauss-Newton's Jacobians; 0 for the other optimisers)."""
-        return self.stepper.forward_passes if isinstance(self.stepper, GaussNewtonSchedule) else 0
+        return self.stepper.forward_passes
 
     def step(self) -> float:
         """One optimiser step; returns the reconstruction loss at the point the step started from."""
@@ -176,9 +176,8 @@ class _Projection:
         return values.reconstruction
 
     def converged(self) -> bool:
-        if isinstance(self.stepper, GaussNewtonSchedule):
-            return self.stepper.stuck
-        return self.early_stop is not None and plateaued(self.objectives, self.early_stop)
+        """The stepper can go no further (Gauss-Newton), or the loss curve is flat (``early_stop``)."""
+        return self.stepper.stuck or (self.early_stop is not None and plateaued(self.objectives, self.early_stop))
 
     @property
     def norm_smoothing(self) -> float:
@@ -288,15 +287,18 @@ class AlphaProjection(_Projection):
         )
 
     @torch.no_grad()
-    def jacobian(self, point: torch.Tensor, at_point: torch.Tensor, step: float) -> tuple[torch.Tensor, int]:
-        """(Jacobian (m, n), renders run): forward differences that re-render only the blocks a perturbed
-        layer reaches (``SynthesisNetwork.resume``: about 0.7x the work of whole renders at 256 px); alpha's
-        columns are sums of Delta's, as alpha and Delta[l] enter layer l only as their sum."""
+    def jacobian(self, point: torch.Tensor, step: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(residuals at ``point``, their Jacobian (m, n), renders run): forward differences that re-render
+        only the blocks a perturbed layer reaches (``SynthesisNetwork.resume``: about 0.7x the work of whole
+        renders at 256 px); alpha's columns are sums of Delta's, as alpha and Delta[l] enter layer l only as
+        their sum."""
         synthesis = self.generator.synthesis
         if not self.config.per_layer or not callable(getattr(synthesis, "resume", None)):
-            return forward_difference_jacobian(self.residuals, point, at_point, step, 1), point.numel()
+            at_point = self.residuals(point[None])[0]
+            return at_point, forward_difference_jacobian(self.residuals, point, at_point, step, 1), point.numel() + 1
         alpha, delta = self._unflatten(point)
-        _, inputs = synthesis.block_inputs(self._ws_of(alpha, delta)[None])
+        image, inputs = synthesis.block_inputs(self._ws_of(alpha, delta)[None])
+        at_point = self._image_residuals(image)[0]
         columns = torch.empty(at_point.numel(), *delta.shape, dtype=at_point.dtype, device=at_point.device)
         for layer in range(delta.shape[0]):
             start = synthesis.first_block_reading(layer)
@@ -306,7 +308,7 @@ class AlphaProjection(_Projection):
                 image = synthesis.resume(self._ws_of(alpha, moved)[None], start, inputs[start])
                 columns[:, layer, i] = (self._image_residuals(image)[0] - at_point) / step
         flat = columns.reshape(len(at_point), -1)
-        return torch.cat([columns.sum(dim=1), flat], dim=1), delta.numel() + 1
+        return at_point, torch.cat([columns.sum(dim=1), flat], dim=1), delta.numel() + 1
 
     def penalty_at(self, point: torch.Tensor) -> torch.Tensor:
         return self._penalty_of(*self._unflatten(point))
