@@ -83,6 +83,19 @@ def _meta_problem(meta: dict) -> str | None:
     return None
 
 
+def tuned_weights(tuning: dict) -> str:
+    """What a prior.json's tuning changed, in words: the adapters' ranks as stored, or a full delta."""
+    if tuning.get("kind") != "lowrank":
+        return "full delta"
+    ranks = tuning.get("adapter_ranks")  # [lowest, highest]; older priors record only the fixed rank
+    if not (isinstance(ranks, list) and len(ranks) == 2) or ranks[0] == ranks[1]:
+        return (
+            f"low-rank adapters R={ranks[0] if isinstance(ranks, list) and ranks else tuning.get('adapter_rank', '?')}"
+        )
+    fraction = tuning.get("adapter_rank_fraction")
+    return f"low-rank adapters R={ranks[0]}-{ranks[1]}" + (f" ({fraction} of each weight's rank)" if fraction else "")
+
+
 def prior_summary(meta: dict) -> dict:
     """The short form `prior list` prints."""
     tuning = meta.get("tuning", {})
@@ -92,6 +105,7 @@ def prior_summary(meta: dict) -> dict:
         "anchors": len(meta.get("references", [])),
         "kind": tuning.get("kind"),
         "rank": tuning.get("adapter_rank"),
+        "ranks": tuning.get("adapter_ranks"),  # [lowest, highest] per weight (None: older priors, full deltas)
         "bytes": sum(f["bytes"] for f in meta.get("files", {}).values()),
         "preset": meta.get("preset"),
         "loss": meta.get("loss", {}).get("kind"),
