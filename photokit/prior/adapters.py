@@ -49,33 +49,38 @@ def adaptable(shape: torch.Size, rank: int) -> bool:
 
 @dataclass(frozen=True)
 class RankRule:
-    """The rank of each weight's adapter: ``fixed`` for every weight, or else ``fraction`` of the weight's full
-    rank min(out, in*k*k), rounded up (at least 1) -- a fixed rank is a smaller share of a wider layer."""
+    """The rank of each weight's adapter: ``rank``, or ``fraction`` of the weight's full rank min(out, in*k*k)
+    (rounded up) where that is more -- a fixed rank is a smaller share of a wider layer. Without a fraction:
+    ``rank`` for every weight."""
 
-    fixed: int = 0
+    rank: int = 0
     fraction: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.fixed < 0 or not 0.0 <= self.fraction <= 1.0 or (self.fixed == 0) == (self.fraction == 0.0):
+        if self.rank < 0 or not 0.0 <= self.fraction <= 1.0 or self.rank == 0 == self.fraction:
             raise ValueError("an adapter rank rule needs a rank >= 1 or a fraction in (0, 1]")
 
-    def rank(self, shape: torch.Size) -> int:
-        if self.fixed:
-            return self.fixed
-        return max(1, math.ceil(self.fraction * min(low_rank_shape(shape))))
+    def for_shape(self, shape: torch.Size) -> int:
+        return max(self.rank, math.ceil(self.fraction * min(low_rank_shape(shape))), 1)
 
 
-def scaled_lr(base_lr: float, fan_in: int, reference_fan_in: int | None) -> float:
-    """A weight's adapter lr: ``base_lr`` x sqrt(reference_fan_in / fan_in) for weights wider than the reference,
-    ``base_lr`` for the others (``None``: ``base_lr`` everywhere).
+def feature_channels(shape: torch.Size) -> int:
+    """How many feature channels a synthesis weight mixes: a conv's input channels; a style affine's outputs
+    (each scales one input channel of its conv, and the conv sums over all of them)."""
+    return int(shape[1]) if len(shape) == 4 else int(shape[0])
 
-    Weights are stored unscaled and multiplied by 1/sqrt(fan_in) at run time (equalised lr), and Adam moves
-    every factor entry by about the lr, so a coherent change of one output grows as lr x sqrt(fan_in): the
-    scaling keeps the per-step change of a layer's output what it was at the fan-in ``base_lr`` was tuned on.
-    Narrower weights (the style affines, toRGB) keep ``base_lr``: raising theirs made tuning worse."""
-    if reference_fan_in is None:
+
+def scaled_lr(base_lr: float, channels: int, reference_channels: int | None) -> float:
+    """A weight's adapter lr: ``base_lr`` x sqrt(reference_channels / channels) for weights wider than the
+    reference, ``base_lr`` for the others (``None``: ``base_lr`` everywhere).
+
+    Adam moves every factor entry by about the lr whatever the width, and a coherent change summed over C
+    channels grows as sqrt(C) against the output's own scale (weights are stored unscaled and multiplied by
+    1/sqrt(fan_in) at run time; demodulation normalises each output): the scaling keeps the per-step change
+    of a layer's output what it was at the width ``base_lr`` was tuned on."""
+    if reference_channels is None:
         return base_lr
-    return base_lr * math.sqrt(reference_fan_in / max(reference_fan_in, fan_in))
+    return base_lr * math.sqrt(reference_channels / max(reference_channels, channels))
 
 
 def is_constant_input(name: str) -> bool:
@@ -115,7 +120,7 @@ class FullDelta(_Tunable):
             p.requires_grad_(True)
         return params
 
-    def lr_scales(self, reference_fan_in: int | None) -> list[float]:
+    def lr_scales(self, reference_channels: int | None) -> list[float]:
         return [1.0] * len(self.base)  # all weights share one lr (MyStyle)
 
     def synthesize(self, ws: torch.Tensor) -> torch.Tensor:
@@ -140,7 +145,7 @@ class LowRankAdapters(_Tunable):
         gen = torch.Generator().manual_seed(seed)
         self.factors: dict[str, tuple[nn.Parameter, nn.Parameter]] = {}
         for name, weight in self.base.items():
-            rank = rule.rank(weight.shape) if len(weight.shape) >= 2 else 0
+            rank = rule.for_shape(weight.shape) if len(weight.shape) >= 2 else 0
             if is_constant_input(name) or not adaptable(weight.shape, rank):
                 continue
             rows, cols = low_rank_shape(weight.shape)
@@ -158,10 +163,10 @@ class LowRankAdapters(_Tunable):
     def ranks(self) -> dict[str, int]:
         return {name: int(up.shape[1]) for name, (up, _down) in self.factors.items()}
 
-    def lr_scales(self, reference_fan_in: int | None) -> list[float]:
+    def lr_scales(self, reference_channels: int | None) -> list[float]:
         """Each trainable tensor's lr relative to the peak (``trainable()`` order): one per factor pair,
-        from its weight's fan-in (``scaled_lr``)."""
-        scales = [scaled_lr(1.0, low_rank_shape(self.base[n].shape)[1], reference_fan_in) for n in self.factors]
+        from its weight's width (``scaled_lr``)."""
+        scales = [scaled_lr(1.0, feature_channels(self.base[n].shape), reference_channels) for n in self.factors]
         return [s for s in scales for _ in range(2)]
 
     def merged_parameters(self) -> dict[str, torch.Tensor]:

@@ -16,7 +16,7 @@ import torch
 
 from photokit.devices import describe_device, resolve_device
 from photokit.errors import PhotokitError
-from photokit.prior.meta import WORK_DIR, prior_dir
+from photokit.prior.meta import WORK_DIR, prior_dir, rank_rule_words
 from photokit.prior.projector import ProjectorConfig, balanced_batch_size, inversion_step_probe
 from photokit.prior.refs import preview_selection, read_reference_set
 from photokit.prior.schedule import (
@@ -203,11 +203,10 @@ class BuildEstimate:
     @property
     def tuned(self) -> str:
         """What tuning will change, in words."""
-        if self.adapter_rank:
-            return f"low-rank adapters R={self.adapter_rank}"
         if self.adapter_rank_fraction:
-            return f"low-rank adapters, rank {self.adapter_rank_fraction} of each weight's"
-        return "full tuning"
+            rule = {"adapter_rank_fraction": self.adapter_rank_fraction, "adapter_rank": self.adapter_rank}
+            return f"low-rank adapters, {rank_rule_words(rule)}"
+        return f"low-rank adapters R={self.adapter_rank}" if self.adapter_rank else "full tuning"
 
     def lines(self, plan: BuildPlan | None = None) -> list[str]:
         """The plan in words, as `photokit prior build` announces it (``plan``: the final one, when the

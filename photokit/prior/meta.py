@@ -88,12 +88,19 @@ def tuned_weights(tuning: dict) -> str:
     if tuning.get("kind") != "lowrank":
         return "full delta"
     ranks = tuning.get("adapter_ranks")  # [lowest, highest]; older priors record only the fixed rank
-    if not (isinstance(ranks, list) and len(ranks) == 2) or ranks[0] == ranks[1]:
-        return (
-            f"low-rank adapters R={ranks[0] if isinstance(ranks, list) and ranks else tuning.get('adapter_rank', '?')}"
-        )
-    fraction = tuning.get("adapter_rank_fraction")
-    return f"low-rank adapters R={ranks[0]}-{ranks[1]}" + (f" ({fraction} of each weight's rank)" if fraction else "")
+    if not (isinstance(ranks, list) and len(ranks) == 2):
+        return f"low-rank adapters R={tuning.get('adapter_rank', '?')}"
+    if ranks[0] == ranks[1]:
+        return f"low-rank adapters R={ranks[0]}"
+    return f"low-rank adapters R={ranks[0]}-{ranks[1]} ({rank_rule_words(tuning)})"
+
+
+def rank_rule_words(tuning: dict) -> str:
+    """How the ranks were chosen, from a tuning configuration's JSON."""
+    fraction, floor = tuning.get("adapter_rank_fraction"), tuning.get("adapter_rank")
+    if not fraction:
+        return f"rank {floor}"
+    return f"{fraction} of each weight's rank" + (f", at least {floor}" if floor else "")
 
 
 def prior_summary(meta: dict) -> dict:

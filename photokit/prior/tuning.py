@@ -42,10 +42,10 @@ class TuningConfig:
     batch_size: int = 1
     mse_weight: float = 1.0
     lpips_net: str = "alex"
-    adapter_rank: int | None = None  # R = rank-R adapters on every weight; None/0 = see the fraction, else all weights
-    adapter_rank_fraction: float | None = None  # without a fixed rank: adapters of this fraction of each weight's rank
+    adapter_rank: int | None = None  # R = rank-R adapters; None/0 and no fraction: all weights (MyStyle)
+    adapter_rank_fraction: float | None = None  # a weight's rank: this fraction of its own, where more than R
     adapter_lr: float = 3e-3  # adapters start from zero and have few parameters: a larger step works
-    adapter_lr_fan_in: int | None = None  # each weight's adapter lr x sqrt(this / its fan-in) (None: not scaled)
+    adapter_lr_channels: int | None = None  # wider weights: adapter lr x sqrt(this / their channels) (None: not scaled)
     lr_warmup: float = 0.0  # fraction of the steps over which lr ramps up linearly (0: MyStyle's constant lr)
     lr_decay: LrDecay = LrDecay.CONSTANT  # after the warm-up: constant (MyStyle) or a cosine down to 0
     betas: tuple[float, float] = (0.9, 0.999)
@@ -59,10 +59,10 @@ class TuningConfig:
         return self.epochs * steps_per_epoch(num_anchors, self.batch_size)
 
     def rank_rule(self) -> RankRule | None:
-        """The adapters' ranks (a fixed rank wins over a fraction), or None: all weights are tuned."""
-        if self.adapter_rank:
-            return RankRule(fixed=self.adapter_rank)
-        return RankRule(fraction=self.adapter_rank_fraction) if self.adapter_rank_fraction else None
+        """The adapters' ranks (``adapter_rank``, or the fraction where that is more), or None: all weights."""
+        if not (self.adapter_rank or self.adapter_rank_fraction):
+            return None
+        return RankRule(rank=self.adapter_rank or 0, fraction=self.adapter_rank_fraction or 0.0)
 
     @property
     def peak_lr(self) -> float:
@@ -202,7 +202,7 @@ def tune(
     work = copy.deepcopy(base).to(device).train(False)
     tunable = make_tunable(work.synthesis, config.rank_rule(), config.seed)
     trainable = tunable.trainable()
-    groups = lr_groups(trainable, tunable.lr_scales(config.adapter_lr_fan_in), config.peak_lr)
+    groups = lr_groups(trainable, tunable.lr_scales(config.adapter_lr_channels), config.peak_lr)
     optimizer = torch.optim.Adam(groups, lr=config.peak_lr, betas=config.betas)
     signature = _signature(config, anchors, getattr(loss_fn, "name", type(loss_fn).__name__), base_fingerprint)
 
@@ -328,7 +328,7 @@ def tuning_step_probe(
     work = copy.deepcopy(base).to(anchors.device)
     tunable = make_tunable(work.synthesis, config.rank_rule(), config.seed)
     trainable = tunable.trainable()
-    optimizer = torch.optim.Adam(lr_groups(trainable, tunable.lr_scales(config.adapter_lr_fan_in), 0.0), lr=0.0)
+    optimizer = torch.optim.Adam(lr_groups(trainable, tunable.lr_scales(config.adapter_lr_channels), 0.0), lr=0.0)
     ws = anchors[: config.batch_size].unsqueeze(1).repeat(1, work.num_ws, 1)
     target = targets[: config.batch_size]
 
