@@ -59,6 +59,7 @@ def test_a_fractional_rank_follows_each_weights_own_rank():
 
 def test_adapter_lr_shrinks_only_for_weights_wider_than_the_reference():
     assert scaled_lr(0.02, 128, 32) == pytest.approx(0.01)  # 4x the channels: half the lr
+    assert scaled_lr(0.02, 256, 32, power=2 / 3) == pytest.approx(0.005)  # 8x: a quarter
     assert scaled_lr(0.02, 16, 32) == scaled_lr(0.02, 32, 32) == scaled_lr(0.02, 128, None) == 0.02
     assert feature_channels(torch.Size([64, 128, 3, 3])) == 128  # a conv mixes its input channels
     assert feature_channels(torch.Size([128, 512])) == 128  # a style affine scales its conv's 128 inputs

@@ -70,17 +70,17 @@ def feature_channels(shape: torch.Size) -> int:
     return int(shape[1]) if len(shape) == 4 else int(shape[0])
 
 
-def scaled_lr(base_lr: float, channels: int, reference_channels: int | None) -> float:
-    """A weight's adapter lr: ``base_lr`` x sqrt(reference_channels / channels) for weights wider than the
-    reference, ``base_lr`` for the others (``None``: ``base_lr`` everywhere).
+def scaled_lr(base_lr: float, channels: int, reference_channels: int | None, power: float = 0.5) -> float:
+    """A weight's adapter lr: ``base_lr`` x (reference_channels / channels) ** power for weights wider than
+    the reference, ``base_lr`` for the others (``None``: ``base_lr`` everywhere).
 
     Adam moves every factor entry by about the lr whatever the width, and a coherent change summed over C
     channels grows as sqrt(C) against the output's own scale (weights are stored unscaled and multiplied by
-    1/sqrt(fan_in) at run time; demodulation normalises each output): the scaling keeps the per-step change
+    1/sqrt(fan_in) at run time; demodulation normalises each output): power 0.5 keeps the per-step change
     of a layer's output what it was at the width ``base_lr`` was tuned on."""
     if reference_channels is None:
         return base_lr
-    return base_lr * math.sqrt(reference_channels / max(reference_channels, channels))
+    return base_lr * (reference_channels / max(reference_channels, channels)) ** power
 
 
 def is_constant_input(name: str) -> bool:
@@ -120,7 +120,7 @@ class FullDelta(_Tunable):
             p.requires_grad_(True)
         return params
 
-    def lr_scales(self, reference_channels: int | None) -> list[float]:
+    def lr_scales(self, reference_channels: int | None, power: float = 0.5) -> list[float]:
         return [1.0] * len(self.base)  # all weights share one lr (MyStyle)
 
     def synthesize(self, ws: torch.Tensor) -> torch.Tensor:
@@ -163,10 +163,11 @@ class LowRankAdapters(_Tunable):
     def ranks(self) -> dict[str, int]:
         return {name: int(up.shape[1]) for name, (up, _down) in self.factors.items()}
 
-    def lr_scales(self, reference_channels: int | None) -> list[float]:
+    def lr_scales(self, reference_channels: int | None, power: float = 0.5) -> list[float]:
         """Each trainable tensor's lr relative to the peak (``trainable()`` order): one per factor pair,
         from its weight's width (``scaled_lr``)."""
-        scales = [scaled_lr(1.0, feature_channels(self.base[n].shape), reference_channels) for n in self.factors]
+        widths = [feature_channels(self.base[n].shape) for n in self.factors]
+        scales = [scaled_lr(1.0, c, reference_channels, power) for c in widths]
         return [s for s in scales for _ in range(2)]
 
     def merged_parameters(self) -> dict[str, torch.Tensor]:

@@ -91,7 +91,8 @@ FAST_REFERENCE_COSTS = {"invert_step_s": 0.85, "tuning_step_s": 0.78}
 #   feature channels (a conv's inputs; a style affine's outputs, each scaling one input channel of its conv).
 #   On 32-channel layers that is this preset exactly (0.93x / 1.08x this session); at 128 channels (convs R=39,
 #   affines R=20, lr 0.01) 1.03x / 0.36x (0.81x the 13:01 paper figure); at 256 (convs R=77, affines R=20, lr
-#   0.0071) 1.15x on generator 0 (rank 16 at 0.02: R16G0R256; the width rule with lr 0.01 at 256: X2G0R256).
+#   0.0071) 1.15x on generator 0 (rank 16 at 0.02: 2.14x; that rule's ranks at lr 0.01 / 0.005: 1.54x / 0.93x,
+#   but lr 0.02 x (32 / C) ** (2/3), 0.005 at 256, gives 0.0079 at 128: 1.27x / 0.40x, 0.90x the 13:01 figure).
 #   Not the preset: it misses at 256 channels, and on FFHQ's 256 px generator (512-channel convs at rank 154) a
 #   tuning step costs 1.00-1.01 CPU-s against 0.72-0.80 at rank 16 (interleaved probes, load 10), which the
 #   30-minute plan cannot hold, and stores 16.9 MB against 2.13. What did not hold at 128 channels: the lr
@@ -99,7 +100,7 @@ FAST_REFERENCE_COSTS = {"invert_step_s": 0.85, "tuning_step_s": 0.78}
 #   capped at 0.02 with ranks ceil(0.5 x full rank) (0.99x / 0.99x at 32 channels, toRGB at rank 2): 1.45x, the
 #   affines' fan-in being w_dim at every width, their lr stayed 0.02; their lr x sqrt(16 / R) instead (rsLoRA's
 #   rank scaling): 1.18x; floors of 16 with fractions 0.3 / 0.4 and that rank-scaled lr 1.29x / 1.27x, with the
-#   fan-in lr 1.19x; fraction 0.5 with the width lr 1.11x / 1.08x (0.48x); fractions without a floor of 16 miss
+#   fan-in lr 1.19x; fraction 0.5 with the width lr 1.11x / 0.48x (1.08x the 13:01 figure); fractions without a floor of 16 miss
 #   at 32 channels (0.4, R=13: 1.12x / 1.02x).
 FAST_PROJECTOR: dict[str, object] = {"early_stop_window": 10, "early_stop_tol": 0.002, "initial_lr": 0.1}
 FAST_PROJECTOR |= {"initial_noise_factor": 0.0, "betas": (0.5, 0.9), "loss_size": 128}

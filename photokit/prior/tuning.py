@@ -45,7 +45,8 @@ class TuningConfig:
     adapter_rank: int | None = None  # R = rank-R adapters; None/0 and no fraction: all weights (MyStyle)
     adapter_rank_fraction: float | None = None  # a weight's rank: this fraction of its own, where more than R
     adapter_lr: float = 3e-3  # adapters start from zero and have few parameters: a larger step works
-    adapter_lr_channels: int | None = None  # wider weights: adapter lr x sqrt(this / their channels) (None: not scaled)
+    adapter_lr_channels: int | None = None  # wider weights: adapter lr x (this / their channels) ** power
+    adapter_lr_power: float = 0.5  # that power (None channels: lr not scaled)
     lr_warmup: float = 0.0  # fraction of the steps over which lr ramps up linearly (0: MyStyle's constant lr)
     lr_decay: LrDecay = LrDecay.CONSTANT  # after the warm-up: constant (MyStyle) or a cosine down to 0
     betas: tuple[float, float] = (0.9, 0.999)
@@ -62,7 +63,7 @@ class TuningConfig:
         """The adapters' ranks (``adapter_rank``, or the fraction where that is more), or None: all weights."""
         if not (self.adapter_rank or self.adapter_rank_fraction):
             return None
-        return RankRule(rank=self.adapter_rank or 0, fraction=self.adapter_rank_fraction or 0.0)
+        return RankRule(self.adapter_rank or 0, self.adapter_rank_fraction or 0.0)
 
     @property
     def peak_lr(self) -> float:
@@ -133,6 +134,10 @@ class TuningResult:
 def _signature(config: TuningConfig, anchors: torch.Tensor, loss_name: str, base_fingerprint: str) -> str:
     """What must not change between an interrupted run and its resumption."""
     data = {k: v for k, v in config.to_json().items() if k not in ("steps", "epochs", "checkpoint_every_s")}
+    if data["adapter_lr_channels"] is None:  # unset: a checkpoint from before these options still fits
+        del data["adapter_lr_channels"], data["adapter_lr_power"]
+    if data["adapter_rank_fraction"] is None:
+        del data["adapter_rank_fraction"]
     data.update(
         loss=loss_name,
         base=base_fingerprint,
@@ -202,7 +207,9 @@ def tune(
     work = copy.deepcopy(base).to(device).train(False)
     tunable = make_tunable(work.synthesis, config.rank_rule(), config.seed)
     trainable = tunable.trainable()
-    groups = lr_groups(trainable, tunable.lr_scales(config.adapter_lr_channels), config.peak_lr)
+    groups = lr_groups(
+        trainable, tunable.lr_scales(config.adapter_lr_channels, config.adapter_lr_power), config.peak_lr
+    )
     optimizer = torch.optim.Adam(groups, lr=config.peak_lr, betas=config.betas)
     signature = _signature(config, anchors, getattr(loss_fn, "name", type(loss_fn).__name__), base_fingerprint)
 
@@ -328,7 +335,9 @@ def tuning_step_probe(
     work = copy.deepcopy(base).to(anchors.device)
     tunable = make_tunable(work.synthesis, config.rank_rule(), config.seed)
     trainable = tunable.trainable()
-    optimizer = torch.optim.Adam(lr_groups(trainable, tunable.lr_scales(config.adapter_lr_channels), 0.0), lr=0.0)
+    optimizer = torch.optim.Adam(
+        lr_groups(trainable, tunable.lr_scales(config.adapter_lr_channels, config.adapter_lr_power), 0.0), lr=0.0
+    )
     ws = anchors[: config.batch_size].unsqueeze(1).repeat(1, work.num_ws, 1)
     target = targets[: config.batch_size]
 
