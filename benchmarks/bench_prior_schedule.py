@@ -4,7 +4,7 @@ Quality, on small random-weight 64 px generators where the paper schedule is aff
 planted (images rendered from known w's, plus slight Gaussian noise), and both schedules run on the same
 references side by side in one process -- the paper schedule (PTI's 450-step W inversion, MyStyle's 350
 tuning epochs of all weights) and the fast preset (``PRESET_SCHEDULES['fast']`` with its per-anchor early
-stopping and its low-rank adapters: rank 16, or 0.3 of a wider weight's rank). Two generators, so as not to tune to one. Reconstruction is image MSE / PSNR
+stopping and rank-16 adapters). Two generators, so as not to tune to one. Reconstruction is image MSE / PSNR
 against the references: LPIPS on a random backbone measures nothing, so both schedules optimise the product's
 MSE loss here (LPIPS only with the real weights, which this environment cannot install). Reported: anchor
 reconstruction G(w_i) vs x_i, tuned reconstruction G_tuned(w_i) vs x_i, their fast/paper MSE ratios per
@@ -30,7 +30,6 @@ from dataclasses import replace
 import torch
 
 from photokit.prior.estimate import schedule_for
-from photokit.prior.meta import rank_rule_words
 from photokit.prior.projector import ProjectorConfig, balanced_batch_size, inversion_step_probe, invert_w
 from photokit.prior.schedule import (
     FAST_REFERENCE_COSTS,
@@ -243,8 +242,7 @@ def step_costs_256(repeats: int = 2, real_steps: int = 6) -> dict:
         torch.set_num_threads(threads)
     idle = (inv[1] / TWO_THREAD_SPEEDUP, tun[1] / TWO_THREAD_SPEEDUP)
     out |= {
-        "settings": f"inversion loss at {projector.loss_size} px, tuning low-rank adapters "
-        f"({rank_rule_words(tuning.to_json())}; lr {tuning.adapter_lr} at {tuning.adapter_lr_channels} channels)",
+        "settings": f"inversion loss at {projector.loss_size} px, tuning rank-{tuning.adapter_rank} adapters",
         "inversion_s_per_step_per_reference": {"wall": round(inv[0], 2), "cpu": round(inv[1], 3)},
         "inversion_batch_7_cpu_s_per_step_per_reference": round(batch7[1] / 7, 3),
         "tuning_s_per_step": {"wall": round(tun[0], 2), "cpu": round(tun[1], 3)},

@@ -187,7 +187,7 @@ class BuildEstimate:
     base: str
     loss: str
     adapter_rank: int | None
-    adapter_rank_fraction: float | None  # the preset's width-scaled ranks (when no fixed rank is given)
+    adapter_rank_fraction: float | None  # ranks that follow each weight's width (None: adapter_rank for all)
     usable_faces: int  # faces that pass the reference filters (before the schedule's limit)
     max_refs: int
     invert_batch: int

@@ -100,8 +100,8 @@ FAST_REFERENCE_COSTS = {"invert_step_s": 0.85, "tuning_step_s": 0.78}
 #   capped at 0.02 with ranks ceil(0.5 x full rank) (0.99x / 0.99x at 32 channels, toRGB at rank 2): 1.45x, the
 #   affines' fan-in being w_dim at every width, their lr stayed 0.02; their lr x sqrt(16 / R) instead (rsLoRA's
 #   rank scaling): 1.18x; floors of 16 with fractions 0.3 / 0.4 and that rank-scaled lr 1.29x / 1.27x, with the
-#   fan-in lr 1.19x; fraction 0.5 with the width lr 1.11x / 0.48x (1.08x the 13:01 figure); fractions without a floor of 16 miss
-#   at 32 channels (0.4, R=13: 1.12x / 1.02x).
+#   fan-in lr 1.19x; fraction 0.5 with the width lr 1.11x / 0.48x (1.08x the 13:01 figure); fractions without
+#   a floor of 16 miss at 32 channels (0.4, R=13: 1.12x / 1.02x).
 FAST_PROJECTOR: dict[str, object] = {"early_stop_window": 10, "early_stop_tol": 0.002, "initial_lr": 0.1}
 FAST_PROJECTOR |= {"initial_noise_factor": 0.0, "betas": (0.5, 0.9), "loss_size": 128}
 FAST_CPU_INVERT_BATCH = 1

@@ -207,10 +207,7 @@ def tune(
     work = copy.deepcopy(base).to(device).train(False)
     tunable = make_tunable(work.synthesis, config.rank_rule(), config.seed)
     trainable = tunable.trainable()
-    groups = lr_groups(
-        trainable, tunable.lr_scales(config.adapter_lr_channels, config.adapter_lr_power), config.peak_lr
-    )
-    optimizer = torch.optim.Adam(groups, lr=config.peak_lr, betas=config.betas)
+    optimizer = adam_for(tunable, config, config.peak_lr)
     signature = _signature(config, anchors, getattr(loss_fn, "name", type(loss_fn).__name__), base_fingerprint)
 
     losses_before = reconstruction_losses(tunable.synthesize, anchors, targets, loss_fn, work.num_ws)
@@ -247,6 +244,12 @@ def lr_groups(trainable: list[torch.Tensor], scales: list[float], peak: float) -
     for tensor, scale in zip(trainable, scales, strict=True):
         by_scale.setdefault(scale, []).append(tensor)
     return [{"params": params, "lr": peak * scale, "lr_scale": scale} for scale, params in by_scale.items()]
+
+
+def adam_for(tunable, config: TuningConfig, peak: float) -> torch.optim.Adam:
+    """Adam over ``tunable``'s tensors, each weight's at its own share of the ``peak`` lr (``lr_groups``)."""
+    scales = tunable.lr_scales(config.adapter_lr_channels, config.adapter_lr_power)
+    return torch.optim.Adam(lr_groups(tunable.trainable(), scales, peak), lr=peak, betas=config.betas)
 
 
 @dataclass
@@ -334,10 +337,7 @@ def tuning_step_probe(
     """One tuning step's work (forward + backward into the weights, one Adam update) on a throw-away copy."""
     work = copy.deepcopy(base).to(anchors.device)
     tunable = make_tunable(work.synthesis, config.rank_rule(), config.seed)
-    trainable = tunable.trainable()
-    optimizer = torch.optim.Adam(
-        lr_groups(trainable, tunable.lr_scales(config.adapter_lr_channels, config.adapter_lr_power), 0.0), lr=0.0
-    )
+    optimizer = adam_for(tunable, config, 0.0)
     ws = anchors[: config.batch_size].unsqueeze(1).repeat(1, work.num_ws, 1)
     target = targets[: config.batch_size]
 
