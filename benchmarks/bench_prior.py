@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.bench_generator import ffhq_architecture
-from photokit.prior.adapters import FullDelta, LowRankAdapters, stored_bytes
+from photokit.prior.adapters import FullDelta, LowRankAdapters, RankRule, stored_bytes
 from photokit.prior.projector import ProjectorConfig, inversion_step_probe
 from photokit.prior.schedule import PRESET_SCHEDULES
 from photokit.prior.storage import save_safetensors
@@ -84,7 +84,7 @@ def measure(
                 "s_per_anchor_paper_350_epochs": round(s * tuning.epochs, 2),
                 "s_per_anchor_fast_30_epochs": round(s * PRESET_SCHEDULES["fast"]["epochs"], 2),
             }
-        tunable = LowRankAdapters(G.synthesis, rank) if rank else FullDelta(G.synthesis)
+        tunable = LowRankAdapters(G.synthesis, RankRule(rank=rank)) if rank else FullDelta(G.synthesis)
         stored = tunable.stored_tensors(torch.float16)
         out["bytes"][key] = {"tensor_bytes": stored_bytes(stored), "file_bytes": _file_bytes(stored)}
         del tunable, stored

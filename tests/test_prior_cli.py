@@ -191,9 +191,11 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(
     said = _invoke(args + ["--estimate"])
     assert said.exit_code == 0 and "nothing was built" in said.stdout and "tuning: 60 steps" in said.stdout
     assert estimate["adapter_rank"] == FAST_TUNING["adapter_rank"]  # the fast preset tunes adapters
+    assert estimate["adapter_rank_fraction"] == FAST_TUNING.get("adapter_rank_fraction")  # fixed or width-scaled
     assert estimate["invert_batch"] == estimate["plan"]["invert_batch"] == 1  # one reference at a time on a CPU
     all_weights = _json(_invoke(args + ["--adapter-rank", 0, "--estimate", "--json"]))
     assert all_weights["adapter_rank"] == 0 and all_weights["plan"]["tuning_steps"] == 60
+    assert all_weights["adapter_rank_fraction"] is None  # --adapter-rank replaces the preset's rank rule
     real_tune = personal.tune
 
     def interrupted_tune(*a, **kw):
@@ -229,6 +231,8 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(
     assert [p["person_id"] for p in listed] == [person] and listed[0]["real_face_prior"] is False
     shown = _invoke(["--db-url", db, "prior", "show", person])
     assert shown.exit_code == 0 and "6 anchors" in shown.stdout and "degraded" in shown.stdout
+    rank = FAST_TUNING["adapter_rank"]  # every stored factor pair has the preset's one rank, and show says so
+    assert meta["tuning"]["adapter_ranks"] == [rank, rank] and f"low-rank adapters R={rank}," in shown.stdout
 
     from photokit.stylegan2 import load_generator
 

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from photokit.prior.adapters import FullDelta, LowRankAdapters, adaptable, apply_stored, low_rank_delta, stored_bytes
+from photokit.prior.adapters import (
+    FullDelta,
+    LowRankAdapters,
+    RankRule,
+    adaptable,
+    apply_stored,
+    low_rank_delta,
+    stored_bytes,
+)
 from photokit.prior.projector import ProjectorConfig, learning_rate, noise_regularization, w_noise_scale
 from photokit.prior.schedule import FAST_FLOORS, BuildOptions, plan_schedule, resolve_preset
 from photokit.prior.selection import (
@@ -187,7 +195,7 @@ def test_adapters_only_where_factors_are_smaller():
 @pytest.mark.parametrize("rank", [None, 2])
 def test_stored_change_rebuilds_the_tuned_network_exactly(rank):
     G = build_tiny_generator(resolution=16, w_dim=32, channels=16, seed=1)
-    tunable = LowRankAdapters(G.synthesis, rank) if rank else FullDelta(G.synthesis)
+    tunable = LowRankAdapters(G.synthesis, RankRule(rank=rank)) if rank else FullDelta(G.synthesis)
     with torch.no_grad():
         for p in tunable.trainable():
             p.add_(torch.randn_like(p) * 0.01)

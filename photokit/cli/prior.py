@@ -229,11 +229,12 @@ def _number(value, spec: str = ".4f") -> str:
 
 
 def _print_summary(meta: dict, summary: dict) -> None:
+    from photokit.prior.meta import tuned_weights
     from photokit.reporting import format_duration
 
     t, anchors, loss = meta["tuning"], meta.get("anchors", {}), meta.get("loss", {})
     lowrank = t["kind"] == "lowrank"
-    kind = f"low-rank adapters R={t.get('adapter_rank', '?')}" if lowrank else "full delta"
+    kind = tuned_weights(t)
     console.print(
         f"prior of person {meta['person_id']}"
         + (f" ({user_text(meta['person_name'])})" if meta.get("person_name") else "")

@@ -7,7 +7,9 @@ person at 1024 px). photokit stores only the *change* against the base generator
 - ``LowRankAdapters`` (``--adapter-rank R``): each synthesis weight W (out, in, k, k) or (out, in) gets
   W + up @ down with ``up`` (out, R), ``down`` (R, in*k*k) — LoRA-style, ``up`` starts at zero so tuning
   starts from the base generator. Only the factors are trained and stored. Weights where a rank-R factor
-  would not be smaller than the weight itself, biases, and the constant input stay frozen.
+  would not be smaller than the weight itself, biases, and the constant input stay frozen. The rank is one
+  number for every weight, or (``RankRule.fraction``) a fraction of each weight's own full rank, so that it
+  grows with the layer's width; the stored factor shapes carry each weight's rank.
 
 Both forms are applied to a base generator by ``apply_stored`` — the same arithmetic the trainer uses to
 finalise its result — so a stored prior reloads to bit-identical weights.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -42,6 +45,42 @@ def adaptable(shape: torch.Size, rank: int) -> bool:
         return False
     rows, cols = low_rank_shape(shape)
     return rank * (rows + cols) < rows * cols
+
+
+@dataclass(frozen=True)
+class RankRule:
+    """The rank of each weight's adapter: ``rank``, or ``fraction`` of the weight's full rank min(out, in*k*k)
+    (rounded up) where that is more -- a fixed rank is a smaller share of a wider layer. Without a fraction:
+    ``rank`` for every weight."""
+
+    rank: int = 0
+    fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.rank < 0 or not 0.0 <= self.fraction <= 1.0 or self.rank == 0 == self.fraction:
+            raise ValueError("an adapter rank rule needs a rank >= 1 or a fraction in (0, 1]")
+
+    def for_shape(self, shape: torch.Size) -> int:
+        return max(self.rank, math.ceil(self.fraction * min(low_rank_shape(shape))), 1)
+
+
+def feature_channels(shape: torch.Size) -> int:
+    """How many feature channels a synthesis weight mixes: a conv's input channels; a style affine's outputs
+    (each scales one input channel of its conv, and the conv sums over all of them)."""
+    return int(shape[1]) if len(shape) == 4 else int(shape[0])
+
+
+def scaled_lr(base_lr: float, channels: int, reference_channels: int | None, power: float = 0.5) -> float:
+    """A weight's adapter lr: ``base_lr`` x (reference_channels / channels) ** power for weights wider than
+    the reference, ``base_lr`` for the others (``None``: ``base_lr`` everywhere).
+
+    Adam moves every factor entry by about the lr whatever the width, and a coherent change summed over C
+    channels grows as sqrt(C) against the output's own scale (weights are stored unscaled and multiplied by
+    1/sqrt(fan_in) at run time; demodulation normalises each output): power 0.5 keeps the per-step change
+    of a layer's output what it was at the width ``base_lr`` was tuned on."""
+    if reference_channels is None:
+        return base_lr
+    return base_lr * (reference_channels / max(reference_channels, channels)) ** power
 
 
 def is_constant_input(name: str) -> bool:
@@ -81,6 +120,9 @@ class FullDelta(_Tunable):
             p.requires_grad_(True)
         return params
 
+    def lr_scales(self, reference_channels: int | None, power: float = 0.5) -> list[float]:
+        return [1.0] * len(self.base)  # all weights share one lr (MyStyle)
+
     def synthesize(self, ws: torch.Tensor) -> torch.Tensor:
         return self.synthesis(ws, noise_mode="const")
 
@@ -90,21 +132,20 @@ class FullDelta(_Tunable):
 
 
 class LowRankAdapters(_Tunable):
-    """Tune rank-R factors per synthesis weight; the synthesis module itself stays the base."""
+    """Tune low-rank factors per synthesis weight (ranks from ``rule``); the synthesis module stays the base."""
 
     kind = PriorKind.LOWRANK
 
-    def __init__(self, synthesis: nn.Module, rank: int, seed: int = 0) -> None:
-        if rank < 1:
-            raise ValueError("adapter rank must be >= 1")
+    def __init__(self, synthesis: nn.Module, rule: RankRule, seed: int = 0) -> None:
         self.synthesis = synthesis
-        self.rank = rank
+        self.rule = rule
         self.base = {k: p.detach().clone() for k, p in synthesis_parameters(synthesis).items()}
         for p in synthesis.parameters():
             p.requires_grad_(False)
         gen = torch.Generator().manual_seed(seed)
         self.factors: dict[str, tuple[nn.Parameter, nn.Parameter]] = {}
         for name, weight in self.base.items():
+            rank = rule.for_shape(weight.shape) if len(weight.shape) >= 2 else 0
             if is_constant_input(name) or not adaptable(weight.shape, rank):
                 continue
             rows, cols = low_rank_shape(weight.shape)
@@ -118,6 +159,16 @@ class LowRankAdapters(_Tunable):
 
     def trainable(self) -> list[torch.Tensor]:
         return [t for pair in self.factors.values() for t in pair]
+
+    def ranks(self) -> dict[str, int]:
+        return {name: int(up.shape[1]) for name, (up, _down) in self.factors.items()}
+
+    def lr_scales(self, reference_channels: int | None, power: float = 0.5) -> list[float]:
+        """Each trainable tensor's lr relative to the peak (``trainable()`` order): one per factor pair,
+        from its weight's width (``scaled_lr``)."""
+        widths = [feature_channels(self.base[n].shape) for n in self.factors]
+        scales = [scaled_lr(1.0, c, reference_channels, power) for c in widths]
+        return [s for s in scales for _ in range(2)]
 
     def merged_parameters(self) -> dict[str, torch.Tensor]:
         return {
@@ -138,8 +189,9 @@ class LowRankAdapters(_Tunable):
         return out
 
 
-def make_tunable(synthesis: nn.Module, adapter_rank: int | None, seed: int = 0) -> FullDelta | LowRankAdapters:
-    return LowRankAdapters(synthesis, adapter_rank, seed) if adapter_rank else FullDelta(synthesis)
+def make_tunable(synthesis: nn.Module, rule: RankRule | None, seed: int = 0) -> FullDelta | LowRankAdapters:
+    """Adapters with ranks from ``rule``, or (``None``) all weights."""
+    return LowRankAdapters(synthesis, rule, seed) if rule is not None else FullDelta(synthesis)
 
 
 def stored_kind(tensors: dict[str, torch.Tensor]) -> PriorKind:
@@ -176,6 +228,16 @@ def apply_stored(synthesis: nn.Module, tensors: dict[str, torch.Tensor]) -> None
             if down is None or low_rank_shape(p.shape) != (up.shape[0], down.shape[1]) or up.shape[1] != down.shape[0]:
                 raise ValueError(f"adapter factors of {name!r} do not match this generator")
             p.copy_(p + low_rank_delta(up, down.to(p.device, p.dtype), p.shape))
+
+
+def stored_ranks(tensors: dict[str, torch.Tensor]) -> dict[str, int]:
+    """Each adapted weight's rank, read off its stored ``up`` factor (empty for a full delta)."""
+    return {key.partition(".")[2]: int(t.shape[1]) for key, t in tensors.items() if key.startswith("up.")}
+
+
+def rank_range(ranks: dict[str, int]) -> list[int] | None:
+    """[lowest, highest] adapter rank (None: no adapters), as prior.json records it."""
+    return [min(ranks.values()), max(ranks.values())] if ranks else None
 
 
 def stored_bytes(tensors: dict[str, torch.Tensor]) -> int:

@@ -16,7 +16,7 @@ import torch
 
 from photokit.devices import describe_device, resolve_device
 from photokit.errors import PhotokitError
-from photokit.prior.meta import WORK_DIR, prior_dir
+from photokit.prior.meta import WORK_DIR, prior_dir, rank_rule_words
 from photokit.prior.projector import ProjectorConfig, balanced_batch_size, inversion_step_probe
 from photokit.prior.refs import preview_selection, read_reference_set
 from photokit.prior.schedule import (
@@ -116,8 +116,9 @@ def start_build(
         person = resolve_person(session, person_ref)
         person_id, person_name = person.id, person.name
     projector, tuning = preset_configs(preset, projector or ProjectorConfig(), tuning or TuningConfig(), device)
-    rank = tuning.adapter_rank if options.adapter_rank is None else options.adapter_rank  # 0: all weights
-    tuning = replace(tuning, adapter_rank=rank, checkpoint_every_s=options.checkpoint_every_s)
+    if options.adapter_rank is not None:  # a fixed rank for every weight (0: all weights) replaces the preset's rule
+        tuning = replace(tuning, adapter_rank=options.adapter_rank, adapter_rank_fraction=None)
+    tuning = replace(tuning, checkpoint_every_s=options.checkpoint_every_s)
     inv_loss, tun_loss, loss_kind = make_losses(options, device, projector, tuning)
     if loss_kind == LossKind.MSE:
         reporter.note(MSE_WARNING, NoteLevel.WARNING)
@@ -186,6 +187,7 @@ class BuildEstimate:
     base: str
     loss: str
     adapter_rank: int | None
+    adapter_rank_fraction: float | None  # ranks that follow each weight's width (None: adapter_rank for all)
     usable_faces: int  # faces that pass the reference filters (before the schedule's limit)
     max_refs: int
     invert_batch: int
@@ -198,15 +200,22 @@ class BuildEstimate:
     def total_s(self) -> float:
         return self.plan.invert_s + self.plan.tuning_s
 
+    @property
+    def tuned(self) -> str:
+        """What tuning will change, in words."""
+        if self.adapter_rank_fraction:
+            rule = {"adapter_rank_fraction": self.adapter_rank_fraction, "adapter_rank": self.adapter_rank}
+            return f"low-rank adapters, {rank_rule_words(rule)}"
+        return f"low-rank adapters R={self.adapter_rank}" if self.adapter_rank else "full tuning"
+
     def lines(self, plan: BuildPlan | None = None) -> list[str]:
         """The plan in words, as `photokit prior build` announces it (``plan``: the final one, when the
         references came out differently than estimated)."""
         plan = plan or self.plan
         auto = f" (auto on {self.device})" if self.asked_preset == Preset.AUTO else ""
-        tuned = f"low-rank adapters R={self.adapter_rank}" if self.adapter_rank else "full tuning"
         lines = [
             f"preset {self.preset}{auto} on {self.device_name}: {plan.refs} references at {self.resolution} px, "
-            f"loss {self.loss}, {tuned}",
+            f"loss {self.loss}, {self.tuned}",
             f"  anchors: {plan.invert_batches} batch(es) x {plan.invert_steps} steps at {plan.invert_step_s:.3g} "
             f"s/step = about {format_duration(plan.invert_s)}",
             f"  tuning: {plan.tuning_steps} steps at {plan.tuning_step_s:.3g} s/step "
@@ -257,6 +266,7 @@ def plan_build(db, b: BuildSetup, options: BuildOptions) -> BuildEstimate:
         base=b.base.name,
         loss=str(b.loss_kind),
         adapter_rank=b.tuning.adapter_rank,
+        adapter_rank_fraction=b.tuning.adapter_rank_fraction,
         usable_faces=len(selection.kept),
         max_refs=max_refs,
         invert_batch=invert_batch,

@@ -83,6 +83,26 @@ def _meta_problem(meta: dict) -> str | None:
     return None
 
 
+def tuned_weights(tuning: dict) -> str:
+    """What a prior.json's tuning changed, in words: the adapters' ranks as stored, or a full delta."""
+    if tuning.get("kind") != "lowrank":
+        return "full delta"
+    ranks = tuning.get("adapter_ranks")  # [lowest, highest]; older priors record only the fixed rank
+    if not (isinstance(ranks, list) and len(ranks) == 2):
+        return f"low-rank adapters R={tuning.get('adapter_rank', '?')}"
+    if ranks[0] == ranks[1]:
+        return f"low-rank adapters R={ranks[0]}"
+    return f"low-rank adapters R={ranks[0]}-{ranks[1]} ({rank_rule_words(tuning)})"
+
+
+def rank_rule_words(tuning: dict) -> str:
+    """How the ranks were chosen, from a tuning configuration's JSON."""
+    fraction, floor = tuning.get("adapter_rank_fraction"), tuning.get("adapter_rank")
+    if not fraction:
+        return f"rank {floor}"
+    return f"{fraction} of each weight's rank" + (f", at least {floor}" if floor else "")
+
+
 def prior_summary(meta: dict) -> dict:
     """The short form `prior list` prints."""
     tuning = meta.get("tuning", {})
@@ -92,6 +112,7 @@ def prior_summary(meta: dict) -> dict:
         "anchors": len(meta.get("references", [])),
         "kind": tuning.get("kind"),
         "rank": tuning.get("adapter_rank"),
+        "ranks": tuning.get("adapter_ranks"),  # [lowest, highest] per weight (None: older priors, full deltas)
         "bytes": sum(f["bytes"] for f in meta.get("files", {}).values()),
         "preset": meta.get("preset"),
         "loss": meta.get("loss", {}).get("kind"),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from photokit.prior.adapters import stored_bytes, synthesis_parameters
+from photokit.prior.adapters import rank_range, stored_bytes, stored_ranks, synthesis_parameters
 from photokit.prior.anchors import compute_anchors
 from photokit.prior.estimate import BuildEstimate, BuildSetup, plan_build, schedule_for, start_build
 from photokit.prior.meta import FORMAT, FORMAT_VERSION, TUNING_CHECKPOINT, prior_summary
@@ -167,6 +167,7 @@ def _prior_meta(
             "loss_before": _mean(result.losses_before),
             "loss_after": _mean(result.losses_after),
             "per_reference_after": result.losses_after,
+            "adapter_ranks": rank_range(stored_ranks(result.stored)),
             "stored_bytes": stored_bytes(result.stored),
             "full_delta_bytes": full_bytes,
         },

@@ -82,15 +82,34 @@ FAST_REFERENCE_COSTS = {"invert_step_s": 0.85, "tuning_step_s": 0.78}
 #   and so do all weights (3e-3 / 5e-3: 1.64x / 1.42x and 1.29x / 1.15x; the preset itself: 0.97x / 0.94x again),
 #   the good lr window is narrow, and the rank needed grew with the width, so no fixed rank chosen here is
 #   known to hold on FFHQ's 256 px layers (512 channels up to 32 px). A 256 px tuning step costs the same at
-#   rank 16 or 32 (0.795 / 0.794 CPU-s, all weights 0.70, load 8). A prototype with a rank and lr per weight
-#   (rank max(16, 0.3 x the weight's), lr 0.02 x sqrt(32 / channels); 2026-12-01 14:44-16:12 UTC, load 2-12)
-#   held at 128 channels (1.03x / 0.36x) but not at 256 (1.15x / 0.99x; the preset 2.14x), and cost 1.3x per
-#   256 px tuning step (35.5 min for 20 references), so it was not kept (docs/performance.md).
+#   rank 16 or 32 (0.795 / 0.794 CPU-s, all weights 0.70, load 8).
+# - adapters that follow the layer (`sweep_prior_schedule SEED --channels C paper SETTINGS...`, 2026-12-01
+#   14:44-16:12 UTC, load 2-12; the paper schedule rerun side by side, the code under it having moved: tuned
+#   0.00535 / 0.00519 at 32 channels, 0.00263 / 0.00894 at 128 (generator 1 was 0.00398 at 13:01), 0.00278 /
+#   0.00292 at 256; anchors 0.0687 / 0.0472, 0.0569 / 0.0709, 0.0680 / 0.0486): WIDTH_SCALED_ADAPTERS below,
+#   each weight's rank max(16, ceil(0.3 x its full rank)) and its peak lr 0.02 x sqrt(32 / C) where it mixes C > 32
+#   feature channels (a conv's inputs; a style affine's outputs, each scaling one input channel of its conv).
+#   On 32-channel layers that is this preset exactly (0.93x / 1.08x this session); at 128 channels (convs R=39,
+#   affines R=20, lr 0.01) 1.03x / 0.36x (0.81x the 13:01 paper figure); at 256 (convs R=77, affines R=20, lr
+#   0.0071) 1.15x / 0.99x (rank 16 at 0.02: 2.14x on generator 0; lr 0.005: 0.93x / 0.77x, lr 0.01: 1.54x;
+#   but lr 0.02 x (32 / C) ** (2/3), 0.005 at 256, gives 0.0079 at 128: 1.27x / 0.40x, 0.90x the 13:01 figure).
+#   Not the preset: it misses at 256 channels, and on FFHQ's 256 px generator (512-channel convs at rank 154) a
+#   tuning step costs 1.00-1.01 CPU-s against 0.72-0.80 at rank 16 (interleaved probes, load 10), which the
+#   30-minute plan cannot hold, and stores 16.9 MB against 2.13. What did not hold at 128 channels: the lr
+#   scaled by sqrt(288 / fan-in) for every weight (raises the affines' and toRGB's lr on 32 channels: 1.36x);
+#   capped at 0.02 with ranks ceil(0.5 x full rank) (0.99x / 0.99x at 32 channels, toRGB at rank 2): 1.45x, the
+#   affines' fan-in being w_dim at every width, their lr stayed 0.02; their lr x sqrt(16 / R) instead (rsLoRA's
+#   rank scaling): 1.18x; floors of 16 with fractions 0.3 / 0.4 and that rank-scaled lr 1.29x / 1.27x, with the
+#   fan-in lr 1.19x; fraction 0.5 with the width lr 1.11x / 0.48x (1.08x the 13:01 figure); fractions without
+#   a floor of 16 miss at 32 channels (0.4, R=13: 1.12x / 1.02x).
 FAST_PROJECTOR: dict[str, object] = {"early_stop_window": 10, "early_stop_tol": 0.002, "initial_lr": 0.1}
 FAST_PROJECTOR |= {"initial_noise_factor": 0.0, "betas": (0.5, 0.9), "loss_size": 128}
 FAST_CPU_INVERT_BATCH = 1
 FAST_TUNING: dict[str, object] = {"lr": 1.5e-3, "lr_warmup": 0.05, "lr_decay": LrDecay.COSINE, "betas": (0.9, 0.9)}
 FAST_TUNING |= {"adapter_rank": 16, "adapter_lr": 0.02}
+# Adapters that follow the layer (measured above, not the preset: 1.15x / 0.99x at 256 channels, 1.3x the step cost
+# at 256 px): each weight's rank max(16, ceil(0.3 x its rank)), its lr 0.02 x sqrt(32 / C) above 32 channels.
+WIDTH_SCALED_ADAPTERS: dict[str, object] = {"adapter_rank_fraction": 0.3, "adapter_lr_channels": 32}
 
 
 def fast_projector(projector: ProjectorConfig, device: torch.device = torch.device("cpu")) -> ProjectorConfig:

@@ -25,7 +25,7 @@ from torch import nn
 
 from photokit.errors import PhotokitError, Remedy
 from photokit.interrupts import deferred_interrupt
-from photokit.prior.adapters import STORAGE_DTYPES, apply_stored, make_tunable
+from photokit.prior.adapters import STORAGE_DTYPES, RankRule, apply_stored, make_tunable
 from photokit.prior.vocab import LrDecay
 from photokit.store.atomic import atomic_path
 
@@ -42,8 +42,11 @@ class TuningConfig:
     batch_size: int = 1
     mse_weight: float = 1.0
     lpips_net: str = "alex"
-    adapter_rank: int | None = None  # None = tune all synthesis weights (MyStyle); R = low-rank adapters
+    adapter_rank: int | None = None  # R = rank-R adapters; None/0 and no fraction: all weights (MyStyle)
+    adapter_rank_fraction: float | None = None  # a weight's rank: this fraction of its own, where more than R
     adapter_lr: float = 3e-3  # adapters start from zero and have few parameters: a larger step works
+    adapter_lr_channels: int | None = None  # wider weights: adapter lr x (this / their channels) ** power
+    adapter_lr_power: float = 0.5  # that power (None channels: lr not scaled)
     lr_warmup: float = 0.0  # fraction of the steps over which lr ramps up linearly (0: MyStyle's constant lr)
     lr_decay: LrDecay = LrDecay.CONSTANT  # after the warm-up: constant (MyStyle) or a cosine down to 0
     betas: tuple[float, float] = (0.9, 0.999)
@@ -55,6 +58,16 @@ class TuningConfig:
         if self.steps is not None:
             return self.steps
         return self.epochs * steps_per_epoch(num_anchors, self.batch_size)
+
+    def rank_rule(self) -> RankRule | None:
+        """The adapters' ranks (``adapter_rank``, or the fraction where that is more), or None: all weights."""
+        if not (self.adapter_rank or self.adapter_rank_fraction):
+            return None
+        return RankRule(self.adapter_rank or 0, self.adapter_rank_fraction or 0.0)
+
+    @property
+    def peak_lr(self) -> float:
+        return self.lr if self.rank_rule() is None else self.adapter_lr
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -121,6 +134,10 @@ class TuningResult:
 def _signature(config: TuningConfig, anchors: torch.Tensor, loss_name: str, base_fingerprint: str) -> str:
     """What must not change between an interrupted run and its resumption."""
     data = {k: v for k, v in config.to_json().items() if k not in ("steps", "epochs", "checkpoint_every_s")}
+    if data["adapter_lr_channels"] is None:  # unset: a checkpoint from before these options still fits
+        del data["adapter_lr_channels"], data["adapter_lr_power"]
+    if data["adapter_rank_fraction"] is None:
+        del data["adapter_rank_fraction"]
     data.update(
         loss=loss_name,
         base=base_fingerprint,
@@ -188,10 +205,9 @@ def tune(
     num = len(anchors)
     total = config.total_steps(num)
     work = copy.deepcopy(base).to(device).train(False)
-    tunable = make_tunable(work.synthesis, config.adapter_rank, config.seed)
+    tunable = make_tunable(work.synthesis, config.rank_rule(), config.seed)
     trainable = tunable.trainable()
-    lr = config.adapter_lr if config.adapter_rank else config.lr
-    optimizer = torch.optim.Adam(trainable, lr=lr, betas=config.betas)
+    optimizer = adam_for(tunable, config, config.peak_lr)
     signature = _signature(config, anchors, getattr(loss_fn, "name", type(loss_fn).__name__), base_fingerprint)
 
     losses_before = reconstruction_losses(tunable.synthesize, anchors, targets, loss_fn, work.num_ws)
@@ -220,6 +236,20 @@ def tune(
         seconds=elapsed_before + time.perf_counter() - started,
         loss_history=history,
     )
+
+
+def lr_groups(trainable: list[torch.Tensor], scales: list[float], peak: float) -> list[dict]:
+    """Adam parameter groups, one per distinct lr scale (in first-seen order): ``lr_scale`` x the schedule's lr."""
+    by_scale: dict[float, list[torch.Tensor]] = {}
+    for tensor, scale in zip(trainable, scales, strict=True):
+        by_scale.setdefault(scale, []).append(tensor)
+    return [{"params": params, "lr": peak * scale, "lr_scale": scale} for scale, params in by_scale.items()]
+
+
+def adam_for(tunable, config: TuningConfig, peak: float) -> torch.optim.Adam:
+    """Adam over ``tunable``'s tensors, each weight's at its own share of the ``peak`` lr (``lr_groups``)."""
+    scales = tunable.lr_scales(config.adapter_lr_channels, config.adapter_lr_power)
+    return torch.optim.Adam(lr_groups(tunable.trainable(), scales, peak), lr=peak, betas=config.betas)
 
 
 @dataclass
@@ -256,9 +286,9 @@ def _run_steps(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             config = batches.config
-            peak = config.adapter_lr if config.adapter_rank else config.lr
+            lr = tuning_lr(step, total, config.peak_lr, config.lr_warmup, config.lr_decay)
             for group in optimizer.param_groups:
-                group["lr"] = tuning_lr(step, total, peak, config.lr_warmup, config.lr_decay)
+                group["lr"] = lr * group.get("lr_scale", 1.0)  # checkpoints before per-weight lrs: 1
             with deferred_interrupt():  # the update and its step count land together, so resume is exact
                 optimizer.step()
                 step += 1
@@ -306,8 +336,8 @@ def tuning_step_probe(
 ) -> Callable[[], None]:
     """One tuning step's work (forward + backward into the weights, one Adam update) on a throw-away copy."""
     work = copy.deepcopy(base).to(anchors.device)
-    tunable = make_tunable(work.synthesis, config.adapter_rank, config.seed)
-    optimizer = torch.optim.Adam(tunable.trainable(), lr=0.0)
+    tunable = make_tunable(work.synthesis, config.rank_rule(), config.seed)
+    optimizer = adam_for(tunable, config, 0.0)
     ws = anchors[: config.batch_size].unsqueeze(1).repeat(1, work.num_ws, 1)
     target = targets[: config.batch_size]
 
