@@ -50,18 +50,24 @@ def adaptable(shape: torch.Size, rank: int) -> bool:
 @dataclass(frozen=True)
 class RankRule:
     """The rank of each weight's adapter: ``rank``, or ``fraction`` of the weight's full rank min(out, in*k*k)
-    (rounded up) where that is more -- a fixed rank is a smaller share of a wider layer. Without a fraction:
-    ``rank`` for every weight."""
+    (rounded up) where that is more -- a fixed rank is a smaller share of a wider layer -- and at most
+    ``cap`` (0: none; forming a rank-R change of an (out, in*k*k) weight costs out x R x in*k*k per step,
+    which the widest layers' cheap low-resolution convolutions do not dwarf). Without a fraction: ``rank``
+    for every weight."""
 
     rank: int = 0
     fraction: float = 0.0
+    cap: int = 0
 
     def __post_init__(self) -> None:
         if self.rank < 0 or not 0.0 <= self.fraction <= 1.0 or self.rank == 0 == self.fraction:
             raise ValueError("an adapter rank rule needs a rank >= 1 or a fraction in (0, 1]")
+        if self.cap < 0 or 0 < self.cap < self.rank:
+            raise ValueError("an adapter rank cap must be 0 (none) or at least the rank")
 
     def for_shape(self, shape: torch.Size) -> int:
-        return max(self.rank, math.ceil(self.fraction * min(low_rank_shape(shape))), 1)
+        rank = max(self.rank, math.ceil(self.fraction * min(low_rank_shape(shape))), 1)
+        return min(rank, self.cap) if self.cap else rank
 
 
 def feature_channels(shape: torch.Size) -> int:

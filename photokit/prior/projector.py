@@ -23,6 +23,8 @@ from torch import nn
 
 from photokit.stylegan2.losses import area_downsample
 from photokit.stylegan2.network import w_statistics
+from photokit.stylegan2.precision import synthesis_precision
+from photokit.stylegan2.vocab import Precision
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class ProjectorConfig:
     early_stop_window: int = 0  # steps; 0 = every anchor runs every step (PTI, the paper schedule)
     early_stop_tol: float = 0.002  # relative drop of the windowed mean loss below which a curve is flat
     betas: tuple[float, float] = (0.9, 0.999)  # Adam's
+    precision: Precision = Precision.FP32  # the steps' synthesis (start and end losses: always fp32)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -291,7 +294,8 @@ def invert_w(
     start = _anchor_losses(G, w_avg.to(targets.device).reshape(1, -1).expand(batch, -1), target_small, loss_fn)
     active = _ActiveBatch(G, target_small, loss_fn, w_avg, seeds, config)
     noise_optimized = active.noise is not None
-    ws, steps = _optimize(active, w_std, on_step)
+    with synthesis_precision(G, config.precision):
+        ws, steps = _optimize(active, w_std, on_step)
     return InversionResult(ws, start, _anchor_losses(G, ws, target_small, loss_fn), noise_optimized, steps)
 
 
@@ -329,6 +333,8 @@ def inversion_step_probe(
 
     def step() -> None:
         ws = w.clone().requires_grad_(True)
-        loss_fn(area_downsample(G.synthesis(ws, noise_mode="const"), size), target_small).sum().backward()
+        with synthesis_precision(G, config.precision):
+            image = G.synthesis(ws, noise_mode="const")
+        loss_fn(area_downsample(image, size), target_small).sum().backward()
 
     return step

@@ -28,6 +28,8 @@ from photokit.interrupts import deferred_interrupt
 from photokit.prior.adapters import STORAGE_DTYPES, RankRule, apply_stored, make_tunable
 from photokit.prior.vocab import LrDecay
 from photokit.store.atomic import atomic_path
+from photokit.stylegan2.precision import resolve_precision, synthesis_precision
+from photokit.stylegan2.vocab import Precision
 
 
 @dataclass(frozen=True)
@@ -44,12 +46,14 @@ class TuningConfig:
     lpips_net: str = "alex"
     adapter_rank: int | None = None  # R = rank-R adapters; None/0 and no fraction: all weights (MyStyle)
     adapter_rank_fraction: float | None = None  # a weight's rank: this fraction of its own, where more than R
+    adapter_rank_cap: int | None = None  # ... and at most this (None: no cap)
     adapter_lr: float = 3e-3  # adapters start from zero and have few parameters: a larger step works
     adapter_lr_channels: int | None = None  # wider weights: adapter lr x (this / their channels) ** power
     adapter_lr_power: float = 0.5  # that power (None channels: lr not scaled)
     lr_warmup: float = 0.0  # fraction of the steps over which lr ramps up linearly (0: MyStyle's constant lr)
     lr_decay: LrDecay = LrDecay.CONSTANT  # after the warm-up: constant (MyStyle) or a cosine down to 0
     betas: tuple[float, float] = (0.9, 0.999)
+    precision: Precision = Precision.FP32  # the tuning steps' synthesis (losses before / after: always fp32)
     storage_dtype: str = "float16"  # stored delta / factors; deltas are small, so fp16 loses nothing visible
     checkpoint_every_s: float = 180.0
     seed: int = 0
@@ -63,7 +67,7 @@ class TuningConfig:
         """The adapters' ranks (``adapter_rank``, or the fraction where that is more), or None: all weights."""
         if not (self.adapter_rank or self.adapter_rank_fraction):
             return None
-        return RankRule(self.adapter_rank or 0, self.adapter_rank_fraction or 0.0)
+        return RankRule(self.adapter_rank or 0, self.adapter_rank_fraction or 0.0, self.adapter_rank_cap or 0)
 
     @property
     def peak_lr(self) -> float:
@@ -136,8 +140,11 @@ def _signature(config: TuningConfig, anchors: torch.Tensor, loss_name: str, base
     data = {k: v for k, v in config.to_json().items() if k not in ("steps", "epochs", "checkpoint_every_s")}
     if data["adapter_lr_channels"] is None:  # unset: a checkpoint from before these options still fits
         del data["adapter_lr_channels"], data["adapter_lr_power"]
-    if data["adapter_rank_fraction"] is None:
-        del data["adapter_rank_fraction"]
+    for optional in ("adapter_rank_fraction", "adapter_rank_cap"):
+        if data[optional] is None:
+            del data[optional]
+    if data["precision"] == Precision.FP32:
+        del data["precision"]
     data.update(
         loss=loss_name,
         base=base_fingerprint,
@@ -221,7 +228,8 @@ def tune(
             save_checkpoint(checkpoint, signature, step, trainable, optimizer, history, elapsed)
 
     batches = _Batches(anchors, targets, config, work.num_ws)
-    step = _run_steps(tunable, optimizer, batches, loss_fn, start_step, total, history, on_step, save)
+    with synthesis_precision(work, config.precision):
+        step = _run_steps(tunable, optimizer, batches, loss_fn, start_step, total, history, on_step, save)
 
     stored = tunable.stored_tensors(STORAGE_DTYPES[config.storage_dtype])
     tuned, losses_after = _tuned_copy(base, stored, anchors, targets, loss_fn)
@@ -340,6 +348,8 @@ def tuning_step_probe(
     optimizer = adam_for(tunable, config, 0.0)
     ws = anchors[: config.batch_size].unsqueeze(1).repeat(1, work.num_ws, 1)
     target = targets[: config.batch_size]
+
+    work.synthesis.precision = resolve_precision(config.precision, anchors.device)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)

@@ -52,3 +52,16 @@ def autocast_for(precision: Precision | str, device: torch.device) -> Iterator[P
             yield resolved
     else:
         yield resolved
+
+
+@contextlib.contextmanager
+def synthesis_precision(G: torch.nn.Module, precision: Precision | str) -> Iterator[Precision]:
+    """Run ``G``'s synthesis network in ``precision`` (resolved for its device) for the body, then restore
+    what it had: an optimisation loop can take its steps in bf16 and still measure its result in fp32."""
+    synthesis = G.synthesis
+    device = next(synthesis.parameters()).device
+    before, synthesis.precision = synthesis.precision, resolve_precision(precision, device)
+    try:
+        yield synthesis.precision
+    finally:
+        synthesis.precision = before
