@@ -23,7 +23,9 @@ import torch
 
 from photokit.devices import describe_device, resolve_device
 from photokit.stylegan2.network import Generator, GeneratorConfig
+from photokit.stylegan2.precision import native_bf16
 from photokit.stylegan2.timing import time_step
+from photokit.stylegan2.vocab import Precision
 
 MANIFEST = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "stylegan2" / "state_dict_manifests.json"
 LAYOUTS = {256: "nvlabs_ffhq256_channel_base16384", 1024: "nvlabs_ffhq1024_channel_base32768"}
@@ -31,6 +33,11 @@ LAYOUTS = {256: "nvlabs_ffhq256_channel_base16384", 1024: "nvlabs_ffhq1024_chann
 
 def ffhq_channel_base(resolution: int) -> int:
     return 32768 if resolution == 1024 else 16384
+
+
+def timed_precisions(device: torch.device) -> list[Precision]:
+    """fp32, and bf16 autocast where ``device`` computes it natively: what a benchmark times on it."""
+    return [Precision.FP32] + ([Precision.BF16] if native_bf16(device) else [])
 
 
 def ffhq_architecture(resolution: int) -> GeneratorConfig:

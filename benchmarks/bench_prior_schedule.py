@@ -3,8 +3,9 @@
 Quality, on small random-weight 64 px generators where the paper schedule is affordable: references are
 planted (images rendered from known w's, plus slight Gaussian noise), and both schedules run on the same
 references side by side in one process -- the paper schedule (PTI's 450-step W inversion, MyStyle's 350
-tuning epochs of all weights) and the fast preset (``PRESET_SCHEDULES['fast']`` with its per-anchor early
-stopping and rank-16 adapters). Two generators, so as not to tune to one. Reconstruction is image MSE / PSNR
+tuning epochs of all weights, fp32) and the fast preset (``PRESET_SCHEDULES['fast']`` with its per-anchor
+early stopping and adapters whose rank and lr follow each layer's width, in bf16 where the CPU computes it
+natively). Two generators per layer width (``QUALITY_WIDTHS``), so as not to tune to one. Reconstruction is image MSE / PSNR
 against the references: LPIPS on a random backbone measures nothing, so both schedules optimise the product's
 MSE loss here (LPIPS only with the real weights, which this environment cannot install). Reported: anchor
 reconstruction G(w_i) vs x_i, tuned reconstruction G_tuned(w_i) vs x_i, their fast/paper MSE ratios per
@@ -242,7 +243,8 @@ def step_costs_256(repeats: int = 2, real_steps: int = 6) -> dict:
         torch.set_num_threads(threads)
     idle = (inv[1] / TWO_THREAD_SPEEDUP, tun[1] / TWO_THREAD_SPEEDUP)
     out |= {
-        "settings": f"inversion loss at {projector.loss_size} px, tuning rank-{tuning.adapter_rank} adapters",
+        "settings": f"inversion loss at {projector.loss_size} px, tuning adapters {tuning.rank_rule()}, "
+        f"in {tuning.precision}",
         "inversion_s_per_step_per_reference": {"wall": round(inv[0], 2), "cpu": round(inv[1], 3)},
         "inversion_batch_7_cpu_s_per_step_per_reference": round(batch7[1] / 7, 3),
         "tuning_s_per_step": {"wall": round(tun[0], 2), "cpu": round(tun[1], 3)},
@@ -282,26 +284,38 @@ def predicted_fast_total(invert_step_s: float, tuning_step_s: float) -> dict:
 
 
 QUALITY_GENERATOR_SEEDS = (0, 1)
+# Layer widths compared by default: the 32 channels the preset was first tuned on and 128, where a fixed
+# rank fell short. FFHQ's 256 px generator is 64-512 channels wide; 256 (about 40 more CPU-min, the paper
+# schedule ~1150 CPU-s per generator) with ``python -m benchmarks.bench_prior_schedule --channels 32,128,256``.
+QUALITY_WIDTHS = (32, 128)
 
 
-def run(device: str = "cpu", quick: bool = False) -> dict:
-    """Quality comparison (64 px, two generators) and 256 px costs; ``quick``: one generator, 6 references
-    and 30 paper epochs (trimmed)."""
+def quality_at_width(channels: int, quick: bool) -> dict:
+    """Both schedules on each quality generator of ``channels`` per layer, and the bars over them."""
+    seeds = QUALITY_GENERATOR_SEEDS[:1] if quick else QUALITY_GENERATOR_SEEDS
+    per_generator = [
+        compare_quality(6, 30, s, channels) if quick else compare_quality(generator_seed=s, channels=channels)
+        for s in seeds
+    ]
+    return {
+        "bars": quality_bars(per_generator),
+        "generators": per_generator,
+        "load_average_after": list(os.getloadavg()),
+    }
+
+
+def run(device: str = "cpu", quick: bool = False, widths: tuple[int, ...] = QUALITY_WIDTHS) -> dict:
+    """Quality comparison (64 px, two generators per layer width) and 256 px costs; ``quick``: one
+    32-channel generator, 6 references and 30 paper epochs (trimmed)."""
     started, cpu0 = time.perf_counter(), time.process_time()
     threads = torch.get_num_threads()
     out: dict = {"torch_threads": threads, "load_average_at_start": list(os.getloadavg())}
     torch.set_num_threads(1)  # two threads on the shared machine spin against each other: 20x slower here
     try:
-        seeds = QUALITY_GENERATOR_SEEDS[:1] if quick else QUALITY_GENERATOR_SEEDS
-        per_generator = [compare_quality(6, 30, s) if quick else compare_quality(generator_seed=s) for s in seeds]
+        by_width = {c: quality_at_width(c, quick) for c in (widths[:1] if quick else widths)}
     finally:
         torch.set_num_threads(threads)
-    out["quality_64px"] = {
-        "threads": 1,
-        "bars": quality_bars(per_generator),
-        "generators": per_generator,
-        "load_average_after": list(os.getloadavg()),
-    }
+    out["quality_64px"] = {"threads": 1, "by_channels": by_width}
     out["costs_256px"] = step_costs_256(1 if quick else 2, 3 if quick else 6)
     out["plan_256px_20_refs_30_min"] = out["costs_256px"]["predicted_fast_20_refs_with_schedule_costs"]
     out["wall_s"] = round(time.perf_counter() - started, 1)
@@ -311,8 +325,19 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
     return out
 
 
+def parse_widths(args: list[str]) -> tuple[int, ...]:
+    """``--channels 32,128,256`` out of ``args`` (default ``QUALITY_WIDTHS``)."""
+    if "--channels" not in args:
+        return QUALITY_WIDTHS
+    at = args.index("--channels")
+    given = args[at + 1].split(",") if at + 1 < len(args) else []
+    if not given or not all(c.isdigit() and int(c) > 0 for c in given):
+        raise SystemExit("--channels needs positive whole numbers separated by commas, e.g. 32,128,256")
+    return tuple(int(c) for c in given)
+
+
 if __name__ == "__main__":
     import json
     import sys
 
-    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
+    print(json.dumps(run(quick="--quick" in sys.argv, widths=parse_widths(sys.argv[1:])), indent=2))

@@ -4,6 +4,8 @@
    LPIPS(AlexNet) + MSE) at 256 and 1024 px, with random weights in the real FFHQ architectures
    (NVIDIA's channel formula). On a CPU only a few steps are timed and the 1000-step figure is
    extrapolated (the report says so); LPIPS runs on a random backbone, which costs the same as the real one.
+   Timed in fp32 and, where the device computes it natively (Ampere or later GPUs, AVX512-BF16 CPUs), in
+   bf16 autocast (``enhance --precision bf16``).
 2. Quality of 4x super-resolution of obama-1080p degraded to 240p, against Lanczos: PSNR over the face
    square and identity similarity (cosine of dlib 128-D embeddings to Obama's other photos). Only with a
    pretrained generator installed (``photokit models install``); otherwise recorded as skipped, with why.
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.bench_generator import ffhq_architecture
+from benchmarks.bench_generator import ffhq_architecture, timed_precisions
 from photokit.devices import describe_device, resolve_device
 from photokit.prior.alpha import AlphaConfig
 from photokit.restore.degrade import super_resolution
@@ -29,14 +31,19 @@ from photokit.restore.project import AlphaProjection, SmallImageLoss
 from photokit.stylegan2.losses import ReconstructionLoss, build_lpips
 from photokit.stylegan2.network import Generator
 from photokit.stylegan2.timing import synchronize
+from photokit.stylegan2.vocab import Precision
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "face_recognition"
 PAPER_STEPS = AlphaConfig.steps
 
 
-def projection_cost(resolution: int, device: torch.device, timed_steps: int) -> dict:
+def projection_cost(
+    resolution: int, device: torch.device, timed_steps: int, precision: Precision = Precision.FP32
+) -> dict:
+    """Seconds per alpha+ projection step (Adam, the paper's) with the synthesis in ``precision``."""
     torch.manual_seed(0)
     G = Generator(ffhq_architecture(resolution)).to(device).eval().requires_grad_(False)
+    G.synthesis.precision = precision
     with torch.no_grad():
         anchors = G.mapping(torch.randn(8, G.z_dim, device=device))[:, 0]
     degradation = super_resolution(resolution, resolution / 4)
@@ -52,6 +59,7 @@ def projection_cost(resolution: int, device: torch.device, timed_steps: int) -> 
     per_step = (time.perf_counter() - start) / timed_steps
     return {
         "resolution": resolution,
+        "precision": str(precision),
         "num_ws": G.num_ws,
         "anchors": 8,
         "task": "4x super-resolution",
@@ -141,7 +149,8 @@ def run(device: str = "cpu", quick: bool = False) -> dict:
     sizes = (256,) if quick else (256, 1024)
     for resolution in sizes:
         timed = (2 if quick else (5 if resolution == 256 else 2)) if on_cpu else (20 if quick else 100)
-        results["projection"].append(projection_cost(resolution, dev, timed))
+        for precision in timed_precisions(dev):  # fp32, and bf16 autocast where the device has it natively
+            results["projection"].append(projection_cost(resolution, dev, timed, precision))
     results["sr_quality"] = (
         sr_quality(dev, steps=100 if on_cpu else PAPER_STEPS) if not quick else {"skipped": "quick run"}
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.bench_prior_schedule import QUALITY_CHANNELS, quality_generator
+from benchmarks.bench_prior_schedule import QUALITY_CHANNELS, QUALITY_WIDTHS, parse_widths, quality_generator
 from benchmarks.sweep_prior_schedule import split_channels
 
 
@@ -36,3 +36,11 @@ def test_sweep_takes_channels_out_of_its_arguments_wherever_given():
 def test_sweep_rejects_a_channels_flag_without_a_positive_number(args):
     with pytest.raises(SystemExit, match="--channels"):
         split_channels(args)
+
+
+def test_the_benchmark_takes_its_layer_widths_from_a_comma_list():
+    assert parse_widths([]) == QUALITY_WIDTHS and QUALITY_CHANNELS in QUALITY_WIDTHS
+    assert parse_widths(["--quick", "--channels", "32,128,256"]) == (32, 128, 256)
+    for bad in (["--channels"], ["--channels", "32,,64"], ["--channels", "0"], ["--channels", "wide"]):
+        with pytest.raises(SystemExit, match="--channels"):
+            parse_widths(bad)

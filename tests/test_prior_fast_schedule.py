@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 import torch
@@ -110,7 +111,8 @@ def test_fast_preset_configs_invert_one_at_a_time_on_a_cpu_and_tune_adapters():
     gpu = preset_configs(Preset.FAST, projector, tuning, torch.device("cuda"))
     assert cpu[0].batch_size == 1 and gpu[0].batch_size == projector.batch_size > 1
     assert cpu[0].loss_size == gpu[0].loss_size < projector.loss_size  # a cheaper inversion loss
-    assert cpu[1] == gpu[1] and cpu[1].adapter_rank and cpu[1].adapter_lr > tuning.adapter_lr
+    assert replace(cpu[1], precision=gpu[1].precision) == gpu[1]  # bf16 only on a CPU that computes it natively
+    assert cpu[1].adapter_rank and cpu[1].adapter_lr > tuning.adapter_lr
     assert (cpu[1].steps, cpu[1].epochs, cpu[0].steps) == (tuning.steps, tuning.epochs, projector.steps)
     assert preset_configs(Preset.PAPER, projector, tuning, torch.device("cpu")) == (projector, tuning)
 

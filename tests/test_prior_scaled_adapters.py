@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import replace
 
 import pytest
 import torch
@@ -22,7 +21,7 @@ from photokit.prior.adapters import (
     synthesis_parameters,
 )
 from photokit.prior.meta import tuned_weights
-from photokit.prior.schedule import FAST_TUNING, WIDTH_SCALED_ADAPTERS, fast_tuning
+from photokit.prior.schedule import FAST_TUNING, fast_tuning
 from photokit.prior.storage import load_safetensors, save_safetensors
 from photokit.prior.tuning import TuningConfig, lr_groups, tune
 from photokit.stylegan2.losses import make_reconstruction_loss
@@ -103,25 +102,27 @@ def test_tuning_takes_each_weights_lr_and_its_mixed_ranks_reload_exactly(tmp_pat
     assert any(not torch.equal(p, synthesis_parameters(G.synthesis)[n]) for n, p in tuned.items())
 
 
-def test_the_fast_preset_keeps_one_rank_and_a_given_rank_replaces_a_rule():
+def test_the_fast_preset_s_ranks_follow_the_width_up_to_a_cap_and_a_given_rank_replaces_the_rule():
     fast = fast_tuning(TuningConfig())
-    assert (
-        fast.rank_rule() == RankRule(rank=FAST_TUNING["adapter_rank"], fraction=0.0) and fast.peak_lr == fast.adapter_lr
-    )
+    rule = RankRule(FAST_TUNING["adapter_rank"], FAST_TUNING["adapter_rank_fraction"], FAST_TUNING["adapter_rank_cap"])
+    assert fast.rank_rule() == rule and fast.peak_lr == fast.adapter_lr and rule.fraction > 0 < rule.cap
     assert TuningConfig(adapter_rank_fraction=0.5).rank_rule() == RankRule(fraction=0.5)
     assert TuningConfig(adapter_rank=0).rank_rule() is None and TuningConfig().peak_lr == TuningConfig().lr
 
 
-def test_on_32_channel_layers_the_width_rule_is_rank_16_at_one_lr_and_wider_layers_get_more():
-    """The rule was chosen so that the 32-channel generators the fast preset was tuned on see no change."""
-    scaled = replace(fast_tuning(TuningConfig()), **WIDTH_SCALED_ADAPTERS)
-    rule, reference = scaled.rank_rule(), scaled.adapter_lr_channels
+def test_on_32_channel_layers_the_fast_rule_is_rank_16_at_one_lr_and_wider_layers_get_more():
+    """The rule was chosen so that the 32-channel generators the fast preset was first tuned on see no
+    change; FFHQ's 512-channel convolutions stop at the cap."""
+    fast = fast_tuning(TuningConfig())
+    rule, reference = fast.rank_rule(), fast.adapter_lr_channels
     assert rule is not None
     narrow = LowRankAdapters(build_tiny_generator(resolution=16, w_dim=64, channels=32).synthesis, rule)
     assert set(narrow.ranks().values()) == {FAST_TUNING["adapter_rank"]} and set(narrow.lr_scales(reference)) == {1.0}
     wide = LowRankAdapters(build_tiny_generator(resolution=16, w_dim=64, channels=128).synthesis, rule)
     assert min(wide.ranks().values()) >= FAST_TUNING["adapter_rank"] < max(wide.ranks().values())
     assert max(wide.lr_scales(reference)) < 1.0
+    widest = LowRankAdapters(build_tiny_generator(resolution=8, w_dim=64, channels=512).synthesis, rule)
+    assert max(widest.ranks().values()) == rule.cap < rule.fraction * 512
 
 
 def test_a_stored_prior_says_which_ranks_it_holds():

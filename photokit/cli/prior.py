@@ -23,7 +23,7 @@ from photokit.cli.common import (
 from photokit.devices import Device
 from photokit.errors import PhotokitError
 from photokit.prior.vocab import Preset
-from photokit.stylegan2.vocab import LossKind
+from photokit.stylegan2.vocab import LossKind, Precision
 
 prior_app = typer.Typer(
     help="Personal generative priors: reference sets, anchors, tuned generators.", no_args_is_help=True
@@ -133,6 +133,12 @@ def build_command(
         None, "--adapter-rank", min=0, help="Tune rank-R adapters, not all weights (compact; fast: 16; 0: all weights)."
     ),
     budget_min: float = typer.Option(10.0, "--budget", min=0.5, help="Minutes the fast preset aims to fit in."),
+    precision: Precision = typer.Option(
+        Precision.AUTO,
+        "--precision",
+        help="Synthesis arithmetic of the inversion and tuning steps: fp32, bf16 or auto (the preset's: fast "
+        "uses bf16 on CPUs with native bf16, paper fp32). Reconstruction errors are always measured in fp32.",
+    ),
     resume: bool = typer.Option(
         True, "--resume/--restart", help="Continue an interrupted build (default) or start over."
     ),
@@ -157,6 +163,7 @@ def build_command(
         tuning_steps=steps,
         adapter_rank=adapter_rank,
         budget_s=budget_min * 60,
+        precision=precision,
         restart=not resume,
     )
     if build_all:

@@ -20,6 +20,7 @@ from photokit.prior.meta import WORK_DIR, prior_dir, rank_rule_words
 from photokit.prior.projector import ProjectorConfig, balanced_batch_size, inversion_step_probe
 from photokit.prior.refs import preview_selection, read_reference_set
 from photokit.prior.schedule import (
+    FIXED_RANK,
     PRESET_SCHEDULES,
     BuildOptions,
     BuildPlan,
@@ -115,9 +116,11 @@ def start_build(
     with db.session(write=False) as session:
         person = resolve_person(session, person_ref)
         person_id, person_name = person.id, person.name
-    projector, tuning = preset_configs(preset, projector or ProjectorConfig(), tuning or TuningConfig(), device)
+    projector, tuning = preset_configs(
+        preset, projector or ProjectorConfig(), tuning or TuningConfig(), device, options.precision
+    )
     if options.adapter_rank is not None:  # a fixed rank for every weight (0: all weights) replaces the preset's rule
-        tuning = replace(tuning, adapter_rank=options.adapter_rank, adapter_rank_fraction=None)
+        tuning = replace(tuning, adapter_rank=options.adapter_rank, **FIXED_RANK)
     tuning = replace(tuning, checkpoint_every_s=options.checkpoint_every_s)
     inv_loss, tun_loss, loss_kind = make_losses(options, device, projector, tuning)
     if loss_kind == LossKind.MSE:
@@ -188,6 +191,8 @@ class BuildEstimate:
     loss: str
     adapter_rank: int | None
     adapter_rank_fraction: float | None  # ranks that follow each weight's width (None: adapter_rank for all)
+    adapter_rank_cap: int | None  # ... up to this rank
+    precision: str  # the synthesis arithmetic of both stages' steps: 'fp32' or 'bf16'
     usable_faces: int  # faces that pass the reference filters (before the schedule's limit)
     max_refs: int
     invert_batch: int
@@ -204,7 +209,7 @@ class BuildEstimate:
     def tuned(self) -> str:
         """What tuning will change, in words."""
         if self.adapter_rank_fraction:
-            rule = {"adapter_rank_fraction": self.adapter_rank_fraction, "adapter_rank": self.adapter_rank}
+            rule = {k: getattr(self, k) for k in ("adapter_rank_fraction", "adapter_rank", "adapter_rank_cap")}
             return f"low-rank adapters, {rank_rule_words(rule)}"
         return f"low-rank adapters R={self.adapter_rank}" if self.adapter_rank else "full tuning"
 
@@ -215,7 +220,7 @@ class BuildEstimate:
         auto = f" (auto on {self.device})" if self.asked_preset == Preset.AUTO else ""
         lines = [
             f"preset {self.preset}{auto} on {self.device_name}: {plan.refs} references at {self.resolution} px, "
-            f"loss {self.loss}, {self.tuned}",
+            f"loss {self.loss}, {self.tuned}, in {self.precision}",
             f"  anchors: {plan.invert_batches} batch(es) x {plan.invert_steps} steps at {plan.invert_step_s:.3g} "
             f"s/step = about {format_duration(plan.invert_s)}",
             f"  tuning: {plan.tuning_steps} steps at {plan.tuning_step_s:.3g} s/step "
@@ -267,6 +272,8 @@ def plan_build(db, b: BuildSetup, options: BuildOptions) -> BuildEstimate:
         loss=str(b.loss_kind),
         adapter_rank=b.tuning.adapter_rank,
         adapter_rank_fraction=b.tuning.adapter_rank_fraction,
+        adapter_rank_cap=b.tuning.adapter_rank_cap,
+        precision=str(b.tuning.precision),
         usable_faces=len(selection.kept),
         max_refs=max_refs,
         invert_batch=invert_batch,

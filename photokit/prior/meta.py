@@ -97,10 +97,14 @@ def tuned_weights(tuning: dict) -> str:
 
 def rank_rule_words(tuning: dict) -> str:
     """How the ranks were chosen, from a tuning configuration's JSON."""
-    fraction, floor = tuning.get("adapter_rank_fraction"), tuning.get("adapter_rank")
+    fraction, floor, cap = (tuning.get(k) for k in ("adapter_rank_fraction", "adapter_rank", "adapter_rank_cap"))
     if not fraction:
         return f"rank {floor}"
-    return f"{fraction} of each weight's rank" + (f", at least {floor}" if floor else "")
+    return (
+        f"{fraction} of each weight's rank"
+        + (f", at least {floor}" if floor else "")
+        + (f", at most {cap}" if cap else "")
+    )
 
 
 def prior_summary(meta: dict) -> dict:

@@ -10,7 +10,8 @@ from photokit.errors import PhotokitError
 from photokit.prior.projector import ProjectorConfig
 from photokit.prior.tuning import TuningConfig, ceil_div, steps_per_epoch
 from photokit.prior.vocab import LrDecay, Preset
-from photokit.stylegan2.vocab import LossKind
+from photokit.stylegan2.precision import resolve_precision
+from photokit.stylegan2.vocab import LossKind, Precision
 
 PRESETS = tuple(Preset)
 
@@ -20,6 +21,7 @@ class BuildOptions:
     """What `photokit prior build` was asked for. ``None`` = the preset's value."""
 
     preset: str = Preset.AUTO
+    precision: str = Precision.AUTO  # auto: the preset's (fast: bf16 on CPUs with native bf16; paper: fp32)
     loss: str = LossKind.LPIPS  # MSE: explicitly degraded (no LPIPS backbone installed)
     max_refs: int | None = None
     invert_steps: int | None = None
@@ -34,21 +36,25 @@ class BuildOptions:
         from photokit.validation import checked_number
 
         checked_number("budget (seconds)", self.budget_s, 0.0, 7 * 24 * 3600.0, low_open=True)
+        if self.precision not in {p.value for p in Precision}:
+            raise PhotokitError(f"unknown precision {self.precision!r} (use {', '.join(p.value for p in Precision)})")
 
 
 # The published schedules, and a CPU-sized one. Fast: fewer, most diverse references (farthest-point order),
-# a short projection and ~80 tuning epochs, then shrunk further to fit ``budget_s``.
+# a short projection and 100 tuning epochs, then shrunk further to fit ``budget_s``.
 PRESET_SCHEDULES = {
     Preset.PAPER: {"max_refs": 100, "invert_steps": ProjectorConfig.steps, "epochs": TuningConfig.epochs},
-    Preset.FAST: {"max_refs": 20, "invert_steps": 30, "epochs": 80},
+    Preset.FAST: {"max_refs": 20, "invert_steps": 30, "epochs": 100},
 }
 FAST_FLOORS = {"invert_steps": 20, "epochs": 5, "refs": 5}
 # Seconds per inversion step per reference and per tuning step at 256 px (FFHQ's architecture, the product's
 # losses, the fast preset's settings below), measured as one-thread CPU seconds by `python -m benchmarks.run_all
 # prior_schedule` -- steadier than wall time on the shared machine, and no credit taken for the second core.
-# The fast preset's steps are sized by them: 20 references one at a time x 30 steps + 80 epochs x 20 steps
-# = 29.3 min. Measured 2026-12-01 at load 7-11: 0.78 / 0.74 CPU-s (probes), 0.74 / 0.68 (a real run's steps).
-FAST_REFERENCE_COSTS = {"invert_step_s": 0.85, "tuning_step_s": 0.78}
+# The fast preset's steps are sized by them: 20 references one at a time x 30 steps + 100 epochs x 20 steps
+# = 28.8 min. Measured 2026-12-01 in bf16 (AVX512-BF16), idle: 0.61 / 0.60 CPU-s (probes), 0.54 / 0.56 (a real
+# run's steps); the slowest probes of the day 0.68 / 0.65. Without native bf16 a tuning step costs ~1.4x and
+# the build shrinks its schedule to its budget.
+FAST_REFERENCE_COSTS = {"invert_step_s": 0.68, "tuning_step_s": 0.66}
 # How the fast preset takes its steps, chosen by sweeps on planted 64 px references
 # (benchmarks/sweep_prior_schedule.py, 2 random generators, 2026-12-01; the paper schedule's anchors reach
 # an MSE of 0.0687 / 0.0472 on generators 0 / 1, its tuning 0.00529 / 0.00578).
@@ -71,66 +77,60 @@ FAST_REFERENCE_COSTS = {"invert_step_s": 0.85, "tuning_step_s": 0.78}
 #   (0.87x / 0.80x), 120 epochs - / 0.00301. Full tuning (``--adapter-rank 0``) keeps lr 1.5e-3. A rank-16
 #   adapter stores 21x less than a full delta at 256 px. Held-out generator 2 (no setting chosen on it), the
 #   final settings: anchors 0.99x, tuned 0.78x the paper's.
-# - wider layers (`sweep_prior_schedule SEED --channels 128`, 2026-12-01 13:01-13:47 UTC, load 3-8): rank 16 is
-#   half a 32-channel layer but an eighth of a 128-channel one, and there it falls short: tuned 1.43x / 1.24x
-#   the paper's on generators 0 / 1 (anchors 1.09x / 0.95x; the paper tunes a wider network further: 0.00264
-#   / 0.00398). Rank 16 at lr 0.01 / 0.03: 1.40x / 2.34x; R=24 at 0.015: 1.21x; R=32 at 0.0075 / 0.01 /
-#   0.0125 / 0.015 / 0.02: 1.29x / 1.10x (0.88x on generator 1) / 1.07x (1.01x) / 1.51x / 2.57x; R=40 at
-#   0.01: 0.98x (0.83x); R=64 at 0.005 / 0.02: 1.37x / 5.4x; all weights at 1.5e-3 / 3e-3 / 5e-3: 1.80x /
-#   1.22x (0.87x) / 1.13x (0.88x). Settings left as they are: ranks that hold at 128 channels adapt nothing
-#   on a 32-channel generator (no factor smaller than the weight), R=16 at 0.0125 misses there (1.18x / 0.96x)
-#   and so do all weights (3e-3 / 5e-3: 1.64x / 1.42x and 1.29x / 1.15x; the preset itself: 0.97x / 0.94x again),
-#   the good lr window is narrow, and the rank needed grew with the width, so no fixed rank chosen here is
-#   known to hold on FFHQ's 256 px layers (512 channels up to 32 px). A 256 px tuning step costs the same at
-#   rank 16 or 32 (0.795 / 0.794 CPU-s, all weights 0.70, load 8).
-# - adapters that follow the layer (`sweep_prior_schedule SEED --channels C paper SETTINGS...`, 2026-12-01
-#   14:44-16:12 UTC, load 2-12; the paper schedule rerun side by side, the code under it having moved: tuned
-#   0.00535 / 0.00519 at 32 channels, 0.00263 / 0.00894 at 128 (generator 1 was 0.00398 at 13:01), 0.00278 /
-#   0.00292 at 256; anchors 0.0687 / 0.0472, 0.0569 / 0.0709, 0.0680 / 0.0486): WIDTH_SCALED_ADAPTERS below,
-#   each weight's rank max(16, ceil(0.3 x its full rank)) and its peak lr 0.02 x sqrt(32 / C) where it mixes C > 32
-#   feature channels (a conv's inputs; a style affine's outputs, each scaling one input channel of its conv).
-#   On 32-channel layers that is this preset exactly (0.93x / 1.08x this session); at 128 channels (convs R=39,
-#   affines R=20, lr 0.01) 1.03x / 0.36x (0.81x the 13:01 paper figure); at 256 (convs R=77, affines R=20, lr
-#   0.0071) 1.15x / 0.99x (rank 16 at 0.02: 2.14x on generator 0; lr 0.005: 0.93x / 0.77x, lr 0.01: 1.54x;
-#   but lr 0.02 x (32 / C) ** (2/3), 0.005 at 256, gives 0.0079 at 128: 1.27x / 0.40x, 0.90x the 13:01 figure).
-#   Not the preset: it misses at 256 channels, and on FFHQ's 256 px generator (512-channel convs at rank 154) a
-#   tuning step costs 1.00-1.01 CPU-s against 0.72-0.80 at rank 16 (interleaved probes, load 10), which the
-#   30-minute plan cannot hold, and stores 16.9 MB against 2.13. What did not hold at 128 channels: the lr
-#   scaled by sqrt(288 / fan-in) for every weight (raises the affines' and toRGB's lr on 32 channels: 1.36x);
-#   capped at 0.02 with ranks ceil(0.5 x full rank) (0.99x / 0.99x at 32 channels, toRGB at rank 2): 1.45x, the
-#   affines' fan-in being w_dim at every width, their lr stayed 0.02; their lr x sqrt(16 / R) instead (rsLoRA's
-#   rank scaling): 1.18x; floors of 16 with fractions 0.3 / 0.4 and that rank-scaled lr 1.29x / 1.27x, with the
-#   fan-in lr 1.19x; fraction 0.5 with the width lr 1.11x / 0.48x (1.08x the 13:01 figure); fractions without
-#   a floor of 16 miss at 32 channels (0.4, R=13: 1.12x / 1.02x).
+# - width and arithmetic (issue 14; `sweep_prior_schedule SEED --channels C SETTING paper`, one thread,
+#   2026-12-01; docs/priors.md, "The fast preset at every width", has every setting tried): rank 16 is half
+#   a 32-channel layer but an eighth of a 128-channel one, and there it reached only 1.43x / 1.24x the
+#   paper's tuned error (2.14x at 256 channels). So each weight gets rank max(16, ceil(0.3 x its full rank)),
+#   at most 64, and peak lr 0.02 x sqrt(32 / C) where it mixes C > 32 feature channels (a conv's inputs; a
+#   style affine's outputs, each scaling one input channel of its conv): on 32-channel layers exactly the
+#   rank-16 preset. Uncapped (rank 154 on FFHQ's 512-channel convs) a 256 px step cost 1.3x rank 16's. The
+#   steps run in bf16 where the CPU has it natively (256 px, one thread: a tuning step 0.61-0.65 CPU-s
+#   capped, 0.52-0.56 at rank 16, 0.82-0.88 at rank 16 in fp32; an inversion step 0.55-0.68 against
+#   0.84-0.89), which pays for 100 epochs instead of 80. Fast / paper MSE, anchors and tuned, generators 0 / 1:
+#   32 channels 0.84x / 0.95x and 0.75x / 0.80x (90 epochs 0.89x / 0.89x; held-out generator 2: 1.00x and
+#   0.61x); 128 channels @W128@; 256 channels 0.93x / 0.97x and 0.71x / 0.51x (lr power 2/3: 0.70x / 0.55x).
 FAST_PROJECTOR: dict[str, object] = {"early_stop_window": 10, "early_stop_tol": 0.002, "initial_lr": 0.1}
 FAST_PROJECTOR |= {"initial_noise_factor": 0.0, "betas": (0.5, 0.9), "loss_size": 128}
 FAST_CPU_INVERT_BATCH = 1
 FAST_TUNING: dict[str, object] = {"lr": 1.5e-3, "lr_warmup": 0.05, "lr_decay": LrDecay.COSINE, "betas": (0.9, 0.9)}
 FAST_TUNING |= {"adapter_rank": 16, "adapter_lr": 0.02}
-# Adapters that follow the layer (measured above, not the preset: 1.15x / 0.99x at 256 channels, 1.3x the step cost
-# at 256 px): each weight's rank max(16, ceil(0.3 x its rank)), its lr 0.02 x sqrt(32 / C) above 32 channels.
-WIDTH_SCALED_ADAPTERS: dict[str, object] = {"adapter_rank_fraction": 0.3, "adapter_lr_channels": 32}
+FAST_TUNING |= {"adapter_rank_fraction": 0.3, "adapter_rank_cap": 64, "adapter_lr_channels": 32}
+
+# What ``--adapter-rank R`` clears from the preset's rule: one rank and one lr for every weight.
+FIXED_RANK: dict[str, object] = {"adapter_rank_fraction": None, "adapter_rank_cap": None, "adapter_lr_channels": None}
+
+
+def fast_precision(device: torch.device) -> Precision:
+    """The fast preset's synthesis arithmetic: bf16 where ``device`` is a CPU that computes it natively."""
+    return resolve_precision(Precision.AUTO, device)
 
 
 def fast_projector(projector: ProjectorConfig, device: torch.device = torch.device("cpu")) -> ProjectorConfig:
     """The fast preset's projector settings on top of ``projector`` (its step count stays); on a CPU,
     references are inverted one at a time (cheaper per reference than a batch)."""
-    fast = replace(projector, **FAST_PROJECTOR)
+    fast = replace(projector, **FAST_PROJECTOR, precision=fast_precision(device))
     return replace(fast, batch_size=FAST_CPU_INVERT_BATCH) if device.type == "cpu" else fast
 
 
-def fast_tuning(tuning: TuningConfig) -> TuningConfig:
+def fast_tuning(tuning: TuningConfig, device: torch.device = torch.device("cpu")) -> TuningConfig:
     """The fast preset's tuning settings on top of ``tuning`` (its step count stays)."""
-    return replace(tuning, **FAST_TUNING)
+    return replace(tuning, **FAST_TUNING, precision=fast_precision(device))
 
 
 def preset_configs(
-    preset: str, projector: ProjectorConfig, tuning: TuningConfig, device: torch.device
+    preset: str, projector: ProjectorConfig, tuning: TuningConfig, device: torch.device, precision: str = Precision.AUTO
 ) -> tuple[ProjectorConfig, TuningConfig]:
-    """The projector and tuning settings a resolved preset runs with on ``device`` (the paper's: as given)."""
+    """The projector and tuning settings a resolved preset runs with on ``device`` (the paper's: as given),
+    in ``precision`` (auto: the preset's). bf16 where the device has none is a PhotokitError."""
     if preset == Preset.FAST:
-        return fast_projector(projector, device), fast_tuning(tuning)
-    return projector, tuning
+        projector, tuning = fast_projector(projector, device), fast_tuning(tuning, device)
+    if precision == Precision.AUTO:
+        return projector, tuning
+    try:
+        chosen = resolve_precision(precision, device)
+    except ValueError as error:
+        raise PhotokitError(str(error)) from None
+    return replace(projector, precision=chosen), replace(tuning, precision=chosen)
 
 
 def resolve_preset(preset: str, device: torch.device) -> Preset:
