@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from photokit.cli.app import app
 from photokit.errors import PhotokitError
-from photokit.prior.schedule import FAST_TUNING
+from photokit.prior.schedule import FAST_TUNING, fast_precision
 from photokit.prior.selection import REASONS
 from tests.conftest import scan_faces_library, shared_path
 from tests.test_prior_tuning import largest_identity_person
@@ -196,6 +196,9 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(
     all_weights = _json(_invoke(args + ["--adapter-rank", 0, "--estimate", "--json"]))
     assert all_weights["adapter_rank"] == 0 and all_weights["plan"]["tuning_steps"] == 60
     assert all_weights["adapter_rank_fraction"] is None  # --adapter-rank replaces the preset's rank rule
+    assert estimate["precision"] == fast_precision(torch.device("cpu"))  # bf16 where this CPU has it natively
+    in_fp32 = _json(_invoke(args + ["--precision", "fp32", "--estimate", "--json"]))
+    assert in_fp32["precision"] == "fp32" and in_fp32["plan"]["tuning_steps"] == 60
     real_tune = personal.tune
 
     def interrupted_tune(*a, **kw):
@@ -225,6 +228,7 @@ def test_build_is_interruptible_resumes_and_is_listed_shown_loaded_and_removed(
     assert any("NOT a real face prior" in w for w in meta["warnings"])
     assert meta["tuning"]["loss_after"] < meta["tuning"]["loss_before"]
     assert meta["tuning"]["kind"] == "lowrank" and meta["projector"]["batch_size"] == 1  # the fast preset's
+    assert meta["tuning"]["precision"] == meta["projector"]["precision"] == fast_precision(torch.device("cpu"))
     assert len(meta["references"]) == 6
 
     listed = _json(_invoke(["prior", "list", "--json"]))

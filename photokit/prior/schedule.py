@@ -73,7 +73,7 @@ FAST_REFERENCE_COSTS = {"invert_step_s": 0.68, "tuning_step_s": 0.66}
 #   R=16 at 0.01, 0.015 or 0.03 and R=4 or 24 worse; betas (0.9, 0.99) or (0.8, 0.9), a 10% warm-up and a
 #   constant lr (0.036) worse) with a 5% warm-up, then a cosine down to 0, Adam betas (0.9, 0.9). Tuned
 #   MSE against epochs (30 inversion steps): 70 epochs 0.00606 / 0.00607 (1.15x / 1.05x the paper's),
-#   80 epochs 0.00532 / 0.00504 (1.01x / 0.87x: the most that fits 30 min), 90 epochs 0.00461 / 0.00462
+#   80 epochs 0.00532 / 0.00504 (1.01x / 0.87x: the most that fit 30 min in fp32), 90 epochs 0.00461 / 0.00462
 #   (0.87x / 0.80x), 120 epochs - / 0.00301. Full tuning (``--adapter-rank 0``) keeps lr 1.5e-3. A rank-16
 #   adapter stores 21x less than a full delta at 256 px. Held-out generator 2 (no setting chosen on it), the
 #   final settings: anchors 0.99x, tuned 0.78x the paper's.
@@ -84,11 +84,12 @@ FAST_REFERENCE_COSTS = {"invert_step_s": 0.68, "tuning_step_s": 0.66}
 #   at most 64, and peak lr 0.02 x sqrt(32 / C) where it mixes C > 32 feature channels (a conv's inputs; a
 #   style affine's outputs, each scaling one input channel of its conv): on 32-channel layers exactly the
 #   rank-16 preset. Uncapped (rank 154 on FFHQ's 512-channel convs) a 256 px step cost 1.3x rank 16's. The
-#   steps run in bf16 where the CPU has it natively (256 px, one thread: a tuning step 0.61-0.65 CPU-s
-#   capped, 0.52-0.56 at rank 16, 0.82-0.88 at rank 16 in fp32; an inversion step 0.55-0.68 against
-#   0.84-0.89), which pays for 100 epochs instead of 80. Fast / paper MSE, anchors and tuned, generators 0 / 1:
+#   steps run in bf16 where the CPU has it natively (256 px, one thread: a tuning step 0.55-0.65 CPU-s
+#   capped, 0.51-0.58 at rank 16, 0.72-0.92 at rank 16 in fp32; an inversion step 0.49-0.68 against
+#   0.80-0.98), which pays for 100 epochs instead of 80. Fast / paper MSE, anchors and tuned, generators 0 / 1:
 #   32 channels 0.84x / 0.95x and 0.75x / 0.80x (90 epochs 0.89x / 0.89x; held-out generator 2: 1.00x and
-#   0.61x); 128 channels @W128@; 256 channels 0.93x / 0.97x and 0.71x / 0.51x (lr power 2/3: 0.70x / 0.55x).
+#   0.61x); 128 channels 1.06x / 0.97x and 0.78x / 0.25x (held-out generator 2: 0.96x and 0.76x); 256
+#   channels 0.93x / 0.97x and 0.71x / 0.51x (lr power 2/3: 0.70x / 0.55x).
 FAST_PROJECTOR: dict[str, object] = {"early_stop_window": 10, "early_stop_tol": 0.002, "initial_lr": 0.1}
 FAST_PROJECTOR |= {"initial_noise_factor": 0.0, "betas": (0.5, 0.9), "loss_size": 128}
 FAST_CPU_INVERT_BATCH = 1
