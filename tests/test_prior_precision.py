@@ -105,3 +105,22 @@ def test_a_rank_cap_bounds_the_widest_weights_and_a_fixed_rank_clears_the_rule()
     )
     fixed = TuningConfig(**{**fast.to_json(), **FIXED_RANK, "adapter_rank": 96})
     assert fixed.rank_rule() == RankRule(rank=96) and fixed.adapter_lr_channels is None
+
+
+def test_a_tuning_checkpoint_resumes_only_in_the_arithmetic_it_was_taken_in(tmp_path):
+    G = build_tiny_generator(resolution=16, channels=16)
+    anchors, targets = _references(G)
+    loss = make_reconstruction_loss("mse")
+    bf16 = TuningConfig(steps=10, adapter_rank=4, precision=Precision.BF16, checkpoint_every_s=1e9)
+    checkpoint = tmp_path / "tuning.ckpt"
+
+    def stop_at_4(step: int, _total: int, _loss: float) -> None:
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        tune(G, anchors, targets, loss, bf16, checkpoint=checkpoint, on_step=stop_at_4)
+    fp32 = TuningConfig(**{**bf16.to_json(), "precision": Precision.FP32})
+    with pytest.raises(PhotokitError, match="other settings"):  # never continued in another arithmetic
+        tune(G, anchors, targets, loss, fp32, checkpoint=checkpoint)
+    assert tune(G, anchors, targets, loss, bf16, checkpoint=checkpoint).resumed_from == 4
