@@ -48,15 +48,17 @@ def stage_timings(
     G: Generator,
     targets: torch.Tensor,
     anchors: torch.Tensor,
-    losses: tuple,
-    timing: tuple[int, int | None],
+    inv_loss: torch.nn.Module,
+    tun_loss: torch.nn.Module,
     precision: Precision,
+    repeats: int,
+    timed_rank: int | None,
 ) -> dict:
     """Seconds per inversion step (a batch of ``len(targets)``) and per tuning step (all weights, and rank
-    ``timing[1]`` adapters), in ``precision``, timed over ``timing[0]`` steps; extrapolated per anchor."""
-    device, (repeats, timed_rank), batch = targets.device, timing, len(targets)
+    ``timed_rank`` adapters), in ``precision``, timed over ``repeats`` steps; extrapolated per anchor."""
+    device, batch = targets.device, len(targets)
     projector, tuning = ProjectorConfig(precision=precision), TuningConfig(precision=precision)
-    inv_s = time_step(inversion_step_probe(G, targets, losses[0], projector), device, repeats)
+    inv_s = time_step(inversion_step_probe(G, targets, inv_loss, projector), device, repeats)
     fast = PRESET_SCHEDULES["fast"]
     out: dict = {
         "inversion": {
@@ -69,7 +71,7 @@ def stage_timings(
     }
     for rank in (None, timed_rank) if timed_rank else (None,):  # None: all weights
         cfg = replace(tuning, adapter_rank=rank)
-        s = time_step(tuning_step_probe(G, anchors, targets, losses[1], cfg), device, repeats)
+        s = time_step(tuning_step_probe(G, anchors, targets, tun_loss, cfg), device, repeats)
         out["tuning"]["full" if rank is None else f"lowrank_r{rank}"] = {
             "s_per_step": round(s, 4),
             "s_per_anchor_paper_350_epochs": round(s * tuning.epochs, 2),
@@ -113,13 +115,16 @@ def measure(
     tun_loss = make_reconstruction_loss("lpips", "alex", device, 1.0, allow_random_backbone=True)
     targets = torch.rand(invert_batch, 3, resolution, resolution, device=device) * 2 - 1
     anchors = G.w_avg.to(device).reshape(1, -1).repeat(invert_batch, 1)
-    losses, timing = (inv_loss, tun_loss), (repeats, timed_rank)
+    timings = {
+        str(p): stage_timings(G, targets, anchors, inv_loss, tun_loss, p, repeats, timed_rank)
+        for p in timed_precisions(device)
+    }
     return {
         "resolution": resolution,
         "num_ws": G.num_ws,
         "synthesis_params": sum(p.numel() for p in G.synthesis.parameters()),
         "generator_build_s": round(build_s, 2),
-        "timings": {str(p): stage_timings(G, targets, anchors, losses, timing, p) for p in timed_precisions(device)},
+        "timings": timings,
         "bytes": stored_sizes(G, ranks),
     }
 
