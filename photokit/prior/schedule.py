@@ -89,7 +89,7 @@ FAST_REFERENCE_COSTS = {"invert_step_s": 0.68, "tuning_step_s": 0.66}
 #   0.80-0.98), which pays for 100 epochs instead of 80. Fast / paper MSE, anchors and tuned, generators 0 / 1:
 #   32 channels 0.84x / 0.95x and 0.75x / 0.80x (90 epochs 0.89x / 0.89x; held-out generator 2: 1.00x and
 #   0.61x); 128 channels 1.06x / 0.97x and 0.78x / 0.25x (held-out generator 2: 0.96x and 0.76x); 256
-#   channels 0.93x / 0.97x and 0.71x / 0.51x (lr power 2/3: 0.70x / 0.55x).
+#   channels 0.93x / 0.97x and 0.71x / 0.51x (lr power 2/3: 0.70x / 0.55x; held-out generator 2: 1.05x and 0.39x).
 FAST_PROJECTOR: dict[str, object] = {"early_stop_window": 10, "early_stop_tol": 0.002, "initial_lr": 0.1}
 FAST_PROJECTOR |= {"initial_noise_factor": 0.0, "betas": (0.5, 0.9), "loss_size": 128}
 FAST_CPU_INVERT_BATCH = 1
