@@ -10,7 +10,7 @@ from photokit.errors import PhotokitError
 from photokit.prior.projector import ProjectorConfig
 from photokit.prior.tuning import TuningConfig, ceil_div, steps_per_epoch
 from photokit.prior.vocab import LrDecay, Preset
-from photokit.stylegan2.precision import resolve_precision
+from photokit.stylegan2.precision import checked_precision, device_precision, resolve_precision
 from photokit.stylegan2.vocab import LossKind, Precision
 
 PRESETS = tuple(Preset)
@@ -36,8 +36,7 @@ class BuildOptions:
         from photokit.validation import checked_number
 
         checked_number("budget (seconds)", self.budget_s, 0.0, 7 * 24 * 3600.0, low_open=True)
-        if self.precision not in {p.value for p in Precision}:
-            raise PhotokitError(f"unknown precision {self.precision!r} (use {', '.join(p.value for p in Precision)})")
+        checked_precision(self.precision)
 
 
 # The published schedules, and a CPU-sized one. Fast: fewer, most diverse references (farthest-point order),
@@ -127,10 +126,7 @@ def preset_configs(
         projector, tuning = fast_projector(projector, device), fast_tuning(tuning, device)
     if precision == Precision.AUTO:
         return projector, tuning
-    try:
-        chosen = resolve_precision(precision, device)
-    except ValueError as error:
-        raise PhotokitError(str(error)) from None
+    chosen = device_precision(precision, device)
     return replace(projector, precision=chosen), replace(tuning, precision=chosen)
 
 

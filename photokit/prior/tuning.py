@@ -135,16 +135,22 @@ class TuningResult:
     loss_history: list[float] = field(default_factory=list)
 
 
+# TuningConfig fields added after checkpoints were first written, with the values those checkpoints implied.
+LATER_FIELDS: dict[str, object] = {
+    "adapter_rank_fraction": None,
+    "adapter_rank_cap": None,
+    "adapter_lr_channels": None,
+    "adapter_lr_power": 0.5,
+    "precision": Precision.FP32,
+}
+
+
 def _signature(config: TuningConfig, anchors: torch.Tensor, loss_name: str, base_fingerprint: str) -> str:
     """What must not change between an interrupted run and its resumption."""
     data = {k: v for k, v in config.to_json().items() if k not in ("steps", "epochs", "checkpoint_every_s")}
-    if data["adapter_lr_channels"] is None:  # unset: a checkpoint from before these options still fits
-        del data["adapter_lr_channels"], data["adapter_lr_power"]
-    for optional in ("adapter_rank_fraction", "adapter_rank_cap"):
-        if data[optional] is None:
-            del data[optional]
-    if data["precision"] == Precision.FP32:
-        del data["precision"]
+    for key, default in LATER_FIELDS.items():  # at its default: a checkpoint from before the field still fits
+        if data[key] == default:
+            del data[key]
     data.update(
         loss=loss_name,
         base=base_fingerprint,

@@ -14,6 +14,7 @@ from photokit.prior.alpha import AlphaConfig
 from photokit.prior.vocab import ProjectionOptimizer
 from photokit.restore.gauss_newton import GaussNewtonConfig
 from photokit.restore.paste import output_shape
+from photokit.stylegan2.precision import checked_precision, device_precision
 from photokit.stylegan2.vocab import LossKind, Precision
 
 # The paper's 1000 steps are GPU work (minutes per face at 1024 px); on a CPU photokit defaults to a
@@ -71,9 +72,7 @@ class EnhanceOptions:
         if self.optimizer not in {o.value for o in ProjectionOptimizer}:
             choices = ", ".join(o.value for o in ProjectionOptimizer)
             raise PhotokitError(f"unknown optimizer {self.optimizer!r} (use {choices})")
-        if self.precision not in {p.value for p in Precision}:
-            choices = ", ".join(p.value for p in Precision)
-            raise PhotokitError(f"unknown precision {self.precision!r} (use {choices})")
+        checked_precision(self.precision)
 
     @property
     def task(self) -> str:
@@ -96,8 +95,6 @@ class EnhanceOptions:
         a CPU with native bf16, but L-BFGS's line search stalls on its rounding (stylegan2/precision.py) and
         Gauss-Newton's finite differences drown in it, so 'auto' keeps fp32 for both and an explicit bf16
         with either is refused."""
-        from photokit.stylegan2.precision import resolve_precision
-
         optimizer = self.optimizer_for(device)
         needs_fp32 = optimizer in (ProjectionOptimizer.LBFGS, ProjectionOptimizer.GAUSS_NEWTON)
         if self.precision == Precision.BF16 and needs_fp32:
@@ -107,10 +104,7 @@ class EnhanceOptions:
             )
         if self.precision == Precision.AUTO and needs_fp32:
             return Precision.FP32
-        try:
-            return resolve_precision(self.precision, device)
-        except ValueError as error:
-            raise PhotokitError(str(error)) from None
+        return device_precision(self.precision, device)
 
     def steps_for(self, device: torch.device) -> int:
         """The step count (an upper bound for L-BFGS, which stops on a flat objective)."""

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import torch
 
+from photokit.errors import PhotokitError
 from photokit.stylegan2.vocab import Precision
 
 
@@ -41,6 +42,21 @@ def resolve_precision(precision: Precision | str, device: torch.device) -> Preci
     if precision is Precision.BF16 and device.type not in ("cpu", "cuda"):
         raise ValueError(f"precision bf16 is not supported on {device.type}: use fp32")
     return precision
+
+
+def checked_precision(value: str) -> Precision:
+    """A user's ``--precision`` as the enum; an unknown value is a one-line PhotokitError."""
+    if value not in {p.value for p in Precision}:
+        raise PhotokitError(f"unknown precision {value!r} (use {', '.join(p.value for p in Precision)})")
+    return Precision(value)
+
+
+def device_precision(precision: Precision | str, device: torch.device) -> Precision:
+    """``resolve_precision`` for a user's choice: what ``device`` cannot run is a one-line PhotokitError."""
+    try:
+        return resolve_precision(checked_precision(precision), device)
+    except ValueError as error:
+        raise PhotokitError(str(error)) from None
 
 
 @contextlib.contextmanager
